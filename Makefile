@@ -1,0 +1,31 @@
+# Two set-up commands: `make run` (the example gateway, dev mode, hot reload) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EXAMPLE := examples/linkedin-gateway
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(EXAMPLE)/backend/requirements/base.txt | sha1sum | cut -c1-12)
+
+.PHONY: run test check e2e bench clean
+
+$(STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]' -r $(EXAMPLE)/backend/requirements/base.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: $(STAMP)
+	cd $(EXAMPLE) && ../../$(BIN)/hotmode up --native --dev
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+	cd $(EXAMPLE) && ../../$(BIN)/hotmode render --check
+	cd $(EXAMPLE) && ../../$(BIN)/hotmode check --all
+
+check: $(STAMP)
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

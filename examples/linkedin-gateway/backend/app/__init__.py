@@ -1,0 +1,3 @@
+"""The LinkedIn Gateway backend package."""
+
+__version__ = "1.4.0"

@@ -1,0 +1,34 @@
+"""Building the FastAPI app for the edition in the environment."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__, routes, saas
+from app.logs import configure_logging
+from app.settings import load_settings
+
+
+def create_app() -> FastAPI:
+    settings = load_settings()
+    logger = configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logger.info(
+            "gateway %s starting: edition=%s mode=%s revision=%s",
+            __version__, settings.edition, settings.mode, settings.revision,
+        )
+        yield
+        logger.info("gateway stopping")
+
+    app = FastAPI(title="LinkedIn Gateway", version=__version__, debug=settings.debug,
+                  lifespan=lifespan)
+    app.state.settings = settings
+    app.include_router(routes.router)
+    if settings.edition == "saas":
+        app.include_router(saas.router)
+    return app

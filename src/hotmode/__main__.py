@@ -1,0 +1,3 @@
+from hotmode.cli import main
+
+raise SystemExit(main())

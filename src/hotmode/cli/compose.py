@@ -1,0 +1,118 @@
+"""`hotmode render | config | files | env`: the declaration turned into Compose files and lists."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import click
+
+from hotmode.cli.options import config_option, load, mode_options, select
+from hotmode.compose import layout
+from hotmode.compose.engine import compose_environment, find_compose
+from hotmode.compose.render import render_files, stale_files, write_files
+from hotmode.config import Config
+from hotmode.errors import AuditFailed
+from hotmode.modes import Selection, all_selections
+
+overlay_option = click.option(
+    "--overlay",
+    "overlays",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="An extra Compose file appended last (repeatable).",
+)
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def validate(config: Config, selections: list[Selection]) -> None:
+    """Have Compose merge and validate every mode x edition given."""
+    compose = find_compose()
+    for selection in selections:
+        files = layout.compose_files(config, selection)
+        compose.config(files, layout.project_name(config, selection), "--quiet")
+
+
+@click.command()
+@config_option
+@click.option("--check", is_flag=True, help="Exit 1 if the files on disk differ; write nothing.")
+@click.option("--force", is_flag=True, help="Overwrite files that were edited by hand.")
+@click.option("--no-validate", is_flag=True, help="Skip validating each mode with Compose.")
+def render(config_path: Path | None, check: bool, force: bool, no_validate: bool) -> None:
+    """Write the deployment folder: Compose files for every mode x edition, Dockerfile, ..."""
+    config = load(config_path)
+    rendered = render_files(config)
+    if check:
+        stale = stale_files(rendered)
+        if stale:
+            names = ", ".join(_rel(path) for path in stale)
+            raise AuditFailed(f"rendered files are stale: {names}; run `hotmode render`")
+        click.echo(f"{len(rendered)} rendered files are up to date")
+        return
+    report = write_files(rendered, force=force)
+    for path in report.written:
+        click.echo(f"wrote     {_rel(path)}")
+    for path in report.unchanged:
+        click.echo(f"unchanged {_rel(path)}")
+    if not no_validate:
+        validate(config, all_selections(config))
+        click.echo(f"validated {len(all_selections(config))} modes with Compose")
+    if report.kept:
+        names = ", ".join(_rel(path) for path in report.kept)
+        raise AuditFailed(
+            f"kept hand-edited {names}; move the change into {config.path.name} "
+            "and rerun, or rerun with --force to overwrite"
+        )
+
+
+@click.command()
+@mode_options
+@overlay_option
+def config(
+    config_path: Path | None, mode: str | None, edition: str | None, overlays: tuple[Path, ...]
+) -> None:
+    """Print the merged configuration of a mode, as `docker compose config` gives it."""
+    cfg = load(config_path)
+    selection = select(cfg, mode, edition)
+    files = layout.compose_files(cfg, selection, overlays)
+    click.echo(find_compose().config(files, layout.project_name(cfg, selection)), nl=False)
+
+
+@click.command()
+@mode_options
+@overlay_option
+def files(
+    config_path: Path | None, mode: str | None, edition: str | None, overlays: tuple[Path, ...]
+) -> None:
+    """Print the `-f` list of a mode, for plain `docker compose`."""
+    cfg = load(config_path)
+    selection = select(cfg, mode, edition)
+    paths = layout.compose_files(cfg, selection, overlays)
+    click.echo(" ".join(f"-f {shlex.quote(str(path))}" for path in paths))
+
+
+@click.command()
+@mode_options
+@overlay_option
+def env(
+    config_path: Path | None, mode: str | None, edition: str | None, overlays: tuple[Path, ...]
+) -> None:
+    """Print COMPOSE_FILE, COMPOSE_PROJECT_NAME and what the files expect: `eval $(hotmode env)`."""
+    cfg = load(config_path)
+    selection = select(cfg, mode, edition)
+    paths = layout.compose_files(cfg, selection, overlays)
+    values = {
+        "COMPOSE_FILE": ":".join(str(path) for path in paths),
+        "COMPOSE_PROJECT_NAME": layout.project_name(cfg, selection),
+    }
+    if selection.dev:
+        values["HOTMODE_HOME"] = compose_environment()["HOTMODE_HOME"]
+    for name, value in values.items():
+        click.echo(f"export {name}={shlex.quote(value)}")
+    click.echo(f"# {selection.label}: mode from {selection.mode_source}", err=True)

@@ -1,0 +1,51 @@
+"""Options shared by the commands that act on a mode, and the one way to turn them into values."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from hotmode.config import Config, find_declaration, load_config
+from hotmode.modes import Selection, resolve
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(func: F) -> F:
+    """`--config FILE`: the declaration; found upwards from the current folder if not given."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        envvar="HOTMODE_CONFIG",
+        help="The declaration (hotmode.toml or pyproject.toml). Found upwards by default.",
+    )(func)
+
+
+def mode_options(func: F) -> F:
+    """`--dev/--prod` and `--edition`, plus `--config`."""
+    func = click.option(
+        "--edition", default=None, metavar="NAME", help="The edition (default: declared)."
+    )(func)
+    func = click.option(
+        "--dev", "mode", flag_value="dev", default=None, help="Development: mounted, reloading."
+    )(func)
+    func = click.option("--prod", "mode", flag_value="prod", help="Production: baked, immutable.")(
+        func
+    )
+    return config_option(func)
+
+
+def load(config_path: Path | None) -> Config:
+    """Load the declaration named, or the nearest one."""
+    return load_config(config_path if config_path else find_declaration(Path.cwd()))
+
+
+def select(config: Config, mode: str | None, edition: str | None) -> Selection:
+    """Resolve the mode and edition with the process environment."""
+    return resolve(config, mode=mode, edition=edition, environ=os.environ)

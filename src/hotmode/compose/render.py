@@ -1,0 +1,432 @@
+"""Rendering the deployment folder from the declaration, deterministically and atomically.
+
+`render_files` is pure: a `Config` in, `{path: text}` out. `write_files` puts them on disk, one
+atomic replace each, and never overwrites a file whose content no longer matches the hash in its
+header (a hand edit) unless forced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hotmode.compose import layout
+from hotmode.config import Config, Edition
+from hotmode.modes import Selection
+
+APP_DIR = "/app"
+HOTMODE_DIR = "/opt/hotmode"
+PYCACHE_DIR = "/tmp/pycache"  # noqa: S108 - a tmpfs inside the container, by design
+PROD_UID = 10001
+_HEADER = re.compile(r"^# hotmode-digest: sha256:([0-9a-f]{64})\n", re.MULTILINE)
+
+
+class _Override(list[Any]):
+    """A YAML sequence tagged `!override`: Compose replaces the base's list instead of merging."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _represent_override(dumper: yaml.SafeDumper, data: _Override) -> yaml.Node:
+    return dumper.represent_sequence("!override", list(data))
+
+
+_Dumper.add_representer(_Override, _represent_override)
+
+
+def _yaml(document: dict[str, Any]) -> str:
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
+
+
+def _relative(path: Path, start: Path) -> str:
+    return os.path.relpath(path, start).replace(os.sep, "/")
+
+
+def _port(config: Config) -> str:
+    return f"${{PORT:-{config.port}}}"
+
+
+def _healthcheck(config: Config) -> dict[str, Any]:
+    # Slim images have no curl; the image's own Python is always there.
+    probe = (
+        "import os, urllib.request; urllib.request.urlopen("
+        f"'http://127.0.0.1:%s/health' % os.environ.get('PORT', '{config.port}'), timeout=3)"
+    )
+    return {
+        "test": ["CMD", "python", "-c", probe],
+        "interval": "10s",
+        "timeout": "5s",
+        "retries": 3,
+        "start_period": "20s",
+    }
+
+
+def _names(config: Config, selection: Selection) -> dict[str, str]:
+    project = layout.project_name(config, selection)
+    return {"project": project, "container": project, "logs": f"{project}_logs"}
+
+
+def _env_files(edition: Edition) -> list[dict[str, Any]]:
+    return [{"path": edition.env_file, "required": False}] if edition.env_file else []
+
+
+def base_document(config: Config) -> dict[str, Any]:
+    """Prod, default edition: the source baked in, read-only, non-root, nothing mounted over it."""
+    edition = config.default_edition
+    selection = Selection("prod", edition.name, "render", "render")
+    names = _names(config, selection)
+    port = _port(config)
+    context = _relative(config.source, config.deployment)
+    service: dict[str, Any] = {
+        "build": {
+            "context": context,
+            "dockerfile": _relative(config.deployment / "Dockerfile", config.source),
+            "target": "prod",
+            "args": {
+                "BASE_IMAGE": f"${{BASE_IMAGE:-{config.base_image}}}",
+                "REVISION": "${HOTMODE_REVISION:-unknown}",
+                "SOURCE_DIGEST": "${HOTMODE_SOURCE_DIGEST:-unknown}",
+            },
+        },
+        "image": layout.image_name(config, "prod"),
+        "container_name": names["container"],
+        "command": ["uvicorn", config.target, "--host", "0.0.0.0", "--port", port],  # noqa: S104
+        "environment": {
+            **edition.env,
+            "PORT": port,
+            "HOTMODE_MODE": "prod",
+        },
+        "ports": [f"${{HOTMODE_BIND:-127.0.0.1}}:{port}:{port}"],
+        "volumes": [
+            {"type": "volume", "source": "logs", "target": f"{APP_DIR}/logs"},
+            {
+                "type": "bind",
+                "source": "./.env",
+                "target": f"{APP_DIR}/.env",
+                "read_only": True,
+                "bind": {"create_host_path": False},
+            },
+        ],
+        "read_only": True,
+        "tmpfs": ["/tmp"],  # noqa: S108
+        "user": f"{PROD_UID}:{PROD_UID}",
+        "security_opt": ["no-new-privileges:true"],
+        "cap_drop": ["ALL"],
+        "healthcheck": _healthcheck(config),
+        "restart": "unless-stopped",
+        "logging": {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}},
+        "labels": _labels(config, selection),
+    }
+    env_files = _env_files(edition)
+    if env_files:
+        service["env_file"] = env_files
+    return {
+        "name": names["project"],
+        "services": {config.service: service},
+        "volumes": {"logs": {"name": names["logs"]}},
+    }
+
+
+def _labels(config: Config, selection: Selection) -> dict[str, str]:
+    return {
+        "hotmode.app": config.name,
+        "hotmode.mode": selection.mode,
+        "hotmode.edition": selection.edition,
+    }
+
+
+def edition_document(config: Config, edition: Edition) -> dict[str, Any]:
+    """A prod overlay for a non-default edition: its env, env file and its own names."""
+    selection = Selection("prod", edition.name, "render", "render")
+    names = _names(config, selection)
+    service: dict[str, Any] = {
+        "container_name": names["container"],
+        "environment": dict(edition.env),
+        "labels": _labels(config, selection),
+    }
+    env_files = _env_files(edition)
+    if env_files:
+        service["env_file"] = _Override(env_files)
+    return {
+        "name": names["project"],
+        "services": {config.service: service},
+        "volumes": {"logs": {"name": names["logs"]}},
+    }
+
+
+def dev_document(config: Config) -> dict[str, Any]:
+    """Dev over prod: the dev image, the source bind-mounted, the reload engine, debug."""
+    selection = Selection("dev", config.default_edition.name, "render", "render")
+    names = _names(config, selection)
+    port = _port(config)
+    command = [
+        "python", "-m", "hotmode", "run", config.target, "--reload",
+        "--host", "0.0.0.0", "--port", port, "--log-level", config.dev.log_level,  # noqa: S104
+    ]  # fmt: skip
+    env_files: list[Any] = [{"path": ".env", "required": False}]
+    env_files.extend(_env_files(config.default_edition))
+    service: dict[str, Any] = {
+        "build": {"target": "dev"},
+        "image": layout.image_name(config, "dev"),
+        "container_name": names["container"],
+        "command": command,
+        # The host's user, so that nothing the server writes into the mounted tree is root's.
+        "user": "${HOST_UID:-1000}:${HOST_GID:-1000}",
+        "environment": {
+            **config.dev.env,
+            "HOTMODE_MODE": "dev",
+            "HOT_RELOAD_ENABLED": "true",
+            "HOTMODE_REVISION": "${HOTMODE_REVISION:-working-tree}",
+            "PYTHONPYCACHEPREFIX": PYCACHE_DIR,
+            "PYTHONPATH": HOTMODE_DIR,
+        },
+        # The .env is read as an env file, not mounted: a mount inside the source bind mount
+        # would leave a root-owned stub file in the host tree.
+        "env_file": _Override(env_files),
+        "volumes": _Override(
+            [
+                {"type": "bind", "source": _relative(config.source, config.deployment),
+                 "target": APP_DIR},
+                {"type": "bind", "source": "${HOTMODE_HOME:?run through hotmode, or eval $(hotmode env)}",
+                 "target": f"{HOTMODE_DIR}/hotmode", "read_only": True},
+            ]  # fmt: skip
+        ),
+        # Dev may reinstall dependencies in place when the requirements change.
+        "read_only": False,
+        "labels": _labels(config, selection),
+    }
+    return {
+        "name": names["project"],
+        "services": {config.service: service},
+        "volumes": {"logs": {"name": names["logs"]}},
+    }
+
+
+def dev_edition_document(config: Config, edition: Edition) -> dict[str, Any]:
+    """Dev for a non-default edition: that combination's own project, container and volumes."""
+    selection = Selection("dev", edition.name, "render", "render")
+    names = _names(config, selection)
+    env_files: list[Any] = [{"path": ".env", "required": False}, *_env_files(edition)]
+    return {
+        "name": names["project"],
+        "services": {
+            config.service: {
+                "container_name": names["container"],
+                "environment": dict(edition.env),
+                "env_file": _Override(env_files),
+                "labels": _labels(config, selection),
+            }
+        },
+        "volumes": {"logs": {"name": names["logs"]}},
+    }
+
+
+def dockerfile(config: Config) -> str:
+    """The multi-stage Dockerfile: `deps`, `dev` (dependencies baked in) and `prod`."""
+    requirements_dir = Path(config.requirements).parent.as_posix()
+    copy_requirements = (
+        f"COPY {config.requirements} /tmp/requirements/{Path(config.requirements).name}"
+        if requirements_dir in ("", ".")
+        else f"COPY {requirements_dir}/ /tmp/requirements/"
+    )
+    requirements = f"/tmp/requirements/{Path(config.requirements).name}"
+    return f"""\
+ARG BASE_IMAGE={config.base_image}
+
+# deps: a virtualenv with the app's dependencies, shared by dev and prod.
+FROM ${{BASE_IMAGE}} AS deps
+ENV VIRTUAL_ENV=/opt/venv \\
+    PATH=/opt/venv/bin:$PATH \\
+    PIP_NO_CACHE_DIR=1 \\
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \\
+    PYTHONDONTWRITEBYTECODE=1 \\
+    PYTHONUNBUFFERED=1
+RUN python3 -m venv /opt/venv
+{copy_requirements}
+RUN pip install -r {requirements}
+
+# dev: dependencies baked in, so nothing installs at start; the source is mounted at run time.
+FROM deps AS dev
+RUN pip install "uvicorn>=0.30" "watchfiles>=0.21" "click>=8.1" "rich>=13" "PyYAML>=6" \\
+    && chmod -R a+rwX /opt/venv
+ENV PYTHONPYCACHEPREFIX={PYCACHE_DIR} \\
+    PYTHONPATH={HOTMODE_DIR}
+WORKDIR {APP_DIR}
+EXPOSE {config.port}
+
+# prod: the source copied in, owned by root and read-only to the non-root user that runs it.
+FROM deps AS prod
+ARG REVISION=unknown
+ARG SOURCE_DIGEST=unknown
+LABEL org.opencontainers.image.revision=$REVISION \\
+      hotmode.source-digest=$SOURCE_DIGEST
+ENV HOTMODE_REVISION=$REVISION \\
+    HOTMODE_MODE=prod
+RUN groupadd --system --gid {PROD_UID} app \\
+    && useradd --system --uid {PROD_UID} --gid {PROD_UID} --no-create-home app
+WORKDIR {APP_DIR}
+COPY . {APP_DIR}
+RUN mkdir -p {APP_DIR}/logs && chown {PROD_UID}:{PROD_UID} {APP_DIR}/logs \\
+    && chmod -R a-w,a+rX {APP_DIR} && chmod u+w {APP_DIR}/logs
+USER {PROD_UID}:{PROD_UID}
+EXPOSE {config.port}
+CMD ["uvicorn", "{config.target}", "--host", "0.0.0.0", "--port", "{config.port}"]
+"""
+
+
+DOCKERIGNORE = """\
+# Secrets, history and local state never enter an image.
+.env
+.env.*
+!.env.example
+.git
+.gitignore
+.hotmode
+logs
+*.log
+__pycache__
+*.py[cod]
+.pytest_cache
+.mypy_cache
+.ruff_cache
+.venv
+venv
+node_modules
+*.sqlite3-wal
+*.sqlite3-shm
+"""
+
+
+def env_example(config: Config) -> str:
+    lines = [
+        "# Copy to .env (git-ignored). The mode toggle: true = dev (hot reload), false = prod.",
+        "HOT_RELOAD_ENABLED=false",
+        "# Or name the mode outright: HOTMODE_MODE=dev|prod (wins over HOT_RELOAD_ENABLED).",
+        "# HOTMODE_MODE=prod",
+        f"# The edition: {', '.join(e.name for e in config.editions)}.",
+        f"{config.edition_variable}={config.default_edition.name}",
+        f"PORT={config.port}",
+        "# The address published ports bind to.",
+        "HOTMODE_BIND=127.0.0.1",
+        "# Dev containers run as this user, so files they write stay yours.",
+        "HOST_UID=1000",
+        "HOST_GID=1000",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+GITIGNORE = """\
+# Local, never committed: secrets and site-specific overlays.
+.env
+.env.*
+!.env.example
+docker-compose.local.yml
+"""
+
+
+def render_files(config: Config) -> dict[Path, str]:
+    """Every file of the deployment, with its header, keyed by absolute path. Pure."""
+    out = config.deployment
+    bodies: dict[Path, str] = {
+        out / layout.BASE: _yaml(base_document(config)),
+    }
+    for edition in config.editions[1:]:
+        bodies[out / layout.edition_file(edition.name)] = _yaml(edition_document(config, edition))
+    bodies[out / layout.DEV] = _yaml(dev_document(config))
+    for edition in config.editions[1:]:
+        bodies[out / layout.dev_edition_file(edition.name)] = _yaml(
+            dev_edition_document(config, edition)
+        )
+    bodies[out / "Dockerfile"] = dockerfile(config)
+    bodies[out / ".env.example"] = env_example(config)
+    bodies[out / ".gitignore"] = GITIGNORE
+    bodies[config.source / ".dockerignore"] = DOCKERIGNORE
+    declaration = _relative(config.path, config.root)
+    return {path: _with_header(body, declaration) for path, body in bodies.items()}
+
+
+def _digest(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def _with_header(body: str, declaration: str) -> str:
+    return (
+        f"# Rendered by hotmode from {declaration}. Change that, then run `hotmode render`.\n"
+        "# A hand edit here is kept and reported, never overwritten without --force.\n"
+        f"# hotmode-digest: sha256:{_digest(body)}\n"
+        f"{body}"
+    )
+
+
+def is_hand_edited(text: str) -> bool:
+    """True if a file carries no hotmode header, or its body no longer matches the header."""
+    match = _HEADER.search(text)
+    if match is None:
+        return True
+    return _digest(text[match.end() :]) != match.group(1)
+
+
+@dataclass
+class RenderReport:
+    """What `write_files` did to each file."""
+
+    written: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)
+
+
+def stale_files(rendered: dict[Path, str]) -> list[Path]:
+    """The files whose content on disk differs from what would be rendered."""
+    stale = []
+    for path, text in rendered.items():
+        try:
+            current = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            current = None
+        if current != text:
+            stale.append(path)
+    return stale
+
+
+def write_files(rendered: dict[Path, str], *, force: bool = False) -> RenderReport:
+    """Write each file atomically; keep (and report) hand-edited ones unless `force`."""
+    report = RenderReport()
+    for path, text in rendered.items():
+        try:
+            current: str | None = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            current = None
+        if current == text:
+            report.unchanged.append(path)
+            continue
+        if current is not None and is_hand_edited(current) and not force:
+            report.kept.append(path)
+            continue
+        write_atomic(path, text)
+        report.written.append(path)
+    return report
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` in one step: a reader sees the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

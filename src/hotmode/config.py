@@ -1,0 +1,290 @@
+"""Loading the declaration (`hotmode.toml` or `[tool.hotmode]`) into one frozen `Config`.
+
+Every check that a user's file can fail is made here, once, and reported as a `ConfigError` that
+names the file, the key (with its line where the text shows it) and what is allowed. Nothing
+downstream re-validates; it trusts the `Config`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hotmode.errors import ConfigError
+
+DECLARATION = "hotmode.toml"
+PYPROJECT = "pyproject.toml"
+MODES = ("dev", "prod")
+DEFAULT_PORT = 7778
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DEV_ENV = {"DEBUG": "true", "LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"}
+
+
+@dataclass(frozen=True)
+class Edition:
+    """One edition of the app: the environment and env file that make it what it is."""
+
+    name: str
+    env: Mapping[str, str]
+    env_file: str | None = None
+    default: bool = False
+
+
+@dataclass(frozen=True)
+class DevSettings:
+    """What dev mode adds on top of prod: environment and the server's log level."""
+
+    env: Mapping[str, str] = field(default_factory=lambda: dict(_DEV_ENV))
+    log_level: str = "debug"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole declaration, resolved to absolute paths; passed everywhere, never mutated."""
+
+    path: Path
+    root: Path
+    name: str
+    source: Path
+    target: str
+    port: int
+    requirements: str
+    edition_variable: str
+    editions: tuple[Edition, ...]
+    deployment: Path
+    dev: DevSettings
+    service: str = "backend"
+    default_mode: str | None = None
+    base_image: str = "python:3.11-slim"
+    install: str = ""
+    watch_ignore: tuple[str, ...] = ()
+    static: tuple[str, ...] = ()
+
+    @property
+    def default_edition(self) -> Edition:
+        return next(e for e in self.editions if e.default)
+
+    def edition(self, name: str) -> Edition:
+        for edition in self.editions:
+            if edition.name == name:
+                return edition
+        allowed = ", ".join(e.name for e in self.editions)
+        raise ConfigError(f"{self.path}: edition {name!r} is not declared; use one of: {allowed}")
+
+    @property
+    def install_command(self) -> str:
+        """The command that installs the app's dependencies, run from the source folder."""
+        return self.install or f"python -m pip install -r {self.requirements}"
+
+
+_TOP_KEYS = {
+    "name": "a lower-case name, e.g. 'linkedin-gateway'",
+    "source": "the source folder, relative to the declaration",
+    "target": "the ASGI target, 'module:attribute'",
+    "port": "a TCP port, 1-65535",
+    "requirements": "the requirements file, relative to the source folder",
+    "edition_variable": "the environment variable that carries the edition",
+    "editions": "a table of editions",
+    "deployment": "the deployment folder, relative to the declaration",
+    "dev": "a table: env, log_level",
+    "service": "the Compose service name",
+    "default_mode": "'dev' or 'prod'",
+    "base_image": "the Python base image of the Dockerfile",
+    "install": "the command that installs the dependencies",
+    "watch_ignore": "a list of globs the reloader ignores",
+    "static": "a list of globs whose changes do not restart",
+}
+_EDITION_KEYS = {"env": "a table of strings", "env_file": "a file name", "default": "true or false"}
+_DEV_KEYS = {"env": "a table of strings", "log_level": "debug, info, warning, error or critical"}
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def find_declaration(start: Path) -> Path:
+    """Return the nearest `hotmode.toml`, or `pyproject.toml` with `[tool.hotmode]`, upwards."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        candidate = folder / DECLARATION
+        if candidate.is_file():
+            return candidate
+        pyproject = folder / PYPROJECT
+        if pyproject.is_file() and "[tool.hotmode]" in pyproject.read_text(encoding="utf-8"):
+            return pyproject
+    raise ConfigError(
+        f"no {DECLARATION} (or [tool.hotmode] in {PYPROJECT}) in {start} or above; "
+        "create one, or pass --config FILE"
+    )
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a declaration file into a `Config`."""
+    path = path.resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the declaration ({exc.strerror})") from exc
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from exc
+    if path.name == PYPROJECT:
+        table = document.get("tool", {}).get("hotmode")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: no [tool.hotmode] table; add one or use {DECLARATION}")
+        prefix = "tool.hotmode."
+    else:
+        table = document
+        prefix = ""
+    return _Reader(path, text, prefix).read(table)
+
+
+class _Reader:
+    """Walks one declaration, turning every problem into a ConfigError naming key and line."""
+
+    def __init__(self, path: Path, text: str, prefix: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+        self.prefix = prefix
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        line = self._line_of(key)
+        where = f"{self.path}:{line}" if line else str(self.path)
+        return ConfigError(f"{where}: {self.prefix}{key}: {problem}")
+
+    def _line_of(self, key: str) -> int | None:
+        # tomllib keeps no positions; the key's last part, at the start of a line or as a table
+        # header, is where a reader of the file would look.
+        parts = key.split(".")
+        leaf = re.escape(parts[-1])
+        header = re.escape(".".join(parts))
+        pattern = re.compile(rf"^\s*(\[{header}\]|\[[^\]]*\.{leaf}\]|\"?{leaf}\"?\s*=)")
+        for number, line in enumerate(self.lines, start=1):
+            if pattern.search(line):
+                return number
+        return None
+
+    def check_keys(self, table: Mapping[str, Any], allowed: Mapping[str, str], at: str) -> None:
+        for key in table:
+            if key not in allowed:
+                names = ", ".join(sorted(allowed))
+                raise self.fail(f"{at}{key}", f"unknown key; allowed here: {names}")
+
+    def string(self, table: Mapping[str, Any], key: str, at: str = "") -> str | None:
+        value = table.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self.fail(f"{at}{key}", f"expected a string, got {type(value).__name__}")
+        return value
+
+    def env_table(self, value: Any, at: str) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise self.fail(at, "expected a table of NAME = \"value\"")
+        env: dict[str, str] = {}
+        for name, item in value.items():
+            if not _ENV_NAME.match(name):
+                raise self.fail(f"{at}.{name}", "not a valid environment variable name")
+            if isinstance(item, bool):
+                item = "true" if item else "false"
+            if not isinstance(item, str | int | float):
+                raise self.fail(f"{at}.{name}", f"expected a string, got {type(item).__name__}")
+            env[name] = str(item)
+        return env
+
+    def read(self, table: Mapping[str, Any]) -> Config:
+        self.check_keys(table, _TOP_KEYS, "")
+        root = self.path.parent
+        name = self.string(table, "name")
+        if not name or not _NAME.match(name):
+            raise self.fail("name", "required; lower-case letters, digits, '-' and '_'")
+        source_name = self.string(table, "source") or "."
+        source = (root / source_name).resolve()
+        if not source.is_dir():
+            raise self.fail("source", f"folder {source} does not exist; create it or fix the path")
+        target = self.string(table, "target") or "main:app"
+        if not _TARGET.match(target):
+            raise self.fail("target", f"{target!r} is not 'module:attribute', e.g. 'main:app'")
+        port = table.get("port", DEFAULT_PORT)
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise self.fail("port", f"{port!r} is not a TCP port; use an integer 1-65535")
+        requirements = self.string(table, "requirements") or "requirements.txt"
+        variable = self.string(table, "edition_variable") or "APP_EDITION"
+        if not _ENV_NAME.match(variable):
+            raise self.fail("edition_variable", f"{variable!r} is not an environment variable")
+        deployment = (root / (self.string(table, "deployment") or "deployment")).resolve()
+        default_mode = self.string(table, "default_mode")
+        if default_mode is not None and default_mode not in MODES:
+            raise self.fail("default_mode", f"{default_mode!r}; allowed: dev, prod")
+        service = self.string(table, "service") or "backend"
+        if not _NAME.match(service):
+            raise self.fail("service", f"{service!r}; lower-case letters, digits, '-' and '_'")
+        return Config(
+            path=self.path,
+            root=root,
+            name=name,
+            source=source,
+            target=target,
+            port=port,
+            requirements=requirements,
+            edition_variable=variable,
+            editions=self.editions(table.get("editions"), variable),
+            deployment=deployment,
+            dev=self.dev(table.get("dev", {})),
+            service=service,
+            default_mode=default_mode,
+            base_image=self.string(table, "base_image") or "python:3.11-slim",
+            install=self.string(table, "install") or "",
+            watch_ignore=self.globs(table, "watch_ignore"),
+            static=self.globs(table, "static"),
+        )
+
+    def globs(self, table: Mapping[str, Any], key: str) -> tuple[str, ...]:
+        value = table.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(key, "expected a list of strings")
+        return tuple(value)
+
+    def editions(self, value: Any, variable: str) -> tuple[Edition, ...]:
+        if value is None:
+            return (Edition(name="default", env={}, default=True),)
+        if not isinstance(value, dict) or not value:
+            raise self.fail("editions", "expected at least one [editions.NAME] table")
+        editions = []
+        for name, spec in value.items():
+            at = f"editions.{name}"
+            if not _NAME.match(name) or name in MODES or name == "local":
+                raise self.fail(at, "edition names are lower-case and not 'dev', 'prod', 'local'")
+            if not isinstance(spec, dict):
+                raise self.fail(at, "expected a table with env, env_file, default")
+            self.check_keys(spec, _EDITION_KEYS, f"{at}.")
+            env = self.env_table(spec.get("env", {}), f"{at}.env")
+            env.setdefault(variable, name)
+            default = spec.get("default", False)
+            if not isinstance(default, bool):
+                raise self.fail(f"{at}.default", "expected true or false")
+            env_file = self.string(spec, "env_file", f"{at}.")
+            editions.append(Edition(name=name, env=env, env_file=env_file, default=default))
+        defaults = [e.name for e in editions if e.default]
+        if len(defaults) > 1:
+            raise self.fail("editions", f"only one edition may be default, not {defaults}")
+        if not defaults:
+            if len(editions) > 1:
+                raise self.fail("editions", "mark one edition with default = true")
+            editions[0] = Edition(editions[0].name, editions[0].env, editions[0].env_file, True)
+        # The default edition comes first: it is the base file's edition.
+        editions.sort(key=lambda e: not e.default)
+        return tuple(editions)
+
+    def dev(self, value: Any) -> DevSettings:
+        if not isinstance(value, dict):
+            raise self.fail("dev", "expected a table with env, log_level")
+        self.check_keys(value, _DEV_KEYS, "dev.")
+        env = dict(_DEV_ENV)
+        env.update(self.env_table(value.get("env", {}), "dev.env"))
+        level = self.string(value, "log_level", "dev.") or "debug"
+        if level not in _LOG_LEVELS:
+            raise self.fail("dev.log_level", f"{level!r}; allowed: {', '.join(_LOG_LEVELS)}")
+        return DevSettings(env=env, log_level=level)
