@@ -16,8 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -235,6 +233,9 @@ def wait_ready(
     timeout: float = READY_TIMEOUT,
 ) -> None:
     """Wait until `GET /health` answers 200, the process dies, or the deadline passes."""
+    import urllib.error  # here, not at the top: `status` must start fast
+    import urllib.request
+
     deadline = time.monotonic() + timeout
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/health"  # noqa: S104
     while time.monotonic() < deadline:
