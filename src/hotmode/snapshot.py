@@ -16,41 +16,9 @@ from pathlib import Path
 
 from hotmode.config import Config
 from hotmode.errors import UsageError
+from hotmode.source import UNCOMMITTED, describe_working_tree, git, is_dirty, revision
 
-UNCOMMITTED = "uncommitted"
-
-
-def git(folder: Path, *args: str) -> str | None:
-    """Run git in `folder`; its stripped output, or None when git fails or is missing."""
-    try:
-        result = subprocess.run(  # noqa: S603
-            ["git", "-C", str(folder), *args],  # noqa: S607 - git from PATH, as users run it
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None
-
-
-def revision(folder: Path) -> str | None:
-    """The commit checked out at `folder`, or None outside a repository."""
-    return git(folder, "rev-parse", "HEAD")
-
-
-def is_dirty(folder: Path) -> bool:
-    """True if `folder` has uncommitted changes (untracked files included)."""
-    return bool(git(folder, "status", "--porcelain", "--", "."))
-
-
-def describe_working_tree(folder: Path) -> str:
-    """`<commit>`, `<commit>-dirty`, or 'uncommitted' outside a repository."""
-    commit = revision(folder)
-    if commit is None:
-        return UNCOMMITTED
-    return f"{commit}-dirty" if is_dirty(folder) else commit
+__all__ = ["UNCOMMITTED", "describe_working_tree", "git", "is_dirty", "prepare", "revision"]
 
 
 def _make_read_only(root: Path) -> None:

@@ -25,6 +25,8 @@ APP_DIR = "/app"
 HOTMODE_DIR = "/opt/hotmode"
 PYCACHE_DIR = "/tmp/pycache"
 PROD_UID = 10001
+# The address the server binds inside the container; host networking sets it to 127.0.0.1.
+_HOST = "${HOTMODE_HOST:-0.0.0.0}"
 _HEADER = re.compile(r"^# hotmode-digest: sha256:([0-9a-f]{64})\n", re.MULTILINE)
 
 
@@ -99,7 +101,7 @@ def base_document(config: Config) -> dict[str, Any]:
         },
         "image": layout.image_name(config, "prod"),
         "container_name": names["container"],
-        "command": ["uvicorn", config.target, "--host", "0.0.0.0", "--port", port],
+        "command": ["uvicorn", config.target, "--host", _HOST, "--port", port],
         "environment": {
             **edition.env,
             "PORT": port,
@@ -170,7 +172,7 @@ def dev_document(config: Config) -> dict[str, Any]:
     port = _port(config)
     command = [
         "python", "-m", "hotmode", "run", config.target, "--reload",
-        "--host", "0.0.0.0", "--port", port, "--log-level", config.dev.log_level,
+        "--host", _HOST, "--port", port, "--log-level", config.dev.log_level,
     ]  # fmt: skip
     env_files: list[Any] = [{"path": ".env", "required": False}]
     env_files.extend(_env_files(config.default_edition))
@@ -324,6 +326,8 @@ def env_example(config: Config) -> str:
         f"PORT={config.port}",
         "# The address published ports bind to.",
         "HOTMODE_BIND=127.0.0.1",
+        "# The address the server binds inside the container (127.0.0.1 with host networking).",
+        "# HOTMODE_HOST=0.0.0.0",
         "# Dev containers run as this user, so files they write stay yours.",
         "HOST_UID=1000",
         "HOST_GID=1000",
