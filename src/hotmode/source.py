@@ -85,3 +85,17 @@ def build_revision(folder: Path, *also: Path, allow_dirty: bool = False) -> str:
             "commit or stash them, or pass --allow-dirty (the revision is then marked -dirty)"
         )
     return f"{commit}{DIRTY_SUFFIX}"
+
+
+def committed_blobs(folder: Path) -> dict[str, str] | None:
+    """Every committed regular file under `folder` at HEAD: relative path -> git blob id."""
+    listing = git(folder, "ls-tree", "-r", "-z", "HEAD:./")
+    if listing is None:
+        return None
+    blobs: dict[str, str] = {}
+    for entry in listing.split("\0"):
+        meta, _, path = entry.partition("\t")
+        fields = meta.split()
+        if len(fields) == 3 and fields[1] == "blob" and fields[0] in ("100644", "100755"):
+            blobs[path] = fields[2]
+    return blobs

@@ -1,0 +1,37 @@
+"""`hotmode verify`: prove the running prod container is the commit, or list what is not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hotmode.cli.compose import overlay_option
+from hotmode.cli.options import config_option, load
+from hotmode.errors import AuditFailed
+
+
+@click.command()
+@config_option
+@overlay_option
+def verify(config_path: Path | None, overlays: tuple[Path, ...]) -> None:
+    """Check the running prod container against the repository; exit 1 listing what differs.
+
+    Image revision = HEAD, source digest = the committed source, the files served = HEAD's, nothing
+    mounted over the code, read-only root filesystem, no reload, not root, and the config hash
+    = what `docker compose config --hash` gives now.
+    """
+    from hotmode.compose.verify import verify as run_verify
+
+    config = load(config_path)
+    verdict = run_verify(config, overlays)
+    if verdict.problems:
+        for problem in verdict.problems:
+            click.echo(f"- {problem}")
+        where = verdict.running.describe() if verdict.running else config.name
+        raise AuditFailed(f"{where} is not the commit: {len(verdict.problems)} problem(s) above")
+    assert verdict.running is not None  # noqa: S101 - no problems means a container was checked
+    click.echo(
+        f"verified: {verdict.running.describe()} serves {verdict.running.revision}, "
+        "read-only, non-root, no reload, configuration unchanged"
+    )

@@ -1,0 +1,443 @@
+"""Running a mode x edition on a real Docker engine: up, down, switch, what runs, logs.
+
+Compose does the work (build, create, start, wait for health) with the file set and project that
+`hotmode.compose.layout` decides. This module refuses what cannot work before anything starts
+(another mode of the app running, a port held, a dirty tree for prod, a missing bind source),
+passes what the build must carry (the commit and the committed-source digest, the host user for
+dev), and reads what runs back from the labels Compose and the rendered files put on each
+container: nothing is remembered on the side. The `docker` CLI is used to inspect, stop and
+start single containers; it talks to whatever engine `DOCKER_HOST` names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hotmode import source
+from hotmode.compose import layout
+from hotmode.compose.engine import Compose, find_compose
+from hotmode.config import Config
+from hotmode.errors import ComposeError, StateError
+from hotmode.modes import Selection
+from hotmode.ports import find_holder, port_is_free
+
+APP_LABEL = "hotmode.app"
+MODE_LABEL = "hotmode.mode"
+EDITION_LABEL = "hotmode.edition"
+DIGEST_LABEL = "hotmode.source-digest"
+REVISION_LABEL = "org.opencontainers.image.revision"
+PROJECT_LABEL = "com.docker.compose.project"
+FILES_LABEL = "com.docker.compose.project.config_files"
+HASH_LABEL = "com.docker.compose.config-hash"
+SERVICE_LABEL = "com.docker.compose.service"
+
+START_TIMEOUT = 90.0
+BUILD_TIMEOUT = 900.0
+STOP_TIMEOUT = 10
+
+
+@dataclass(frozen=True)
+class Running:
+    """A container of the app that is running, as its labels and inspection tell."""
+
+    project: str
+    mode: str
+    edition: str
+    config_files: tuple[Path, ...]
+    config_hash: str
+    container: str
+    port: int | None
+    revision: str
+    health: str
+    image: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.mode} {self.edition}"
+
+    def describe(self) -> str:
+        where = f", port {self.port}" if self.port else ""
+        return f"{self.label} (container {self.container}{where})"
+
+
+@dataclass(frozen=True)
+class Switched:
+    """What `switch` stopped and what it started."""
+
+    previous: Running | None
+    current: Running
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One mode x edition made concrete: files, project, environment, merged service."""
+
+    selection: Selection
+    files: tuple[Path, ...]
+    project: str
+    env: Mapping[str, str]
+    service: Mapping[str, Any]
+
+
+def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the `docker` CLI; raise `StateError` with its message when `check` and it fails."""
+    binary = shutil.which("docker")
+    if binary is None:
+        raise StateError("the docker command is not installed; install Docker, or use --native")
+    try:
+        result = subprocess.run(  # noqa: S603 - argv built from our own parts
+            [binary, *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise StateError(f"`docker {' '.join(args[:2])}` timed out after {timeout:g}s") from exc
+    if check and result.returncode != 0:
+        message = (result.stderr or result.stdout).strip().splitlines()
+        raise StateError(f"`docker {args[0]}` failed: {message[-1] if message else 'no message'}")
+    return result
+
+
+def engine_reachable(timeout: float = 5.0) -> bool:
+    """True if a Docker engine answers the `docker` CLI (DOCKER_HOST, or the default socket)."""
+    try:
+        result = docker("version", "--format", "{{.Server.Version}}", timeout=timeout, check=False)
+    except StateError:
+        return False
+    return result.returncode == 0 and bool(result.stdout.strip())
+
+
+def _inspect(ids: Sequence[str]) -> list[dict[str, Any]]:
+    if not ids:
+        return []
+    documents: list[dict[str, Any]] = json.loads(docker("inspect", *ids).stdout)
+    return documents
+
+
+def inspect_one(name: str) -> dict[str, Any]:
+    """`docker inspect` of one container or image."""
+    return _inspect([name])[0]
+
+
+def _containers(config: Config, *, every: bool = False) -> list[dict[str, Any]]:
+    args = ["ps", "--quiet", "--no-trunc", "--filter", f"label={APP_LABEL}={config.name}"]
+    if every:
+        args.insert(1, "--all")
+    return _inspect(docker(*args).stdout.split())
+
+
+def _env(container: Mapping[str, Any]) -> dict[str, str]:
+    pairs = (item.partition("=") for item in container["Config"].get("Env") or [])
+    return {name: value for name, _, value in pairs}
+
+
+def _running(container: Mapping[str, Any]) -> Running:
+    labels = container["Config"].get("Labels") or {}
+    env = _env(container)
+    files = tuple(Path(p) for p in labels.get(FILES_LABEL, "").split(",") if p)
+    port = env.get("PORT", "")
+    health = (container["State"].get("Health") or {}).get("Status", "none")
+    return Running(
+        project=labels.get(PROJECT_LABEL, ""),
+        mode=labels.get(MODE_LABEL, "?"),
+        edition=labels.get(EDITION_LABEL, "?"),
+        config_files=files,
+        config_hash=labels.get(HASH_LABEL, ""),
+        container=container["Name"].lstrip("/"),
+        port=int(port) if port.isdigit() else None,
+        revision=labels.get(REVISION_LABEL) or env.get("HOTMODE_REVISION", "unknown"),
+        health=health,
+        image=container["Config"].get("Image", ""),
+    )
+
+
+def running_all(config: Config) -> list[Running]:
+    """Every running container of the app (normally one: one mode runs at a time)."""
+    return [_running(c) for c in _containers(config)]
+
+
+def running(config: Config) -> Running | None:
+    """The mode of the app running in Docker, or None."""
+    found = running_all(config)
+    return found[0] if found else None
+
+
+def environment(config: Config, selection: Selection, *, allow_dirty: bool) -> dict[str, str]:
+    """What Compose needs in its environment to build and run a mode x edition.
+
+    Prod: the commit (`HOTMODE_REVISION`, refused if the tree is dirty unless `allow_dirty`) and
+    the committed-source digest, which become the image's labels. Dev: the host user that owns
+    the source, so that nothing the container writes into the mounted tree is root's.
+    """
+    env: dict[str, str] = {}
+    if selection.dev:
+        owner = config.source.stat()
+        if "HOST_UID" not in os.environ:
+            env["HOST_UID"] = str(owner.st_uid)
+        if "HOST_GID" not in os.environ:
+            env["HOST_GID"] = str(owner.st_gid)
+        return env
+    dockerfile = config.deployment / "Dockerfile"
+    env["HOTMODE_REVISION"] = source.build_revision(
+        config.source, dockerfile, allow_dirty=allow_dirty
+    )
+    env["HOTMODE_SOURCE_DIGEST"] = source.source_digest(config.source) or "unknown"
+    return env
+
+
+def _plan(
+    config: Config,
+    selection: Selection,
+    overlays: tuple[Path, ...],
+    *,
+    allow_dirty: bool,
+    compose: Compose,
+) -> _Plan:
+    files = tuple(layout.compose_files(config, selection, overlays))
+    for path in files:
+        if not path.is_file():
+            raise StateError(f"{path} does not exist; run `hotmode render`, or fix --overlay")
+    project = layout.project_name(config, selection)
+    env = environment(config, selection, allow_dirty=allow_dirty)
+    merged = compose.run(files, project, "config", "--format", "json", env=env).stdout
+    service = json.loads(merged)["services"][config.service]
+    return _Plan(selection, files, project, env, service)
+
+
+def config_hash(config: Config, selection: Selection, overlays: tuple[Path, ...] = ()) -> str:
+    """What `docker compose config --hash` gives for the mode now (prod: with HEAD's labels)."""
+    compose = find_compose()
+    plan = _plan(config, selection, overlays, allow_dirty=True, compose=compose)
+    if not selection.dev:
+        # Verify compares with the commit, not with a "-dirty" build of it.
+        env = {**plan.env, "HOTMODE_REVISION": source.revision(config.source) or "unknown"}
+        plan = _Plan(plan.selection, plan.files, plan.project, env, plan.service)
+    out = compose.run(plan.files, plan.project, "config", "--hash", config.service, env=plan.env)
+    return out.stdout.split()[-1] if out.stdout.split() else ""
+
+
+def _listen_addresses(service: Mapping[str, Any]) -> Iterator[tuple[str, int]]:
+    """Where the service will listen on the host: published ports, or its own with host network."""
+    for port in service.get("ports") or []:
+        published = str(port.get("published", ""))
+        if published.isdigit():
+            yield port.get("host_ip") or "0.0.0.0", int(published)  # noqa: S104 - a probe
+    if service.get("network_mode") == "host":
+        command = list(service.get("command") or [])
+        env = service.get("environment") or {}
+        host = command[command.index("--host") + 1] if "--host" in command[:-1] else "0.0.0.0"  # noqa: S104
+        port = command[command.index("--port") + 1] if "--port" in command[:-1] else env.get("PORT")
+        if port and str(port).isdigit():
+            yield host, int(port)
+
+
+def _check_can_start(config: Config, plan: _Plan, ignore: str | None = None) -> None:
+    """Refuse before anything starts: another mode running, a port held, a bind source missing."""
+    mine_running = False
+    for other in running_all(config):
+        if other.project == plan.project:
+            mine_running = True
+        elif other.project != ignore:
+            raise StateError(
+                f"{other.describe()} is already running; only one mode runs at a time: "
+                "stop it with `hotmode down`, or use `hotmode switch`"
+            )
+    if not mine_running:
+        for host, port in _listen_addresses(plan.service):
+            if not port_is_free(host, port):
+                raise StateError(f"{find_holder(port).describe()}; stop it, or set PORT")
+    for volume in plan.service.get("volumes") or []:
+        bind = volume.get("bind") or {}
+        # Compose drops `create_host_path: false` from its JSON; only `true` creates the path.
+        if (
+            volume.get("type") == "bind"
+            and not bind.get("create_host_path")
+            and not Path(volume["source"]).exists()
+        ):
+            raise StateError(
+                f"{volume['source']} does not exist and is mounted at {volume['target']}; "
+                f"create it (e.g. copy {config.deployment / '.env.example'} to .env)"
+            )
+
+
+def _build(compose: Compose, plan: _Plan, timeout: float) -> None:
+    try:
+        compose.run(plan.files, plan.project, "build", env=plan.env, timeout=timeout)
+    except ComposeError as exc:
+        raise StateError(f"building {plan.selection.label} failed: {exc}") from exc
+
+
+def _project_containers(project: str, *, every: bool = True) -> list[dict[str, Any]]:
+    args = ["ps", "--quiet", "--no-trunc", "--filter", f"label={PROJECT_LABEL}={project}"]
+    if every:
+        args.insert(1, "--all")
+    return _inspect(docker(*args).stdout.split())
+
+
+def why_unhealthy(project: str) -> str:
+    """One line on why a project's container is not healthy: state, health probe, last log."""
+    reasons = []
+    for container in _project_containers(project):
+        state = container["State"]
+        name = container["Name"].lstrip("/")
+        if state.get("Status") != "running":
+            reasons.append(f"{name} is {state.get('Status')} (exit code {state.get('ExitCode')})")
+        health = state.get("Health") or {}
+        probes = health.get("Log") or []
+        if health.get("Status") not in (None, "healthy") and probes:
+            output = " ".join(str(probes[-1].get("Output", "")).split())[-160:]
+            reasons.append(f"health check: {output or 'exit ' + str(probes[-1].get('ExitCode'))}")
+        tail = docker("logs", "--tail", "3", container["Id"], check=False)
+        lines = [x.strip() for x in (tail.stdout + tail.stderr).splitlines() if x.strip()]
+        if lines:
+            reasons.append(f"last log line: {lines[-1][-200:]}")
+    return "; ".join(reasons) or "no container was created"
+
+
+def _start(compose: Compose, plan: _Plan, timeout: float) -> Running:
+    try:
+        compose.run(
+            plan.files,
+            plan.project,
+            "up",
+            "--detach",
+            "--no-build",
+            "--wait",
+            "--wait-timeout",
+            str(max(1, int(timeout))),
+            env=plan.env,
+            timeout=timeout + 30,
+        )
+    except ComposeError as exc:
+        reason = why_unhealthy(plan.project)
+        _remove_project(plan.project)
+        raise StateError(f"{plan.selection.label} did not become healthy: {reason}") from exc
+    found = [_running(c) for c in _project_containers(plan.project, every=False)]
+    if not found:
+        raise StateError(f"{plan.selection.label} started but no container is running")
+    return found[0]
+
+
+def up(
+    config: Config,
+    selection: Selection,
+    *,
+    overlays: tuple[Path, ...] = (),
+    allow_dirty: bool = False,
+    timeout: float = START_TIMEOUT,
+    build_timeout: float = BUILD_TIMEOUT,
+) -> Running:
+    """Build (what changed), start and wait for health; return what runs.
+
+    Raises `StateError` if another mode of the app runs, a port is held, the build fails or
+    the container does not become healthy within `timeout` (it is then removed, and the message
+    says why); `UsageError` for a dirty tree in prod without `allow_dirty`.
+    """
+    compose = find_compose()
+    plan = _plan(config, selection, overlays, allow_dirty=allow_dirty, compose=compose)
+    _check_can_start(config, plan)
+    _build(compose, plan, build_timeout)
+    return _start(compose, plan, timeout)
+
+
+def _remove_project(project: str) -> None:
+    """Stop (gracefully, bounded) and remove a project's containers and anonymous volumes."""
+    ids = [c["Id"] for c in _project_containers(project)]
+    if ids:
+        docker("stop", "--time", str(STOP_TIMEOUT), *ids, timeout=STOP_TIMEOUT + 30, check=False)
+        # --volumes removes the containers' anonymous volumes; named ones (logs) stay.
+        docker("rm", "--force", "--volumes", *ids)
+    # Networks Compose made for the project; with no containers left this removes only them.
+    find_compose().run((), project, "down", "--remove-orphans", timeout=60)
+
+
+def down(config: Config, *, overlays: tuple[Path, ...] = ()) -> list[str]:
+    """Stop and remove every container of the app, whichever mode; return the projects stopped.
+
+    Containers are found by the app label, so `overlays` are not needed to find them; the
+    parameter is accepted so that every lifecycle call takes the same arguments.
+    """
+    del overlays
+    projects: list[str] = []
+    for container in _containers(config, every=True):
+        project = (container["Config"].get("Labels") or {}).get(PROJECT_LABEL, "")
+        if project and project not in projects:
+            projects.append(project)
+    for project in projects:
+        _remove_project(project)
+    return projects
+
+
+def _wait_healthy(container: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = _inspect([container])[0]["State"]
+        health = (state.get("Health") or {}).get("Status")
+        if state.get("Status") == "running" and health in (None, "healthy"):
+            return True
+        if state.get("Status") in ("exited", "dead"):
+            return False
+        time.sleep(0.5)
+    return False
+
+
+def switch(
+    config: Config,
+    selection: Selection,
+    *,
+    overlays: tuple[Path, ...] = (),
+    allow_dirty: bool = False,
+    timeout: float = START_TIMEOUT,
+    build_timeout: float = BUILD_TIMEOUT,
+) -> Switched:
+    """Stop the running mode, start `selection` and wait for health; roll back if it fails.
+
+    The new image is built before the running mode is stopped, so a failed build costs no
+    downtime. The old container is stopped, not removed, until the new one is healthy; if the
+    new one fails it is removed, the old one is started again, and `StateError` says why.
+    """
+    compose = find_compose()
+    plan = _plan(config, selection, overlays, allow_dirty=allow_dirty, compose=compose)
+    previous = running(config)
+    if previous is None or previous.project == plan.project:
+        return Switched(previous, up(config, selection, overlays=overlays,
+                                     allow_dirty=allow_dirty, timeout=timeout,
+                                     build_timeout=build_timeout))  # fmt: skip
+    _check_can_start(config, plan, ignore=previous.project)
+    _build(compose, plan, build_timeout)
+    docker("stop", "--time", str(STOP_TIMEOUT), previous.container, timeout=STOP_TIMEOUT + 30)
+    try:
+        _check_can_start(config, plan)
+        current = _start(compose, plan, timeout)
+    except StateError as exc:
+        _remove_project(plan.project)
+        docker("start", previous.container)
+        back = _wait_healthy(previous.container, timeout)
+        state = "is serving again" if back else "was started again but is not healthy yet"
+        raise StateError(f"{exc}; rolled back: {previous.describe()} {state}") from exc
+    _remove_project(previous.project)
+    return Switched(previous, current)
+
+
+def logs(config: Config, *, follow: bool = True, tail: int | None = None) -> int:
+    """Stream the running container's log to this process's stdout/stderr; its exit code."""
+    current = running(config)
+    if current is None:
+        raise StateError(f"no mode of {config.name} is running in Docker; start one with `up`")
+    binary = shutil.which("docker") or "docker"
+    argv = [binary, "logs"]
+    if follow:
+        argv.append("--follow")
+    if tail is not None:
+        argv += ["--tail", str(tail)]
+    argv.append(current.container)
+    try:
+        return subprocess.run(argv, check=False).returncode  # noqa: S603
+    except KeyboardInterrupt:
+        return 130

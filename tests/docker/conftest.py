@@ -1,0 +1,146 @@
+"""A real Docker engine for the container tests, a base image built here, and a gateway copy.
+
+The engine is the one `DOCKER_HOST` names, or the private one `.ci/docker-setup start` runs. No
+image can be pulled, so the base image is built by `.ci/base-image` (debootstrap, cached as a
+tarball under /var/cache/hotmode). Each test gets a committed copy of the example gateway whose
+git-ignored `deployment/docker-compose.local.yml` puts the service on the host network, bound
+to 127.0.0.1 on a port of its own, and whose `.env` carries that port and the base image.
+Without an engine the tests skip with one line; with CI=true a missing engine fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import free_port, git
+from hotmode.compose import docker
+from hotmode.config import Config, load_config
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "linkedin-gateway"
+CI_SOCKET = Path("/run/hotmode-ci-docker.sock")
+# The owner of the copied tree, when the tests run as root: dev containers must run as the
+# tree's owner, and "no root-owned file in the tree" then means something.
+TREE_UID = 1000
+
+LOCAL_OVERLAY = """\
+# Test site: no bridge network on this engine, so host networking, bound to 127.0.0.1.
+services:
+  backend:
+    build:
+      network: host
+    network_mode: host
+    ports: !reset []
+    healthcheck:
+      interval: 1s
+      start_period: 30s
+"""
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[str]:
+    """The Docker engine's address; skip (fail under CI=true) when none answers."""
+    added = "DOCKER_HOST" not in os.environ and CI_SOCKET.exists()
+    if added:
+        os.environ["DOCKER_HOST"] = f"unix://{CI_SOCKET}"
+    address = os.environ.get("DOCKER_HOST", "the default socket")
+    if not docker.engine_reachable():
+        message = (
+            f"no Docker engine answers at {address}; start one with "
+            '`eval "$(.ci/docker-setup start)"`'
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {message}", pytrace=False)
+        pytest.skip(f"container tests skipped: {message}")
+    yield address
+    if added:
+        del os.environ["DOCKER_HOST"]
+
+
+@pytest.fixture(scope="session")
+def base_image(engine: str) -> Iterator[str]:
+    """The base image tag, built (or loaded from the cache) once per session."""
+    tag = os.environ.get("BASE_IMAGE")
+    if not tag:
+        result = subprocess.run(
+            [str(REPO / ".ci" / "base-image")], capture_output=True, text=True, timeout=600
+        )
+        assert result.returncode == 0, f".ci/base-image failed:\n{result.stderr[-2000:]}"
+        tag = result.stdout.strip().splitlines()[-1]
+    yield tag
+    # The app's own images are this session's; the base image is the cache, and stays.
+    docker.docker("image", "rm", "--force", "linkedin-gateway:prod", "linkedin-gateway:dev",
+                  check=False)  # fmt: skip
+
+
+class Gateway:
+    """A committed copy of the example gateway, set up for this engine on a port of its own."""
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.root = root
+        self.port = port
+        self.backend = root / "backend"
+        self.config: Config = load_config(root / "hotmode.toml")
+
+    def commit(self, message: str) -> str:
+        git(self.root, "add", "-A")
+        git(
+            self.root, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", message
+        )
+        return git(self.root, "rev-parse", "HEAD")
+
+    def exec(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        running = docker.running(self.config)
+        assert running is not None, "nothing is running"
+        return docker.docker("exec", running.container, *argv, check=False)
+
+
+def _copy(root: Path) -> None:
+    shutil.copytree(
+        EXAMPLE,
+        root,
+        ignore=shutil.ignore_patterns("__pycache__", "logs", ".env", ".hotmode", "*.local.yml"),
+    )
+
+
+@pytest.fixture
+def gateway(base_image: str, tmp_path: Path) -> Iterator[Gateway]:
+    """A fresh committed gateway; everything it ran is removed afterwards."""
+    root = tmp_path / "gateway"
+    _copy(root)
+    port = free_port()
+    deployment = root / "deployment"
+    (deployment / "docker-compose.local.yml").write_text(LOCAL_OVERLAY)
+    (deployment / ".env").write_text(
+        f"PORT={port}\nHOTMODE_HOST=127.0.0.1\nBASE_IMAGE={base_image}\n"
+    )
+    git(root, "init", "-q")
+    project = Gateway(root, port)
+    project.commit("the gateway")
+    if os.getuid() == 0:
+        # Only the source: git refuses a repository whose top folder another user owns.
+        for path in [project.backend, *project.backend.rglob("*")]:
+            os.lchown(path, TREE_UID, TREE_UID)
+    before = set(
+        docker.docker("volume", "ls", "--quiet", "--filter", "dangling=true").stdout.split()
+    )
+    yield project
+    stopped = docker.down(project.config)
+    leftovers = docker.docker(
+        "ps", "--all", "--quiet", "--filter", f"label={docker.APP_LABEL}=linkedin-gateway"
+    ).stdout.split()
+    dangling = set(
+        docker.docker("volume", "ls", "--quiet", "--filter", "dangling=true").stdout.split()
+    )
+    for volume in docker.docker(
+        "volume", "ls", "--quiet", "--filter", "name=linkedin-gateway"
+    ).stdout.split():
+        docker.docker("volume", "rm", volume, check=False)
+    assert not leftovers, f"down left containers behind: {leftovers} (stopped {stopped})"
+    assert dangling <= before, f"anonymous volumes left behind: {dangling - before}"

@@ -1,0 +1,48 @@
+"""Helpers the end-to-end tests share: waiting on a condition, a free port, a JSON GET, git."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 15.0) -> object:
+    """Poll `predicate` until it returns something true; fail the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def get_json(port: int, path: str = "/api/v1/server-info") -> dict[str, object] | None:
+    """GET a JSON document from 127.0.0.1, or None if nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            data: dict[str, object] = json.loads(response.read())
+            return data
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def git(folder: Path, *args: str) -> str:
+    """Run git in `folder`; its stripped output. A failure fails the test."""
+    return subprocess.run(
+        ["git", "-C", str(folder), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
