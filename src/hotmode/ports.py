@@ -49,13 +49,24 @@ def find_holder(port: int, proc: Path = Path("/proc")) -> PortHolder:
         for entry in proc.iterdir():
             if not entry.name.isdigit():
                 continue
-            try:
-                links = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
-            except OSError:
-                continue
-            if any(link in inodes for link in links):
+            if any(link in inodes for link in _fd_links(entry / "fd")):
                 return PortHolder(port, int(entry.name), read_command(int(entry.name), proc))
     return PortHolder(port)
+
+
+def _fd_links(folder: Path) -> list[str]:
+    """Where a process's open files point; one closing while read (the listing's own) is skipped."""
+    try:
+        fds = list(folder.iterdir())
+    except OSError:
+        return []
+    links = []
+    for fd in fds:
+        try:
+            links.append(os.readlink(fd))
+        except OSError:
+            continue
+    return links
 
 
 def read_command(pid: int, proc: Path = Path("/proc")) -> str:

@@ -89,7 +89,7 @@ def build_revision(folder: Path, *also: Path, allow_dirty: bool = False) -> str:
 
 def committed_blobs(folder: Path) -> dict[str, str] | None:
     """Every committed regular file under `folder` at HEAD: relative path -> git blob id."""
-    listing = git(folder, "ls-tree", "-r", "-z", "HEAD:./")
+    listing = git(folder, "ls-tree", "-r", "-z", "--full-tree", "HEAD:./")
     if listing is None:
         return None
     blobs: dict[str, str] = {}

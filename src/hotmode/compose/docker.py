@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -211,15 +212,25 @@ def _plan(
 
 
 def config_hash(config: Config, selection: Selection, overlays: tuple[Path, ...] = ()) -> str:
-    """What `docker compose config --hash` gives for the mode now (prod: with HEAD's labels)."""
+    """What `docker compose config --hash` gives for the mode now (prod: with HEAD's labels).
+
+    The files are resolved by `config` first and that is hashed: Compose 2.40's `config --hash`
+    skips resolving `env_file`, so for a service with one it differs from the label `up` writes
+    (docker/compose#14001, fixed after 2.40).
+    """
     compose = find_compose()
     plan = _plan(config, selection, overlays, allow_dirty=True, compose=compose)
+    env = dict(plan.env)
     if not selection.dev:
         # Verify compares with the commit, not with a "-dirty" build of it.
-        env = {**plan.env, "HOTMODE_REVISION": source.revision(config.source) or "unknown"}
-        plan = _Plan(plan.selection, plan.files, plan.project, env, plan.service)
-    out = compose.run(plan.files, plan.project, "config", "--hash", config.service, env=plan.env)
-    return out.stdout.split()[-1] if out.stdout.split() else ""
+        env["HOTMODE_REVISION"] = source.revision(config.source) or "unknown"
+    resolved = compose.run(plan.files, plan.project, "config", env=env).stdout
+    with tempfile.TemporaryDirectory(prefix="hotmode-hash-") as folder:
+        merged = Path(folder) / "compose.yml"
+        merged.write_text(resolved, encoding="utf-8")
+        out = compose.run([merged], plan.project, "config", "--hash", config.service, env=env)
+    words = out.stdout.split()
+    return words[-1] if words else ""
 
 
 def _listen_addresses(service: Mapping[str, Any]) -> Iterator[tuple[str, int]]:
@@ -239,11 +250,12 @@ def _listen_addresses(service: Mapping[str, Any]) -> Iterator[tuple[str, int]]:
 
 def _check_can_start(config: Config, plan: _Plan, ignore: str | None = None) -> None:
     """Refuse before anything starts: another mode running, a port held, a bind source missing."""
+    # The port is held by this project, or by the one `ignore` names (switch stops it first).
     mine_running = False
     for other in running_all(config):
-        if other.project == plan.project:
+        if other.project in (plan.project, ignore):
             mine_running = True
-        elif other.project != ignore:
+        else:
             raise StateError(
                 f"{other.describe()} is already running; only one mode runs at a time: "
                 "stop it with `hotmode down`, or use `hotmode switch`"
@@ -301,27 +313,19 @@ def why_unhealthy(project: str) -> str:
 
 
 def _start(compose: Compose, plan: _Plan, timeout: float) -> Running:
+    # Not `up --wait`: Compose 2.40 on Engine 20.10 returns while a crash-looping container
+    # is between restarts; the container's own state and health are polled instead.
     try:
-        compose.run(
-            plan.files,
-            plan.project,
-            "up",
-            "--detach",
-            "--no-build",
-            "--wait",
-            "--wait-timeout",
-            str(max(1, int(timeout))),
-            env=plan.env,
-            timeout=timeout + 30,
-        )
+        compose.run(plan.files, plan.project, "up", "--detach", "--no-build", env=plan.env)
     except ComposeError as exc:
+        _remove_project(plan.project)
+        raise StateError(f"{plan.selection.label} could not start: {exc}") from exc
+    containers = _project_containers(plan.project)
+    if not containers or not all(_wait_healthy(c["Id"], timeout) for c in containers):
         reason = why_unhealthy(plan.project)
         _remove_project(plan.project)
-        raise StateError(f"{plan.selection.label} did not become healthy: {reason}") from exc
-    found = [_running(c) for c in _project_containers(plan.project, every=False)]
-    if not found:
-        raise StateError(f"{plan.selection.label} started but no container is running")
-    return found[0]
+        raise StateError(f"{plan.selection.label} did not become healthy: {reason}")
+    return _running(inspect_one(containers[0]["Id"]))
 
 
 def up(
@@ -375,15 +379,20 @@ def down(config: Config, *, overlays: tuple[Path, ...] = ()) -> list[str]:
 
 
 def _wait_healthy(container: str, timeout: float) -> bool:
+    """True once the container runs and is healthy (or has no health check); False as soon as
+    it is unhealthy, stopped or restarting, or when `timeout` passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = _inspect([container])[0]["State"]
+        inspected = inspect_one(container)
+        state = inspected["State"]
         health = (state.get("Health") or {}).get("Status")
+        if state.get("Restarting") or inspected.get("RestartCount", 0) > 0:
+            return False
+        if health == "unhealthy" or state.get("Status") in ("exited", "dead"):
+            return False
         if state.get("Status") == "running" and health in (None, "healthy"):
             return True
-        if state.get("Status") in ("exited", "dead"):
-            return False
-        time.sleep(0.5)
+        time.sleep(0.25)
     return False
 
 
