@@ -189,13 +189,16 @@ def test_port_held_by_another_process_is_named(project: Project) -> None:
         holder.communicate(timeout=5)
 
 
-def test_stale_state_is_cleaned_up(project: Project) -> None:
+@pytest.mark.parametrize("owner", ["dead", "reused"])
+def test_stale_state_is_cleaned_up(project: Project, owner: str) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait(timeout=10)
+    # "reused": the PID is alive, but it is another program (this test run), not the server.
+    pid = dead.pid if owner == "dead" else os.getpid()
     state_dir = project.root / ".hotmode"
     state_dir.mkdir(exist_ok=True)
     record = {
-        "mode": "prod", "edition": "core", "pid": dead.pid, "host": "127.0.0.1",
+        "mode": "prod", "edition": "core", "pid": pid, "host": "127.0.0.1",
         "port": project.port, "revision": "x", "mode_source": "--prod",
         "edition_source": "default", "log": "", "started": 0.0, "command": [],
     }  # fmt: skip
