@@ -88,7 +88,8 @@ def read_state(config: Config) -> RunState | None:
     except (ValueError, TypeError):
         path.unlink(missing_ok=True)
         return None
-    if not is_alive(state.pid):
+    # A dead process, or its PID reused by another program, makes the record stale.
+    if not is_alive(state.pid) or read_command(state.pid) not in ("", " ".join(state.command)):
         path.unlink(missing_ok=True)
         return None
     return state
@@ -299,9 +300,11 @@ def supervise(
                 process.wait(timeout=STOP_TIMEOUT)
                 return 128 + signum
             try:
-                return process.wait(timeout=0.2)
+                code = process.wait(timeout=0.2)
             except subprocess.TimeoutExpired:
                 continue
+            # Stopped by a signal from elsewhere (`hotmode down`): report it as a shell would.
+            return 128 - code if code < 0 else code
     finally:
         if process.poll() is None:
             stop_pid(process.pid)

@@ -154,6 +154,13 @@ def test_prod_serves_the_commit_read_only(project: Project) -> None:
     running = [row for row in rows if row["running"]]
     assert [(r["mode"], r["edition"]) for r in running] == [("prod", "saas")]
     assert running[0]["running"]["revision"] == head
+    assert running[0]["stale"] is False
+
+    git(project.root, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit",
+        "-qam", "edit")  # fmt: skip
+    rows = json.loads(project.hotmode("status", "--json").stdout)["modes"]
+    assert [row["stale"] for row in rows if row["running"]] == [True]
+    assert (get_json(project.port) or {}).get("revision") == head
 
 
 def test_second_up_refuses_and_names_the_first(project: Project) -> None:
@@ -189,13 +196,16 @@ def test_port_held_by_another_process_is_named(project: Project) -> None:
         holder.communicate(timeout=5)
 
 
-def test_stale_state_is_cleaned_up(project: Project) -> None:
+@pytest.mark.parametrize("owner", ["dead", "reused"])
+def test_stale_state_is_cleaned_up(project: Project, owner: str) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait(timeout=10)
+    # "reused": the PID is alive, but it is another program (this test run), not the server.
+    pid = dead.pid if owner == "dead" else os.getpid()
     state_dir = project.root / ".hotmode"
     state_dir.mkdir(exist_ok=True)
     record = {
-        "mode": "prod", "edition": "core", "pid": dead.pid, "host": "127.0.0.1",
+        "mode": "prod", "edition": "core", "pid": pid, "host": "127.0.0.1",
         "port": project.port, "revision": "x", "mode_source": "--prod",
         "edition_source": "default", "log": "", "started": 0.0, "command": [],
     }  # fmt: skip

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from hotmode import native
+from hotmode import native, snapshot
 from hotmode.cli.compose import overlay_option
 from hotmode.cli.options import config_option, load, mode_options, select
 from hotmode.compose import layout
@@ -181,6 +181,8 @@ def switch(
 
 
 def _rows(config: Config, running: native.RunState | None) -> list[dict[str, Any]]:
+    # A prod server keeps serving the commit it started from; once HEAD moves it is stale.
+    head = snapshot.revision(config.source) if running and running.mode == "prod" else None
     rows = []
     for selection in all_selections(config):
         files = [path.name for path in layout.compose_files(config, selection)]
@@ -198,6 +200,7 @@ def _rows(config: Config, running: native.RunState | None) -> list[dict[str, Any
                 "hot_reload": selection.dev,
                 "source": "mounted" if selection.dev else "baked",
                 "rebuild_needed": not selection.dev,
+                "stale": bool(is_running and head and running and running.revision != head),
                 "running": native.describe(running) if is_running and running else None,
             }
         )
@@ -245,7 +248,7 @@ def status(config_path: Path | None, as_json: bool) -> None:
             ),
             "on" if row["hot_reload"] else "off",
             row["source"],
-            "yes" if row["rebuild_needed"] else "no",
+            ("yes, now: HEAD moved" if row["stale"] else "yes") if row["rebuild_needed"] else "no",
             (
                 f"pid {state['pid']} on {state['host']}:{state['port']}, "
                 f"rev {state['revision'][:12]}, by {state['mode_source']}"
