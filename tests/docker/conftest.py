@@ -66,8 +66,11 @@ def engine() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def base_image(engine: str) -> Iterator[str]:
-    """The base image tag, built (or loaded from the cache) once per session."""
-    tag = os.environ.get("BASE_IMAGE")
+    """The base image tag, built (or loaded from the cache) once per session.
+
+    HOTMODE_TEST_BASE_IMAGE names another (e.g. python:3.11-slim where images can be pulled).
+    """
+    tag = os.environ.get("HOTMODE_TEST_BASE_IMAGE")
     if not tag:
         result = subprocess.run(
             [str(REPO / ".ci" / "base-image")], capture_output=True, text=True, timeout=600

@@ -18,7 +18,8 @@ from hotmode.compose import docker
 from hotmode.errors import StateError, UsageError
 from hotmode.modes import Selection
 
-pytestmark = pytest.mark.docker
+# Generous: the first test builds the base and app images when the cache is cold.
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
 HAS_RUN = importlib.util.find_spec("hotmode.cli.run") is not None
 needs_run = pytest.mark.skipif(not HAS_RUN, reason="`hotmode run` (the dev command) not merged")
