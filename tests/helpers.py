@@ -1,10 +1,12 @@
-"""Helpers the end-to-end tests share: waiting on a condition, a free port, a JSON GET, git."""
+"""Helpers the end-to-end tests share: waiting, a free port, a JSON GET, git, the hotmode CLI."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -46,3 +48,23 @@ def git(folder: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(folder), *args], check=True, capture_output=True, text=True
     ).stdout.strip()
+
+
+def commit(folder: Path, message: str) -> str:
+    """Stage everything in `folder` and commit it; the new HEAD."""
+    git(folder, "add", "-A")
+    git(folder, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", message)
+    return git(folder, "rev-parse", "HEAD")
+
+
+def run_hotmode(cwd: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """`python -m hotmode ARGS` in `cwd`, with no HOTMODE_*/HOT_RELOAD* from this environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTMODE_", "HOT_RELOAD"))}
+    return subprocess.run(
+        [sys.executable, "-m", "hotmode", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

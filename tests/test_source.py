@@ -6,15 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import git
+from helpers import commit, git
 from hotmode import source
 from hotmode.errors import UsageError
-
-
-def commit(root: Path, message: str) -> str:
-    git(root, "add", "-A")
-    git(root, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", message)
-    return git(root, "rev-parse", "HEAD")
 
 
 @pytest.fixture

@@ -36,16 +36,7 @@ BIN = Path(sys.executable).parent
 PYTHON_IMAGE = "hotmode-bench-python:slim"
 GUIDE_PROJECT = "hotmode-bench-guide"
 
-SITE_OVERLAY = """\
-services:
-  backend:
-    build:
-      network: host
-    network_mode: host
-    ports: !reset []
-    healthcheck:
-      interval: 1s
-"""
+SITE_OVERLAY = ROOT / ".ci" / "docker-compose.site.yml"
 
 # The guide's dev service (shared/reference), on this engine: host network, 127.0.0.1.
 GUIDE_SERVICE = """\
@@ -140,7 +131,7 @@ def copy_gateway(work: Path, port: int, base: str) -> Path:
         EXAMPLE, root, ignore=shutil.ignore_patterns("__pycache__", "logs", ".env", "*.local.yml")
     )
     deployment = root / "deployment"
-    (deployment / "docker-compose.local.yml").write_text(SITE_OVERLAY)
+    shutil.copyfile(SITE_OVERLAY, deployment / "docker-compose.local.yml")
     (deployment / ".env").write_text(f"PORT={port}\nHOTMODE_HOST=127.0.0.1\nBASE_IMAGE={base}\n")
     for args in (("init", "-q"), ("add", "-A")):
         run("git", "-C", str(root), *args)

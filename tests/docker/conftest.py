@@ -30,18 +30,7 @@ CI_SOCKET = Path("/run/hotmode-ci-docker.sock")
 TREE_UID = 1000
 HEX = set("0123456789abcdef")
 
-LOCAL_OVERLAY = """\
-# Test site: no bridge network on this engine, so host networking, bound to 127.0.0.1.
-services:
-  backend:
-    build:
-      network: host
-    network_mode: host
-    ports: !reset []
-    healthcheck:
-      interval: 1s
-      start_period: 30s
-"""
+SITE_OVERLAY = REPO / ".ci" / "docker-compose.site.yml"
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +87,7 @@ def gateway(base_image: str, tmp_path: Path) -> Iterator[Gateway]:
     _copy(root)
     port = free_port()
     deployment = root / "deployment"
-    (deployment / "docker-compose.local.yml").write_text(LOCAL_OVERLAY)
+    shutil.copyfile(SITE_OVERLAY, deployment / "docker-compose.local.yml")
     (deployment / ".env").write_text(
         f"PORT={port}\nHOTMODE_HOST=127.0.0.1\nBASE_IMAGE={base_image}\n"
     )

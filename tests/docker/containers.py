@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from helpers import git
+from helpers import commit
 from hotmode.compose import docker
 from hotmode.config import Config, load_config
 
@@ -20,11 +20,7 @@ class Gateway:
         self.config: Config = load_config(root / "hotmode.toml")
 
     def commit(self, message: str) -> str:
-        git(self.root, "add", "-A")
-        git(
-            self.root, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", message
-        )
-        return git(self.root, "rev-parse", "HEAD")
+        return commit(self.root, message)
 
     def exec(self, *argv: str) -> subprocess.CompletedProcess[str]:
         """`docker exec` in the running container; options (e.g. --user 0) may lead `argv`."""

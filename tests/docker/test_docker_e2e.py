@@ -6,14 +6,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from containers import Gateway
 
-from helpers import get_json, git, wait_until
+from helpers import get_json, git, run_hotmode, wait_until
 from hotmode.compose import docker
 from hotmode.errors import StateError, UsageError
 from hotmode.modes import Selection
@@ -45,18 +43,6 @@ def edit_greeting(gateway: Gateway) -> None:
     routes.write_text(routes.read_text().replace('GREETING = "LinkedIn Gateway"', EDITED))
 
 
-def hotmode(gateway: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTMODE_", "HOT_RELOAD"))}
-    return subprocess.run(
-        [sys.executable, "-m", "hotmode", *args],
-        cwd=gateway.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 @pytest.mark.parametrize("edition", ["core", "saas"])
 def test_prod_serves_the_commit_read_only(gateway: Gateway, edition: str) -> None:
     head = git(gateway.root, "rev-parse", "HEAD")
@@ -76,12 +62,12 @@ def test_prod_serves_the_commit_read_only(gateway: Gateway, edition: str) -> Non
     assert get_json(gateway.port) == info
     assert EDITED not in gateway.exec("cat", "/app/app/routes.py").stdout
 
-    verified = hotmode(gateway, "verify")
+    verified = run_hotmode(gateway.root, "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert f"serves {head}" in verified.stdout
 
     new_head = gateway.commit("a new greeting")
-    drift = hotmode(gateway, "verify")
+    drift = run_hotmode(gateway.root, "verify")
     assert drift.returncode == 1, drift.stdout + drift.stderr
     assert f"is not HEAD {new_head}" in drift.stdout
     assert "source digest" in drift.stdout

@@ -6,47 +6,20 @@ import json
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from helpers import free_port, get_json, git, run_hotmode, wait_until
+
 pytestmark = pytest.mark.e2e
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "linkedin-gateway"
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 15.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def get_json(port: int, path: str = "/api/v1/server-info") -> dict[str, object] | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
-            data: dict[str, object] = json.loads(response.read())
-            return data
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
 
 
 def pid_alive(pid: int) -> bool:
@@ -57,12 +30,6 @@ def pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
-def git(folder: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(folder), *args], check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
 class Project:
     """A committed copy of the gateway, and a way to run `hotmode` in it."""
 
@@ -71,15 +38,7 @@ class Project:
         self.port = port
 
     def hotmode(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTMODE_", "HOT_RELOAD"))}
-        return subprocess.run(
-            [sys.executable, "-m", "hotmode", *args],
-            cwd=self.root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        return run_hotmode(self.root, *args, timeout=timeout)
 
     def up(self, *args: str) -> subprocess.CompletedProcess[str]:
         result = self.hotmode("up", "--native", "--detach", "--port", str(self.port), *args)
