@@ -194,11 +194,18 @@ def dev_document(config: Config) -> dict[str, Any]:
         "env_file": _Override(env_files),
         "volumes": _Override(
             [
-                {"type": "bind", "source": _relative(config.source, config.deployment),
-                 "target": APP_DIR},
-                {"type": "bind", "source": "${HOTMODE_HOME:?run through hotmode, or eval $(hotmode env)}",
-                 "target": f"{HOTMODE_DIR}/hotmode", "read_only": True},
-            ]  # fmt: skip
+                {
+                    "type": "bind",
+                    "source": _relative(config.source, config.deployment),
+                    "target": APP_DIR,
+                },
+                {
+                    "type": "bind",
+                    "source": "${HOTMODE_HOME:?run through hotmode, or eval $(hotmode env)}",
+                    "target": f"{HOTMODE_DIR}/hotmode",
+                    "read_only": True,
+                },
+            ]
         ),
         # Dev may reinstall dependencies in place when the requirements change.
         "read_only": False,
@@ -238,7 +245,8 @@ def dockerfile(config: Config) -> str:
         if requirements_dir in ("", ".")
         else f"COPY {requirements_dir}/ /tmp/requirements/"
     )
-    requirements = f"/tmp/requirements/{Path(config.requirements).name}"
+    # A path inside the image's build stage, not on the host.
+    requirements = f"/tmp/requirements/{Path(config.requirements).name}"  # noqa: S108
     return f"""\
 ARG BASE_IMAGE={config.base_image}
 
