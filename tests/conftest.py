@@ -1,4 +1,4 @@
-"""Shared fixtures: a private copy of the reference gateway, the CLI in a subprocess, file snapshots.
+"""Shared fixtures: a private copy of the reference gateway, the CLI as a process, file snapshots.
 
 Tests never touch the committed example: `gateway` copies it into `tmp_path`. The CLI runs as a real
 `python -m hotmode` process with an environment scrubbed of every variable that chooses a mode, so
@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -79,7 +79,7 @@ def _run_cli(
 
 @pytest.fixture
 def run_cli() -> RunCli:
-    """`run_cli(*args, cwd=..., env={...})` -> (exit code, stdout, stderr) of `python -m hotmode`."""
+    """`run_cli(*args, cwd=..., env={...})`: (exit code, stdout, stderr) of `python -m hotmode`."""
     return _run_cli
 
 
@@ -97,9 +97,3 @@ def snapshot_tree(root: Path) -> Snapshot:
 def snapshot() -> Callable[[Path], Snapshot]:
     """`snapshot(folder)`: compare two of them to prove a command touched nothing."""
     return snapshot_tree
-
-
-@pytest.fixture
-def chdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], None]]:
-    """`chdir(folder)` for the rest of the test."""
-    yield monkeypatch.chdir

@@ -157,13 +157,17 @@ def test_find_declaration_walks_upwards_and_prefers_hotmode_toml(tmp_path: Path)
 
 
 def test_no_declaration_says_where_it_looked_and_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"no hotmode.toml .* in .*; create one, or pass --config"):
+    with pytest.raises(
+        ConfigError, match=r"no hotmode.toml .* in .*; create one, or pass --config"
+    ):
         find_declaration(tmp_path)
 
 
 def test_an_undeclared_edition_lists_the_declared_ones(gateway: Path) -> None:
     config = load_config(gateway / "hotmode.toml")
-    with pytest.raises(ConfigError, match=r"edition 'enterprise' is not declared; use one of: core, saas"):
+    with pytest.raises(
+        ConfigError, match=r"edition 'enterprise' is not declared; use one of: core, saas"
+    ):
         config.edition("enterprise")
 
 
@@ -184,7 +188,11 @@ BAD_DECLARATIONS = {
     "port 0": (MINIMAL + "port = 0\n", 3, "port: 0 is not a TCP port; use an integer 1-65535"),
     "port 70000": (MINIMAL + "port = 70000\n", 3, "port: 70000 is not a TCP port; use an integer"),
     "port a string": (MINIMAL + 'port = "x"\n', 3, "port: 'x' is not a TCP port; use an integer"),
-    "port a boolean": (MINIMAL + "port = true\n", 3, "port: True is not a TCP port; use an integer"),
+    "port a boolean": (
+        MINIMAL + "port = true\n",
+        3,
+        "port: True is not a TCP port; use an integer",
+    ),
     "port a float": (MINIMAL + "port = 80.5\n", 3, "port: 80.5 is not a TCP port"),
     "missing source folder": (
         'name = "app"\nsource = "nowhere"\n',
@@ -288,4 +296,3 @@ def test_an_unreadable_declaration_is_a_config_error(tmp_path: Path) -> None:
 def test_a_pyproject_without_tool_hotmode_is_refused_when_named(tmp_path: Path) -> None:
     path = declare(tmp_path, "[project]\nname = 'x'\n", filename="pyproject.toml")
     assert "no [tool.hotmode] table" in load_error(path)
-

@@ -86,6 +86,8 @@ def resolve(
     dotenv: Mapping[str, str] | None = None,
 ) -> Selection:
     """Decide the mode and the edition from flags, environment, `.env` and the declaration."""
+    if mode is not None and mode not in MODES:
+        raise ConfigError(f"mode {mode!r} is invalid; use 'dev' or 'prod'")
     if dotenv is None:
         dotenv = read_env_file(config.deployment / ".env")
     env_where = f"{config.deployment / '.env'}"

@@ -154,7 +154,8 @@ def edition_document(config: Config, edition: Edition) -> dict[str, Any]:
         "labels": _labels(config, selection),
     }
     env_files = _env_files(edition)
-    if env_files:
+    # Replace the base's list even when empty: the default edition's env file is not this one's.
+    if env_files or config.default_edition.env_file:
         service["env_file"] = _Override(env_files)
     return {
         "name": names["project"],
