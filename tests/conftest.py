@@ -56,6 +56,47 @@ def gateway(tmp_path: Path) -> Path:
     return copy_gateway(tmp_path / "linkedin-gateway")
 
 
+# A second app that takes the other branches: pyproject.toml, requirements at the source root,
+# three editions, an env file on the default edition, a default mode, extra dev env.
+PYPROJECT_APP = """\
+[project]
+name = "shop"
+
+[tool.hotmode]
+name = "shop"
+source = "app"
+target = "shop.web:application"
+port = 8001
+requirements = "requirements.txt"
+edition_variable = "SHOP_EDITION"
+default_mode = "dev"
+service = "web"
+base_image = "python:3.12-slim"
+
+[tool.hotmode.editions.community]
+default = true
+env_file = ".env.community"
+
+[tool.hotmode.editions.pro]
+env = { SHOP_SEATS = "50" }
+
+[tool.hotmode.editions.cloud]
+env = { SHOP_SEATS = "unlimited", SHOP_REGION = "eu" }
+env_file = ".env.cloud"
+
+[tool.hotmode.dev]
+env = { SHOP_FAKE_PAYMENTS = "1" }
+log_level = "info"
+"""
+
+
+def make_pyproject_app(folder: Path) -> Path:
+    (folder / "app").mkdir(parents=True)
+    path = folder / "pyproject.toml"
+    path.write_text(PYPROJECT_APP, encoding="utf-8")
+    return path
+
+
 def cli_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in SELECTION_VARIABLES}
     env.update(extra or {})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLE, REPO, RunCli, Snapshot, copy_gateway
+from conftest import EXAMPLE, REPO, RunCli, Snapshot, copy_gateway, make_pyproject_app
 from hotmode.compose.render import (
     is_hand_edited,
     render_files,
@@ -25,46 +25,6 @@ from hotmode.config import Config, load_config
 GOLDEN = REPO / "tests" / "golden"
 # Golden copies carry a suffix so that `.gitignore` and `.dockerignore` among them stay inert.
 SUFFIX = ".golden"
-
-# A second app that takes the other branches: pyproject.toml, requirements at the source root,
-# three editions, an env file on the default edition, a default mode, extra dev env.
-PYPROJECT_APP = """\
-[project]
-name = "shop"
-
-[tool.hotmode]
-name = "shop"
-source = "app"
-target = "shop.web:application"
-port = 8001
-requirements = "requirements.txt"
-edition_variable = "SHOP_EDITION"
-default_mode = "dev"
-service = "web"
-base_image = "python:3.12-slim"
-
-[tool.hotmode.editions.community]
-default = true
-env_file = ".env.community"
-
-[tool.hotmode.editions.pro]
-env = { SHOP_SEATS = "50" }
-
-[tool.hotmode.editions.cloud]
-env = { SHOP_SEATS = "unlimited", SHOP_REGION = "eu" }
-env_file = ".env.cloud"
-
-[tool.hotmode.dev]
-env = { SHOP_FAKE_PAYMENTS = "1" }
-log_level = "info"
-"""
-
-
-def make_pyproject_app(folder: Path) -> Path:
-    (folder / "app").mkdir(parents=True)
-    path = folder / "pyproject.toml"
-    path.write_text(PYPROJECT_APP, encoding="utf-8")
-    return path
 
 
 def relative_render(config: Config) -> dict[str, str]:
