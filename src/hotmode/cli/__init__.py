@@ -105,4 +105,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _error(message: str) -> None:
-    click.echo(f"hotmode: error: {message}", err=True)
+    # One line, always: a value quoted from a user's file may itself hold a line break.
+    click.echo(f"hotmode: error: {' '.join(message.splitlines())}", err=True)
