@@ -243,7 +243,9 @@ def test_read_env_file_understands_dotenv(tmp_path: Path) -> None:
     assert read_env_file(tmp_path / "missing.env") == {}
 
 
-@pytest.mark.parametrize("line", ["JUST_A_WORD", "TWO WORDS=1", "=value", "BAD-NAME=1"])
+@pytest.mark.parametrize(
+    "line", ["JUST_A_WORD", "TWO WORDS=1", "=value", "BAD-NAME=1", "1ST=x", "ÉTÉ=1"]
+)
 def test_a_malformed_env_line_names_file_and_line(tmp_path: Path, line: str) -> None:
     path = tmp_path / ".env"
     path.write_text(f"GOOD=1\n{line}\n")
