@@ -55,7 +55,10 @@ def gateway_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
     folder = copy_gateway(tmp_path_factory.mktemp("compose") / "linkedin-gateway")
     # The saas edition's env file; its variable must reach saas and only saas.
     (folder / "deployment" / ".env.prod.saas").write_text("SAAS_ONLY=yes\n")
-    return load_config(folder / "hotmode.toml")
+    config = load_config(folder / "hotmode.toml")
+    # What the renderer writes now (test_render keeps the committed copy equal to it).
+    write_files(render_files(config), force=True)
+    return config
 
 
 @pytest.fixture(scope="module")
