@@ -18,6 +18,7 @@ from hotmode.compose import layout
 from hotmode.compose.engine import find_compose
 from hotmode.compose.render import render_files, write_files
 from hotmode.config import Config, load_config
+from hotmode.errors import ComposeError
 from hotmode.modes import Selection, all_selections
 
 APP = PurePosixPath("/app")
@@ -218,3 +219,10 @@ def test_an_edition_without_env_file_does_not_inherit_the_defaults(tmp_path: Pat
         assert ("SHOP_FAKE_PAYMENTS" in environment) is (mode == "dev"), label
     assert environments["prod pro"]["SHOP_SEATS"] == "50"
     assert environments["dev cloud"]["SHOP_REGION"] == "eu"
+
+
+def test_a_configuration_compose_rejects_is_an_error_with_its_reason(tmp_path: Path) -> None:
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text("services:\n  web:\n    image: x\n    ports: 7\n")
+    with pytest.raises(ComposeError, match=r"^Compose rejected docker-compose.yml: .*ports"):
+        find_compose().config([broken], "broken")
