@@ -105,14 +105,18 @@ def test_env_is_eval_able_even_with_spaces_in_the_path(tmp_path: Path) -> None:
     ]
 
 
-def test_env_gives_plain_compose_the_same_mode(gateway: Path) -> None:
+def test_env_gives_plain_compose_the_same_configuration_as_hotmode(
+    gateway: Path, run_cli: RunCli
+) -> None:
     compose = shlex.join(find_compose().argv)
+    toggle = {"HOT_RELOAD_ENABLED": "1", "LG_BACKEND_EDITION": "saas"}
 
-    out = eval_env(gateway, then=f"{compose} config --format json", env={"HOT_RELOAD_ENABLED": "1"})
+    plain = eval_env(gateway, then=f"{compose} config", env=toggle)
+    code, through_hotmode, _ = run_cli("config", cwd=gateway, env=toggle)
 
-    document = yaml.safe_load(out)
-    assert document["name"] == "linkedin-gateway-dev"
-    assert "--reload" in document["services"]["backend"]["command"]
+    assert code == 0
+    assert yaml.safe_load(plain) == yaml.safe_load(through_hotmode)
+    assert yaml.safe_load(plain)["name"] == "linkedin-gateway-dev-saas"
 
 
 IN_ENV = "%s in the environment"

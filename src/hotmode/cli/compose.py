@@ -112,7 +112,10 @@ def env(
         "COMPOSE_PROJECT_NAME": layout.project_name(cfg, selection),
     }
     if selection.dev:
-        values["HOTMODE_HOME"] = compose_environment()["HOTMODE_HOME"]
+        # What hotmode itself hands Compose for dev, so plain `docker compose` merges the same.
+        environment = compose_environment()
+        for name in ("HOTMODE_HOME", "HOST_UID", "HOST_GID"):
+            values[name] = environment[name]
     for name, value in values.items():
         click.echo(f"export {name}={shlex.quote(value)}")
     click.echo(f"# {selection.label}: mode from {selection.mode_source}", err=True)
