@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +31,16 @@ def replace_in(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, f"{old!r} not in {path}"
     path.write_text(text.replace(old, new, 1))
+
+
+def move_to_pyproject(gateway: Path, old: str = "", new: str = "") -> None:
+    """Turn the gateway's hotmode.toml into [tool.hotmode] of a pyproject.toml."""
+    declaration = gateway / "hotmode.toml"
+    body = declaration.read_text().replace(old, new)
+    for table in ("[editions.", "[dev]"):
+        body = body.replace(table, f"[tool.hotmode.{table[1:]}")
+    (gateway / "pyproject.toml").write_text(f"[tool.hotmode]\n{body}")
+    declaration.unlink()
 
 
 def test_help_lists_every_command(run_cli: RunCli, tmp_path: Path) -> None:
@@ -70,13 +81,13 @@ def test_files_prints_the_f_list_of_each_mode(gateway: Path, run_cli: RunCli) ->
     assert out == f_list(BASE, "docker-compose.local.yml").rstrip("\n") + f" -f {extra}\n"
 
 
-def eval_env(folder: Path, *args: str, then: str, env: dict[str, str] | None = None) -> str:
-    """Run `eval "$(hotmode env ARGS)"; THEN` in bash and return its stdout."""
-    import sys
-
-    hotmode = shlex.join([sys.executable, "-m", "hotmode", "env", *args])
+def eval_hotmode(
+    folder: Path, *args: str, then: str, before: str = "", env: dict[str, str] | None = None
+) -> str:
+    """Run `eval "BEFORE$(hotmode ARGS)" && THEN` in bash and return its stdout."""
+    hotmode = shlex.join([sys.executable, "-m", "hotmode", *args])
     result = subprocess.run(
-        ["bash", "-c", f'eval "$({hotmode})" && {then}'],
+        ["bash", "-c", f'eval "{before}$({hotmode})" && {then}'],
         cwd=folder,
         env=cli_environment(env),
         capture_output=True,
@@ -91,8 +102,9 @@ def test_env_is_eval_able_even_with_spaces_in_the_path(tmp_path: Path) -> None:
     gateway = copy_gateway(tmp_path / "my projects" / "linkedin-gateway")
     deployment = gateway / "deployment"
 
-    out = eval_env(
+    out = eval_hotmode(
         gateway,
+        "env",
         "--dev",
         "--edition",
         "saas",
@@ -103,6 +115,11 @@ def test_env_is_eval_able_even_with_spaces_in_the_path(tmp_path: Path) -> None:
         ":".join(str(deployment / name) for name in (BASE, SAAS, DEV, DEV_SAAS)),
         "linkedin-gateway-dev-saas",
     ]
+    # `files` quotes each path, so that `eval "docker compose $(hotmode files) ..."` works too.
+    out = eval_hotmode(
+        gateway, "files", "--edition", "saas", before="set -- ", then='printf "%s\\n" "$@"'
+    )
+    assert out.splitlines() == ["-f", str(deployment / BASE), "-f", str(deployment / SAAS)]
 
 
 def test_env_gives_plain_compose_the_same_configuration_as_hotmode(
@@ -111,7 +128,7 @@ def test_env_gives_plain_compose_the_same_configuration_as_hotmode(
     compose = shlex.join(find_compose().argv)
     toggle = {"HOT_RELOAD_ENABLED": "1", "LG_BACKEND_EDITION": "saas"}
 
-    plain = eval_env(gateway, then=f"{compose} config", env=toggle)
+    plain = eval_hotmode(gateway, "env", then=f"{compose} config", env=toggle)
     code, through_hotmode, _ = run_cli("config", cwd=gateway, env=toggle)
 
     assert code == 0
@@ -186,11 +203,7 @@ def test_config_applies_an_overlay_last(gateway: Path, run_cli: RunCli) -> None:
 
 
 def test_a_tool_hotmode_table_in_pyproject_drives_the_cli(gateway: Path, run_cli: RunCli) -> None:
-    declaration = gateway / "hotmode.toml"
-    body = declaration.read_text().replace("[editions.", "[tool.hotmode.editions.")
-    body = body.replace("[dev]", "[tool.hotmode.dev]")
-    (gateway / "pyproject.toml").write_text(f'[project]\nname = "gw"\n\n[tool.hotmode]\n{body}')
-    declaration.unlink()
+    move_to_pyproject(gateway)
 
     code, out, err = run_cli("files", "--dev", "--edition", "saas", cwd=gateway / "backend")
 
@@ -219,18 +232,7 @@ def dotenv(text: str) -> Spoil:
 
 
 def as_pyproject(old: str, new: str) -> Spoil:
-    def spoil(gateway: Path) -> None:
-        declaration = gateway / "hotmode.toml"
-        body = (
-            declaration.read_text()
-            .replace(old, new)
-            .replace("[editions.", "[tool.hotmode.editions.")
-        )
-        body = body.replace("[dev]", "[tool.hotmode.dev]")
-        (gateway / "pyproject.toml").write_text(f"[tool.hotmode]\n{body}")
-        declaration.unlink()
-
-    return spoil
+    return lambda gateway: move_to_pyproject(gateway, old, new)
 
 
 def non_executable(gateway: Path) -> None:
