@@ -8,6 +8,7 @@ edition variable > the same two in .env > the default edition.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 
 from hotmode.config import Config, load_config
 from hotmode.errors import ConfigError
-from hotmode.modes import all_selections, read_env_file, resolve
+from hotmode.modes import Selection, all_selections, read_env_file, resolve
 
 
 @pytest.fixture
@@ -30,54 +31,39 @@ def other(value: str, pair: tuple[str, str]) -> str:
 MODES = ("dev", "prod")
 EDITIONS = ("core", "saas")
 TOGGLE = {"dev": "true", "prod": "false"}
+LABEL = {"environ": "the environment", "dotenv": ".env"}
 
-# Mode rungs, highest first: (name, how a rung sets a mode value, the source it must report).
-MODE_RUNGS = [
+Rung = tuple[str, Callable[[dict[str, Any], str], None], str]
+
+
+def variable(where: str, name: str, spelling: Mapping[str, str] | None = None) -> Rung:
+    """A rung that sets `name` in the environment ("environ") or the deployment .env ("dotenv")."""
+
+    def set_value(c: dict[str, Any], value: str) -> None:
+        c[where][name] = (spelling or {}).get(value, value)
+
+    return f"{where} {name}", set_value, f"{name} in {LABEL[where]}"
+
+
+# Rungs, highest first: (id, how the rung sets a value, the source it must report).
+MODE_RUNGS: list[Rung] = [
     ("flag", lambda c, v: c.update(mode=v), "--{}"),
-    (
-        "HOTMODE_MODE",
-        lambda c, v: c["environ"].update(HOTMODE_MODE=v),
-        "HOTMODE_MODE in the environment",
-    ),
-    (
-        "HOT_RELOAD_ENABLED",
-        lambda c, v: c["environ"].update(HOT_RELOAD_ENABLED=TOGGLE.get(v, v)),
-        "HOT_RELOAD_ENABLED in the environment",
-    ),
-    (".env HOTMODE_MODE", lambda c, v: c["dotenv"].update(HOTMODE_MODE=v), "HOTMODE_MODE in .env"),
-    (
-        ".env HOT_RELOAD_ENABLED",
-        lambda c, v: c["dotenv"].update(HOT_RELOAD_ENABLED=TOGGLE.get(v, v)),
-        "HOT_RELOAD_ENABLED in .env",
-    ),
+    variable("environ", "HOTMODE_MODE"),
+    variable("environ", "HOT_RELOAD_ENABLED", TOGGLE),
+    variable("dotenv", "HOTMODE_MODE"),
+    variable("dotenv", "HOT_RELOAD_ENABLED", TOGGLE),
     (
         "default_mode",
         lambda c, v: c.update(config=dataclasses.replace(c["config"], default_mode=v)),
         "default_mode in hotmode.toml",
     ),
 ]
-EDITION_RUNGS = [
+EDITION_RUNGS: list[Rung] = [
     ("flag", lambda c, v: c.update(edition=v), "--edition"),
-    (
-        "HOTMODE_EDITION",
-        lambda c, v: c["environ"].update(HOTMODE_EDITION=v),
-        "HOTMODE_EDITION in the environment",
-    ),
-    (
-        "LG_BACKEND_EDITION",
-        lambda c, v: c["environ"].update(LG_BACKEND_EDITION=v),
-        "LG_BACKEND_EDITION in the environment",
-    ),
-    (
-        ".env HOTMODE_EDITION",
-        lambda c, v: c["dotenv"].update(HOTMODE_EDITION=v),
-        "HOTMODE_EDITION in .env",
-    ),
-    (
-        ".env LG_BACKEND_EDITION",
-        lambda c, v: c["dotenv"].update(LG_BACKEND_EDITION=v),
-        "LG_BACKEND_EDITION in .env",
-    ),
+    variable("environ", "HOTMODE_EDITION"),
+    variable("environ", "LG_BACKEND_EDITION"),
+    variable("dotenv", "HOTMODE_EDITION"),
+    variable("dotenv", "LG_BACKEND_EDITION"),
 ]
 
 
@@ -85,7 +71,7 @@ def choice(config: Config) -> dict[str, Any]:
     return {"config": config, "mode": None, "edition": None, "environ": {}, "dotenv": {}}
 
 
-def run(c: dict[str, Any]) -> Any:
+def run(c: dict[str, Any]) -> Selection:
     return resolve(
         c["config"], mode=c["mode"], edition=c["edition"], environ=c["environ"], dotenv=c["dotenv"]
     )
@@ -126,7 +112,7 @@ def test_an_invalid_mode_value_is_an_error_never_a_fallback(config: Config, rung
     message = str(caught.value)
     variable = name.split()[-1]
     assert f"{variable}='staging' is invalid; use " in message
-    where = str(config.deployment / ".env") if name.startswith(".env") else "environment"
+    where = str(config.deployment / ".env") if name.startswith("dotenv") else "environment"
     assert message.startswith(f"{where}: ")
 
 
