@@ -412,3 +412,15 @@ def test_a_mode_command_before_render_says_what_is_missing(gateway: Path, run_cl
     assert "docker-compose.yml" in err
     write_files(render_files(config))
     assert run_cli("config", cwd=gateway)[0] == 0
+
+
+def test_hotmode_compose_may_name_a_binary_relative_to_where_hotmode_runs(
+    gateway: Path, run_cli: RunCli
+) -> None:
+    (gateway / "bin").mkdir()
+    (gateway / "bin" / "compose").symlink_to(find_compose().argv[0])
+
+    code, out, err = run_cli("config", cwd=gateway, env={"HOTMODE_COMPOSE": "./bin/compose"})
+
+    assert (code, err) == (0, "")
+    assert yaml.safe_load(out)["name"] == "linkedin-gateway"

@@ -226,3 +226,17 @@ def test_a_configuration_compose_rejects_is_an_error_with_its_reason(tmp_path: P
     broken.write_text("services:\n  web:\n    image: x\n    ports: 7\n")
     with pytest.raises(ComposeError, match=r"^Compose rejected docker-compose.yml: .*ports"):
         find_compose().config([broken], "broken")
+
+
+def test_without_any_compose_the_error_says_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("HOTMODE_COMPOSE", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr("sys.executable", str(tmp_path / "python"))
+    find_compose.cache_clear()
+    try:
+        with pytest.raises(ComposeError, match="no Docker Compose v2 found; install the Docker"):
+            find_compose()
+    finally:
+        find_compose.cache_clear()
