@@ -7,21 +7,13 @@ from pathlib import Path
 
 import click
 
-from hotmode.cli.options import config_option, load, mode_options, select
+from hotmode.cli.options import config_option, load, mode_options, overlay_option, select
 from hotmode.compose import layout
 from hotmode.compose.engine import compose_environment, find_compose
 from hotmode.compose.render import render_files, stale_files, write_files
 from hotmode.config import Config
 from hotmode.errors import AuditFailed
 from hotmode.modes import Selection, all_selections
-
-overlay_option = click.option(
-    "--overlay",
-    "overlays",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="An extra Compose file appended last (repeatable).",
-)
 
 
 def _rel(path: Path) -> str:

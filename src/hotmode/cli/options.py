@@ -27,6 +27,15 @@ def config_option(func: F) -> F:
     )(func)
 
 
+overlay_option = click.option(
+    "--overlay",
+    "overlays",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="An extra Compose file appended last (repeatable).",
+)
+
+
 def mode_options(func: F) -> F:
     """`--dev/--prod` and `--edition`, plus `--config`."""
     func = click.option(

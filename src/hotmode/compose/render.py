@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from hotmode.atomic import write_atomic
 from hotmode.compose import layout
 from hotmode.config import Config, Edition
 from hotmode.modes import Selection
@@ -423,19 +423,3 @@ def write_files(rendered: dict[Path, str], *, force: bool = False) -> RenderRepo
         write_atomic(path, text)
         report.written.append(path)
     return report
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one step: a reader sees the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
