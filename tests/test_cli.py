@@ -356,6 +356,18 @@ BAD_INPUTS: dict[str, tuple[Spoil, tuple[str, ...], dict[str, str], str]] = {
         {},
         "Compose rejected docker-compose.yml: ",
     ),
+    "--dev and --prod together": (
+        nothing,
+        ("files", "--dev", "--prod"),
+        {},
+        "--dev and --prod exclude each other; give one; see `hotmode files --help`",
+    ),
+    "an out-of-range --port": (
+        nothing,
+        ("up", "--native", "--port", "0"),
+        {},
+        "Invalid value for '--port': 0 is not in the range 1<=x<=65535; see `hotmode up --help`",
+    ),
     "--config naming no file": (
         nothing,
         ("render", "--config", "missing.toml"),
