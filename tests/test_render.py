@@ -202,6 +202,30 @@ def test_render_check_exits_0_when_fresh_and_1_when_stale_writing_nothing(
     assert snapshot(gateway) == before
 
 
+def test_files_of_a_removed_edition_are_removed_unless_edited_by_hand(
+    gateway: Path, run_cli: RunCli
+) -> None:
+    declaration = gateway / "hotmode.toml"
+    text = declaration.read_text()
+    declaration.write_text(text.replace("[editions.saas]", "[editions.team]"))
+    deployment = gateway / "deployment"
+    edited = deployment / "docker-compose.dev-saas.yml"
+    edited.write_text(edited.read_text() + "# mine\n")
+
+    code, _, err = run_cli("render", "--check", cwd=gateway)
+    assert code == 1
+    assert "docker-compose.saas.yml" in err
+
+    code, out, err = run_cli("render", "--no-validate", cwd=gateway)
+
+    assert code == 1
+    assert "removed   deployment/docker-compose.saas.yml (no longer declared)" in out
+    assert not (deployment / "docker-compose.saas.yml").exists()
+    assert (deployment / "docker-compose.team.yml").is_file()
+    assert "kept hand-edited deployment/docker-compose.dev-saas.yml" in err
+    assert edited.read_text().endswith("# mine\n")
+
+
 def test_render_check_sees_a_hand_edit(gateway: Path, run_cli: RunCli) -> None:
     dockerfile = gateway / "deployment" / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text() + "RUN true\n")

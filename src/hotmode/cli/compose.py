@@ -10,7 +10,13 @@ import click
 from hotmode.cli.options import config_option, load, mode_options, overlay_option, select
 from hotmode.compose import layout
 from hotmode.compose.engine import compose_environment, find_compose
-from hotmode.compose.render import render_files, stale_files, write_files
+from hotmode.compose.render import (
+    leftover_files,
+    remove_leftovers,
+    render_files,
+    stale_files,
+    write_files,
+)
 from hotmode.config import Config
 from hotmode.errors import AuditFailed
 from hotmode.modes import Selection, all_selections
@@ -41,13 +47,17 @@ def render(config_path: Path | None, check: bool, force: bool, no_validate: bool
     config = load(config_path)
     rendered = render_files(config)
     if check:
-        stale = stale_files(rendered)
+        stale = stale_files(rendered) + leftover_files(config, rendered)
         if stale:
             names = ", ".join(_rel(path) for path in stale)
             raise AuditFailed(f"rendered files are stale: {names}; run `hotmode render`")
         click.echo(f"{len(rendered)} rendered files are up to date")
         return
     report = write_files(rendered, force=force)
+    leftovers = remove_leftovers(leftover_files(config, rendered), force=force)
+    report.kept += leftovers.kept
+    for path in leftovers.removed:
+        click.echo(f"removed   {_rel(path)} (no longer declared)")
     for path in report.written:
         click.echo(f"wrote     {_rel(path)}")
     for path in report.unchanged:

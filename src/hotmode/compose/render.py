@@ -391,6 +391,7 @@ class RenderReport:
     written: list[Path] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
     kept: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
 
 
 def stale_files(rendered: dict[Path, str]) -> list[Path]:
@@ -404,6 +405,36 @@ def stale_files(rendered: dict[Path, str]) -> list[Path]:
         if current != text:
             stale.append(path)
     return stale
+
+
+def leftover_files(config: Config, rendered: dict[Path, str]) -> list[Path]:
+    """Compose files hotmode once rendered that the declaration no longer asks for.
+
+    A renamed or removed edition leaves its overlays behind; they carry hotmode's header.
+    """
+    leftovers = []
+    for path in sorted(config.deployment.glob("docker-compose*.yml")):
+        if path in rendered or path.name == layout.LOCAL:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if _HEADER.search(text):
+            leftovers.append(path)
+    return leftovers
+
+
+def remove_leftovers(paths: list[Path], *, force: bool = False) -> RenderReport:
+    """Delete leftovers hotmode wrote; keep (and report) the ones edited by hand unless `force`."""
+    report = RenderReport()
+    for path in paths:
+        if is_hand_edited(path.read_text(encoding="utf-8")) and not force:
+            report.kept.append(path)
+        else:
+            path.unlink()
+            report.removed.append(path)
+    return report
 
 
 def write_files(rendered: dict[Path, str], *, force: bool = False) -> RenderReport:
