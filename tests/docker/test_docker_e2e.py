@@ -9,8 +9,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from containers import Gateway
 
+from docker_support import Gateway
 from helpers import get_json, git, run_hotmode, wait_until
 from hotmode.compose import docker
 from hotmode.errors import StateError, UsageError
@@ -38,101 +38,101 @@ def selection(mode: str, edition: str = "core") -> Selection:
     return Selection(mode, edition, "test", "test")
 
 
-def edit_greeting(gateway: Gateway) -> None:
-    routes = gateway.backend / "app" / "routes.py"
+def edit_greeting(deployed: Gateway) -> None:
+    routes = deployed.backend / "app" / "routes.py"
     routes.write_text(routes.read_text().replace('GREETING = "LinkedIn Gateway"', EDITED))
 
 
 @pytest.mark.parametrize("edition", ["core", "saas"])
-def test_prod_serves_the_commit_read_only(gateway: Gateway, edition: str) -> None:
-    head = git(gateway.root, "rev-parse", "HEAD")
-    running = docker.up(gateway.config, selection("prod", edition))
+def test_prod_serves_the_commit_read_only(deployed: Gateway, edition: str) -> None:
+    head = git(deployed.root, "rev-parse", "HEAD")
+    running = docker.up(deployed.config, selection("prod", edition))
     assert (running.mode, running.edition, running.revision) == ("prod", edition, head)
-    info = get_json(gateway.port)
+    info = get_json(deployed.port)
     assert info is not None
     assert (info["edition"], info["mode"], info["revision"]) == (edition, "prod", head)
 
     # The app's user may not write its code, and even root may not write where it owns: the
     # root filesystem is read-only.
-    assert gateway.exec("touch", "/app/main.py").returncode != 0
-    as_root = gateway.exec("--user", "0", "touch", "/etc/hotmode-probe")
+    assert deployed.exec("touch", "/app/main.py").returncode != 0
+    as_root = deployed.exec("--user", "0", "touch", "/etc/hotmode-probe")
     assert "Read-only file system" in as_root.stderr
 
-    edit_greeting(gateway)
-    assert get_json(gateway.port) == info
-    assert EDITED not in gateway.exec("cat", "/app/app/routes.py").stdout
+    edit_greeting(deployed)
+    assert get_json(deployed.port) == info
+    assert EDITED not in deployed.exec("cat", "/app/app/routes.py").stdout
 
-    verified = run_hotmode(gateway.root, "verify")
+    verified = run_hotmode(deployed.root, "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert f"serves {head}" in verified.stdout
 
-    new_head = gateway.commit("a new greeting")
-    drift = run_hotmode(gateway.root, "verify")
+    new_head = deployed.commit("a new greeting")
+    drift = run_hotmode(deployed.root, "verify")
     assert drift.returncode == 1, drift.stdout + drift.stderr
     assert f"is not HEAD {new_head}" in drift.stdout
     assert "source digest" in drift.stdout
     assert "files in the container differ from HEAD: app/routes.py" in drift.stdout
 
-    assert docker.down(gateway.config) == [running.project]
-    assert docker.running(gateway.config) is None
+    assert docker.down(deployed.config) == [running.project]
+    assert docker.running(deployed.config) is None
 
 
-def test_prod_refuses_a_dirty_tree(gateway: Gateway) -> None:
-    edit_greeting(gateway)
+def test_prod_refuses_a_dirty_tree(deployed: Gateway) -> None:
+    edit_greeting(deployed)
     with pytest.raises(UsageError, match=r"uncommitted changes .*--allow-dirty"):
-        docker.up(gateway.config, selection("prod"))
-    assert docker.running(gateway.config) is None
+        docker.up(deployed.config, selection("prod"))
+    assert docker.running(deployed.config) is None
 
 
-def test_up_names_the_process_holding_the_port(gateway: Gateway) -> None:
+def test_up_names_the_process_holding_the_port(deployed: Gateway) -> None:
     with socket.socket() as holder:
-        holder.bind(("127.0.0.1", gateway.port))
+        holder.bind(("127.0.0.1", deployed.port))
         holder.listen()
-        with pytest.raises(StateError, match=f"port {gateway.port} is held by pid {os.getpid()}"):
-            docker.up(gateway.config, selection("prod"))
-    assert docker.running(gateway.config) is None
+        with pytest.raises(StateError, match=f"port {deployed.port} is held by pid {os.getpid()}"):
+            docker.up(deployed.config, selection("prod"))
+    assert docker.running(deployed.config) is None
 
 
 @needs_run
 @pytest.mark.parametrize("edition", ["core", "saas"])
-def test_dev_serves_host_edits_and_leaves_the_tree_clean(gateway: Gateway, edition: str) -> None:
-    running = docker.up(gateway.config, selection("dev", edition))
+def test_dev_serves_host_edits_and_leaves_the_tree_clean(deployed: Gateway, edition: str) -> None:
+    running = docker.up(deployed.config, selection("dev", edition))
     assert (running.mode, running.edition) == ("dev", edition)
-    info = get_json(gateway.port)
+    info = get_json(deployed.port)
     assert info is not None
     assert (info["edition"], info["mode"], info["reload"]) == (edition, "dev", True)
 
-    edit_greeting(gateway)
-    wait_until(lambda: (get_json(gateway.port) or {}).get("name") == "edited on the host", 15)
+    edit_greeting(deployed)
+    wait_until(lambda: (get_json(deployed.port) or {}).get("name") == "edited on the host", 15)
 
-    docker.down(gateway.config)
-    tree = [gateway.backend, *gateway.backend.rglob("*")]
+    docker.down(deployed.config)
+    tree = [deployed.backend, *deployed.backend.rglob("*")]
     assert [p for p in tree if p.lstat().st_uid == 0] == []
     assert [p for p in tree if p.name == "__pycache__"] == []
 
 
-def test_switch_refuses_a_second_mode_and_rolls_back(gateway: Gateway, tmp_path: Path) -> None:
-    prod = docker.up(gateway.config, selection("prod"))
+def test_switch_refuses_a_second_mode_and_rolls_back(deployed: Gateway, tmp_path: Path) -> None:
+    prod = docker.up(deployed.config, selection("prod"))
 
     with pytest.raises(StateError, match=f"prod core \\(container {prod.container}, port"):
-        docker.up(gateway.config, selection("dev"))
+        docker.up(deployed.config, selection("dev"))
 
     failing = tmp_path / "failing.yml"
     failing.write_text(FAILING_HEALTH)
     with pytest.raises(StateError, match=r"dev core did not become healthy.*rolled back"):
-        docker.switch(gateway.config, selection("dev"), overlays=(failing,))
-    back = docker.running(gateway.config)
+        docker.switch(deployed.config, selection("dev"), overlays=(failing,))
+    back = docker.running(deployed.config)
     assert back is not None
     assert (back.project, back.container) == (prod.project, prod.container)
-    assert (get_json(gateway.port) or {}).get("mode") == "prod"
+    assert (get_json(deployed.port) or {}).get("mode") == "prod"
 
     if not HAS_RUN:
         return
-    to_dev = docker.switch(gateway.config, selection("dev"))
+    to_dev = docker.switch(deployed.config, selection("dev"))
     assert to_dev.previous is not None
     assert (to_dev.previous.mode, to_dev.current.mode) == ("prod", "dev")
-    assert (get_json(gateway.port) or {}).get("mode") == "dev"
-    to_prod = docker.switch(gateway.config, selection("prod"))
+    assert (get_json(deployed.port) or {}).get("mode") == "dev"
+    to_prod = docker.switch(deployed.config, selection("prod"))
     assert to_prod.current.mode == "prod"
-    assert (get_json(gateway.port) or {}).get("mode") == "prod"
-    assert docker.down(gateway.config) == [to_prod.current.project]
+    assert (get_json(deployed.port) or {}).get("mode") == "prod"
+    assert docker.down(deployed.config) == [to_prod.current.project]

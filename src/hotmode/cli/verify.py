@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from hotmode.cli.compose import overlay_option
-from hotmode.cli.options import config_option, load
+from hotmode.cli.options import config_option, load, overlay_option
 from hotmode.errors import AuditFailed
 
 

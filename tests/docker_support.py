@@ -1,4 +1,4 @@
-"""A real Docker engine for the container tests, a base image built here, and a gateway copy.
+"""The container tests' fixtures: a real Docker engine, a base image built here, a gateway.
 
 The engine is the one `DOCKER_HOST` names, or the private one `.ci/docker-setup start` runs. No
 image can be pulled, so the base image is built by `.ci/base-image` (debootstrap, cached as a
@@ -6,6 +6,7 @@ tarball under /var/cache/hotmode). Each test gets a committed copy of the exampl
 git-ignored `deployment/docker-compose.local.yml` puts the service on the host network, bound
 to 127.0.0.1 on a port of its own, and whose `.env` carries that port and the base image.
 Without an engine the tests skip with one line; with CI=true a missing engine fails them.
+A plugin module, not tests/docker/conftest.py: tests import the top conftest by name.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from containers import Gateway
 
-from helpers import free_port, git
+from helpers import commit, free_port, git
 from hotmode.compose import docker
+from hotmode.config import Config, load_config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "linkedin-gateway"
 CI_SOCKET = Path("/run/hotmode-ci-docker.sock")
 # The owner of the copied tree, when the tests run as root: dev containers must run as the
@@ -72,6 +73,28 @@ def base_image(engine: str) -> Iterator[str]:
                   check=False)  # fmt: skip
 
 
+class Gateway:
+    """A committed copy of the example gateway, set up for this engine on a port of its own."""
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.root = root
+        self.port = port
+        self.backend = root / "backend"
+        self.config: Config = load_config(root / "hotmode.toml")
+
+    def commit(self, message: str) -> str:
+        return commit(self.root, message)
+
+    def exec(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """`docker exec` in the running container; options (e.g. --user 0) may lead `argv`."""
+        running = docker.running(self.config)
+        assert running is not None, "nothing is running"
+        options = list(argv[:2]) if argv[0].startswith("--") else []
+        return docker.docker(
+            "exec", *options, running.container, *argv[len(options) :], check=False
+        )
+
+
 def _copy(root: Path) -> None:
     shutil.copytree(
         EXAMPLE,
@@ -81,7 +104,7 @@ def _copy(root: Path) -> None:
 
 
 @pytest.fixture
-def gateway(base_image: str, tmp_path: Path) -> Iterator[Gateway]:
+def deployed(base_image: str, tmp_path: Path) -> Iterator[Gateway]:
     """A fresh committed gateway; everything it ran is removed afterwards."""
     root = tmp_path / "gateway"
     _copy(root)
