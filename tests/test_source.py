@@ -39,6 +39,10 @@ def test_a_dirty_source_is_refused_unless_allowed(repo: Path) -> None:
         source.build_revision(backend)
     head = git(repo, "rev-parse", "HEAD")
     assert source.build_revision(backend, allow_dirty=True) == f"{head}-dirty"
+    (backend / "new.py").unlink()
+    (backend / "main.py").write_text("app = 2\n")
+    with pytest.raises(UsageError, match=r"uncommitted changes \(backend/main.py, "):
+        source.build_revision(backend)
 
 
 def test_changes_outside_the_source_do_not_make_it_dirty_unless_named(repo: Path) -> None:

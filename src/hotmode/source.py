@@ -79,7 +79,8 @@ def build_revision(folder: Path, *also: Path, allow_dirty: bool = False) -> str:
         return commit
     if not allow_dirty:
         changed = git(folder, "status", "--porcelain", "--", ".", *(str(p) for p in also)) or ""
-        first = changed.splitlines()[0][3:] if changed else "?"
+        # `git` strips its output, so the first line may have lost its leading status space.
+        first = changed.splitlines()[0].split(None, 1)[-1] if changed else "?"
         raise UsageError(
             f"{folder} has uncommitted changes ({first}, ...); prod is built from a commit: "
             "commit or stash them, or pass --allow-dirty (the revision is then marked -dirty)"
