@@ -77,11 +77,14 @@ def test_prod_serves_the_commit_read_only(deployed: Gateway, edition: str) -> No
     assert docker.running(deployed.config) is None
 
 
-def test_prod_refuses_a_dirty_tree(deployed: Gateway) -> None:
+def test_prod_refuses_a_dirty_tree_and_verify_needs_a_container(deployed: Gateway) -> None:
     edit_greeting(deployed)
-    with pytest.raises(UsageError, match=r"uncommitted changes .*--allow-dirty"):
+    with pytest.raises(UsageError, match=r"uncommitted changes \(backend/app/routes.py, "):
         docker.up(deployed.config, selection("prod"))
     assert docker.running(deployed.config) is None
+    nothing = run_hotmode(deployed.root, "verify")
+    assert nothing.returncode == 1
+    assert "- no container of linkedin-gateway is running" in nothing.stdout
 
 
 def test_up_names_the_process_holding_the_port(deployed: Gateway) -> None:
@@ -104,6 +107,14 @@ def test_dev_serves_host_edits_and_leaves_the_tree_clean(deployed: Gateway, edit
 
     edit_greeting(deployed)
     wait_until(lambda: (get_json(deployed.port) or {}).get("name") == "edited on the host", 15)
+
+    if edition == "core":
+        # A requirements change rebuilds the dev image: nothing is installed at start.
+        before = docker.inspect_one(running.container)["Image"]
+        requirements = deployed.backend / "requirements" / "base.txt"
+        requirements.write_text(requirements.read_text() + "# changed\n")
+        rebuilt = docker.up(deployed.config, selection("dev", edition))
+        assert docker.inspect_one(rebuilt.container)["Image"] != before
 
     docker.down(deployed.config)
     tree = [deployed.backend, *deployed.backend.rglob("*")]
