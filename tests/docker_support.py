@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from helpers import commit, free_port, git
-from hotmode.compose import docker
+from hotmode.compose import docker, layout
 from hotmode.config import Config, load_config
+from hotmode.modes import all_selections
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "linkedin-gateway"
@@ -68,9 +69,15 @@ def base_image(engine: str) -> Iterator[str]:
         assert result.returncode == 0, f".ci/base-image failed:\n{result.stderr[-2000:]}"
         tag = result.stdout.strip().splitlines()[-1]
     yield tag
-    # The app's own images are this session's; the base image is the cache, and stays.
-    docker.docker("image", "rm", "--force", "linkedin-gateway:prod", "linkedin-gateway:dev",
-                  check=False)  # fmt: skip
+    # The app's images, tagged or left untagged by a newer build, are this session's (Compose
+    # labels what it builds with the project); the base image is the cache, and stays.
+    config = load_config(EXAMPLE / "hotmode.toml")
+    for selection in all_selections(config):
+        project = layout.project_name(config, selection)
+        label = f"label={docker.PROJECT_LABEL}={project}"
+        images = docker.docker("images", "--quiet", "--filter", label).stdout.split()
+        if images:
+            docker.docker("image", "rm", "--force", *sorted(set(images)), check=False)
 
 
 class Gateway:
