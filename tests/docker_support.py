@@ -35,11 +35,13 @@ HEX = set("0123456789abcdef")
 SITE_OVERLAY = REPO / ".ci" / "docker-compose.site.yml"
 
 
-@pytest.fixture(scope="session")
-def engine() -> Iterator[str]:
-    """The Docker engine's address; skip (fail under CI=true) when none answers."""
-    added = "DOCKER_HOST" not in os.environ and CI_SOCKET.exists()
-    if added:
+def require_engine() -> str:
+    """The Docker engine's address; skip the calling module (fail it under CI=true) if none.
+
+    Called at module level, so that a machine without Docker reports one line for all the
+    container tests. The CI engine's socket is used when DOCKER_HOST names none.
+    """
+    if "DOCKER_HOST" not in os.environ and CI_SOCKET.exists():
         os.environ["DOCKER_HOST"] = f"unix://{CI_SOCKET}"
     address = os.environ.get("DOCKER_HOST", "the default socket")
     if not docker.engine_reachable():
@@ -49,14 +51,12 @@ def engine() -> Iterator[str]:
         )
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true and {message}", pytrace=False)
-        pytest.skip(f"container tests skipped: {message}")
-    yield address
-    if added:
-        del os.environ["DOCKER_HOST"]
+        pytest.skip(f"container tests skipped: {message}", allow_module_level=True)
+    return address
 
 
 @pytest.fixture(scope="session")
-def base_image(engine: str) -> Iterator[str]:
+def base_image() -> Iterator[str]:
     """The base image tag, built (or loaded from the cache) once per session.
 
     HOTMODE_TEST_BASE_IMAGE names another (e.g. python:3.11-slim where images can be pulled).

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from docker_support import Gateway
+from docker_support import Gateway, require_engine
 from helpers import get_json, git, run_hotmode, wait_until
 from hotmode.compose import docker
 from hotmode.errors import StateError, UsageError
@@ -20,6 +20,7 @@ from hotmode.modes import Selection
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
 HAS_RUN = importlib.util.find_spec("hotmode.cli.run") is not None
+ENGINE = require_engine()
 needs_run = pytest.mark.skipif(not HAS_RUN, reason="`hotmode run` (the dev command) not merged")
 EDITED = 'GREETING = "edited on the host"'
 
