@@ -1,0 +1,160 @@
+"""Checking stacks: merge each with Compose, run hotmode's mode rules and compose-lint on it.
+
+`check` is the one entry point: stacks in, a `Report` out, or a one-line `UsageError` (exit 2)
+for input that cannot be checked: a missing or malformed file, a file Compose rejects, a
+required variable that is not set. Stacks come from the declaration (`declared_stacks`) or from
+any file set (`file_stack`), so users can audit the files they have before adopting hotmode.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hotmode.audit.lint import lint
+from hotmode.audit.model import Finding, Report, Rule, Stack
+from hotmode.audit.rules import Context, Hit, load_rules
+from hotmode.audit.sources import SourceSet, read_sources
+from hotmode.compose import layout
+from hotmode.compose.engine import Compose, find_compose
+from hotmode.config import Config
+from hotmode.errors import ComposeError
+from hotmode.modes import Selection
+
+_REQUIRED = re.compile(r"required variable (\w+) is missing a value(?::\s*(.*))?")
+
+
+def declared_stacks(config: Config, selections: Iterable[Selection]) -> list[Stack]:
+    """The stacks of the declaration's modes x editions, with their files and projects."""
+    return [
+        Stack(
+            label=selection.label,
+            mode=selection.mode,
+            files=tuple(layout.compose_files(config, selection)),
+            project=layout.project_name(config, selection),
+            source=config.source,
+            prod_image=layout.image_name(config, "prod"),
+        )
+        for selection in selections
+    ]
+
+
+def file_stack(files: Sequence[Path], mode: str) -> Stack:
+    """A stack of any Compose files, checked in `mode`; the project comes from the files."""
+    paths = tuple(Path(path).absolute() for path in files)
+    return Stack(label=f"{mode} {' + '.join(p.name for p in paths)}", mode=mode, files=paths)
+
+
+def merged_config(stack: Stack, sources: SourceSet, compose: Compose) -> dict[str, Any]:
+    """The stack's configuration as Compose merges it, env files left as references."""
+    # `--no-env-resolution` keeps `env_file:` values (secrets) out of the document: they are
+    # not the Compose files' text, and compose-lint would grade them as if they were.
+    result = compose.run(
+        stack.files, stack.project, "config", "--format", "json", "--no-env-resolution"
+    )
+    try:
+        document = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        # Compose 2.40 exits 0 on an interpolation error, with the error on stderr only.
+        raise _explain(stack, sources, result.stderr) from None
+    if not isinstance(document, dict):
+        raise ComposeError(f"Compose gave no configuration for {_names(stack)}")
+    return document
+
+
+def _names(stack: Stack) -> str:
+    return ", ".join(str(path) for path in stack.files)
+
+
+def _explain(stack: Stack, sources: SourceSet, stderr: str) -> ComposeError:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    message = lines[-1] if lines else "Compose printed no configuration"
+    required = _REQUIRED.search(message)
+    if required:
+        name = required.group(1)
+        pattern = re.compile(rf"\$\{{{name}:?\?")
+        where = next((loc for loc, _ in sources.locate_text(pattern)), None)
+        place = f"{where.path}:{where.line}" if where else _names(stack)
+        return ComposeError(
+            f"{place}: required variable {name} is not set ({required.group(2) or 'no hint'}); "
+            f"export {name} or put it in the .env beside the files"
+        )
+    return ComposeError(f"Compose rejected {_names(stack)}: {message}")
+
+
+def _finding(context: Context, rule: Rule, service: str | None, hit: Hit) -> Finding:
+    location = hit.location or context.sources.locate(hit.path, context.merged)
+    return Finding(
+        rule_id=rule.id,
+        severity=rule.severity,
+        stack=context.stack.label,
+        service=service,
+        message=hit.message,
+        fix=rule.fix,
+        location=location,
+        title=rule.title,
+    )
+
+
+def mode_findings(context: Context) -> list[Finding]:
+    """hotmode's own rules for the stack's mode."""
+    findings = []
+    for registered in load_rules().values():
+        rule = registered.rule
+        if context.stack.mode not in rule.modes:
+            continue
+        if registered.stack_check is not None:
+            findings += [_finding(context, rule, None, h) for h in registered.stack_check(context)]
+        if registered.service_check is not None:
+            for name, service in context.services():
+                for hit in registered.service_check(context, name, service):
+                    findings.append(_finding(context, rule, name, hit))
+    return findings
+
+
+def shared_port_findings(contexts: Sequence[Context]) -> list[Finding]:
+    """HM-A02: stacks that publish the same port must not share a Compose project."""
+    from hotmode.audit.every import SHARED_PORT, published_ports
+
+    findings = []
+    ports = [{p.rsplit(":", 1)[1] for p in published_ports(c)} for c in contexts]
+    for later in range(len(contexts)):
+        for earlier in range(later):
+            shared = ports[earlier] & ports[later]
+            name = contexts[later].merged.get("name")
+            if shared and name == contexts[earlier].merged.get("name"):
+                hit = Hit(
+                    f"publishes port {min(shared)} like {contexts[earlier].stack.label} and is "
+                    f"the same Compose project {name!r}: one mode's `down` stops the other",
+                    ("name",),
+                )
+                findings.append(_finding(contexts[later], SHARED_PORT, None, hit))
+                break
+    return findings
+
+
+def check(stacks: Sequence[Stack], compose: Compose | None = None) -> Report:
+    """Check every stack; raise `UsageError` (exit 2) if one cannot be checked."""
+    compose = compose or find_compose()
+    contexts = []
+    findings: list[Finding] = []
+    for stack in stacks:
+        sources = read_sources(stack.files)
+        context = Context(stack, merged_config(stack, sources, compose), sources)
+        contexts.append(context)
+        findings += mode_findings(context) + lint(context)
+    findings += shared_port_findings(contexts)
+    order = {stack.label: index for index, stack in enumerate(stacks)}
+    findings.sort(
+        key=lambda f: (
+            order.get(f.stack, 0),
+            -f.severity,
+            str(f.location.path) if f.location else "",
+            (f.location.line or 0) if f.location else 0,
+            f.rule_id,
+        )
+    )
+    return Report(tuple(stacks), tuple(findings))
