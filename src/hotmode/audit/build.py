@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_ARG_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-+]([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+_ARG_REF = re.compile(
+    r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-+]([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)"
+)
 
 
 @dataclass
@@ -178,6 +180,8 @@ def is_ignored(patterns: list[str], name: str) -> bool:
         negate = pattern.startswith("!")
         pattern = pattern.lstrip("!").strip().lstrip("/")
         candidates = {pattern, pattern.removeprefix("**/")}
-        if any(fnmatch.fnmatchcase(name, p) or name.startswith(p.rstrip("/") + "/") for p in candidates):
+        if any(
+            fnmatch.fnmatchcase(name, p) or name.startswith(p.rstrip("/") + "/") for p in candidates
+        ):
             ignored = not negate
     return ignored

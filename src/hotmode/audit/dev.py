@@ -23,6 +23,7 @@ from hotmode.audit.rules import (
     service_rule,
     source_mounts,
     split_image,
+    table,
 )
 
 DEV = ("dev",)
@@ -71,17 +72,17 @@ def own_image_tag(context: Context, name: str, service: dict[str, Any]) -> Itera
             prod.add(written)
     repository, _ = split_image(image)
     dockerfile = context.dockerfile(name, service)
-    build = service.get("build") if isinstance(service.get("build"), dict) else {}
+    build = table(service, "build")
     base_image = (
         dockerfile.base_image(build.get("target"), build.get("args") or {}) if dockerfile else None
     )
     path = ("services", name, "image")
     if image in prod:
         yield Hit(f"dev builds into prod's tag {image}: a dev build replaces the prod image", path)
-    elif repository in PUBLIC_BASES or (base_image and split_image(base_image) == split_image(image)):
-        yield Hit(
-            f"the dev build is tagged {image}: it overwrites that public image locally", path
-        )
+    elif repository in PUBLIC_BASES or (
+        base_image and split_image(base_image) == split_image(image)
+    ):
+        yield Hit(f"the dev build is tagged {image}: it overwrites that public image locally", path)
 
 
 @service_rule(
@@ -120,11 +121,13 @@ def no_nested_mounts(context: Context, name: str, service: dict[str, Any]) -> It
     for mount in mounts(service):
         if mount in sources or (mount.type == "volume" and _is_pycache(mount.target)):
             continue
-        outer = next((s for s in sources if s.target != mount.target and inside(mount.target, s.target)), None)
+        outer = next(
+            (s for s in sources if s.target != mount.target and inside(mount.target, s.target)),
+            None,
+        )
         if outer is not None:
             yield Hit(
                 f"{mount.target} is mounted inside the source mount {outer.target}: Docker "
                 "creates its mount point in your source tree",
                 ("services", name, "volumes", mount.index),
             )
-

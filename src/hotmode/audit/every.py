@@ -10,8 +10,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from hotmode.audit.dev import PUBLIC_BASES
 from hotmode.audit.model import Severity
-from hotmode.audit.rules import Context, Hit, cross_rule, service_rule, split_image
+from hotmode.audit.rules import Context, Hit, cross_rule, service_rule, split_image, table
 
 EVERY = ("prod", "dev")
 _TOOLS = re.compile(r"\b(curl|wget)\b")
@@ -44,14 +45,17 @@ def healthcheck_tool(context: Context, name: str, service: dict[str, Any]) -> It
         return
     build = service.get("build")
     dockerfile = context.dockerfile(name, service)
+    image = service.get("image")
     installed = ""
     base: str | None = None
-    if isinstance(build, dict) and dockerfile is not None:
+    if isinstance(image, str) and split_image(image)[0] in PUBLIC_BASES:
+        # `image:` names a public image: `up` pulls and runs it rather than building.
+        base = image
+    elif isinstance(build, dict) and dockerfile is not None:
         base = dockerfile.base_image(build.get("target"), build.get("args") or {})
         installed = dockerfile.runs(build.get("target"))
-    elif isinstance(service.get("image"), str):
-        # Without a readable Dockerfile, the image named is all there is to go on.
-        base = service["image"]
+    elif isinstance(image, str):
+        base = image
     variant = _variant(base) if base else None
     if variant is None:
         return
@@ -69,9 +73,11 @@ def healthcheck_tool(context: Context, name: str, service: dict[str, Any]) -> It
     "Set restart: unless-stopped (or deploy.restart_policy) so a crash or reboot recovers.",
 )  # fmt: skip
 def restart_policy(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
-    deploy = service.get("deploy") if isinstance(service.get("deploy"), dict) else {}
+    deploy = table(service, "deploy")
     if service.get("restart") in (None, "no") and not deploy.get("restart_policy"):
-        yield Hit("no restart policy: a crash or a reboot leaves it down", ("services", name, "restart"))
+        yield Hit(
+            "no restart policy: a crash or a reboot leaves it down", ("services", name, "restart")
+        )
 
 
 @service_rule(
@@ -79,9 +85,9 @@ def restart_policy(context: Context, name: str, service: dict[str, Any]) -> Iter
     "Set logging: {driver: json-file, options: {max-size: 10m, max-file: '3'}} (or driver: local).",
 )  # fmt: skip
 def log_rotation(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
-    logging = service.get("logging") if isinstance(service.get("logging"), dict) else {}
+    logging = table(service, "logging")
     driver = logging.get("driver") or "json-file"
-    options = logging.get("options") if isinstance(logging.get("options"), dict) else {}
+    options = table(logging, "options")
     if driver == "json-file" and not options.get("max-size"):
         yield Hit(
             "json-file logs without max-size grow until the disk is full",

@@ -30,7 +30,9 @@ _SUBJECT = {
 # CL-0004/CL-0019 ask for a pinned tag and a registry digest. A service with `build:` makes its
 # image locally; the tag names that local build and there is no digest to pin. The base image it
 # starts from is the Dockerfile's business, not the Compose file's.
-BUILT_LOCALLY = "built locally from build:; the tag names the local build, there is no digest to pin"
+BUILT_LOCALLY = (
+    "built locally from build:; the tag names the local build, there is no digest to pin"
+)
 _PIN_RULES = {"CL-0004", "CL-0019"}
 _INTERPOLATED = re.compile(r"\$\{?[A-Za-z_]")
 
@@ -118,7 +120,7 @@ def _adjust(context: Context, raw: Any, paths: list[tuple[Segment, ...]]) -> Fin
             # Dev runs as the host's user by design (HOST_UID), so files it writes into the
             # mounted tree stay the user's; root here means the check itself ran as root.
             severity = Severity.LOW
-            message += " (dev runs as the host user, and this check ran as root)"
+            message += " (dev runs as the host's user, set by a variable; here it resolved to root)"
     return Finding(
         rule_id=raw.rule_id,
         severity=severity,

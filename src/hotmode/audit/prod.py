@@ -61,7 +61,9 @@ def no_reload(context: Context, name: str, service: dict[str, Any]) -> Iterator[
     path = reload_in(service)
     if path:
         text = command_text(service, path[0])
-        yield Hit(f"the {path[0]} reloads or watches files: {text[:80]!r}", ("services", name, *path))
+        yield Hit(
+            f"the {path[0]} reloads or watches files: {text[:80]!r}", ("services", name, *path)
+        )
     for variable in ("UVICORN_RELOAD", "HOT_RELOAD_ENABLED"):
         if is_true(environment(service).get(variable, "")):
             yield Hit(
@@ -76,17 +78,19 @@ def no_reload(context: Context, name: str, service: dict[str, Any]) -> Iterator[
 def env_file_read_only(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     for mount in mounts(service):
         base = (mount.source or "").rstrip("/").rsplit("/", 1)[-1]
-        if mount.type == "bind" and _ENV_FILE.match(base) and base not in _EXAMPLES:
-            if not mount.read_only:
-                yield Hit(
-                    f"{base} is mounted writable at {mount.target}",
-                    ("services", name, "volumes", mount.index),
-                )
+        writable = mount.type == "bind" and not mount.read_only
+        if writable and _ENV_FILE.match(base) and base not in _EXAMPLES:
+            yield Hit(
+                f"{base} is mounted writable at {mount.target}",
+                ("services", name, "volumes", mount.index),
+            )
 
 
 def _tmpfs_targets(service: Mapping[str, Any]) -> set[str]:
     tmpfs = service.get("tmpfs") or []
-    targets = {str(t).split(":")[0].rstrip("/") for t in (tmpfs if isinstance(tmpfs, list) else [tmpfs])}
+    targets = {
+        str(t).split(":")[0].rstrip("/") for t in (tmpfs if isinstance(tmpfs, list) else [tmpfs])
+    }
     targets |= {m.target for m in mounts(service) if m.type == "tmpfs"}
     return targets
 
@@ -102,7 +106,7 @@ def read_only_root(context: Context, name: str, service: dict[str, Any]) -> Iter
             "the root filesystem is writable: code and binaries can be changed at run time",
             ("services", name, "read_only"),
         )
-    if "/tmp" not in _tmpfs_targets(service):
+    if "/tmp" not in _tmpfs_targets(service):  # noqa: S108 - asking for a tmpfs, not using one
         yield Hit("no tmpfs for /tmp", ("services", name, "tmpfs"))
 
 
@@ -124,7 +128,11 @@ def not_root(context: Context, name: str, service: dict[str, Any]) -> Iterator[H
         image_user = dockerfile.user(build.get("target"))
         if image_user and image_user.split(":")[0] not in _ROOT:
             return
-        why = f"its Dockerfile's USER is {image_user}" if image_user else "its Dockerfile sets no USER"
+        why = (
+            f"its Dockerfile's USER is {image_user}"
+            if image_user
+            else "its Dockerfile sets no USER"
+        )
         yield Hit(f"no user: is set and {why}: the process runs as root", path)
         return
     image = service.get("image", "the image")
@@ -133,14 +141,14 @@ def not_root(context: Context, name: str, service: dict[str, Any]) -> Iterator[H
 
 @service_rule(
     "HM-P06", Severity.MEDIUM, PROD, "The build records the commit in the revision label",
-    f"Set {REVISION_LABEL} at build (build.labels, or LABEL in the Dockerfile from a build arg).",
+    f"Label the image {REVISION_LABEL} at build, from a build arg or build.labels.",
 )  # fmt: skip
 def revision_label(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     build = service.get("build")
     if not isinstance(build, dict):
         return
     labels = build.get("labels") or {}
-    keys = set(labels) if isinstance(labels, dict) else {str(l).split("=")[0] for l in labels}
+    keys = set(labels) if isinstance(labels, dict) else {str(item).split("=")[0] for item in labels}
     dockerfile = context.dockerfile(name, service)
     if dockerfile is not None:
         keys |= dockerfile.labels(build.get("target"))
@@ -158,14 +166,15 @@ def revision_label(context: Context, name: str, service: dict[str, Any]) -> Iter
 def no_debug(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     for variable, value in environment(service).items():
         upper = variable.upper()
-        if upper == "DEBUG" and is_true(value):
-            yield Hit(f"{variable}={value} in prod", ("services", name, "environment", variable))
-        elif upper.endswith("LOG_LEVEL") and value.strip().lower() in _DEBUG_LEVELS:
+        debug = upper == "DEBUG" and is_true(value)
+        if debug or (upper.endswith("LOG_LEVEL") and value.strip().lower() in _DEBUG_LEVELS):
             yield Hit(f"{variable}={value} in prod", ("services", name, "environment", variable))
     for key in ("command", "entrypoint"):
         text = command_text(service, key)
         level = re.search(r"--log-level[= ]+(\w+)", text)
-        if (level and level.group(1).lower() in _DEBUG_LEVELS) or re.search(r"(^|\s)--debug\b", text):
+        if (level and level.group(1).lower() in _DEBUG_LEVELS) or re.search(
+            r"(^|\s)--debug\b", text
+        ):
             yield Hit(f"the {key} asks for debug output", ("services", name, key))
 
 
@@ -205,4 +214,3 @@ def no_secret_defaults(context: Context) -> Iterator[Hit]:
                 f"${{{variable}}} falls back to a literal value written in the file",
                 location=location,
             )
-

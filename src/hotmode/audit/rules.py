@@ -197,6 +197,12 @@ def source_mounts(context: Context, service: Mapping[str, Any]) -> list[Mount]:
     return [m for m in binds if any(inside(m.source or "", f) for f in folders)]
 
 
+def table(mapping: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """A sub-mapping of the merged configuration, or an empty one."""
+    value = mapping.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def environment(service: Mapping[str, Any]) -> dict[str, str]:
     env = service.get("environment") or {}
     if isinstance(env, dict):

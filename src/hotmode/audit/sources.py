@@ -47,7 +47,7 @@ class SourceFile:
             if found is None:
                 return None
             node = found[1]
-        return node.value if isinstance(node, yaml.ScalarNode) else None
+        return str(node.value) if isinstance(node, yaml.ScalarNode) else None
 
 
 def read_source(path: Path) -> SourceFile:
@@ -104,14 +104,15 @@ def _plain(text: str) -> str:
     return _INTERPOLATION.sub("$", text)
 
 
-def _short_target(text: str) -> str:
+def _short_target(text: str, port: bool) -> str:
     """The container side of a short `src:dst[:mode]` mount, or of a `[ip:]pub:target` port."""
     parts = _plain(text).split(":")
     if len(parts) >= 3 and parts[-1] in {"ro", "rw", "z", "Z", "cached", "delegated", "consistent"}:
         parts = parts[:-1]
     if len(parts) >= 2 and "," in parts[-1] and "=" in parts[-1]:
         parts = parts[:-1]  # `:ro,z` style options
-    return parts[-1].split("/")[0] if parts else text
+    target = parts[-1] if parts else text
+    return target.split("/")[0] if port else target
 
 
 def merged_signature(parent: Segment, value: Any) -> str | None:
@@ -130,16 +131,16 @@ def node_signature(parent: Segment, node: yaml.Node) -> str | None:
     """What identifies a list item as written in one file."""
     if parent in ("volumes", "ports"):
         if isinstance(node, yaml.ScalarNode):
-            return _short_target(node.value).rstrip("/")
+            return _short_target(node.value, parent == "ports").rstrip("/")
         if isinstance(node, yaml.MappingNode):
             found = _find_key(node, "target")
             if found and isinstance(found[1], yaml.ScalarNode):
-                return found[1].value.rstrip("/")
+                return str(found[1].value).rstrip("/")
         return None
     if isinstance(node, yaml.ScalarNode):
         if parent == "tmpfs":
-            return node.value.split(":")[0].rstrip("/")
-        return node.value
+            return str(node.value).split(":")[0].rstrip("/")
+        return str(node.value)
     return None
 
 
@@ -159,7 +160,7 @@ def value_at(document: Any, segments: Sequence[Segment]) -> Any:
 def _descend(
     node: yaml.Node, segments: Sequence[Segment], merged: Any
 ) -> tuple[int, int | None, bool]:
-    """How deep `segments` goes in one file: (depth, line of the deepest match, stopped at a list)."""
+    """How deep `segments` goes in one file: (depth, deepest line, stopped at a list item)."""
     line: int | None = None
     current = node
     for index, segment in enumerate(segments):
@@ -199,7 +200,7 @@ class SourceSet:
         """The file and line that introduced the value at `segments` of `merged`."""
         if not self.files:
             return None
-        results = []
+        results: list[tuple[int, int | None, bool]] = []
         for source in self.files:
             if source.root is None:
                 results.append((0, None, False))

@@ -21,7 +21,9 @@ from hotmode.modes import all_selections
 
 @click.command()
 @mode_options
-@click.option("--all", "every", is_flag=True, help="Every mode x edition (with --dev/--prod: its editions).")
+@click.option(
+    "--all", "every", is_flag=True, help="Every mode x edition (with --dev/--prod: its editions)."
+)
 @click.option(
     "-f", "--file", "files", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
     help="Check these Compose files (repeatable, in -f order) instead of the declaration's.",
