@@ -44,22 +44,41 @@ PROD_FAILING: list[tuple[str, dict[str, Any], dict[str, str | None]]] = [
 PROD_PASSING: list[tuple[str, dict[str, Any], dict[str, str | None]]] = [
     ("HM-P01", {"volumes": ["./.env:/app/.env:ro", "./data:/data"]}, {}),
     ("HM-P02", {"command": "uvicorn main:app --port 8000"}, {}),
-    ("HM-P03", {"volumes": [{"type": "bind", "source": "./.env", "target": "/app/.env",
-                             "read_only": True}]}, {}),  # fmt: skip
+    (
+        "HM-P03",
+        {
+            "volumes": [
+                {"type": "bind", "source": "./.env", "target": "/app/.env", "read_only": True}
+            ]
+        },
+        {},
+    ),
     ("HM-P04", {"tmpfs": None, "volumes": [{"type": "tmpfs", "target": "/tmp"}]}, {}),
     ("HM-P05", {"user": None}, {}),  # the Dockerfile's USER is not root
-    ("HM-P06", {"build": {"context": "../app", "labels": {
-        "org.opencontainers.image.revision": "abc"}}}, {"Dockerfile": "FROM python:3.12-slim\n"}),
+    (
+        "HM-P06",
+        {"build": {"context": "../app", "labels": {"org.opencontainers.image.revision": "abc"}}},
+        {"Dockerfile": "FROM python:3.12-slim\n"},
+    ),
     ("HM-P07", {"environment": {"DEBUG": "0", "LOG_LEVEL": "warning"}}, {}),
     ("HM-P08", {}, {"Dockerfile.dockerignore": "**/.env*\n", ".dockerignore": None}),
     ("HM-P09", {"environment": {"SECRET_KEY": "${SECRET_KEY:?set SECRET_KEY}"}}, {}),
     ("HM-A01", {"build": None, "image": "python:3.12-slim"}, {}),
     ("HM-A01", {"healthcheck": CURL}, {"Dockerfile": DOCKERFILE + "RUN apt-get install -y curl\n"}),
-    ("HM-A03", {"restart": None, "deploy": {"restart_policy": {"condition": "on-failure"},
-                                            "resources": {"limits": {"memory": "1G"}}}}, {}),
+    (
+        "HM-A03",
+        {
+            "restart": None,
+            "deploy": {
+                "restart_policy": {"condition": "on-failure"},
+                "resources": {"limits": {"memory": "1G"}},
+            },
+        },
+        {},
+    ),
     ("HM-A04", {"logging": {"driver": "local"}}, {}),
     ("CL-0005", {"ports": ["127.0.0.1:8000:8000"]}, {}),
-]  # fmt: skip
+]
 
 
 def _apply(project: Project, app_files: dict[str, str | None]) -> None:

@@ -19,7 +19,9 @@ def _line(path: Path, text: str) -> int:
 
 def test_a_value_an_overlay_sets_points_at_the_overlay(project: Project) -> None:
     base = project.prod()
-    overlay = project.write("saas.yml", "services:\n  web:\n    environment:\n      DEBUG: 'true'\n")
+    overlay = project.write(
+        "saas.yml", "services:\n  web:\n    environment:\n      DEBUG: 'true'\n"
+    )
     (finding,) = only(project.check("prod", base, overlay), "HM-P07")
     assert finding.location == Location(overlay, 4)
 

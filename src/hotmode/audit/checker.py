@@ -142,6 +142,11 @@ def check(stacks: Sequence[Stack], compose: Compose | None = None) -> Report:
     contexts = []
     findings: list[Finding] = []
     for stack in stacks:
+        if stack.source is not None:
+            # A declared mode's files are rendered: a missing one means render has not run.
+            for path in stack.files:
+                if not path.exists():
+                    raise ComposeError(f"{path} does not exist; run `hotmode render` first")
         sources = read_sources(stack.files)
         context = Context(stack, merged_config(stack, sources, compose), sources)
         contexts.append(context)

@@ -29,10 +29,31 @@ from hotmode.audit.rules import (
 DEV = ("dev",)
 # Official images people name directly; a local build tagged with one of these shadows it.
 PUBLIC_BASES = {
-    "python", "debian", "ubuntu", "alpine", "node", "busybox", "nginx", "golang", "rust",
-    "postgres", "redis", "mysql", "mariadb", "httpd", "ruby", "php", "openjdk", "eclipse-temurin",
-    "pypy", "amazonlinux", "fedora", "centos", "rockylinux", "almalinux",
-}  # fmt: skip
+    "python",
+    "debian",
+    "ubuntu",
+    "alpine",
+    "node",
+    "busybox",
+    "nginx",
+    "golang",
+    "rust",
+    "postgres",
+    "redis",
+    "mysql",
+    "mariadb",
+    "httpd",
+    "ruby",
+    "php",
+    "openjdk",
+    "eclipse-temurin",
+    "pypy",
+    "amazonlinux",
+    "fedora",
+    "centos",
+    "rockylinux",
+    "almalinux",
+}
 _INSTALL = re.compile(
     r"\b(apt-get|apt|apk|yum|dnf|microdnf|zypper)\s+(-\S+\s+)*(install|add)\b"
     r"|\bpip3?\s+install\b|\bpython3?\s+-m\s+pip\s+install\b|\bpoetry\s+install\b"
@@ -45,9 +66,12 @@ def _is_pycache(target: str) -> bool:
 
 
 @service_rule(
-    "HM-D01", Severity.MEDIUM, DEV, "Dev mounts the source and reloads on change",
+    "HM-D01",
+    Severity.MEDIUM,
+    DEV,
+    "Dev mounts the source and reloads on change",
     "Bind-mount the source folder and run the server with --reload (hotmode run APP --reload).",
-)  # fmt: skip
+)
 def mounted_and_reloading(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     if not source_mounts(context, service):
         yield Hit("the source is not mounted: edits need a rebuild", ("services", name, "volumes"))
@@ -56,9 +80,12 @@ def mounted_and_reloading(context: Context, name: str, service: dict[str, Any]) 
 
 
 @service_rule(
-    "HM-D02", Severity.HIGH, DEV, "The dev image has its own tag",
+    "HM-D02",
+    Severity.HIGH,
+    DEV,
+    "The dev image has its own tag",
     "Give the dev build its own image: tag (e.g. app:dev), never prod's or a base image's.",
-)  # fmt: skip
+)
 def own_image_tag(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     image = service.get("image")
     if not isinstance(image, str) or "build" not in service:
@@ -86,9 +113,12 @@ def own_image_tag(context: Context, name: str, service: dict[str, Any]) -> Itera
 
 
 @service_rule(
-    "HM-D03", Severity.MEDIUM, DEV, "Dependencies are not installed at every start",
+    "HM-D03",
+    Severity.MEDIUM,
+    DEV,
+    "Dependencies are not installed at every start",
     "Install dependencies in the image (a dev build stage); the command only starts the server.",
-)  # fmt: skip
+)
 def no_install_at_start(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     for key in ("command", "entrypoint"):
         match = _INSTALL.search(command_text(service, key))
@@ -100,9 +130,12 @@ def no_install_at_start(context: Context, name: str, service: dict[str, Any]) ->
 
 
 @service_rule(
-    "HM-D04", Severity.LOW, DEV, "No per-package __pycache__ volume lists",
+    "HM-D04",
+    Severity.LOW,
+    DEV,
+    "No per-package __pycache__ volume lists",
     "Remove the __pycache__ volumes; set PYTHONPYCACHEPREFIX=/tmp/pycache instead.",
-)  # fmt: skip
+)
 def no_pycache_volumes(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     caches = [m for m in mounts(service) if m.type == "volume" and _is_pycache(m.target)]
     if caches:
@@ -113,9 +146,12 @@ def no_pycache_volumes(context: Context, name: str, service: dict[str, Any]) -> 
 
 
 @service_rule(
-    "HM-D05", Severity.MEDIUM, DEV, "No mount points nested inside the source mount",
+    "HM-D05",
+    Severity.MEDIUM,
+    DEV,
+    "No mount points nested inside the source mount",
     "Mount logs and data outside the source folder's target (e.g. /var/log/app), not under it.",
-)  # fmt: skip
+)
 def no_nested_mounts(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     sources = source_mounts(context, service)
     for mount in mounts(service):

@@ -31,9 +31,12 @@ def _variant(image: str) -> str | None:
 
 
 @service_rule(
-    "HM-A01", Severity.HIGH, EVERY, "The healthcheck uses a tool the image has",
+    "HM-A01",
+    Severity.HIGH,
+    EVERY,
+    "The healthcheck uses a tool the image has",
     "Probe with the image's own Python (python -c 'import urllib.request; ...'), not curl.",
-)  # fmt: skip
+)
 def healthcheck_tool(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     healthcheck = service.get("healthcheck")
     if not isinstance(healthcheck, dict) or healthcheck.get("disable"):
@@ -69,9 +72,12 @@ def healthcheck_tool(context: Context, name: str, service: dict[str, Any]) -> It
 
 
 @service_rule(
-    "HM-A03", Severity.MEDIUM, EVERY, "A restart policy is set",
+    "HM-A03",
+    Severity.MEDIUM,
+    EVERY,
+    "A restart policy is set",
     "Set restart: unless-stopped (or deploy.restart_policy) so a crash or reboot recovers.",
-)  # fmt: skip
+)
 def restart_policy(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     deploy = table(service, "deploy")
     if service.get("restart") in (None, "no") and not deploy.get("restart_policy"):
@@ -81,9 +87,12 @@ def restart_policy(context: Context, name: str, service: dict[str, Any]) -> Iter
 
 
 @service_rule(
-    "HM-A04", Severity.MEDIUM, EVERY, "Logs are rotated",
+    "HM-A04",
+    Severity.MEDIUM,
+    EVERY,
+    "Logs are rotated",
     "Set logging: {driver: json-file, options: {max-size: 10m, max-file: '3'}} (or driver: local).",
-)  # fmt: skip
+)
 def log_rotation(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     logging = table(service, "logging")
     driver = logging.get("driver") or "json-file"
@@ -96,9 +105,11 @@ def log_rotation(context: Context, name: str, service: dict[str, Any]) -> Iterat
 
 
 SHARED_PORT = cross_rule(
-    "HM-A02", Severity.MEDIUM, "Modes that share a port have distinct project names",
+    "HM-A02",
+    Severity.MEDIUM,
+    "Modes that share a port have distinct project names",
     "Give each mode x edition its own top-level name: so one mode's `down` never stops another.",
-)  # fmt: skip
+)
 
 
 def published_ports(context: Context) -> set[str]:

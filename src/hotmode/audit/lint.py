@@ -17,6 +17,7 @@ from typing import Any
 from hotmode.audit.model import Finding, Severity
 from hotmode.audit.rules import Context, load_rules
 from hotmode.audit.sources import Segment, value_at
+from hotmode.errors import UsageError
 
 TOOL = "compose-lint"
 # Rules that point at the service line although they are about one key: name the key, so the
@@ -77,7 +78,13 @@ def _fix(rule_id: str, text: str | None) -> str:
 
 def lint(context: Context) -> list[Finding]:
     """compose-lint's findings on one stack's merged configuration, located and mapped."""
-    from compose_lint.engine import FindingLimitError, run_rules
+    try:
+        from compose_lint.engine import FindingLimitError, run_rules
+    except ImportError:
+        raise UsageError(
+            "compose-lint is not installed; install hotmode's audit extra: "
+            "pip install 'hotmode[audit]'"
+        ) from None
 
     document = dict(context.merged)
     lines, paths = token_lines(document)
@@ -85,10 +92,17 @@ def lint(context: Context) -> list[Finding]:
 
     def on_error(rule_id: str, service: str, exc: Exception) -> None:
         crashes.append(
-            Finding(rule_id, Severity.LOW, context.stack.label, service,
-                    f"compose-lint could not check this service: {exc.__class__.__name__}",
-                    "Report it to compose-lint.", None, tool=TOOL)
-        )  # fmt: skip
+            Finding(
+                rule_id,
+                Severity.LOW,
+                context.stack.label,
+                service,
+                f"compose-lint could not check this service: {exc.__class__.__name__}",
+                "Report it to compose-lint.",
+                None,
+                tool=TOOL,
+            )
+        )
 
     try:
         raw = run_rules(document, lines, on_error=on_error)

@@ -41,9 +41,12 @@ _DEFAULT = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-)([^}]+)\}")
 
 
 @service_rule(
-    "HM-P01", Severity.HIGH, PROD, "No bind mount of the source folder in prod",
+    "HM-P01",
+    Severity.HIGH,
+    PROD,
+    "No bind mount of the source folder in prod",
     "Remove the mount: the prod image copies the source at build, so it matches a commit.",
-)  # fmt: skip
+)
 def no_source_mount(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     for mount in source_mounts(context, service):
         yield Hit(
@@ -54,9 +57,12 @@ def no_source_mount(context: Context, name: str, service: dict[str, Any]) -> Ite
 
 
 @service_rule(
-    "HM-P02", Severity.HIGH, PROD, "No reload and no file watcher in prod",
+    "HM-P02",
+    Severity.HIGH,
+    PROD,
+    "No reload and no file watcher in prod",
     "Drop --reload and any watcher from the prod command; reload belongs to dev.",
-)  # fmt: skip
+)
 def no_reload(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     path = reload_in(service)
     if path:
@@ -72,9 +78,12 @@ def no_reload(context: Context, name: str, service: dict[str, Any]) -> Iterator[
 
 
 @service_rule(
-    "HM-P03", Severity.HIGH, PROD, "The env file is mounted read-only",
+    "HM-P03",
+    Severity.HIGH,
+    PROD,
+    "The env file is mounted read-only",
     "Mount the env file with :ro (or read_only: true), or pass it with env_file: instead.",
-)  # fmt: skip
+)
 def env_file_read_only(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     for mount in mounts(service):
         base = (mount.source or "").rstrip("/").rsplit("/", 1)[-1]
@@ -96,10 +105,13 @@ def _tmpfs_targets(service: Mapping[str, Any]) -> set[str]:
 
 
 @service_rule(
-    "HM-P04", Severity.MEDIUM, PROD, "A read-only root filesystem, with a tmpfs for /tmp",
+    "HM-P04",
+    Severity.MEDIUM,
+    PROD,
+    "A read-only root filesystem, with a tmpfs for /tmp",
     "Set read_only: true and tmpfs: [/tmp]; give data that must persist a named volume.",
     covers=("CL-0007",),
-)  # fmt: skip
+)
 def read_only_root(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     if service.get("read_only") is not True:
         yield Hit(
@@ -111,10 +123,13 @@ def read_only_root(context: Context, name: str, service: dict[str, Any]) -> Iter
 
 
 @service_rule(
-    "HM-P05", Severity.HIGH, PROD, "The process does not run as root",
+    "HM-P05",
+    Severity.HIGH,
+    PROD,
+    "The process does not run as root",
     "Set user: to a non-root uid:gid (or a non-root USER in the Dockerfile's prod stage).",
     covers=("CL-0018",),
-)  # fmt: skip
+)
 def not_root(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     path = ("services", name, "user")
     user = service.get("user")
@@ -140,9 +155,12 @@ def not_root(context: Context, name: str, service: dict[str, Any]) -> Iterator[H
 
 
 @service_rule(
-    "HM-P06", Severity.MEDIUM, PROD, "The build records the commit in the revision label",
+    "HM-P06",
+    Severity.MEDIUM,
+    PROD,
+    "The build records the commit in the revision label",
     f"Label the image {REVISION_LABEL} at build, from a build arg or build.labels.",
-)  # fmt: skip
+)
 def revision_label(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     build = service.get("build")
     if not isinstance(build, dict):
@@ -160,9 +178,12 @@ def revision_label(context: Context, name: str, service: dict[str, Any]) -> Iter
 
 
 @service_rule(
-    "HM-P07", Severity.MEDIUM, PROD, "No debug mode and no debug log level in prod",
+    "HM-P07",
+    Severity.MEDIUM,
+    PROD,
+    "No debug mode and no debug log level in prod",
     "Remove DEBUG=true and debug/trace log levels from prod; keep them in the dev overlay.",
-)  # fmt: skip
+)
 def no_debug(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     for variable, value in environment(service).items():
         upper = variable.upper()
@@ -179,9 +200,12 @@ def no_debug(context: Context, name: str, service: dict[str, Any]) -> Iterator[H
 
 
 @service_rule(
-    "HM-P08", Severity.HIGH, PROD, ".env files are kept out of the build context",
+    "HM-P08",
+    Severity.HIGH,
+    PROD,
+    ".env files are kept out of the build context",
     "Add `.env` and `.env.*` (then `!.env.example`) to the build context's .dockerignore.",
-)  # fmt: skip
+)
 def dockerignore_env(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     build = service.get("build")
     if not isinstance(build, dict):
@@ -203,9 +227,12 @@ def dockerignore_env(context: Context, name: str, service: dict[str, Any]) -> It
 
 
 @stack_rule(
-    "HM-P09", Severity.HIGH, PROD, "No secrets with literal default values",
+    "HM-P09",
+    Severity.HIGH,
+    PROD,
+    "No secrets with literal default values",
     "Use ${NAME:?set NAME} (required) or an env file; never ship a default secret value.",
-)  # fmt: skip
+)
 def no_secret_defaults(context: Context) -> Iterator[Hit]:
     for location, match in context.sources.locate_text(_DEFAULT):
         variable, default = match.group(1), match.group(3).strip()

@@ -176,9 +176,10 @@ def _result(finding: Finding, index: dict[str, int], base: Path) -> dict[str, An
         path = finding.location.path
         uri = _shown(path, base)
         artifact = (
-            {"uri": path.as_uri()} if path.is_absolute() and uri == path.as_posix()
+            {"uri": path.as_uri()}
+            if path.is_absolute() and uri == path.as_posix()
             else {"uri": uri, "uriBaseId": "SRCROOT"}
-        )  # fmt: skip
+        )
         physical: dict[str, Any] = {"artifactLocation": artifact}
         if finding.location.line:
             physical["region"] = {"startLine": finding.location.line}

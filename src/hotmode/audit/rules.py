@@ -80,9 +80,13 @@ REGISTRY: dict[str, Registered] = {}
 
 
 def service_rule(
-    id: str, severity: Severity, modes: tuple[str, ...], title: str, fix: str,
+    id: str,
+    severity: Severity,
+    modes: tuple[str, ...],
+    title: str,
+    fix: str,
     covers: tuple[str, ...] = (),
-) -> Callable[[ServiceCheck], ServiceCheck]:  # fmt: skip
+) -> Callable[[ServiceCheck], ServiceCheck]:
     """Register a rule that checks one service at a time."""
 
     def register(check: ServiceCheck) -> ServiceCheck:

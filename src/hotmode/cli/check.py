@@ -25,17 +25,28 @@ from hotmode.modes import all_selections
     "--all", "every", is_flag=True, help="Every mode x edition (with --dev/--prod: its editions)."
 )
 @click.option(
-    "-f", "--file", "files", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+    "-f",
+    "--file",
+    "files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
     help="Check these Compose files (repeatable, in -f order) instead of the declaration's.",
-)  # fmt: skip
+)
 @click.option(
-    "--format", "output", type=click.Choice(["text", "json", "sarif"]), default="text",
-    show_default=True, help="Report format.",
-)  # fmt: skip
+    "--format",
+    "output",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    show_default=True,
+    help="Report format.",
+)
 @click.option(
-    "--fail-on", type=click.Choice(["low", "medium", "high"]), default="medium",
-    show_default=True, help="Exit 1 if a finding is at or above this severity.",
-)  # fmt: skip
+    "--fail-on",
+    type=click.Choice(["low", "medium", "high"]),
+    default="medium",
+    show_default=True,
+    help="Exit 1 if a finding is at or above this severity.",
+)
 @click.option("--show-waived", is_flag=True, help="Also list waived findings (text format).")
 def check(
     config_path: Path | None,
@@ -56,9 +67,10 @@ def check(
         config = load(config_path)
         if every:
             selections = [
-                s for s in all_selections(config)
+                s
+                for s in all_selections(config)
                 if (mode is None or s.mode == mode) and (edition is None or s.edition == edition)
-            ]  # fmt: skip
+            ]
         else:
             selections = [select(config, mode, edition)]
         stacks = checker.declared_stacks(config, selections)
