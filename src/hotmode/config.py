@@ -182,7 +182,7 @@ class _Reader:
 
     def env_table(self, value: Any, at: str) -> dict[str, str]:
         if not isinstance(value, dict):
-            raise self.fail(at, "expected a table of NAME = \"value\"")
+            raise self.fail(at, 'expected a table of NAME = "value"')
         env: dict[str, str] = {}
         for name, item in value.items():
             if not _ENV_NAME.match(name):

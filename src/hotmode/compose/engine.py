@@ -37,9 +37,7 @@ class Compose:
 
     argv: tuple[str, ...]
 
-    def command(
-        self, files: Sequence[Path], project: str | None, *args: str
-    ) -> list[str]:
+    def command(self, files: Sequence[Path], project: str | None, *args: str) -> list[str]:
         argv = list(self.argv)
         for path in files:
             argv += ["-f", str(path)]
@@ -115,7 +113,9 @@ def find_compose() -> Compose:
     if explicit:
         argv = tuple(shlex.split(explicit))
         if not argv or not (shutil.which(argv[0]) or Path(argv[0]).is_file()):
-            raise ComposeError(f"HOTMODE_COMPOSE={explicit!r} is not an executable; fix or unset it")
+            raise ComposeError(
+                f"HOTMODE_COMPOSE={explicit!r} is not an executable; fix or unset it"
+            )
         return Compose(argv)
     docker = shutil.which("docker")
     if docker and _is_v2([docker, "compose"]):

@@ -23,7 +23,7 @@ from hotmode.modes import Selection
 
 APP_DIR = "/app"
 HOTMODE_DIR = "/opt/hotmode"
-PYCACHE_DIR = "/tmp/pycache"  # noqa: S108 - a tmpfs inside the container, by design
+PYCACHE_DIR = "/tmp/pycache"
 PROD_UID = 10001
 _HEADER = re.compile(r"^# hotmode-digest: sha256:([0-9a-f]{64})\n", re.MULTILINE)
 
@@ -99,7 +99,7 @@ def base_document(config: Config) -> dict[str, Any]:
         },
         "image": layout.image_name(config, "prod"),
         "container_name": names["container"],
-        "command": ["uvicorn", config.target, "--host", "0.0.0.0", "--port", port],  # noqa: S104
+        "command": ["uvicorn", config.target, "--host", "0.0.0.0", "--port", port],
         "environment": {
             **edition.env,
             "PORT": port,
@@ -117,7 +117,7 @@ def base_document(config: Config) -> dict[str, Any]:
             },
         ],
         "read_only": True,
-        "tmpfs": ["/tmp"],  # noqa: S108
+        "tmpfs": ["/tmp"],
         "user": f"{PROD_UID}:{PROD_UID}",
         "security_opt": ["no-new-privileges:true"],
         "cap_drop": ["ALL"],
@@ -170,7 +170,7 @@ def dev_document(config: Config) -> dict[str, Any]:
     port = _port(config)
     command = [
         "python", "-m", "hotmode", "run", config.target, "--reload",
-        "--host", "0.0.0.0", "--port", port, "--log-level", config.dev.log_level,  # noqa: S104
+        "--host", "0.0.0.0", "--port", port, "--log-level", config.dev.log_level,
     ]  # fmt: skip
     env_files: list[Any] = [{"path": ".env", "required": False}]
     env_files.extend(_env_files(config.default_edition))
@@ -194,11 +194,18 @@ def dev_document(config: Config) -> dict[str, Any]:
         "env_file": _Override(env_files),
         "volumes": _Override(
             [
-                {"type": "bind", "source": _relative(config.source, config.deployment),
-                 "target": APP_DIR},
-                {"type": "bind", "source": "${HOTMODE_HOME:?run through hotmode, or eval $(hotmode env)}",
-                 "target": f"{HOTMODE_DIR}/hotmode", "read_only": True},
-            ]  # fmt: skip
+                {
+                    "type": "bind",
+                    "source": _relative(config.source, config.deployment),
+                    "target": APP_DIR,
+                },
+                {
+                    "type": "bind",
+                    "source": "${HOTMODE_HOME:?run through hotmode, or eval $(hotmode env)}",
+                    "target": f"{HOTMODE_DIR}/hotmode",
+                    "read_only": True,
+                },
+            ]
         ),
         # Dev may reinstall dependencies in place when the requirements change.
         "read_only": False,
