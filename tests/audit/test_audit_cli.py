@@ -143,3 +143,12 @@ def test_the_schema_rejects_a_malformed_report() -> None:
     schema = json.loads(SCHEMA.read_text())
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"version": 1, "findings": [{}]}, schema)
+
+
+def test_rules_lists_every_rule_with_its_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    from hotmode.audit.rules import load_rules
+
+    code, out, _ = _run(capsys, "--rules")
+    assert code == 0
+    for rule_id, registered in load_rules().items():
+        assert rule_id in out and registered.rule.fix in out

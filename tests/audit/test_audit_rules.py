@@ -217,3 +217,13 @@ def test_a_prod_file_with_a_locally_built_tag_waives_the_digest_rule(project: Pr
     assert waived and all(f.suppressed for f in waived)
     pulled = project.check("prod", project.prod(build=None, image="nginx:1.27"))
     assert "CL-0019" in rule_ids(pulled)
+
+
+def test_mode_rules_are_about_the_app_and_every_mode_rules_about_all(project: Project) -> None:
+    base = project.prod()
+    db = project.write("db.yml", "services:\n  db:\n    image: postgres:16\n")
+    report = project.check("prod", base, db)
+    about_db = {f.rule_id for f in counted(report) if f.service == "db"}
+    assert "HM-P05" not in about_db and "HM-P04" not in about_db
+    assert {"HM-A03", "HM-A04", "CL-0007"} <= about_db
+    assert {f.rule_id for f in counted(report) if f.service == "web"} == set()

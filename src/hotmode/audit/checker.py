@@ -37,6 +37,7 @@ def declared_stacks(config: Config, selections: Iterable[Selection]) -> list[Sta
             project=layout.project_name(config, selection),
             source=config.source,
             prod_image=layout.image_name(config, "prod"),
+            apps=(config.service,),
         )
         for selection in selections
     ]
@@ -109,7 +110,7 @@ def mode_findings(context: Context) -> list[Finding]:
         if registered.stack_check is not None:
             findings += [_finding(context, rule, None, h) for h in registered.stack_check(context)]
         if registered.service_check is not None:
-            for name, service in context.services():
+            for name, service in context.services(apps_only=not registered.every_service):
                 for hit in registered.service_check(context, name, service):
                     findings.append(_finding(context, rule, name, hit))
     return findings

@@ -36,6 +36,7 @@ def _variant(image: str) -> str | None:
     EVERY,
     "The healthcheck uses a tool the image has",
     "Probe with the image's own Python (python -c 'import urllib.request; ...'), not curl.",
+    every_service=True,
 )
 def healthcheck_tool(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     healthcheck = service.get("healthcheck")
@@ -77,6 +78,7 @@ def healthcheck_tool(context: Context, name: str, service: dict[str, Any]) -> It
     EVERY,
     "A restart policy is set",
     "Set restart: unless-stopped (or deploy.restart_policy) so a crash or reboot recovers.",
+    every_service=True,
 )
 def restart_policy(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     deploy = table(service, "deploy")
@@ -92,6 +94,7 @@ def restart_policy(context: Context, name: str, service: dict[str, Any]) -> Iter
     EVERY,
     "Logs are rotated",
     "Set logging: {driver: json-file, options: {max-size: 10m, max-file: '3'}} (or driver: local).",
+    every_service=True,
 )
 def log_rotation(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     logging = table(service, "logging")

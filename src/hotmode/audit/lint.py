@@ -126,7 +126,8 @@ def _adjust(context: Context, raw: Any, paths: list[tuple[Segment, ...]]) -> Fin
     if raw.rule_id in _PIN_RULES and "build" in config:
         suppressed = BUILT_LOCALLY
     for registered in load_rules().values():
-        if raw.rule_id in registered.covers and context.stack.mode in registered.rule.modes:
+        covered = raw.rule_id in registered.covers and context.is_app(service)
+        if covered and context.stack.mode in registered.rule.modes:
             suppressed = f"reported as {registered.rule.id}"
     if raw.rule_id == "CL-0018" and context.stack.mode == "dev":
         written = [f.scalar(("services", service, "user")) for f in context.sources.files]

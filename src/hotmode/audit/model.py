@@ -52,6 +52,9 @@ class Stack:
     source: Path | None = None
     # The image tag prod uses, when a declaration says it; a dev build must not reuse it.
     prod_image: str | None = None
+    # The app's own services, which the mode rules are about; without a declaration, the
+    # services built from source (or every service, if none is built).
+    apps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

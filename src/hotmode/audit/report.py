@@ -80,6 +80,23 @@ def text(report: Report, threshold: Severity, base: Path, *, show_waived: bool =
     return "\n".join(out) + "\n"
 
 
+def catalogue() -> str:
+    """hotmode's own rules, one per line with its fix, and where the generic ones come from."""
+    out = []
+    for registered in sorted(load_rules().values(), key=lambda r: r.rule.id):
+        rule = registered.rule
+        modes = "every mode" if len(rule.modes) > 1 else rule.modes[0]
+        out.append(f"{rule.id}  {rule.severity.label:<6}  {modes:<10}  {rule.title}")
+        out.append(f"    fix: {rule.fix}")
+    out += [
+        "CL-*    compose-lint's hardening rules (CIS Docker Benchmark, OWASP), on every mode.",
+        "        Waived: CL-0004/CL-0019 (tag and digest pins) for services with build:; for",
+        "        prod apps CL-0007/CL-0018 are reported as HM-P04/HM-P05. Low: CL-0018 in dev",
+        "        when user: comes from a variable (the host's user).",
+    ]
+    return "\n".join(out) + "\n"
+
+
 def _finding_json(finding: Finding, base: Path) -> dict[str, Any]:
     return {
         "rule_id": finding.rule_id,

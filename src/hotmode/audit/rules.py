@@ -31,11 +31,17 @@ class Context:
     sources: SourceSet
     _dockerfiles: dict[str, Dockerfile | None] = field(default_factory=dict, compare=False)
 
-    def services(self) -> Iterator[tuple[str, dict[str, Any]]]:
+    def services(self, apps_only: bool = False) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The services of the stack; with `apps_only`, the app's own (see `Stack.apps`)."""
         services = self.merged.get("services") or {}
-        for name, service in services.items():
-            if isinstance(service, dict):
-                yield str(name), service
+        found = [(str(n), s) for n, s in services.items() if isinstance(s, dict)]
+        if apps_only:
+            apps = set(self.stack.apps) or {n for n, s in found if "build" in s}
+            found = [(n, s) for n, s in found if n in apps] if apps else found
+        yield from found
+
+    def is_app(self, name: str) -> bool:
+        return any(name == app for app, _ in self.services(apps_only=True))
 
     def dockerfile(self, name: str, service: Mapping[str, Any]) -> Dockerfile | None:
         if name not in self._dockerfiles:
@@ -74,6 +80,8 @@ class Registered:
     stack_check: StackCheck | None = None
     # compose-lint rules that say the same thing less precisely; their findings are folded in.
     covers: tuple[str, ...] = ()
+    # Mode rules are about the app's own services; the rules for every mode, about all.
+    every_service: bool = False
 
 
 REGISTRY: dict[str, Registered] = {}
@@ -86,11 +94,13 @@ def service_rule(
     title: str,
     fix: str,
     covers: tuple[str, ...] = (),
+    every_service: bool = False,
 ) -> Callable[[ServiceCheck], ServiceCheck]:
-    """Register a rule that checks one service at a time."""
+    """Register a rule that checks one service at a time (the app's, unless `every_service`)."""
 
     def register(check: ServiceCheck) -> ServiceCheck:
-        REGISTRY[id] = Registered(Rule(id, severity, modes, title, fix), check, None, covers)
+        rule = Rule(id, severity, modes, title, fix)
+        REGISTRY[id] = Registered(rule, check, None, covers, every_service)
         return check
 
     return register

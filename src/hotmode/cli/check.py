@@ -48,6 +48,7 @@ from hotmode.modes import all_selections
     help="Exit 1 if a finding is at or above this severity.",
 )
 @click.option("--show-waived", is_flag=True, help="Also list waived findings (text format).")
+@click.option("--rules", "list_rules", is_flag=True, help="List hotmode's rules and exit.")
 def check(
     config_path: Path | None,
     mode: str | None,
@@ -57,8 +58,12 @@ def check(
     output: str,
     fail_on: str,
     show_waived: bool,
+    list_rules: bool,
 ) -> int:
     """Lint each mode's merged configuration: hotmode's mode rules and compose-lint's."""
+    if list_rules:
+        click.echo(report.catalogue(), nl=False)
+        return 0
     if files:
         if every or edition:
             raise UsageError("-f checks the files given, in one mode; drop --all and --edition")
