@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -140,17 +141,24 @@ def shared_port_findings(contexts: Sequence[Context]) -> list[Finding]:
 def check(stacks: Sequence[Stack], compose: Compose | None = None) -> Report:
     """Check every stack; raise `UsageError` (exit 2) if one cannot be checked."""
     compose = compose or find_compose()
-    contexts = []
-    findings: list[Finding] = []
+    sources = []
     for stack in stacks:
         if stack.source is not None:
             # A declared mode's files are rendered: a missing one means render has not run.
             for path in stack.files:
                 if not path.exists():
                     raise ComposeError(f"{path} does not exist; run `hotmode render` first")
-        sources = read_sources(stack.files)
-        context = Context(stack, merged_config(stack, sources, compose), sources)
-        contexts.append(context)
+        sources.append(read_sources(stack.files))
+    # Compose is a separate process per stack; merging them side by side halves `--all`.
+    with ThreadPoolExecutor(max_workers=min(4, len(stacks) or 1)) as pool:
+        pending = [
+            pool.submit(merged_config, stack, source, compose)
+            for stack, source in zip(stacks, sources, strict=True)
+        ]
+        merged = [future.result() for future in pending]
+    contexts = [Context(s, m, src) for s, m, src in zip(stacks, merged, sources, strict=True)]
+    findings: list[Finding] = []
+    for context in contexts:
         findings += mode_findings(context) + lint(context)
     findings += shared_port_findings(contexts)
     order = {stack.label: index for index, stack in enumerate(stacks)}
