@@ -22,6 +22,7 @@ MODES = ("dev", "prod")
 DEFAULT_PORT = 7778
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_HEADER = re.compile(r"^\s*\[\[?([^\[\]]+)\]\]?\s*(?:#.*)?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DEV_ENV = {"DEBUG": "true", "LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"}
 
@@ -150,6 +151,11 @@ class _Reader:
         self.path = path
         self.lines = text.splitlines()
         self.prefix = prefix
+        self.headers = [
+            (index, re.sub(r"[\s\"']", "", match.group(1)))
+            for index, line in enumerate(self.lines)
+            if (match := _HEADER.match(line))
+        ]
 
     def fail(self, key: str, problem: str) -> ConfigError:
         line = self._line_of(key)
@@ -157,15 +163,33 @@ class _Reader:
         return ConfigError(f"{where}: {self.prefix}{key}: {problem}")
 
     def _line_of(self, key: str) -> int | None:
-        # tomllib keeps no positions; the key's last part, at the start of a line or as a table
-        # header, is where a reader of the file would look.
-        parts = key.split(".")
-        leaf = re.escape(parts[-1])
-        header = re.escape(".".join(parts))
-        pattern = re.compile(rf"^\s*(\[{header}\]|\[[^\]]*\.{leaf}\]|\"?{leaf}\"?\s*=)")
-        for number, line in enumerate(self.lines, start=1):
-            if pattern.search(line):
-                return number
+        # tomllib keeps no positions. The key's own table header, else `leaf =` inside the
+        # innermost enclosing table the file spells out, so that a key repeated in several tables
+        # (`env_file` in two editions) points at the right one.
+        parts = f"{self.prefix}{key}".split(".")
+        full = ".".join(parts)
+        for index, name in self.headers:
+            if name == full or name.startswith(full + "."):
+                return index + 1
+        leaf = re.compile(rf'(?:^|[{{,])\s*"?{re.escape(parts[-1])}"?\s*=')
+        for depth in range(len(parts) - 1, -1, -1):
+            span = self._span(".".join(parts[:depth]))
+            if span is None:
+                continue
+            for index in range(*span):
+                if leaf.search(self.lines[index]):
+                    return index + 1
+        return None
+
+    def _span(self, table: str) -> tuple[int, int] | None:
+        """The line indexes holding the keys of `table` ("" is the root), if it has a header."""
+        starts = [index for index, _ in self.headers]
+        if not table:
+            return 0, starts[0] if starts else len(self.lines)
+        for position, (index, name) in enumerate(self.headers):
+            if name == table:
+                end = starts[position + 1] if position + 1 < len(starts) else len(self.lines)
+                return index + 1, end
         return None
 
     def check_keys(self, table: Mapping[str, Any], allowed: Mapping[str, str], at: str) -> None:

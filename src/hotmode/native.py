@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hotmode import snapshot
-from hotmode.compose.render import write_atomic
+from hotmode.atomic import write_atomic
 from hotmode.config import Config
 from hotmode.errors import StateError, UsageError
 from hotmode.modes import Selection, read_env_file

@@ -89,9 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 130
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "hotmode"
+        _error(f"{exc.format_message().rstrip('.')}; see `{command} --help`")
+        return 2
     except click.ClickException as exc:
-        exc.show()
-        return 2 if isinstance(exc, click.UsageError) else exc.exit_code
+        _error(exc.format_message())
+        return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except KeyboardInterrupt:
@@ -105,4 +109,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _error(message: str) -> None:
-    click.echo(f"hotmode: error: {message}", err=True)
+    # One line, always: a value quoted from a user's file may itself hold a line break.
+    click.echo(f"hotmode: error: {' '.join(message.splitlines())}", err=True)

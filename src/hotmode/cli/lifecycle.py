@@ -17,8 +17,7 @@ from typing import Any
 import click
 
 from hotmode import native, snapshot
-from hotmode.cli.compose import overlay_option
-from hotmode.cli.options import config_option, load, mode_options, select
+from hotmode.cli.options import config_option, load, mode_options, overlay_option, select
 from hotmode.compose import layout
 from hotmode.config import Config
 from hotmode.errors import StateError

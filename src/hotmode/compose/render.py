@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from hotmode.atomic import write_atomic
 from hotmode.compose import layout
 from hotmode.config import Config, Edition
 from hotmode.modes import Selection
@@ -154,7 +154,8 @@ def edition_document(config: Config, edition: Edition) -> dict[str, Any]:
         "labels": _labels(config, selection),
     }
     env_files = _env_files(edition)
-    if env_files:
+    # Replace the base's list even when empty: the default edition's env file is not this one's.
+    if env_files or config.default_edition.env_file:
         service["env_file"] = _Override(env_files)
     return {
         "name": names["project"],
@@ -245,6 +246,7 @@ def dockerfile(config: Config) -> str:
         if requirements_dir in ("", ".")
         else f"COPY {requirements_dir}/ /tmp/requirements/"
     )
+    # A path inside the image's build stage, not on the host.
     requirements = f"/tmp/requirements/{Path(config.requirements).name}"
     return f"""\
 ARG BASE_IMAGE={config.base_image}
@@ -389,6 +391,7 @@ class RenderReport:
     written: list[Path] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
     kept: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
 
 
 def stale_files(rendered: dict[Path, str]) -> list[Path]:
@@ -402,6 +405,36 @@ def stale_files(rendered: dict[Path, str]) -> list[Path]:
         if current != text:
             stale.append(path)
     return stale
+
+
+def leftover_files(config: Config, rendered: dict[Path, str]) -> list[Path]:
+    """Compose files hotmode once rendered that the declaration no longer asks for.
+
+    A renamed or removed edition leaves its overlays behind; they carry hotmode's header.
+    """
+    leftovers = []
+    for path in sorted(config.deployment.glob("docker-compose*.yml")):
+        if path in rendered or path.name == layout.LOCAL:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if _HEADER.search(text):
+            leftovers.append(path)
+    return leftovers
+
+
+def remove_leftovers(paths: list[Path], *, force: bool = False) -> RenderReport:
+    """Delete leftovers hotmode wrote; keep (and report) the ones edited by hand unless `force`."""
+    report = RenderReport()
+    for path in paths:
+        if is_hand_edited(path.read_text(encoding="utf-8")) and not force:
+            report.kept.append(path)
+        else:
+            path.unlink()
+            report.removed.append(path)
+    return report
 
 
 def write_files(rendered: dict[Path, str], *, force: bool = False) -> RenderReport:
@@ -421,19 +454,3 @@ def write_files(rendered: dict[Path, str], *, force: bool = False) -> RenderRepo
         write_atomic(path, text)
         report.written.append(path)
     return report
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one step: a reader sees the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
