@@ -7,8 +7,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import Project
 
+from audit.audit_support import Project
 from hotmode.audit.report import SCHEMA
 from hotmode.cli import main
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from audit_support import counted
 
+from audit.audit_support import counted
 from hotmode.audit import checker
 from hotmode.audit.model import Report, Stack
 from hotmode.cli import main

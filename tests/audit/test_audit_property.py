@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import GOOD_PROD
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from audit.audit_support import GOOD_PROD
 from hotmode.audit import checker, report
 from hotmode.audit.model import Report, Severity
 from hotmode.compose.render import render_files, write_files

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from audit_support import counted, only, rule_ids
-from conftest import DOCKERFILE, Project
 
+from audit.audit_support import DOCKERFILE, Project, counted, only, rule_ids
 from hotmode.audit import checker
 from hotmode.audit.model import Stack
 from hotmode.audit.rules import load_rules

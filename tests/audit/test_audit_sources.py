@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from audit_support import only
-from conftest import Project
 
+from audit.audit_support import Project, only
 from hotmode.audit.model import Location
 from hotmode.audit.sources import SourceSet, read_source
 from hotmode.errors import ComposeError

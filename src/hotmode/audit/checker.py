@@ -54,37 +54,42 @@ def merged_config(stack: Stack, sources: SourceSet, compose: Compose) -> dict[st
     """The stack's configuration as Compose merges it, env files left as references."""
     # `--no-env-resolution` keeps `env_file:` values (secrets) out of the document: they are
     # not the Compose files' text, and compose-lint would grade them as if they were.
-    result = compose.run(
-        stack.files, stack.project, "config", "--format", "json", "--no-env-resolution"
-    )
+    args = ("config", "--format", "json", "--no-env-resolution")
+    try:
+        result = compose.run(stack.files, stack.project, *args)
+    except ComposeError as exc:
+        raise _required_variable(sources, str(exc)) or exc from None
     try:
         document = json.loads(result.stdout)
     except json.JSONDecodeError:
-        # Compose 2.40 exits 0 on an interpolation error, with the error on stderr only.
-        raise _explain(stack, sources, result.stderr) from None
+        # A Compose that reports an error but exits 0 (a wrapper that drops the exit code).
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        message = lines[-1] if lines else "no configuration printed"
+        names = ", ".join(str(path) for path in stack.files)
+        raise _required_variable(sources, message) or ComposeError(
+            f"Compose rejected {names}: {message}"
+        ) from None
     if not isinstance(document, dict):
-        raise ComposeError(f"Compose gave no configuration for {_names(stack)}")
+        raise ComposeError(f"Compose gave no configuration for {stack.label}")
     return document
 
 
-def _names(stack: Stack) -> str:
-    return ", ".join(str(path) for path in stack.files)
-
-
-def _explain(stack: Stack, sources: SourceSet, stderr: str) -> ComposeError:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    message = lines[-1] if lines else "Compose printed no configuration"
+def _required_variable(sources: SourceSet, message: str) -> ComposeError | None:
+    """A missing `${NAME:?}` variable, named with the file and line that requires it."""
     required = _REQUIRED.search(message)
-    if required:
-        name = required.group(1)
-        pattern = re.compile(rf"\$\{{{name}:?\?")
-        where = next((loc for loc, _ in sources.locate_text(pattern)), None)
-        place = f"{where.path}:{where.line}" if where else _names(stack)
-        return ComposeError(
-            f"{place}: required variable {name} is not set ({required.group(2) or 'no hint'}); "
-            f"export {name} or put it in the .env beside the files"
-        )
-    return ComposeError(f"Compose rejected {_names(stack)}: {message}")
+    if required is None:
+        return None
+    name = required.group(1)
+    where = next(iter(sources.locate_text(re.compile(rf"\$\{{{name}:?\?"))), None)
+    place = (
+        f"{where[0].path}:{where[0].line}"
+        if where
+        else ", ".join(str(source.path) for source in sources.files)
+    )
+    return ComposeError(
+        f"{place}: required variable {name} is not set ({required.group(2) or 'no hint'}); "
+        f"export {name} or put it in the .env beside the files"
+    )
 
 
 def _finding(context: Context, rule: Rule, service: str | None, hit: Hit) -> Finding:
