@@ -121,6 +121,7 @@ def test_json_output_is_valid_against_its_schema(capsys: pytest.CaptureFixture[s
     assert isinstance(findings, list)
     assert {"HM-D02", "CL-0005"} <= {f["rule_id"] for f in findings}
     assert any(f["waived"] for f in findings)
+    assert all("\n" not in f["fix"] and "\n" not in f["message"] for f in findings)
 
 
 def test_sarif_output_is_valid_sarif_2_1_0(capsys: pytest.CaptureFixture[str]) -> None:

@@ -69,11 +69,21 @@ def _one_line(text: str | None) -> str:
 
 
 def _fix(rule_id: str, text: str | None) -> str:
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    if not lines:
+    """compose-lint's fix on one line: its first line, with the snippet under it if short."""
+    raw = [line for line in (text or "").splitlines() if line.strip()]
+    if not raw:
         return f"See `compose-lint --explain {rule_id}`."
-    first = lines[0].rstrip(":")
-    return first if len(lines) == 1 else f"{first} (`compose-lint --explain {rule_id}`)"
+    first = raw[0].strip()
+    snippet = []
+    for line in raw[1:]:
+        if not line.startswith((" ", "\t")):
+            break
+        snippet.append(line.strip())
+    joined = " ".join(snippet)
+    if first.endswith(":") and snippet and len(first) + len(joined) <= 100:
+        first = f"{first} {joined}"
+    first = first.rstrip(":")
+    return first if len(raw) == 1 else f"{first} (`compose-lint --explain {rule_id}`)"
 
 
 def lint(context: Context) -> list[Finding]:
