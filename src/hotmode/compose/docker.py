@@ -233,7 +233,7 @@ def config_hash(config: Config, selection: Selection, overlays: tuple[Path, ...]
     return words[-1] if words else ""
 
 
-def _listen_addresses(service: Mapping[str, Any]) -> Iterator[tuple[str, int]]:
+def listen_addresses(service: Mapping[str, Any]) -> Iterator[tuple[str, int]]:
     """Where the service will listen on the host: published ports, or its own with host network."""
     for port in service.get("ports") or []:
         published = str(port.get("published", ""))
@@ -261,7 +261,7 @@ def _check_can_start(config: Config, plan: _Plan, ignore: str | None = None) -> 
                 "stop it with `hotmode down`, or use `hotmode switch`"
             )
     if not mine_running:
-        for host, port in _listen_addresses(plan.service):
+        for host, port in listen_addresses(plan.service):
             if not port_is_free(host, port):
                 raise StateError(f"{find_holder(port).describe()}; stop it, or set PORT")
     for volume in plan.service.get("volumes") or []:
@@ -382,11 +382,13 @@ def _wait_healthy(container: str, timeout: float) -> bool:
     """True once the container runs and is healthy (or has no health check); False as soon as
     it is unhealthy, stopped or restarting, or when `timeout` passes."""
     deadline = time.monotonic() + timeout
+    # A restart policy brings a crashing container back; a restart while waiting is a crash.
+    restarts = inspect_one(container).get("RestartCount", 0)
     while time.monotonic() < deadline:
         inspected = inspect_one(container)
         state = inspected["State"]
         health = (state.get("Health") or {}).get("Status")
-        if state.get("Restarting") or inspected.get("RestartCount", 0) > 0:
+        if state.get("Restarting") or inspected.get("RestartCount", 0) > restarts:
             return False
         if health == "unhealthy" or state.get("Status") in ("exited", "dead"):
             return False
