@@ -23,6 +23,9 @@ DEFAULT_PORT = 7778
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _HEADER = re.compile(r"^\s*\[\[?([^\[\]]+)\]\]?\s*(?:#.*)?$")
+_APP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]+$")  # Compose's container names need two or more
+_MEMORY = re.compile(r"^[1-9][0-9]*[bkmg]?$", re.IGNORECASE)
+_CPUS = re.compile(r"^(0\.[0-9]*[1-9][0-9]*|[1-9][0-9]*(\.[0-9]+)?)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DEV_ENV = {"DEBUG": "true", "LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"}
 
@@ -63,6 +66,8 @@ class Config:
     service: str = "backend"
     default_mode: str | None = None
     base_image: str = "python:3.11-slim"
+    memory: str = "512M"
+    cpus: str = "1.0"
     install: str = ""
     watch_ignore: tuple[str, ...] = ()
     static: tuple[str, ...] = ()
@@ -97,6 +102,8 @@ _TOP_KEYS = {
     "service": "the Compose service name",
     "default_mode": "'dev' or 'prod'",
     "base_image": "the Python base image of the Dockerfile",
+    "memory": "the container's memory limit, e.g. '512M' or '1G'",
+    "cpus": "the container's CPU limit, e.g. '1.0' or '0.5'",
     "install": "the command that installs the dependencies",
     "watch_ignore": "a list of globs the reloader ignores",
     "static": "a list of globs whose changes do not restart",
@@ -222,8 +229,8 @@ class _Reader:
         self.check_keys(table, _TOP_KEYS, "")
         root = self.path.parent
         name = self.string(table, "name")
-        if not name or not _NAME.match(name):
-            raise self.fail("name", "required; lower-case letters, digits, '-' and '_'")
+        if not name or not _APP_NAME.match(name):
+            raise self.fail("name", "required; two or more lower-case letters, digits, '-' and '_'")
         source_name = self.string(table, "source") or "."
         source = (root / source_name).resolve()
         if not source.is_dir():
@@ -260,10 +267,22 @@ class _Reader:
             service=service,
             default_mode=default_mode,
             base_image=self.string(table, "base_image") or "python:3.11-slim",
+            memory=self.matching(table, "memory", _MEMORY, "512M"),
+            cpus=self.matching(table, "cpus", _CPUS, "1.0"),
             install=self.string(table, "install") or "",
             watch_ignore=self.globs(table, "watch_ignore"),
             static=self.globs(table, "static"),
         )
+
+    def matching(
+        self, table: Mapping[str, Any], key: str, pattern: re.Pattern[str], default: str
+    ) -> str:
+        value = table.get(key, default)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not pattern.match(value):
+            raise self.fail(key, f"{value!r} is not {_TOP_KEYS[key]}")
+        return value
 
     def globs(self, table: Mapping[str, Any], key: str) -> tuple[str, ...]:
         value = table.get(key, [])

@@ -43,9 +43,6 @@ def test_the_rendered_files_break_none_of_hotmodes_rules(report: dict[str, objec
     assert [f for f in _findings(report) if f["tool"] == "hotmode"] == []
 
 
-@pytest.mark.xfail(
-    reason="the renderer sets no resource limits yet (compose-lint CL-0026, medium)", strict=True
-)
 def test_the_rendered_files_pass_the_gate_at_medium(
     run: subprocess.CompletedProcess[str], report: dict[str, object]
 ) -> None:

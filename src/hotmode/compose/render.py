@@ -124,6 +124,14 @@ def base_document(config: Config) -> dict[str, Any]:
         "security_opt": ["no-new-privileges:true"],
         "cap_drop": ["ALL"],
         "healthcheck": _healthcheck(config),
+        "deploy": {
+            "resources": {
+                "limits": {
+                    "memory": f"${{HOTMODE_MEMORY:-{config.memory}}}",
+                    "cpus": f"${{HOTMODE_CPUS:-{config.cpus}}}",
+                }
+            }
+        },
         "restart": "unless-stopped",
         "logging": {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}},
         "labels": _labels(config, selection),
