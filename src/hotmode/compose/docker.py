@@ -11,6 +11,7 @@ start single containers; it talks to whatever engine `DOCKER_HOST` names.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -18,7 +19,6 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ BUILD_TIMEOUT = 900.0
 STOP_TIMEOUT = 10
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Running:
     """A container of the app that is running, as its labels and inspection tell."""
 
@@ -68,8 +68,14 @@ class Running:
         where = f", port {self.port}" if self.port else ""
         return f"{self.label} (container {self.container}{where})"
 
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values, for `status --json`."""
+        values = dataclasses.asdict(self)
+        values["config_files"] = [str(path) for path in self.config_files]
+        return values
 
-@dataclass(frozen=True)
+
+@dataclasses.dataclass(frozen=True)
 class Switched:
     """What `switch` stopped and what it started."""
 
@@ -77,7 +83,7 @@ class Switched:
     current: Running
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class _Plan:
     """One mode x edition made concrete: files, project, environment, merged service."""
 

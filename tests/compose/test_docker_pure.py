@@ -1,8 +1,11 @@
-"""Where a merged service will listen on the host, read before anything starts."""
+"""The Docker driver's pure parts: where a service will listen, what runs as plain values."""
 
 from __future__ import annotations
 
-from hotmode.compose.docker import listen_addresses
+import json
+from pathlib import Path
+
+from hotmode.compose.docker import Running, listen_addresses
 
 
 def test_published_ports_with_and_without_an_address() -> None:
@@ -29,3 +32,13 @@ def test_host_network_without_flags_falls_back_to_port_and_every_address() -> No
     service = {"network_mode": "host", "command": ["serve"], "environment": {"PORT": "8000"}}
     assert list(listen_addresses(service)) == [("0.0.0.0", 8000)]
     assert list(listen_addresses({"network_mode": "host", "command": ["serve"]})) == []
+
+
+def test_running_as_plain_values_for_json() -> None:
+    running = Running(
+        project="gw", mode="prod", edition="core", config_files=(Path("/d/docker-compose.yml"),),
+        config_hash="h", container="gw", port=7778, revision="r", health="healthy", image="gw:prod",
+    )  # fmt: skip
+    values = json.loads(json.dumps(running.as_dict()))
+    assert values["config_files"] == ["/d/docker-compose.yml"]
+    assert (values["mode"], values["port"], values["health"]) == ("prod", 7778, "healthy")
