@@ -19,8 +19,8 @@ from hotmode.modes import Selection
 # Generous: the first test builds the base and app images when the cache is cold.
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
+require_engine()
 HAS_RUN = importlib.util.find_spec("hotmode.cli.run") is not None
-ENGINE = require_engine()
 needs_run = pytest.mark.skipif(not HAS_RUN, reason="`hotmode run` (the dev command) not merged")
 EDITED = 'GREETING = "edited on the host"'
 
@@ -133,9 +133,8 @@ def test_switch_refuses_a_second_mode_and_rolls_back(deployed: Gateway, tmp_path
     failing.write_text(FAILING_HEALTH)
     with pytest.raises(StateError, match=r"dev core did not become healthy.*rolled back"):
         docker.switch(deployed.config, selection("dev"), overlays=(failing,))
-    back = docker.running(deployed.config)
-    assert back is not None
-    assert (back.project, back.container) == (prod.project, prod.container)
+    back = docker.running_all(deployed.config)
+    assert [(r.project, r.container) for r in back] == [(prod.project, prod.container)]
     assert (get_json(deployed.port) or {}).get("mode") == "prod"
 
     if not HAS_RUN:
