@@ -81,13 +81,22 @@ def run(
     log_level: str,
     install: str | None,
 ) -> int:
-    """Serve TARGET (module:attribute, e.g. main:app) with uvicorn."""
+    """Serve TARGET (module:attribute, e.g. main:app) with uvicorn.
+
+    HOTMODE_DRAIN_TIMEOUT (seconds, default 3) bounds how long an old worker may finish its
+    requests after a reload or at stop; HOTMODE_FORCE_POLLING forces polling for changes.
+    """
     from hotmode.reload import engine
     from hotmode.reload.options import RunOptions
 
     module, _, attribute = target.partition(":")
     if not module or not attribute:
         raise UsageError(f"TARGET {target!r} must look like module:attribute, e.g. main:app")
+    drain = os.environ.get("HOTMODE_DRAIN_TIMEOUT", "3")
+    try:
+        drain_timeout = float(drain)
+    except ValueError:
+        raise UsageError(f"HOTMODE_DRAIN_TIMEOUT={drain!r} is not a number of seconds") from None
     _configure_logging(log_level)
     options = RunOptions(
         target=target,
@@ -102,5 +111,6 @@ def run(
         exclude=exclude,
         log_level=log_level,
         install=install,
+        drain_timeout=drain_timeout,
     )
     return engine.run(options, os.environ)
