@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-MAIN = '''\
+MAIN = """\
 import asyncio, json, os
 from version import VERSION
 
@@ -43,7 +43,7 @@ async def app(scope, receive, send):
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
-'''
+"""
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
@@ -92,7 +92,11 @@ class Server:
 
     def __init__(self, app_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.app_dir = app_dir
-        full_env = {**os.environ, "PYTHONPYCACHEPREFIX": str(app_dir.parent / "pycache"), **(env or {})}
+        full_env = {
+            **os.environ,
+            "PYTHONPYCACHEPREFIX": str(app_dir.parent / "pycache"),
+            **(env or {}),
+        }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "hotmode", "run", "main:app", "--app-dir", str(app_dir),
              "--port", "0", *args],
@@ -125,7 +129,9 @@ class Server:
                 if match:
                     return match
             if self.process.poll() is not None:
-                raise AssertionError(f"hotmode exited ({self.process.returncode}):\n{self.output()}")
+                raise AssertionError(
+                    f"hotmode exited ({self.process.returncode}):\n{self.output()}"
+                )
             return None
 
         try:
@@ -171,7 +177,9 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=5)
-            raise AssertionError(f"hotmode did not stop within {timeout} s:\n{self.output()}") from None
+            raise AssertionError(
+                f"hotmode did not stop within {timeout} s:\n{self.output()}"
+            ) from None
 
 
 def write_version(app_dir: Path, version: str, *, rename: bool = False) -> None:
@@ -184,5 +192,3 @@ def write_version(app_dir: Path, version: str, *, rename: bool = False) -> None:
         os.replace(temp, target)
     else:
         target.write_text(text)
-
-

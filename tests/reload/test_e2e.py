@@ -25,7 +25,9 @@ def test_edit_reloads_and_leaves_no_pycache(app_dir: Path, servers: list[Server]
     write_version(app_dir, "v2")
     second = server.wait_version("v2")
     assert second["pid"] != first["pid"]
-    line = server.wait_for(r"reloaded \(version\.py changed\): import \d+ ms, ready \d+ ms", start=mark)
+    line = server.wait_for(
+        r"reloaded \(version\.py changed\): import \d+ ms, ready \d+ ms", start=mark
+    )
     assert f"pid {second['pid']} serving" in line.string
 
     write_version(app_dir, "v3", rename=True)
@@ -34,12 +36,16 @@ def test_edit_reloads_and_leaves_no_pycache(app_dir: Path, servers: list[Server]
     assert server.stop() == 143
 
 
-def test_broken_edit_keeps_serving_then_the_fix_is_served(app_dir: Path, servers: list[Server]) -> None:
+def test_broken_edit_keeps_serving_then_the_fix_is_served(
+    app_dir: Path, servers: list[Server]
+) -> None:
     server = Server(app_dir, "--reload")
     servers.append(server)
     mark = len(server.lines)
     (app_dir / "version.py").write_text("VERSION = 'v2'\ndef broken(:\n")
-    server.wait_for(r"version\.py:2: SyntaxError: .* still serving the last good version", start=mark)
+    server.wait_for(
+        r"version\.py:2: SyntaxError: .* still serving the last good version", start=mark
+    )
     for _ in range(20):  # the old version answers every request while the edit stands
         assert server.get()["version"] == "v1"
     write_version(app_dir, "v2")

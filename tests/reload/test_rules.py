@@ -103,7 +103,9 @@ def test_mount_detection() -> None:
 
 
 def test_force_polling_variable(tmp_path: Path) -> None:
-    assert needs_polling([tmp_path], {"HOTMODE_FORCE_POLLING": "1"}) == "HOTMODE_FORCE_POLLING is set"
+    assert (
+        needs_polling([tmp_path], {"HOTMODE_FORCE_POLLING": "1"}) == "HOTMODE_FORCE_POLLING is set"
+    )
     assert needs_polling([tmp_path], {"HOTMODE_FORCE_POLLING": "no"}) != (
         "HOTMODE_FORCE_POLLING is set"
     )

@@ -120,7 +120,9 @@ def test_a_broken_edit_keeps_the_old_worker_and_the_fix_reloads_at_once(caplog):
     ready(sup, 1)
     sup.changes(CODE)
     sup.worker_failed(2, "app/routes.py:3: SyntaxError: invalid syntax")
-    assert "app/routes.py:3: SyntaxError: invalid syntax -- still serving the last good" in caplog.text
+    assert (
+        "app/routes.py:3: SyntaxError: invalid syntax -- still serving the last good" in caplog.text
+    )
     assert "(pid 1001)" in caplog.text
     sup.worker_exited(2, 1)
     assert list(host.launched) == [1, 2]  # no retry without a change
@@ -153,7 +155,7 @@ def test_a_broken_start_waits_for_a_fix(caplog):
 
 
 def test_without_reload_a_failed_start_stops_with_code_1():
-    sup, host, _ = make(reload=False)
+    sup, _host, _ = make(reload=False)
     sup.worker_failed(1, "main.py:1: ImportError")
     sup.worker_exited(1, 1)
     assert sup.done and sup.exit_code == 1

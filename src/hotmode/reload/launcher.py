@@ -164,6 +164,7 @@ class Launcher:
         self.building: Zygote | None = None
         self.retired: list[Zygote] = []
         self.known: set[str] = set()
+        self.wanted: list[str] = []
         self._said_spawn = False
         self.rebuilt_callback: Callable[[], None] | None = None
 
@@ -173,6 +174,7 @@ class Launcher:
         """Start the first zygote and wait for it (bounded): the first worker forks from it."""
         if not self.use_zygote:
             return
+        self.wanted = list(modules)
         zygote = self._new_zygote(modules)
         if zygote.wait_ready(ZYGOTE_READY_TIMEOUT):
             self._adopt(zygote)
@@ -187,7 +189,8 @@ class Launcher:
         if not self.use_zygote:
             return False
         if modules is None:
-            modules = self.active.requested if self.active else []
+            modules = self.wanted
+        self.wanted = list(modules)
         if self.building is not None:
             self._retire(self.building)
         self.building = self._new_zygote(modules)

@@ -15,6 +15,7 @@ Run as `python -m hotmode.reload.zygote CONTROL_FD LISTEN_FD`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -54,7 +55,9 @@ def preload(modules: list[str]) -> list[str]:
 
 
 def _send(control: socket.socket, message: dict[str, Any]) -> None:
-    control.send(json.dumps(message).encode())
+    # The supervisor may have retired us (or died) before the answer: nothing to report to.
+    with contextlib.suppress(OSError):
+        control.send(json.dumps(message).encode())
 
 
 def _reap(_signum: int, _frame: object) -> None:
@@ -89,7 +92,10 @@ def main(argv: list[str]) -> int:
     control = socket.socket(fileno=int(argv[1]))
     listen = socket.socket(fileno=int(argv[2]))
     bind_to_parent(signal.SIGKILL, os.getppid())
-    request = json.loads(control.recv(MAX_MESSAGE) or b"{}")
+    try:
+        request = json.loads(control.recv(MAX_MESSAGE) or b"{}")
+    except OSError:
+        return 0
     if not request:
         return 0
     app_dir = request["app_dir"]
@@ -103,7 +109,10 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGCHLD, _reap)
     me = os.getpid()
     while True:
-        data, fds, _flags, _addr = socket.recv_fds(control, MAX_MESSAGE, 1)
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(control, MAX_MESSAGE, 1)
+        except OSError:
+            data, fds = b"", []
         if not data:
             break
         message = json.loads(data)
