@@ -77,8 +77,8 @@ def test_requirements_change_runs_the_install_command(app_dir: Path, servers: li
     mark = len(server.lines)
     (app_dir / "requirements.txt").write_text("uvicorn\nfastapi\n")
     server.wait_for(r"dependencies changed: running echo installed", start=mark)
-    wait_until(lambda: (app_dir / "install.log").exists())
-    assert (app_dir / "install.log").read_text() == "installed\n"
+    log = app_dir / "install.log"
+    wait_until(lambda: log.exists() and log.read_text() == "installed\n")
     wait_until(lambda: server.get()["pid"] != pid)  # then the zygote is rebuilt and it reloads
     assert server.stop() == 143
 
