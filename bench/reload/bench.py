@@ -13,6 +13,7 @@ for 3 s under the same load, fixes it, and times the recovery. Only 127.0.0.1 is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -258,10 +259,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.kill()
         process.wait(timeout=5)
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -277,7 +276,7 @@ def report(results: list[Result]) -> str:
         ("reload p50, in place / renamed (ms)", lambda r: (
             f"{statistics.median(r.in_place_ms):.0f} / {statistics.median(r.renamed_ms):.0f}")),
         ("requests failed during reloads", lambda r: f"{r.reload_failed} of {r.reload_requests}"),
-        ("requests failed while broken (3 s)", lambda r: f"{r.broken_failed} of {r.broken_requests}"),
+        ("requests failed, broken 3 s", lambda r: f"{r.broken_failed} of {r.broken_requests}"),
         ("recovery after the fix (ms)", lambda r: f"{r.recovery_ms:.0f}"),
         ("idle CPU of the tree (%)", lambda r: f"{r.idle_cpu_pct:.2f}"),
         ("idle memory, PSS / RSS (MB)", lambda r: f"{r.idle_pss_mb:.0f} / {r.idle_rss_mb:.0f}"),
