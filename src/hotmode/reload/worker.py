@@ -48,12 +48,25 @@ def describe_failure(exc: BaseException, roots: tuple[str, ...], app_dir: str) -
     return f"{shown(frame.filename)}:{frame.lineno}: {kind}: {exc}"
 
 
-def import_target(target: str) -> Any:
+class TargetError(Exception):
+    """The TARGET itself is wrong: no such module in the app folder, or no such attribute."""
+
+
+def import_target(target: str, app_dir: str) -> Any:
     """Import `module:attribute` and return the attribute."""
     module_name, _, attribute = target.partition(":")
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise TargetError(
+            f"no module {module_name!r} in {app_dir}; check TARGET and --app-dir"
+        ) from None
     value: Any = module
     for part in attribute.split("."):
+        if not hasattr(value, part):
+            raise TargetError(f"{module_name} has no attribute {attribute!r}; check TARGET")
         value = getattr(value, part)
     return value
 
@@ -116,7 +129,10 @@ def serve(spec: WorkerSpec, sock: socket.socket, status: StatusWriter) -> int:
         sys.path.insert(0, spec.app_dir)
     importlib.invalidate_caches()
     try:
-        app = import_target(spec.target)
+        app = import_target(spec.target, spec.app_dir)
+    except TargetError as exc:
+        status.send("failed", error=str(exc))
+        return 1
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             return 130
