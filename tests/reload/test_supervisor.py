@@ -162,16 +162,19 @@ def test_without_reload_a_failed_start_stops_with_code_1():
 
 
 def test_a_newer_change_discards_a_worker_still_starting():
-    sup, host, _ = make()
+    sup, host, clock = make()
     ready(sup, 1)
     sup.changes(CODE)
     sup.changes([Change("code", "app/other.py")])
-    assert host.launched[2].signals == ["KILL"]
+    assert host.launched[2].signals == ["TERM"]  # it may be accepting already: drain it
     assert list(host.launched) == [1, 2, 3]
     ready(sup, 2)  # too late: discarded
     assert [w.id for w in sup.serving()] == [1]
     ready(sup, 3)
     assert [w.id for w in sup.serving()] == [3]
+    clock.now += 4.0
+    sup.tick()
+    assert host.launched[2].signals == ["TERM", "KILL"]
 
 
 def test_a_crash_loop_backs_off_and_a_change_resets_it(caplog):

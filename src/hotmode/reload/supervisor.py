@@ -288,10 +288,13 @@ class Supervisor:
         self.broken = None
         self.reason, self.changed_at = reason, at
         self.crashes, self.backoff_until = 0, 0.0
+        now = self.clock()
         for worker in self.workers.values():
             if worker.state == "starting":
-                worker.state, worker.deadline = "discarded", None
-                worker.handle.kill()
+                # SIGTERM, not SIGKILL: it may already accept connections; uvicorn drains them.
+                worker.state = "discarded"
+                worker.deadline = now + self.drain_timeout + KILL_GRACE
+                worker.handle.terminate()
         self._step()
 
     def _step(self) -> None:

@@ -27,7 +27,9 @@ POLLED_FILESYSTEMS = frozenset(
 )  # fmt: skip
 POLLED_FUSE = ("fuse.grpcfuse", "fuse.osxfs", "fuse.sshfs", "fuse.vmhgfs-fuse", "fuse.gcsfuse")
 
-STEP_MS = 20  # quiet time that closes a batch: most of the watcher's share of reload latency
+# The quiet time that closes a batch, and the watcher thread's idle wake-up period: 50 ms is
+# uvicorn's, so idle CPU stays at par; 20 ms saved ~30 ms a reload but doubled the wake-ups.
+STEP_MS = 50
 DEBOUNCE_MS = 400  # the longest a batch may keep growing
 POLL_MS = 200
 

@@ -8,6 +8,7 @@ the supervisor keeps the last good worker serving.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import signal
@@ -26,6 +27,8 @@ from hotmode.reload.rules import is_app_file
 
 # uvicorn's own code for a failed lifespan startup.
 STARTUP_FAILURE = 3
+# How long a draining worker waits, no longer accepting, before closing idle connections.
+ACCEPT_GRACE = 0.2
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Any]
@@ -119,6 +122,15 @@ class _Server(uvicorn.Server):
             self._on_started(False)
             raise
         self._on_started(self.started and not self.should_exit)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Stop accepting first, then give connections accepted a moment ago the time to send
+        # their request: uvicorn's shutdown closes a connection that has no request yet, and
+        # during a swap that would fail a request the new worker could have served.
+        for server in getattr(self, "servers", []):
+            server.close()
+        await asyncio.sleep(ACCEPT_GRACE)
+        await super().shutdown(sockets=sockets)
 
 
 def serve(spec: WorkerSpec, sock: socket.socket, status: StatusWriter) -> int:
