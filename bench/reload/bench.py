@@ -195,7 +195,9 @@ def wait_greeting(port: int, value: str, timeout: float = 30.0) -> float:
     raise RuntimeError(f"{value!r} not served within {timeout} s")
 
 
-def bench(tool: str, command: list[str], app: Path, edits: int, settle: float) -> Result:
+def bench(
+    tool: str, command: list[str], app: Path, edits: int, settle: float, idle: float
+) -> Result:
     result = Result(tool)
     port = free_port()
     env = {**os.environ, "PYTHONPYCACHEPREFIX": str(app.parent / f"pycache-{tool}")}
@@ -217,7 +219,7 @@ def bench(tool: str, command: list[str], app: Path, edits: int, settle: float) -
         result.processes = len(pids)
         result.idle_pss_mb, result.idle_rss_mb = memory_mb(pids)
         before, t0 = cpu_seconds(pids), time.monotonic()
-        time.sleep(8)
+        time.sleep(idle)  # ticks are 10 ms: a long window keeps the reading meaningful
         result.idle_cpu_pct = 100 * (cpu_seconds(pids) - before) / (time.monotonic() - t0)
 
         with Load(port) as load:
@@ -301,6 +303,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edits", type=int, default=30)
     parser.add_argument("--settle", type=float, default=4.0)
+    parser.add_argument("--idle", type=float, default=30.0, help="idle window (s)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     python = sys.executable
@@ -314,7 +317,7 @@ def main() -> int:
             app = Path(temp) / tool / "backend"
             shutil.copytree(GATEWAY, app, ignore=shutil.ignore_patterns("__pycache__", "logs"))
             print(f"benchmarking {tool}...", file=sys.stderr, flush=True)
-            results.append(bench(tool, command, app, args.edits, args.settle))
+            results.append(bench(tool, command, app, args.edits, args.settle, args.idle))
     print(report(results))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
