@@ -16,6 +16,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_edit_reloads_and_leaves_no_pycache(app_dir: Path, servers: list[Server]) -> None:
+    (app_dir / "templates").mkdir()
     server = Server(app_dir, "--reload")
     servers.append(server)
     first = server.get()
@@ -30,8 +31,15 @@ def test_edit_reloads_and_leaves_no_pycache(app_dir: Path, servers: list[Server]
     )
     assert f"pid {second['pid']} serving" in line.string
 
+    mark = len(server.lines)
+    (app_dir / "templates" / "index.html").write_text("<p>read per request</p>")
     write_version(app_dir, "v3", rename=True)
-    server.wait_version("v3")
+    third = server.wait_version("v3")
+    server.wait_for(r"reloaded \(version\.py changed\)", start=mark)
+    assert "index.html" not in server.output()  # a template change restarts nothing
+
+    server.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: server.get()["pid"] != third["pid"])
     assert not list(app_dir.rglob("__pycache__"))
     assert server.stop() == 143
 
