@@ -22,6 +22,10 @@ MODES = ("dev", "prod")
 DEFAULT_PORT = 7778
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_HEADER = re.compile(r"^\s*\[\[?([^\[\]]+)\]\]?\s*(?:#.*)?$")
+_APP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]+$")  # Compose's container names need two or more
+_MEMORY = re.compile(r"^[1-9][0-9]*[bkmg]?$", re.IGNORECASE)
+_CPUS = re.compile(r"^(0\.[0-9]*[1-9][0-9]*|[1-9][0-9]*(\.[0-9]+)?)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DEV_ENV = {"DEBUG": "true", "LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"}
 
@@ -62,6 +66,8 @@ class Config:
     service: str = "backend"
     default_mode: str | None = None
     base_image: str = "python:3.11-slim"
+    memory: str = "512M"
+    cpus: str = "1.0"
     install: str = ""
     watch_ignore: tuple[str, ...] = ()
     static: tuple[str, ...] = ()
@@ -96,6 +102,8 @@ _TOP_KEYS = {
     "service": "the Compose service name",
     "default_mode": "'dev' or 'prod'",
     "base_image": "the Python base image of the Dockerfile",
+    "memory": "the container's memory limit, e.g. '512M' or '1G'",
+    "cpus": "the container's CPU limit, e.g. '1.0' or '0.5'",
     "install": "the command that installs the dependencies",
     "watch_ignore": "a list of globs the reloader ignores",
     "static": "a list of globs whose changes do not restart",
@@ -150,6 +158,11 @@ class _Reader:
         self.path = path
         self.lines = text.splitlines()
         self.prefix = prefix
+        self.headers = [
+            (index, re.sub(r"[\s\"']", "", match.group(1)))
+            for index, line in enumerate(self.lines)
+            if (match := _HEADER.match(line))
+        ]
 
     def fail(self, key: str, problem: str) -> ConfigError:
         line = self._line_of(key)
@@ -157,15 +170,33 @@ class _Reader:
         return ConfigError(f"{where}: {self.prefix}{key}: {problem}")
 
     def _line_of(self, key: str) -> int | None:
-        # tomllib keeps no positions; the key's last part, at the start of a line or as a table
-        # header, is where a reader of the file would look.
-        parts = key.split(".")
-        leaf = re.escape(parts[-1])
-        header = re.escape(".".join(parts))
-        pattern = re.compile(rf"^\s*(\[{header}\]|\[[^\]]*\.{leaf}\]|\"?{leaf}\"?\s*=)")
-        for number, line in enumerate(self.lines, start=1):
-            if pattern.search(line):
-                return number
+        # tomllib keeps no positions. The key's own table header, else `leaf =` inside the
+        # innermost enclosing table the file spells out, so that a key repeated in several tables
+        # (`env_file` in two editions) points at the right one.
+        parts = f"{self.prefix}{key}".split(".")
+        full = ".".join(parts)
+        for index, name in self.headers:
+            if name == full or name.startswith(full + "."):
+                return index + 1
+        leaf = re.compile(rf'(?:^|[{{,])\s*"?{re.escape(parts[-1])}"?\s*=')
+        for depth in range(len(parts) - 1, -1, -1):
+            span = self._span(".".join(parts[:depth]))
+            if span is None:
+                continue
+            for index in range(*span):
+                if leaf.search(self.lines[index]):
+                    return index + 1
+        return None
+
+    def _span(self, table: str) -> tuple[int, int] | None:
+        """The line indexes holding the keys of `table` ("" is the root), if it has a header."""
+        starts = [index for index, _ in self.headers]
+        if not table:
+            return 0, starts[0] if starts else len(self.lines)
+        for position, (index, name) in enumerate(self.headers):
+            if name == table:
+                end = starts[position + 1] if position + 1 < len(starts) else len(self.lines)
+                return index + 1, end
         return None
 
     def check_keys(self, table: Mapping[str, Any], allowed: Mapping[str, str], at: str) -> None:
@@ -182,7 +213,7 @@ class _Reader:
 
     def env_table(self, value: Any, at: str) -> dict[str, str]:
         if not isinstance(value, dict):
-            raise self.fail(at, "expected a table of NAME = \"value\"")
+            raise self.fail(at, 'expected a table of NAME = "value"')
         env: dict[str, str] = {}
         for name, item in value.items():
             if not _ENV_NAME.match(name):
@@ -198,8 +229,8 @@ class _Reader:
         self.check_keys(table, _TOP_KEYS, "")
         root = self.path.parent
         name = self.string(table, "name")
-        if not name or not _NAME.match(name):
-            raise self.fail("name", "required; lower-case letters, digits, '-' and '_'")
+        if not name or not _APP_NAME.match(name):
+            raise self.fail("name", "required; two or more lower-case letters, digits, '-' and '_'")
         source_name = self.string(table, "source") or "."
         source = (root / source_name).resolve()
         if not source.is_dir():
@@ -236,10 +267,22 @@ class _Reader:
             service=service,
             default_mode=default_mode,
             base_image=self.string(table, "base_image") or "python:3.11-slim",
+            memory=self.matching(table, "memory", _MEMORY, "512M"),
+            cpus=self.matching(table, "cpus", _CPUS, "1.0"),
             install=self.string(table, "install") or "",
             watch_ignore=self.globs(table, "watch_ignore"),
             static=self.globs(table, "static"),
         )
+
+    def matching(
+        self, table: Mapping[str, Any], key: str, pattern: re.Pattern[str], default: str
+    ) -> str:
+        value = table.get(key, default)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not pattern.match(value):
+            raise self.fail(key, f"{value!r} is not {_TOP_KEYS[key]}")
+        return value
 
     def globs(self, table: Mapping[str, Any], key: str) -> tuple[str, ...]:
         value = table.get(key, [])

@@ -8,6 +8,7 @@ invalid is an error, never a reason to try the next rung.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from hotmode.config import MODES, Config
 from hotmode.errors import ConfigError
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -53,7 +55,7 @@ def read_env_file(path: Path) -> dict[str, str]:
         line = line.removeprefix("export ").strip()
         name, sep, value = line.partition("=")
         name = name.strip()
-        if not sep or not name.replace("_", "a").isalnum():
+        if not sep or not _ENV_NAME.match(name):
             raise ConfigError(f"{path}:{number}: expected NAME=value, got {raw.strip()!r}")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
@@ -86,6 +88,8 @@ def resolve(
     dotenv: Mapping[str, str] | None = None,
 ) -> Selection:
     """Decide the mode and the edition from flags, environment, `.env` and the declaration."""
+    if mode is not None and mode not in MODES:
+        raise ConfigError(f"mode {mode!r} is invalid; use 'dev' or 'prod'")
     if dotenv is None:
         dotenv = read_env_file(config.deployment / ".env")
     env_where = f"{config.deployment / '.env'}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+
 import click
 
 from hotmode import __version__
@@ -20,7 +21,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "switch": ("hotmode.cli.lifecycle", "switch", "Stop the running mode and start another."),
     "status": ("hotmode.cli.lifecycle", "status", "Show every mode x edition, and which runs."),
     "logs": ("hotmode.cli.lifecycle", "logs", "Follow the running mode's logs."),
-    "render": ("hotmode.cli.compose", "render", "Write the deployment folder from the declaration."),
+    "render": (
+        "hotmode.cli.compose",
+        "render",
+        "Write the deployment folder from the declaration.",
+    ),
     "config": ("hotmode.cli.compose", "config", "Print a mode's merged Compose configuration."),
     "files": ("hotmode.cli.compose", "files", "Print a mode's Compose `-f` list."),
     "env": ("hotmode.cli.compose", "env", "Print COMPOSE_FILE and COMPOSE_PROJECT_NAME to eval."),
@@ -84,9 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 130
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "hotmode"
+        _error(f"{exc.format_message().rstrip('.')}; see `{command} --help`")
+        return 2
     except click.ClickException as exc:
-        exc.show()
-        return 2 if isinstance(exc, click.UsageError) else exc.exit_code
+        _error(exc.format_message())
+        return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except KeyboardInterrupt:
@@ -100,5 +109,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _error(message: str) -> None:
-    click.echo(f"hotmode: error: {message}", err=True)
-
+    # One line, always: a value quoted from a user's file may itself hold a line break.
+    click.echo(f"hotmode: error: {' '.join(message.splitlines())}", err=True)

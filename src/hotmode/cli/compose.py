@@ -7,21 +7,19 @@ from pathlib import Path
 
 import click
 
-from hotmode.cli.options import config_option, load, mode_options, select
+from hotmode.cli.options import config_option, load, mode_options, overlay_option, select
 from hotmode.compose import layout
 from hotmode.compose.engine import compose_environment, find_compose
-from hotmode.compose.render import render_files, stale_files, write_files
+from hotmode.compose.render import (
+    leftover_files,
+    remove_leftovers,
+    render_files,
+    stale_files,
+    write_files,
+)
 from hotmode.config import Config
 from hotmode.errors import AuditFailed
 from hotmode.modes import Selection, all_selections
-
-overlay_option = click.option(
-    "--overlay",
-    "overlays",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="An extra Compose file appended last (repeatable).",
-)
 
 
 def _rel(path: Path) -> str:
@@ -49,13 +47,17 @@ def render(config_path: Path | None, check: bool, force: bool, no_validate: bool
     config = load(config_path)
     rendered = render_files(config)
     if check:
-        stale = stale_files(rendered)
+        stale = stale_files(rendered) + leftover_files(config, rendered)
         if stale:
             names = ", ".join(_rel(path) for path in stale)
             raise AuditFailed(f"rendered files are stale: {names}; run `hotmode render`")
         click.echo(f"{len(rendered)} rendered files are up to date")
         return
     report = write_files(rendered, force=force)
+    leftovers = remove_leftovers(leftover_files(config, rendered), force=force)
+    report.kept += leftovers.kept
+    for path in leftovers.removed:
+        click.echo(f"removed   {_rel(path)} (no longer declared)")
     for path in report.written:
         click.echo(f"wrote     {_rel(path)}")
     for path in report.unchanged:
@@ -112,7 +114,10 @@ def env(
         "COMPOSE_PROJECT_NAME": layout.project_name(cfg, selection),
     }
     if selection.dev:
-        values["HOTMODE_HOME"] = compose_environment()["HOTMODE_HOME"]
+        # What hotmode itself hands Compose for dev, so plain `docker compose` merges the same.
+        environment = compose_environment()
+        for name in ("HOTMODE_HOME", "HOST_UID", "HOST_GID"):
+            values[name] = environment[name]
     for name, value in values.items():
         click.echo(f"export {name}={shlex.quote(value)}")
     click.echo(f"# {selection.label}: mode from {selection.mode_source}", err=True)

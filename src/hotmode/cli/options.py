@@ -27,18 +27,40 @@ def config_option(func: F) -> F:
     )(func)
 
 
+overlay_option = click.option(
+    "--overlay",
+    "overlays",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="An extra Compose file appended last (repeatable).",
+)
+
+
 def mode_options(func: F) -> F:
     """`--dev/--prod` and `--edition`, plus `--config`."""
     func = click.option(
         "--edition", default=None, metavar="NAME", help="The edition (default: declared)."
     )(func)
     func = click.option(
-        "--dev", "mode", flag_value="dev", default=None, help="Development: mounted, reloading."
-    )(func)
-    func = click.option("--prod", "mode", flag_value="prod", help="Production: baked, immutable.")(
-        func
-    )
+        "--dev", is_flag=True, expose_value=False, callback=_mode_flag,
+        help="Development: mounted, reloading.",
+    )(func)  # fmt: skip
+    func = click.option(
+        "--prod", is_flag=True, expose_value=False, callback=_mode_flag,
+        help="Production: baked, immutable.",
+    )(func)  # fmt: skip
     return config_option(func)
+
+
+def _mode_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    # Both flags fill one `mode` parameter; `--dev --prod` is an error, not "the last one wins".
+    current = ctx.params.get("mode")
+    if value:
+        if current not in (None, param.name):
+            raise click.UsageError("--dev and --prod exclude each other; give one")
+        ctx.params["mode"] = param.name
+    else:
+        ctx.params.setdefault("mode", None)
 
 
 def load(config_path: Path | None) -> Config:

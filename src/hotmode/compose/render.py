@@ -10,20 +10,20 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from hotmode.atomic import write_atomic
 from hotmode.compose import layout
 from hotmode.config import Config, Edition
 from hotmode.modes import Selection
 
 APP_DIR = "/app"
 HOTMODE_DIR = "/opt/hotmode"
-PYCACHE_DIR = "/tmp/pycache"  # noqa: S108 - a tmpfs inside the container, by design
+PYCACHE_DIR = "/tmp/pycache"
 PROD_UID = 10001
 _HEADER = re.compile(r"^# hotmode-digest: sha256:([0-9a-f]{64})\n", re.MULTILINE)
 
@@ -99,7 +99,7 @@ def base_document(config: Config) -> dict[str, Any]:
         },
         "image": layout.image_name(config, "prod"),
         "container_name": names["container"],
-        "command": ["uvicorn", config.target, "--host", "0.0.0.0", "--port", port],  # noqa: S104
+        "command": ["uvicorn", config.target, "--host", "0.0.0.0", "--port", port],
         "environment": {
             **edition.env,
             "PORT": port,
@@ -117,11 +117,19 @@ def base_document(config: Config) -> dict[str, Any]:
             },
         ],
         "read_only": True,
-        "tmpfs": ["/tmp"],  # noqa: S108
+        "tmpfs": ["/tmp"],
         "user": f"{PROD_UID}:{PROD_UID}",
         "security_opt": ["no-new-privileges:true"],
         "cap_drop": ["ALL"],
         "healthcheck": _healthcheck(config),
+        "deploy": {
+            "resources": {
+                "limits": {
+                    "memory": f"${{HOTMODE_MEMORY:-{config.memory}}}",
+                    "cpus": f"${{HOTMODE_CPUS:-{config.cpus}}}",
+                }
+            }
+        },
         "restart": "unless-stopped",
         "logging": {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}},
         "labels": _labels(config, selection),
@@ -154,7 +162,8 @@ def edition_document(config: Config, edition: Edition) -> dict[str, Any]:
         "labels": _labels(config, selection),
     }
     env_files = _env_files(edition)
-    if env_files:
+    # Replace the base's list even when empty: the default edition's env file is not this one's.
+    if env_files or config.default_edition.env_file:
         service["env_file"] = _Override(env_files)
     return {
         "name": names["project"],
@@ -170,7 +179,7 @@ def dev_document(config: Config) -> dict[str, Any]:
     port = _port(config)
     command = [
         "python", "-m", "hotmode", "run", config.target, "--reload",
-        "--host", "0.0.0.0", "--port", port, "--log-level", config.dev.log_level,  # noqa: S104
+        "--host", "0.0.0.0", "--port", port, "--log-level", config.dev.log_level,
     ]  # fmt: skip
     env_files: list[Any] = [{"path": ".env", "required": False}]
     env_files.extend(_env_files(config.default_edition))
@@ -194,11 +203,18 @@ def dev_document(config: Config) -> dict[str, Any]:
         "env_file": _Override(env_files),
         "volumes": _Override(
             [
-                {"type": "bind", "source": _relative(config.source, config.deployment),
-                 "target": APP_DIR},
-                {"type": "bind", "source": "${HOTMODE_HOME:?run through hotmode, or eval $(hotmode env)}",
-                 "target": f"{HOTMODE_DIR}/hotmode", "read_only": True},
-            ]  # fmt: skip
+                {
+                    "type": "bind",
+                    "source": _relative(config.source, config.deployment),
+                    "target": APP_DIR,
+                },
+                {
+                    "type": "bind",
+                    "source": "${HOTMODE_HOME:?run through hotmode, or eval $(hotmode env)}",
+                    "target": f"{HOTMODE_DIR}/hotmode",
+                    "read_only": True,
+                },
+            ]
         ),
         # Dev may reinstall dependencies in place when the requirements change.
         "read_only": False,
@@ -238,6 +254,7 @@ def dockerfile(config: Config) -> str:
         if requirements_dir in ("", ".")
         else f"COPY {requirements_dir}/ /tmp/requirements/"
     )
+    # A path inside the image's build stage, not on the host.
     requirements = f"/tmp/requirements/{Path(config.requirements).name}"
     return f"""\
 ARG BASE_IMAGE={config.base_image}
@@ -382,6 +399,7 @@ class RenderReport:
     written: list[Path] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
     kept: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
 
 
 def stale_files(rendered: dict[Path, str]) -> list[Path]:
@@ -395,6 +413,36 @@ def stale_files(rendered: dict[Path, str]) -> list[Path]:
         if current != text:
             stale.append(path)
     return stale
+
+
+def leftover_files(config: Config, rendered: dict[Path, str]) -> list[Path]:
+    """Compose files hotmode once rendered that the declaration no longer asks for.
+
+    A renamed or removed edition leaves its overlays behind; they carry hotmode's header.
+    """
+    leftovers = []
+    for path in sorted(config.deployment.glob("docker-compose*.yml")):
+        if path in rendered or path.name == layout.LOCAL:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if _HEADER.search(text):
+            leftovers.append(path)
+    return leftovers
+
+
+def remove_leftovers(paths: list[Path], *, force: bool = False) -> RenderReport:
+    """Delete leftovers hotmode wrote; keep (and report) the ones edited by hand unless `force`."""
+    report = RenderReport()
+    for path in paths:
+        if is_hand_edited(path.read_text(encoding="utf-8")) and not force:
+            report.kept.append(path)
+        else:
+            path.unlink()
+            report.removed.append(path)
+    return report
 
 
 def write_files(rendered: dict[Path, str], *, force: bool = False) -> RenderReport:
@@ -414,19 +462,3 @@ def write_files(rendered: dict[Path, str], *, force: bool = False) -> RenderRepo
         write_atomic(path, text)
         report.written.append(path)
     return report
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one step: a reader sees the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

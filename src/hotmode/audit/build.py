@@ -1,0 +1,187 @@
+"""What a service's build makes: the Dockerfile stages it runs through and its `.dockerignore`.
+
+Some mode rules are about the image rather than the Compose file: who the process runs as, which
+labels the build sets, what the base image ships, whether `.env` files reach the build context.
+This module reads just enough of a Dockerfile (stages, `ARG`, `USER`, `LABEL`, `RUN`) and of a
+`.dockerignore` to answer those questions; it never builds anything.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_ARG_REF = re.compile(
+    r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-+]([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)"
+)
+
+
+@dataclass
+class Stage:
+    """One `FROM ... [AS name]` stage and the instructions under it."""
+
+    base: str
+    name: str | None
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Dockerfile:
+    """A parsed Dockerfile: the global `ARG` defaults and the stages, in order."""
+
+    path: Path
+    args: Mapping[str, str]
+    stages: tuple[Stage, ...]
+
+    def chain(self, target: str | None) -> list[Stage]:
+        """The stages an image of `target` (default: the last) is built through, target first."""
+        if not self.stages:
+            return []
+        by_name = {stage.name: stage for stage in self.stages if stage.name}
+        stage = by_name.get(target) if target else self.stages[-1]
+        chain: list[Stage] = []
+        while stage is not None and stage not in chain:
+            chain.append(stage)
+            stage = by_name.get(stage.base)
+        return chain
+
+    def user(self, target: str | None) -> str | None:
+        """The user the image's process runs as, if any stage of its chain says."""
+        for stage in self.chain(target):
+            users = [args for instruction, args in stage.instructions if instruction == "USER"]
+            if users:
+                return users[-1].strip()
+        return None
+
+    def labels(self, target: str | None) -> set[str]:
+        """The label keys a build of `target` sets."""
+        keys: set[str] = set()
+        for stage in self.chain(target):
+            for instruction, args in stage.instructions:
+                if instruction == "LABEL":
+                    keys.update(match.group(1) for match in _LABEL_KEY.finditer(args))
+        return keys
+
+    def base_image(self, target: str | None, build_args: Mapping[str, Any]) -> str | None:
+        """The image the chain starts from, with `ARG` defaults and build args substituted."""
+        chain = self.chain(target)
+        if not chain:
+            return None
+        values = {**self.args, **{k: str(v) for k, v in build_args.items() if v is not None}}
+        return _substitute(chain[-1].base, values)
+
+    def runs(self, target: str | None) -> str:
+        """The text of every `RUN` of the chain, for looking up what the build installs."""
+        return "\n".join(
+            args
+            for stage in self.chain(target)
+            for instruction, args in stage.instructions
+            if instruction == "RUN"
+        )
+
+
+_LABEL_KEY = re.compile(r"""(?:^|\s)["']?([A-Za-z0-9_.\-/]+)["']?\s*=""")
+
+
+def _substitute(text: str, values: Mapping[str, str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(3)
+        return values.get(name) or match.group(2) or ""
+
+    return _ARG_REF.sub(replace, text)
+
+
+def _logical_lines(text: str) -> list[str]:
+    lines: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        lines.append(pending + stripped)
+        pending = ""
+    if pending:
+        lines.append(pending)
+    return lines
+
+
+def parse_dockerfile(path: Path, text: str) -> Dockerfile:
+    """Parse the parts of a Dockerfile the mode rules need."""
+    args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for line in _logical_lines(text):
+        instruction, _, rest = line.partition(" ")
+        instruction = instruction.upper()
+        rest = rest.strip()
+        if instruction == "FROM":
+            words = [w for w in rest.split() if not w.startswith("--")]
+            if not words:
+                continue
+            name = words[2] if len(words) >= 3 and words[1].lower() == "as" else None
+            stages.append(Stage(base=words[0], name=name))
+        elif not stages:
+            if instruction == "ARG":
+                name, _, default = rest.partition("=")
+                args[name.strip()] = default.strip().strip("\"'")
+        else:
+            stages[-1].instructions.append((instruction, rest))
+    return Dockerfile(path, args, tuple(stages))
+
+
+def _local_context(build: Mapping[str, Any]) -> Path | None:
+    context = build.get("context")
+    if not isinstance(context, str) or "://" in context or context.startswith("git@"):
+        return None
+    path = Path(context)
+    return path if path.is_absolute() and path.is_dir() else None
+
+
+def read_dockerfile(build: Mapping[str, Any]) -> Dockerfile | None:
+    """The Dockerfile a merged `build:` section uses, if it is a local, readable file."""
+    inline = build.get("dockerfile_inline")
+    if isinstance(inline, str):
+        return parse_dockerfile(Path("<dockerfile_inline>"), inline)
+    context = _local_context(build)
+    if context is None:
+        return None
+    path = context / str(build.get("dockerfile") or "Dockerfile")
+    try:
+        return parse_dockerfile(path, path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def ignore_file(build: Mapping[str, Any]) -> Path | None:
+    """The ignore file a build honours: `<Dockerfile>.dockerignore`, else the context's."""
+    context = _local_context(build)
+    if context is None:
+        return None
+    dockerfile = context / str(build.get("dockerfile") or "Dockerfile")
+    beside = dockerfile.with_name(dockerfile.name + ".dockerignore")
+    return beside if beside.is_file() else context / ".dockerignore"
+
+
+def is_ignored(patterns: list[str], name: str) -> bool:
+    """Whether `.dockerignore` patterns keep `name` (a path in the context) out; last match wins."""
+    ignored = False
+    for raw in patterns:
+        pattern = raw.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!").strip().lstrip("/")
+        candidates = {pattern, pattern.removeprefix("**/")}
+        if any(
+            fnmatch.fnmatchcase(name, p) or name.startswith(p.rstrip("/") + "/") for p in candidates
+        ):
+            ignored = not negate
+    return ignored

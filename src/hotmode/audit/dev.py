@@ -1,0 +1,169 @@
+"""Dev's mode rules: the source is mounted and reloads, and nothing is rebuilt or reinstalled.
+
+Dev must mount the source and reload on change, must not overwrite the prod image's tag (or a
+public base image's tag) with its own build, must not install dependencies every time it starts,
+and must keep the source mount free of nested mounts and of `__pycache__` volume lists.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+from typing import Any
+
+from hotmode.audit.model import Severity
+from hotmode.audit.rules import (
+    Context,
+    Hit,
+    command_text,
+    inside,
+    mounts,
+    reload_in,
+    service_rule,
+    source_mounts,
+    split_image,
+    table,
+)
+
+DEV = ("dev",)
+# Official images people name directly; a local build tagged with one of these shadows it.
+PUBLIC_BASES = {
+    "python",
+    "debian",
+    "ubuntu",
+    "alpine",
+    "node",
+    "busybox",
+    "nginx",
+    "golang",
+    "rust",
+    "postgres",
+    "redis",
+    "mysql",
+    "mariadb",
+    "httpd",
+    "ruby",
+    "php",
+    "openjdk",
+    "eclipse-temurin",
+    "pypy",
+    "amazonlinux",
+    "fedora",
+    "centos",
+    "rockylinux",
+    "almalinux",
+}
+_INSTALL = re.compile(
+    r"\b(apt-get|apt|apk|yum|dnf|microdnf|zypper)\s+(-\S+\s+)*(install|add)\b"
+    r"|\bpip3?\s+install\b|\bpython3?\s+-m\s+pip\s+install\b|\bpoetry\s+install\b"
+    r"|\buv\s+(pip\s+install|sync)\b|\bpipenv\s+install\b|\bnpm\s+(ci|install)\b"
+)
+
+
+def _is_pycache(target: str) -> bool:
+    return PurePosixPath(target).name == "__pycache__"
+
+
+@service_rule(
+    "HM-D01",
+    Severity.MEDIUM,
+    DEV,
+    "Dev mounts the source and reloads on change",
+    "Bind-mount the source folder and run the server with --reload (hotmode run APP --reload).",
+)
+def mounted_and_reloading(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
+    if not source_mounts(context, service):
+        yield Hit("the source is not mounted: edits need a rebuild", ("services", name, "volumes"))
+    if reload_in(service) is None:
+        yield Hit("the server does not reload on change", ("services", name, "command"))
+
+
+@service_rule(
+    "HM-D02",
+    Severity.HIGH,
+    DEV,
+    "The dev image has its own tag",
+    "Give the dev build its own image: tag (e.g. app:dev), never prod's or a base image's.",
+)
+def own_image_tag(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
+    image = service.get("image")
+    if not isinstance(image, str) or "build" not in service:
+        return
+    prod = {context.stack.prod_image} if context.stack.prod_image else set()
+    files = context.sources.files
+    if len(files) > 1:
+        # The base file is prod's: the image tag it writes is prod's tag.
+        written = files[0].scalar(("services", name, "image"))
+        if written:
+            prod.add(written)
+    repository, _ = split_image(image)
+    dockerfile = context.dockerfile(name, service)
+    build = table(service, "build")
+    base_image = (
+        dockerfile.base_image(build.get("target"), build.get("args") or {}) if dockerfile else None
+    )
+    path = ("services", name, "image")
+    if image in prod:
+        yield Hit(f"dev builds into prod's tag {image}: a dev build replaces the prod image", path)
+    elif repository in PUBLIC_BASES or (
+        base_image and split_image(base_image) == split_image(image)
+    ):
+        yield Hit(f"the dev build is tagged {image}: it overwrites that public image locally", path)
+
+
+@service_rule(
+    "HM-D03",
+    Severity.MEDIUM,
+    DEV,
+    "Dependencies are not installed at every start",
+    "Install dependencies in the image (a dev build stage); the command only starts the server.",
+)
+def no_install_at_start(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
+    for key in ("command", "entrypoint"):
+        match = _INSTALL.search(command_text(service, key))
+        if match:
+            yield Hit(
+                f"the {key} runs `{match.group(0)}` every time the container starts",
+                ("services", name, key),
+            )
+
+
+@service_rule(
+    "HM-D04",
+    Severity.LOW,
+    DEV,
+    "No per-package __pycache__ volume lists",
+    "Remove the __pycache__ volumes; set PYTHONPYCACHEPREFIX=/tmp/pycache instead.",
+)
+def no_pycache_volumes(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
+    caches = [m for m in mounts(service) if m.type == "volume" and _is_pycache(m.target)]
+    if caches:
+        yield Hit(
+            f"{len(caches)} anonymous __pycache__ volume(s), one per package, each a stale cache",
+            ("services", name, "volumes", caches[0].index),
+        )
+
+
+@service_rule(
+    "HM-D05",
+    Severity.MEDIUM,
+    DEV,
+    "No mount points nested inside the source mount",
+    "Mount logs and data outside the source folder's target (e.g. /var/log/app), not under it.",
+)
+def no_nested_mounts(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
+    sources = source_mounts(context, service)
+    for mount in mounts(service):
+        if mount in sources or (mount.type == "volume" and _is_pycache(mount.target)):
+            continue
+        outer = next(
+            (s for s in sources if s.target != mount.target and inside(mount.target, s.target)),
+            None,
+        )
+        if outer is not None:
+            yield Hit(
+                f"{mount.target} is mounted inside the source mount {outer.target}: Docker "
+                "creates its mount point in your source tree",
+                ("services", name, "volumes", mount.index),
+            )

@@ -1,0 +1,125 @@
+"""The rules for every mode: a healthcheck that can run, distinct projects, restart and logs.
+
+Published ports bound to an address are compose-lint's CL-0005, reported through the bridge; it
+is not repeated here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from hotmode.audit.dev import PUBLIC_BASES
+from hotmode.audit.model import Severity
+from hotmode.audit.rules import Context, Hit, cross_rule, service_rule, split_image, table
+
+EVERY = ("prod", "dev")
+_TOOLS = re.compile(r"\b(curl|wget)\b")
+# What official slim, alpine and distroless images lack; alpine's busybox has a wget.
+_LACKING = {"slim": {"curl", "wget"}, "alpine": {"curl"}, "distroless": {"curl", "wget"}}
+
+
+def _variant(image: str) -> str | None:
+    repository, tag = split_image(image)
+    if "distroless" in repository:
+        return "distroless"
+    for variant in ("slim", "alpine"):
+        if variant in tag or repository.endswith(variant):
+            return variant
+    return None
+
+
+@service_rule(
+    "HM-A01",
+    Severity.HIGH,
+    EVERY,
+    "The healthcheck uses a tool the image has",
+    "Probe with the image's own Python (python -c 'import urllib.request; ...'), not curl.",
+    every_service=True,
+)
+def healthcheck_tool(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
+    healthcheck = service.get("healthcheck")
+    if not isinstance(healthcheck, dict) or healthcheck.get("disable"):
+        return
+    test = healthcheck.get("test")
+    text = " ".join(str(p) for p in test) if isinstance(test, list) else str(test or "")
+    tools = set(_TOOLS.findall(text))
+    if not tools:
+        return
+    build = service.get("build")
+    dockerfile = context.dockerfile(name, service)
+    image = service.get("image")
+    installed = ""
+    base: str | None = None
+    if isinstance(image, str) and split_image(image)[0] in PUBLIC_BASES:
+        # `image:` names a public image: `up` pulls and runs it rather than building.
+        base = image
+    elif isinstance(build, dict) and dockerfile is not None:
+        base = dockerfile.base_image(build.get("target"), build.get("args") or {})
+        installed = dockerfile.runs(build.get("target"))
+    elif isinstance(image, str):
+        base = image
+    variant = _variant(base) if base else None
+    if variant is None:
+        return
+    for tool in sorted(tools & _LACKING[variant]):
+        if not re.search(rf"\b{tool}\b", installed):
+            yield Hit(
+                f"the healthcheck runs {tool}, which {base} does not have: the container never "
+                "becomes healthy",
+                ("services", name, "healthcheck", "test"),
+            )
+
+
+@service_rule(
+    "HM-A03",
+    Severity.MEDIUM,
+    EVERY,
+    "A restart policy is set",
+    "Set restart: unless-stopped (or deploy.restart_policy) so a crash or reboot recovers.",
+    every_service=True,
+)
+def restart_policy(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
+    deploy = table(service, "deploy")
+    if service.get("restart") in (None, "no") and not deploy.get("restart_policy"):
+        yield Hit(
+            "no restart policy: a crash or a reboot leaves it down", ("services", name, "restart")
+        )
+
+
+@service_rule(
+    "HM-A04",
+    Severity.MEDIUM,
+    EVERY,
+    "Logs are rotated",
+    "Set logging: {driver: json-file, options: {max-size: 10m, max-file: '3'}} (or driver: local).",
+    every_service=True,
+)
+def log_rotation(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
+    logging = table(service, "logging")
+    driver = logging.get("driver") or "json-file"
+    options = table(logging, "options")
+    if driver == "json-file" and not options.get("max-size"):
+        yield Hit(
+            "json-file logs without max-size grow until the disk is full",
+            ("services", name, "logging"),
+        )
+
+
+SHARED_PORT = cross_rule(
+    "HM-A02",
+    Severity.MEDIUM,
+    "Modes that share a port have distinct project names",
+    "Give each mode x edition its own top-level name: so one mode's `down` never stops another.",
+)
+
+
+def published_ports(context: Context) -> set[str]:
+    """Every host port the stack publishes, as `address:port`."""
+    ports = set()
+    for _, service in context.services():
+        for port in service.get("ports") or []:
+            if isinstance(port, dict) and port.get("published"):
+                ports.add(f"{port.get('host_ip') or '0.0.0.0'}:{port['published']}")  # noqa: S104
+    return ports

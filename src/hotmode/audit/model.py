@@ -1,0 +1,97 @@
+"""The values an audit deals in: severities, rules, stacks, locations and findings.
+
+A *stack* is one mode's `-f` file set and project; a *finding* is one problem in one stack,
+located at the file and line that introduced it. Everything here is frozen and plain, so that
+rules, the compose-lint bridge and the reports can pass them around without owning them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class Severity(enum.IntEnum):
+    """How bad a finding is; ordered, so `--fail-on` is a comparison."""
+
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        return cls[text.upper()]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One of hotmode's own mode rules: an id, a severity, what it asks, and the fix."""
+
+    id: str
+    severity: Severity
+    modes: tuple[str, ...]
+    title: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One mode's Compose files and project, as a user or the declaration names them."""
+
+    label: str
+    mode: str
+    files: tuple[Path, ...]
+    project: str | None = None
+    # The declared source folder; without a declaration the build contexts stand in for it.
+    source: Path | None = None
+    # The image tag prod uses, when a declaration says it; a dev build must not reuse it.
+    prod_image: str | None = None
+    # The app's own services, which the mode rules are about; without a declaration, the
+    # services built from source (or every service, if none is built).
+    apps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a finding's cause was written: a file, and its line when one can be named."""
+
+    path: Path
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem in one stack, with the one-line fix and where it was introduced."""
+
+    rule_id: str
+    severity: Severity
+    stack: str
+    service: str | None
+    message: str
+    fix: str
+    location: Location | None
+    tool: str = "hotmode"
+    title: str = ""
+    # Why a finding is not counted against `--fail-on`, if it is not; it is still reported.
+    suppressed: str | None = None
+    references: tuple[str, ...] = field(default_factory=tuple)
+
+    def counts_at(self, threshold: Severity) -> bool:
+        return self.suppressed is None and self.severity >= threshold
+
+
+@dataclass(frozen=True)
+class Report:
+    """Every stack checked and every finding, in a stable order."""
+
+    stacks: tuple[Stack, ...]
+    findings: tuple[Finding, ...]
+
+    def failing(self, threshold: Severity) -> list[Finding]:
+        return [finding for finding in self.findings if finding.counts_at(threshold)]

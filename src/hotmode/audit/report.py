@@ -1,0 +1,230 @@
+"""Turning a `Report` into text for people, JSON for scripts and SARIF 2.1.0 for code scanning.
+
+Pure functions: a report and the `--fail-on` threshold in, a string out; the CLI prints it. The
+JSON shape is described by `report.schema.json`, shipped beside this module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from hotmode import __version__
+from hotmode.audit.model import Finding, Report, Severity
+from hotmode.audit.rules import load_rules
+
+JSON_VERSION = 1
+SCHEMA = Path(__file__).with_name("report.schema.json")
+_SARIF_LEVEL = {
+    Severity.LOW: "note",
+    Severity.MEDIUM: "warning",
+    Severity.HIGH: "error",
+    Severity.CRITICAL: "error",
+}
+# GitHub code scanning ranks alerts by this property (CVSS-like, 0.0-10.0).
+_SECURITY_SEVERITY = {
+    Severity.LOW: "2.0",
+    Severity.MEDIUM: "5.0",
+    Severity.HIGH: "7.5",
+    Severity.CRITICAL: "9.5",
+}
+
+
+def _shown(path: Path, base: Path) -> str:
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _where(finding: Finding, base: Path) -> str:
+    if finding.location is None:
+        return "(merged configuration)"
+    shown = _shown(finding.location.path, base)
+    return f"{shown}:{finding.location.line}" if finding.location.line else shown
+
+
+def summary(report: Report, threshold: Severity) -> str:
+    counted = Counter(f.severity for f in report.findings if f.suppressed is None)
+    suppressed = sum(1 for f in report.findings if f.suppressed is not None)
+    parts = [f"{counted[s]} {s.label}" for s in sorted(Severity, reverse=True) if counted[s]]
+    if suppressed:
+        parts.append(f"{suppressed} waived")
+    verdict = "FAIL" if report.failing(threshold) else "PASS"
+    found = ", ".join(parts) if parts else "no findings"
+    return f"{verdict}: {len(report.stacks)} mode(s) checked, {found}; fail-on {threshold.label}"
+
+
+def text(report: Report, threshold: Severity, base: Path, *, show_waived: bool = False) -> str:
+    """One line per problem (modes that share it listed together), its fix, then a verdict."""
+    groups: dict[tuple[Any, ...], list[Finding]] = {}
+    for finding in report.findings:
+        if finding.suppressed is not None and not show_waived:
+            continue
+        key = (finding.rule_id, finding.location, finding.service, finding.message)
+        groups.setdefault(key, []).append(finding)
+    out = []
+    for findings in groups.values():
+        first = findings[0]
+        modes = ", ".join(f.stack for f in findings)
+        service = f"{first.service}: " if first.service else ""
+        waived = f" (waived: {first.suppressed})" if first.suppressed else ""
+        out.append(
+            f"{_where(first, base)}: {first.severity.label} {first.rule_id} [{modes}] "
+            f"{service}{first.message}{waived}"
+        )
+        out.append(f"    fix: {first.fix}")
+    out.append(summary(report, threshold))
+    return "\n".join(out) + "\n"
+
+
+def catalogue() -> str:
+    """hotmode's own rules, one per line with its fix, and where the generic ones come from."""
+    out = []
+    for registered in sorted(load_rules().values(), key=lambda r: r.rule.id):
+        rule = registered.rule
+        modes = "every mode" if len(rule.modes) > 1 else rule.modes[0]
+        out.append(f"{rule.id}  {rule.severity.label:<6}  {modes:<10}  {rule.title}")
+        out.append(f"    fix: {rule.fix}")
+    out += [
+        "CL-*    compose-lint's hardening rules (CIS Docker Benchmark, OWASP), on every mode.",
+        "        Waived: CL-0004/CL-0019 (tag and digest pins) for services with build:; for",
+        "        prod apps CL-0007/CL-0018 are reported as HM-P04/HM-P05. Low: CL-0018 in dev",
+        "        when user: comes from a variable (the host's user).",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _finding_json(finding: Finding, base: Path) -> dict[str, Any]:
+    return {
+        "rule_id": finding.rule_id,
+        "tool": finding.tool,
+        "severity": finding.severity.label,
+        "mode": finding.stack,
+        "service": finding.service,
+        "message": finding.message,
+        "fix": finding.fix,
+        "file": _shown(finding.location.path, base) if finding.location else None,
+        "line": finding.location.line if finding.location else None,
+        "waived": finding.suppressed,
+    }
+
+
+def to_json(report: Report, threshold: Severity, base: Path) -> str:
+    """The report as JSON, in the shape `report.schema.json` describes."""
+    counted = Counter(f.severity.label for f in report.findings if f.suppressed is None)
+    document = {
+        "version": JSON_VERSION,
+        "tool": {"name": "hotmode", "version": __version__},
+        "fail_on": threshold.label,
+        "passed": not report.failing(threshold),
+        "modes": [
+            {
+                "label": stack.label,
+                "mode": stack.mode,
+                "project": stack.project,
+                "files": [_shown(path, base) for path in stack.files],
+            }
+            for stack in report.stacks
+        ],
+        "summary": {s.label: counted[s.label] for s in Severity}
+        | {"waived": sum(1 for f in report.findings if f.suppressed is not None)},
+        "findings": [_finding_json(f, base) for f in report.findings],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def _compose_lint_rules() -> dict[str, tuple[str, str]]:
+    from compose_lint.rules import get_registered_rules
+
+    catalogue = {}
+    for cls in get_registered_rules():
+        metadata = cls().metadata
+        catalogue[metadata.id] = (metadata.name, " ".join(metadata.description.split()))
+    return catalogue
+
+
+def _descriptors(report: Report) -> list[dict[str, Any]]:
+    ours = {reg.rule.id: reg.rule for reg in load_rules().values()}
+    theirs = _compose_lint_rules()
+    descriptors = []
+    for rule_id in sorted({f.rule_id for f in report.findings}):
+        example = next(f for f in report.findings if f.rule_id == rule_id)
+        if rule_id in ours:
+            rule = ours[rule_id]
+            name, description, fix, severity = rule.title, rule.title, rule.fix, rule.severity
+        else:
+            name, description = theirs.get(rule_id, (rule_id, example.message))
+            fix, severity = example.fix, example.severity
+        descriptors.append(
+            {
+                "id": rule_id,
+                "name": name,
+                "shortDescription": {"text": name},
+                "fullDescription": {"text": description},
+                "help": {"text": fix},
+                "defaultConfiguration": {"level": _SARIF_LEVEL[severity]},
+                "properties": {
+                    "tool": example.tool,
+                    "security-severity": _SECURITY_SEVERITY[severity],
+                    "tags": ["security", example.tool],
+                },
+            }
+        )
+    return descriptors
+
+
+def _result(finding: Finding, index: dict[str, int], base: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "ruleId": finding.rule_id,
+        "ruleIndex": index[finding.rule_id],
+        "level": _SARIF_LEVEL[finding.severity],
+        "message": {"text": f"[{finding.stack}] {finding.service or 'stack'}: {finding.message}"},
+        "properties": {
+            "mode": finding.stack,
+            "service": finding.service or "",
+            "severity": finding.severity.label,
+            "fix": finding.fix,
+        },
+    }
+    if finding.location is not None:
+        path = finding.location.path
+        uri = _shown(path, base)
+        artifact = (
+            {"uri": path.as_uri()}
+            if path.is_absolute() and uri == path.as_posix()
+            else {"uri": uri, "uriBaseId": "SRCROOT"}
+        )
+        physical: dict[str, Any] = {"artifactLocation": artifact}
+        if finding.location.line:
+            physical["region"] = {"startLine": finding.location.line}
+        result["locations"] = [{"physicalLocation": physical}]
+    if finding.suppressed is not None:
+        result["suppressions"] = [{"kind": "external", "justification": finding.suppressed}]
+    return result
+
+
+def to_sarif(report: Report, base: Path) -> str:
+    """The report as one SARIF 2.1.0 run; waived findings carry a suppression."""
+    rules = _descriptors(report)
+    index = {rule["id"]: i for i, rule in enumerate(rules)}
+    document = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "hotmode",
+                        "version": __version__,
+                        "rules": rules,
+                    }
+                },
+                "originalUriBaseIds": {"SRCROOT": {"uri": base.as_uri() + "/"}},
+                "results": [_result(f, index, base) for f in report.findings],
+            }
+        ],
+    }
+    return json.dumps(document, indent=2) + "\n"

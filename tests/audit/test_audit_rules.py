@@ -1,0 +1,228 @@
+"""One failing and one passing case per rule, each checked by the real Compose binary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from audit.audit_support import DOCKERFILE, Project, counted, only, rule_ids
+from hotmode.audit import checker
+from hotmode.audit.model import Stack
+from hotmode.audit.rules import load_rules
+
+CURL = {"test": ["CMD", "curl", "-f", "http://127.0.0.1:8000/health"]}
+
+# rule, what makes the base (prod) file fail, files of app/ to replace (None deletes).
+PROD_FAILING: list[tuple[str, dict[str, Any], dict[str, str | None]]] = [
+    ("HM-P01", {"volumes": ["./.env:/app/.env:ro", "../app:/app"]}, {}),
+    ("HM-P01", {"volumes": ["../app/static:/app/static:ro"]}, {}),
+    ("HM-P02", {"command": "uvicorn main:app --reload --port 8000"}, {}),
+    ("HM-P02", {"command": ["watchfiles", "uvicorn main:app"]}, {}),
+    ("HM-P03", {"volumes": ["./.env:/app/.env"]}, {}),
+    ("HM-P04", {"read_only": None}, {}),
+    ("HM-P04", {"tmpfs": None}, {}),
+    ("HM-P05", {"user": "root"}, {}),
+    ("HM-P05", {"user": None}, {"Dockerfile": "FROM python:3.12-slim\nCOPY . /app\n"}),
+    ("HM-P06", {}, {"Dockerfile": "FROM python:3.12-slim\nUSER 10001\n"}),
+    ("HM-P07", {"environment": {"DEBUG": "true"}}, {}),
+    ("HM-P07", {"environment": {"LOG_LEVEL": "DEBUG"}}, {}),
+    ("HM-P07", {"command": ["uvicorn", "main:app", "--log-level", "debug"]}, {}),
+    ("HM-P08", {}, {".dockerignore": None}),
+    ("HM-P08", {}, {".dockerignore": ".git\n"}),
+    ("HM-P09", {"environment": {"SECRET_KEY": "${SECRET_KEY:-change_this_secret_key}"}}, {}),
+    ("HM-A01", {"build": None, "image": "python:3.12-slim", "healthcheck": CURL}, {}),
+    ("HM-A01", {"healthcheck": CURL}, {}),  # the Dockerfile's slim base has no curl
+    ("HM-A03", {"restart": None}, {}),
+    ("HM-A04", {"logging": None}, {}),
+    ("HM-A04", {"logging": {"driver": "json-file"}}, {}),
+    ("CL-0005", {"ports": ["8000:8000"]}, {}),
+]
+
+# rule, what keeps the base file passing it although it differs from GOOD_PROD.
+PROD_PASSING: list[tuple[str, dict[str, Any], dict[str, str | None]]] = [
+    ("HM-P01", {"volumes": ["./.env:/app/.env:ro", "./data:/data"]}, {}),
+    ("HM-P02", {"command": "uvicorn main:app --port 8000"}, {}),
+    (
+        "HM-P03",
+        {
+            "volumes": [
+                {"type": "bind", "source": "./.env", "target": "/app/.env", "read_only": True}
+            ]
+        },
+        {},
+    ),
+    ("HM-P04", {"tmpfs": None, "volumes": [{"type": "tmpfs", "target": "/tmp"}]}, {}),
+    ("HM-P05", {"user": None}, {}),  # the Dockerfile's USER is not root
+    (
+        "HM-P06",
+        {"build": {"context": "../app", "labels": {"org.opencontainers.image.revision": "abc"}}},
+        {"Dockerfile": "FROM python:3.12-slim\n"},
+    ),
+    ("HM-P07", {"environment": {"DEBUG": "0", "LOG_LEVEL": "warning"}}, {}),
+    ("HM-P08", {}, {"Dockerfile.dockerignore": "**/.env*\n", ".dockerignore": None}),
+    ("HM-P09", {"environment": {"SECRET_KEY": "${SECRET_KEY:?set SECRET_KEY}"}}, {}),
+    ("HM-A01", {"build": None, "image": "python:3.12-slim"}, {}),
+    ("HM-A01", {"healthcheck": CURL}, {"Dockerfile": DOCKERFILE + "RUN apt-get install -y curl\n"}),
+    (
+        "HM-A03",
+        {
+            "restart": None,
+            "deploy": {
+                "restart_policy": {"condition": "on-failure"},
+                "resources": {"limits": {"memory": "1G"}},
+            },
+        },
+        {},
+    ),
+    ("HM-A04", {"logging": {"driver": "local"}}, {}),
+    ("CL-0005", {"ports": ["127.0.0.1:8000:8000"]}, {}),
+]
+
+
+def _apply(project: Project, app_files: dict[str, str | None]) -> None:
+    for name, text in app_files.items():
+        path = project.app / name
+        if text is None:
+            path.unlink()
+        else:
+            path.write_text(text)
+
+
+def test_the_good_prod_file_passes_every_rule(project: Project) -> None:
+    report = project.check("prod", project.prod())
+    assert counted(report) == []
+
+
+@pytest.mark.parametrize(("rule", "changes", "app_files"), PROD_FAILING)
+def test_prod_rule_fails(
+    project: Project,
+    rule: str,
+    changes: dict[str, Any],
+    app_files: dict[str, str | None],
+) -> None:
+    _apply(project, app_files)
+    base = project.prod(**changes)
+    found = only(project.check("prod", base), rule)
+    assert found, f"{rule} did not fire"
+    assert all(f.location is not None and f.location.path == base for f in found)
+    assert all(f.fix and "\n" not in f.fix for f in found)
+
+
+@pytest.mark.parametrize(("rule", "changes", "app_files"), PROD_PASSING)
+def test_prod_rule_passes(
+    project: Project,
+    monkeypatch: pytest.MonkeyPatch,
+    rule: str,
+    changes: dict[str, Any],
+    app_files: dict[str, str | None],
+) -> None:
+    monkeypatch.setenv("SECRET_KEY", "from-the-environment")
+    _apply(project, app_files)
+    report = project.check("prod", project.prod(**changes))
+    assert rule not in rule_ids(report)
+
+
+def _dev(
+    image: str | None = "app:dev",
+    command: str = '["uvicorn", "main:app", "--reload", "--port", "8000"]',
+    volumes: tuple[str, ...] = ("../app:/app",),
+) -> str:
+    lines = ["services:", "  web:"]
+    if image:
+        lines.append(f"    image: {image}")
+    lines.append(f"    command: {command}")
+    lines.append("    volumes: !override" if volumes else "    volumes: !reset []")
+    lines += [f"      - {volume}" for volume in volumes]
+    lines.append("    read_only: false")
+    if any(v.startswith("logs:") for v in volumes):
+        lines += ["volumes:", "  logs: {}"]
+    return "\n".join(lines) + "\n"
+
+
+INSTALL = "sh -c 'pip install -r requirements.txt && uvicorn main:app --reload'"
+DEV_FAILING = [
+    ("HM-D01", _dev(volumes=())),
+    ("HM-D01", _dev(command='["uvicorn", "main:app", "--port", "8000"]')),
+    ("HM-D02", _dev(image="python:3.12-slim")),
+    ("HM-D02", _dev(image=None)),  # the dev build keeps prod's tag, app:prod
+    ("HM-D03", _dev(command=f'"{INSTALL}"')),
+    ("HM-D03", _dev(command='["sh", "-c", "apt-get update && apt-get install -y gcc"]')),
+    ("HM-D04", _dev(volumes=("../app:/app", "/app/__pycache__", "/app/pkg/__pycache__"))),
+    ("HM-D05", _dev(volumes=("../app:/app", "logs:/app/logs"))),
+    ("HM-D05", _dev(volumes=("../app:/app", "./.env:/app/.env:ro"))),
+]
+DEV_PASSING = [
+    ("HM-D01", _dev(command='["python", "-m", "hotmode", "run", "main:app", "--reload"]')),
+    ("HM-D02", _dev(image="registry.example/app:dev")),
+    ("HM-D03", _dev(command='"uvicorn main:app --reload"')),
+    ("HM-D04", _dev(volumes=("../app:/app", "/tmp/pycache"))),
+    ("HM-D05", _dev(volumes=("../app:/app", "logs:/var/log/app"))),
+]
+
+
+def test_the_good_dev_overlay_passes_every_mode_rule(project: Project) -> None:
+    report = project.check("dev", project.prod(), project.write("dev.yml", _dev()))
+    assert {r for r in rule_ids(report) if r.startswith("HM-")} == set()
+
+
+@pytest.mark.parametrize(("rule", "overlay"), DEV_FAILING)
+def test_dev_rule_fails(project: Project, rule: str, overlay: str) -> None:
+    dev = project.write("dev.yml", overlay)
+    found = only(project.check("dev", project.prod(), dev), rule)
+    assert found, f"{rule} did not fire"
+
+
+@pytest.mark.parametrize(("rule", "overlay"), DEV_PASSING)
+def test_dev_rule_passes(project: Project, rule: str, overlay: str) -> None:
+    dev = project.write("dev.yml", overlay)
+    assert rule not in rule_ids(project.check("dev", project.prod(), dev))
+
+
+def _two_modes(project: Project, dev_name: str) -> list[Stack]:
+    base = project.prod()
+    dev = project.write("dev.yml", f"name: {dev_name}\n" + _dev())
+    return [checker.file_stack([base], "prod"), checker.file_stack([base, dev], "dev")]
+
+
+def test_modes_sharing_a_port_and_a_project_fail(project: Project) -> None:
+    report = checker.check(_two_modes(project, "app"))
+    found = only(report, "HM-A02")
+    assert len(found) == 1
+    assert found[0].stack.startswith("dev")
+    assert found[0].location is not None and found[0].location.path.name == "dev.yml"
+
+
+def test_modes_sharing_a_port_with_their_own_projects_pass(project: Project) -> None:
+    assert "HM-A02" not in rule_ids(checker.check(_two_modes(project, "app-dev")))
+
+
+def test_every_rule_has_a_failing_and_a_passing_case() -> None:
+    failing = {rule for rule, *_ in PROD_FAILING} | {rule for rule, _ in DEV_FAILING} | {"HM-A02"}
+    passing = {rule for rule, *_ in PROD_PASSING} | {rule for rule, _ in DEV_PASSING} | {"HM-A02"}
+    assert set(load_rules()) <= failing
+    assert set(load_rules()) <= passing
+
+
+def test_rule_fixes_are_one_line() -> None:
+    for registered in load_rules().values():
+        assert registered.rule.fix and "\n" not in registered.rule.fix
+        assert len(registered.rule.fix) <= 100
+
+
+def test_a_prod_file_with_a_locally_built_tag_waives_the_digest_rule(project: Project) -> None:
+    report = project.check("prod", project.prod())
+    waived = [f for f in report.findings if f.rule_id == "CL-0019"]
+    assert waived and all(f.suppressed for f in waived)
+    pulled = project.check("prod", project.prod(build=None, image="nginx:1.27"))
+    assert "CL-0019" in rule_ids(pulled)
+
+
+def test_mode_rules_are_about_the_app_and_every_mode_rules_about_all(project: Project) -> None:
+    base = project.prod()
+    db = project.write("db.yml", "services:\n  db:\n    image: postgres:16\n")
+    report = project.check("prod", base, db)
+    about_db = {f.rule_id for f in counted(report) if f.service == "db"}
+    assert "HM-P05" not in about_db and "HM-P04" not in about_db
+    assert {"HM-A03", "HM-A04", "CL-0007"} <= about_db
+    assert {f.rule_id for f in counted(report) if f.service == "web"} == set()
