@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reload.helpers import MAIN, Server, write_version
+from reload.reload_support import MAIN, Server, write_version
 
 
 @pytest.fixture

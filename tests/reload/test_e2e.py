@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reload.helpers import Server, alive, children_of, wait_until, write_version
+from reload.reload_support import Server, alive, children_of, wait_until, write_version
 
 pytestmark = pytest.mark.e2e
 

@@ -246,7 +246,7 @@ class Runtime:
     def _save_modules(self, modules: list[str]) -> None:
         if not self.options.reload or modules == self._cached_modules():
             return
-        from hotmode.compose.render import write_atomic
+        from hotmode.atomic import write_atomic
 
         try:
             write_atomic(self.module_cache, json.dumps(modules))
