@@ -159,3 +159,36 @@ def test_a_long_stream_does_not_hold_a_reload_hostage(app_dir: Path, servers: li
     assert time.monotonic() - started < 4
     connection.close()
     assert server.stop() == 143
+
+
+def test_forced_polling_still_reloads(app_dir: Path, servers: list[Server]) -> None:
+    server = Server(app_dir, "--reload", env={"HOTMODE_FORCE_POLLING": "1"})
+    servers.append(server)
+    assert "watching by polling: HOTMODE_FORCE_POLLING is set" in server.output()
+    write_version(app_dir, "v2")
+    server.wait_version("v2")
+    assert server.stop() == 143
+
+
+THREADED = """\
+import threading
+threading.Thread(target=threading.Event().wait, daemon=True).start()
+"""
+
+
+def test_a_zygote_with_threads_falls_back_to_spawning(
+    app_dir: Path, tmp_path: Path, servers: list[Server]
+) -> None:
+    # A third-party module that starts a thread when imported: preloading it in the zygote
+    # makes forking unsafe, so workers are spawned instead, and reloads still work.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "threaded_lib.py").write_text(THREADED)
+    (app_dir / "version.py").write_text("import threaded_lib\nVERSION = 'v1'\n")
+    server = Server(app_dir, "--reload", env={"PYTHONPATH": str(site)})
+    servers.append(server)
+    server.wait_for(r"runs 2 threads after preloading: forking is not safe, so workers are spawned")
+    (app_dir / "version.py").write_text("import threaded_lib\nVERSION = 'v2'\n")
+    server.wait_version("v2", timeout=20)
+    assert server.output().count("forking is not safe") == 1
+    assert server.stop() == 143
