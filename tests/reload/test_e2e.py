@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from reload.reload_support import Server, alive, children_of, wait_until, write_version
+from reload.reload_support import (
+    Server,
+    alive,
+    children_of,
+    parent_of,
+    wait_until,
+    write_version,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -176,19 +183,20 @@ threading.Thread(target=threading.Event().wait, daemon=True).start()
 """
 
 
-def test_a_zygote_with_threads_falls_back_to_spawning(
+def test_a_module_that_starts_a_thread_is_left_out_of_the_zygote(
     app_dir: Path, tmp_path: Path, servers: list[Server]
 ) -> None:
-    # A third-party module that starts a thread when imported: preloading it in the zygote
-    # makes forking unsafe, so workers are spawned instead, and reloads still work.
+    # A third-party module that starts a thread when imported would make forking from the
+    # zygote unsafe: the zygote is rebuilt without it, and workers import it after the fork.
     site = tmp_path / "site"
     site.mkdir()
     (site / "threaded_lib.py").write_text(THREADED)
     (app_dir / "version.py").write_text("import threaded_lib\nVERSION = 'v1'\n")
     server = Server(app_dir, "--reload", env={"PYTHONPATH": str(site)})
     servers.append(server)
-    server.wait_for(r"runs 2 threads after preloading: forking is not safe, so workers are spawned")
+    server.wait_for(r"zygote: importing threaded_lib starts a thread; leaving it to the workers")
     (app_dir / "version.py").write_text("import threaded_lib\nVERSION = 'v2'\n")
-    server.wait_version("v2", timeout=20)
-    assert server.output().count("forking is not safe") == 1
+    pid = server.wait_version("v2", timeout=20)["pid"]
+    assert parent_of(pid) != server.process.pid  # forked from a zygote, not spawned
+    assert "forking is not safe" not in server.output()
     assert server.stop() == 143

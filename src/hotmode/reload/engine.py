@@ -244,6 +244,7 @@ class Runtime:
         return [str(m) for m in data] if isinstance(data, list) else []
 
     def _save_modules(self, modules: list[str]) -> None:
+        modules = [m for m in modules if m not in self.launcher.excluded]
         if not self.options.reload or modules == self._cached_modules():
             return
         from hotmode.atomic import write_atomic

@@ -82,6 +82,7 @@ class Zygote:
         self.modules: set[str] = set()
         self.failed: set[str] = set()
         self.threads = 0
+        self.threaded_by: str | None = None
         self.ready = False
         self.alive = True
         ours.send(json.dumps({"modules": modules, "app_dir": app_dir}).encode())
@@ -101,6 +102,7 @@ class Zygote:
             self.modules = set(message["modules"])
             self.failed = set(message["failed"])
             self.threads = int(message["threads"])
+            self.threaded_by = message.get("threaded_by")
         return True
 
     def wait_ready(self, timeout: float) -> bool:
@@ -165,6 +167,7 @@ class Launcher:
         self.retired: list[Zygote] = []
         self.known: set[str] = set()
         self.wanted: list[str] = []
+        self.excluded: set[str] = set()
         self._said_spawn = False
         self.rebuilt_callback: Callable[[], None] | None = None
 
@@ -175,12 +178,17 @@ class Launcher:
         if not self.use_zygote:
             return
         self.wanted = list(modules)
-        zygote = self._new_zygote(modules)
-        if zygote.wait_ready(ZYGOTE_READY_TIMEOUT):
+        zygote = self._new_zygote(self.wanted)
+        for _attempt in range(3):  # again without each module found to start a thread
+            if not zygote.wait_ready(ZYGOTE_READY_TIMEOUT):
+                self._fall_back("the zygote did not start in time")
+                self._retire(zygote)
+                return
             self._adopt(zygote)
-        else:
-            self._fall_back("the zygote did not start")
-            self._retire(zygote)
+            if self.building is None:
+                return
+            zygote, self.building = self.building, None
+        self.building = zygote  # still not clean: let it finish in the background
 
     def rebuild(
         self, modules: list[str] | None = None, *, then: Callable[[], None] | None = None
@@ -190,7 +198,7 @@ class Launcher:
             return False
         if modules is None:
             modules = self.wanted
-        self.wanted = list(modules)
+        self.wanted = [m for m in modules if m not in self.excluded]
         if self.building is not None:
             self._retire(self.building)
         self.building = self._new_zygote(modules)
@@ -247,8 +255,16 @@ class Launcher:
 
     def _adopt(self, zygote: Zygote) -> None:
         if zygote.threads != 1:
-            self._fall_back(f"the zygote runs {zygote.threads} threads after preloading")
             self._retire(zygote)
+            culprit = zygote.threaded_by
+            if culprit is None or culprit in self.excluded:
+                self._fall_back(f"the zygote runs {zygote.threads} threads after preloading")
+                return
+            # Leave that module to the workers (they import it after the fork) and rebuild.
+            log.info("zygote: importing %s starts a thread; leaving it to the workers", culprit)
+            self.excluded.add(culprit)
+            self.known.add(culprit)
+            self.rebuild(self.wanted, then=self.rebuilt_callback)
             return
         if self.active is not None:
             self._retire(self.active)

@@ -41,8 +41,9 @@ def thread_count() -> int:
         return threading.active_count()
 
 
-def preload(modules: list[str]) -> list[str]:
-    """Import each module, in order; return those that failed (they are skipped, not fatal)."""
+def preload(modules: list[str]) -> tuple[list[str], str | None]:
+    """Import each module, in order. Return those that failed (skipped, not fatal) and the first
+    one that left a thread running: forking is unsafe from then on, so preloading stops there."""
     failed = []
     for name in modules:
         if name in sys.modules:
@@ -51,7 +52,9 @@ def preload(modules: list[str]) -> list[str]:
             importlib.import_module(name)
         except BaseException:  # one that cannot preload is just not preloaded
             failed.append(name)
-    return failed
+        if thread_count() > 1:
+            return failed, name
+    return failed, None
 
 
 def _send(control: socket.socket, message: dict[str, Any]) -> None:
@@ -100,12 +103,9 @@ def main(argv: list[str]) -> int:
         return 0
     app_dir = request["app_dir"]
     sys.path.insert(0, app_dir)
-    failed = preload(list(request.get("modules", [])))
-    threads = thread_count()
-    _send(
-        control,
-        {"op": "ready", "modules": sorted(sys.modules), "failed": failed, "threads": threads},
-    )
+    failed, threaded_by = preload(list(request.get("modules", [])))
+    ready = {"op": "ready", "modules": sorted(sys.modules), "failed": failed}
+    _send(control, {**ready, "threads": thread_count(), "threaded_by": threaded_by})
     signal.signal(signal.SIGCHLD, _reap)
     me = os.getpid()
     while True:
