@@ -201,7 +201,7 @@ class Launcher:
         self.wanted = [m for m in modules if m not in self.excluded]
         if self.building is not None:
             self._retire(self.building)
-        self.building = self._new_zygote(modules)
+        self.building = self._new_zygote(self.wanted)
         self.rebuilt_callback = then
         return True
 
@@ -223,7 +223,8 @@ class Launcher:
         if alive and zygote is self.building and zygote.ready and not was_ready:
             self.building = None
             self._adopt(zygote)
-            self._rebuilt()
+            if self.building is None:  # not rebuilding again without a thread-starting module
+                self._rebuilt()
             return
         if alive:
             return
