@@ -52,6 +52,7 @@ class Result:
     idle_pss_mb: float = 0.0
     idle_rss_mb: float = 0.0
     processes: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -130,6 +131,7 @@ class Load:
         self.port, self.timeout = port, timeout
         self.period = threads / rate
         self.results: list[tuple[float, bool]] = []
+        self.errors: dict[str, int] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
@@ -139,12 +141,15 @@ class Load:
         next_at = time.monotonic()
         while not self._stop.is_set() and time.monotonic() < deadline:
             sent = time.monotonic()
+            error = ""
             try:
                 ok = get(self.port, "/health", self.timeout)[0] == 200
-            except OSError:
-                ok = False
+            except OSError as exc:
+                ok, error = False, type(exc).__name__
             with self._lock:
                 self.results.append((sent, ok))
+                if error:
+                    self.errors[error] = self.errors.get(error, 0) + 1
             next_at += self.period
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
@@ -246,6 +251,7 @@ def bench(
             result.broken_requests, result.broken_failed = load.window(broken_at, fixed_at)
             time.sleep(2.5)  # requests sent while broken may still be waiting: let them finish
             result.broken_requests, result.broken_failed = load.window(broken_at, fixed_at)
+            result.errors = dict(load.errors)
         set_greeting(app, "LinkedIn Gateway", rename=False)
     finally:
         stop(process)
@@ -283,6 +289,8 @@ def report(results: list[Result]) -> str:
         ("idle CPU of the tree (%)", lambda r: f"{r.idle_cpu_pct:.2f}"),
         ("idle memory, PSS / RSS (MB)", lambda r: f"{r.idle_pss_mb:.0f} / {r.idle_rss_mb:.0f}"),
         ("processes", lambda r: str(r.processes)),
+        ("failed requests by error", lambda r: (
+            ", ".join(f"{k} {v}" for k, v in sorted(r.errors.items())) or "none")),
     ]  # fmt: skip
     width = max(len(name) for name, _ in rows)
     lines = [f"| {'':{width}} | " + " | ".join(r.tool for r in results) + " |"]
