@@ -22,6 +22,13 @@ test: $(STAMP)
 	cd $(EXAMPLE) && ../../$(BIN)/hotmode render --check
 	cd $(EXAMPLE) && ../../$(BIN)/hotmode check --all
 
+e2e: $(STAMP)
+	$(BIN)/python -m pytest -m "e2e or docker"
+
+bench: $(STAMP)
+	$(BIN)/python bench/cli/bench_startup.py
+	$(BIN)/python bench/reload/bench.py
+
 check: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench

@@ -70,7 +70,7 @@ class Config:
     cpus: str = "1.0"
     install: str = ""
     watch_ignore: tuple[str, ...] = ()
-    static: tuple[str, ...] = ()
+    watch_include: tuple[str, ...] = ()
 
     @property
     def default_edition(self) -> Edition:
@@ -82,6 +82,16 @@ class Config:
                 return edition
         allowed = ", ".join(e.name for e in self.editions)
         raise ConfigError(f"{self.path}: edition {name!r} is not declared; use one of: {allowed}")
+
+    @property
+    def watch_options(self) -> list[str]:
+        """The reload engine's `--include`/`--exclude` options for the declared globs."""
+        options: list[str] = []
+        for glob in self.watch_include:
+            options += ["--include", glob]
+        for glob in self.watch_ignore:
+            options += ["--exclude", glob]
+        return options
 
     @property
     def install_command(self) -> str:
@@ -106,7 +116,7 @@ _TOP_KEYS = {
     "cpus": "the container's CPU limit, e.g. '1.0' or '0.5'",
     "install": "the command that installs the dependencies",
     "watch_ignore": "a list of globs the reloader ignores",
-    "static": "a list of globs whose changes do not restart",
+    "watch_include": "a list of globs that reload besides *.py (templates, static files do not)",
 }
 _EDITION_KEYS = {"env": "a table of strings", "env_file": "a file name", "default": "true or false"}
 _DEV_KEYS = {"env": "a table of strings", "log_level": "debug, info, warning, error or critical"}
@@ -271,7 +281,7 @@ class _Reader:
             cpus=self.matching(table, "cpus", _CPUS, "1.0"),
             install=self.string(table, "install") or "",
             watch_ignore=self.globs(table, "watch_ignore"),
-            static=self.globs(table, "static"),
+            watch_include=self.globs(table, "watch_include"),
         )
 
     def matching(

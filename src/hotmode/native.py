@@ -155,7 +155,7 @@ def build_command(
             argv += ["--app-dir", str(config.source), "--reload-dir", str(config.source)]
             argv += ["--host", host, "--port", str(port), "--log-level", config.dev.log_level]
         else:
-            argv += ["--install", config.install_command]
+            argv += ["--install", config.install_command, *config.watch_options]
             env_file = config.deployment / ".env"
             if env_file.is_file():
                 argv += ["--env-file", str(env_file)]

@@ -1,0 +1,116 @@
+"""`hotmode run TARGET`: serve an ASGI app with real uvicorn, and with `--reload`, the fast reload.
+
+Thin: parse the options, set up the one log line format, call the reload engine, return its code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import click
+
+from hotmode.errors import UsageError
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+class _EchoHandler(logging.Handler):
+    """hotmode's own lines, on stderr, as `hotmode: ...`."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(f"hotmode: {record.getMessage()}", err=True)
+        except Exception:  # logging must never take the supervisor down
+            self.handleError(record)
+
+
+def _configure_logging(level: str) -> None:
+    logger = logging.getLogger("hotmode")
+    logger.handlers[:] = [_EchoHandler()]
+    logger.propagate = False
+    debug = level in ("debug", "trace")
+    logger.setLevel(logging.DEBUG if debug else getattr(logging, level.upper()))
+
+
+@click.command()
+@click.argument("target")
+@click.option("--reload", is_flag=True, help="Reload on code changes (fork from a warm zygote).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Env file for the workers; watched, and re-read on change.",
+)
+@click.option(
+    "--app-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="Folder the TARGET is imported from (default: the current one); watched by default.",
+)
+@click.option(
+    "--watch",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Folder to watch instead of the app folder (repeatable).",
+)
+@click.option("--include", multiple=True, metavar="GLOB", help="Also reload on these files.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Never reload on these files.")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
+@click.option(
+    "--install",
+    default=None,
+    metavar="CMD",
+    help="Run CMD in the app folder when a dependency file changes, before the zygote rebuilds.",
+)
+def run(
+    target: str,
+    reload: bool,
+    host: str,
+    port: int,
+    workers: int,
+    env_file: Path | None,
+    app_dir: Path | None,
+    watch: tuple[Path, ...],
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    log_level: str,
+    install: str | None,
+) -> int:
+    """Serve TARGET (module:attribute, e.g. main:app) with uvicorn.
+
+    HOTMODE_DRAIN_TIMEOUT (seconds, default 3) bounds how long an old worker may finish its
+    requests after a reload or at stop; HOTMODE_FORCE_POLLING forces polling for changes.
+    """
+    from hotmode.reload import engine
+    from hotmode.reload.options import RunOptions
+
+    module, _, attribute = target.partition(":")
+    if not module or not attribute:
+        raise UsageError(f"TARGET {target!r} must look like module:attribute, e.g. main:app")
+    drain = os.environ.get("HOTMODE_DRAIN_TIMEOUT", "3")
+    try:
+        drain_timeout = float(drain)
+    except ValueError:
+        raise UsageError(f"HOTMODE_DRAIN_TIMEOUT={drain!r} is not a number of seconds") from None
+    _configure_logging(log_level)
+    options = RunOptions(
+        target=target,
+        app_dir=(app_dir or Path.cwd()).resolve(),
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        env_file=env_file.resolve() if env_file else None,
+        watch=tuple(p.resolve() for p in watch),
+        include=include,
+        exclude=exclude,
+        log_level=log_level,
+        install=install,
+        drain_timeout=drain_timeout,
+    )
+    return engine.run(options, os.environ)

@@ -1,0 +1,264 @@
+"""The runtime around the supervisor: one loop over the socket, pipes, signals and the watcher.
+
+It binds the listening socket once, starts the zygote, and dispatches everything from a single
+selector loop: worker status pipes, zygote control sockets, the install command's pidfd, the
+watcher's wake-up pipe, and a self-pipe that signal handlers write to (they do nothing else).
+It is the supervisor's `Host`: it launches workers, reads the env file, runs the install command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import queue
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from hotmode.modes import read_env_file
+from hotmode.reload import listen
+from hotmode.reload.launcher import Launcher, WorkerProcess, Zygote, pycache_prefix
+from hotmode.reload.options import RunOptions
+from hotmode.reload.protocol import StatusReader, WorkerSpec
+from hotmode.reload.supervisor import Change, Supervisor, Timing
+from hotmode.reload.watcher import Watcher, needs_polling
+
+log = logging.getLogger("hotmode.reload")
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Runtime:
+    """Serves `options` until a signal stops it; `run` returns the exit code."""
+
+    def __init__(self, options: RunOptions, environ: Mapping[str, str]) -> None:
+        self.options = options
+        self.base_env = dict(environ)
+        self.base_env.setdefault("PYTHONPYCACHEPREFIX", pycache_prefix(environ))
+        self.app_dir = str(options.app_dir)
+        self.selector = selectors.DefaultSelector()
+        self.sock = listen.bind(options.host, options.port)
+        self.launcher = Launcher(
+            self.sock,
+            self.app_dir,
+            self.base_env,
+            use_zygote=options.reload and hasattr(os, "fork"),
+            watch=self._watch_zygote,
+            unwatch=self._unwatch_zygote,
+        )
+        self.supervisor = Supervisor(
+            self,
+            target=options.target,
+            url=listen.url(self.sock),
+            workers=options.workers,
+            reload=options.reload,
+            drain_timeout=options.drain_timeout,
+            ready_timeout=options.ready_timeout,
+        )
+        self.processes: dict[int, WorkerProcess] = {}
+        self.install: subprocess.Popen[bytes] | None = None
+        self._batches: queue.SimpleQueue[tuple[list[Change], float]] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        self._signal_r, self._signal_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w, self._signal_r, self._signal_w):
+            os.set_blocking(fd, False)
+        self.watcher: Watcher | None = None
+        digest = hashlib.sha1(self.app_dir.encode()).hexdigest()[:12]  # noqa: S324 -- a name
+        self.module_cache = Path(self.base_env["PYTHONPYCACHEPREFIX"]) / f"hotmode-{digest}.json"
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        previous = {sig: signal.signal(sig, _ignore) for sig in HANDLED_SIGNALS}
+        previous_fd = signal.set_wakeup_fd(self._signal_w, warn_on_full_buffer=False)
+        self._register(self._signal_r, self._signals_readable)
+        self._register(self._wake_r, self._changes_readable)
+        try:
+            if self.options.reload:
+                self._start_watcher()
+            self.launcher.start(self._cached_modules())
+            self.supervisor.start()
+            while not self.supervisor.done:
+                deadline = self.supervisor.next_deadline()
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                for key, _events in self.selector.select(timeout):
+                    key.data()
+                self.supervisor.tick()
+                self.launcher.collect()
+            return self.supervisor.exit_code
+        finally:
+            self._close()
+            signal.set_wakeup_fd(previous_fd)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        for process in self.processes.values():
+            process.kill()
+            process.reap()
+        if self.install is not None and self.install.poll() is None:
+            self.install.kill()
+            self.install.wait(timeout=5)
+        self.launcher.close(timeout=5)
+        self.sock.close()
+        self.selector.close()
+        for fd in (self._wake_r, self._wake_w, self._signal_r, self._signal_w):
+            os.close(fd)
+
+    def _register(self, fileobj: int, callback: Callable[[], None]) -> None:
+        self.selector.register(fileobj, selectors.EVENT_READ, callback)
+
+    def _signals_readable(self) -> None:
+        try:
+            data = os.read(self._signal_r, 512)
+        except BlockingIOError:
+            return
+        for signum in data:
+            self.supervisor.on_signal(signum)
+
+    def _start_watcher(self) -> None:
+        rules = self.options.rules
+        why = needs_polling(rules.roots, self.base_env)
+        if why:
+            log.info("watching by polling: %s", why)
+        self.watcher = Watcher(rules, self._deliver, polling=why is not None)
+        self.watcher.start()
+
+    def _deliver(self, batch: list[Change], seen: float) -> None:
+        """Called in the watcher's thread: queue the batch and wake the loop."""
+        self._batches.put((batch, seen))
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"\0")
+
+    def _changes_readable(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._wake_r, 4096)
+        merged: list[Change] = []
+        first: float | None = None
+        while not self._batches.empty():
+            batch, seen = self._batches.get_nowait()
+            merged.extend(batch)
+            first = seen if first is None else min(first, seen)
+        if merged:
+            self.supervisor.changes(merged, first)
+
+    # --- zygotes and workers ------------------------------------------------------------------
+
+    def _watch_zygote(self, zygote: Zygote) -> None:
+        self._register(zygote.control.fileno(), lambda: self.launcher.zygote_readable(zygote))
+
+    def _unwatch_zygote(self, zygote: Zygote) -> None:
+        self.selector.unregister(zygote.control)
+
+    def launch(self, worker_id: int, env: Mapping[str, str]) -> WorkerProcess:
+        spec = WorkerSpec(
+            target=self.options.target,
+            app_dir=self.app_dir,
+            roots=tuple(str(r) for r in self.options.roots),
+            env=dict(env),
+            log_level=self.options.log_level,
+            drain_timeout=self.options.drain_timeout,
+            parent_pid=os.getpid(),
+        )
+        process = self.launcher.launch(spec)
+        reader = StatusReader(process.status_fd)
+        self.processes[worker_id] = process
+        self._register(process.status_fd, lambda: self._worker_readable(worker_id, reader))
+        return process
+
+    def _worker_readable(self, worker_id: int, reader: StatusReader) -> None:
+        messages = reader.read()
+        if messages is None:
+            process = self.processes.pop(worker_id)
+            self.selector.unregister(process.status_fd)
+            os.close(process.status_fd)
+            self.supervisor.worker_exited(worker_id, process.reap())
+            return
+        for message in messages:
+            event = message.get("event")
+            if event == "ready":
+                timing = Timing(float(message["import_ms"]), float(message["ready_ms"]))
+                self.supervisor.worker_ready(worker_id, timing)
+            elif event == "failed":
+                self.supervisor.worker_failed(worker_id, str(message["error"]))
+            elif event == "modules":
+                modules = [str(m) for m in message["modules"]]
+                self.launcher.learn(modules)
+                self._save_modules(modules)
+
+    # --- the rest of the Host -----------------------------------------------------------------
+
+    def read_env(self) -> dict[str, str]:
+        """The workers' environment: ours, then the env file's values (re-read each time)."""
+        env = dict(self.base_env)
+        if self.options.env_file is not None:
+            env.update(read_env_file(self.options.env_file))
+        if self.options.reload:
+            env["HOTMODE_RELOAD"] = "true"
+        return env
+
+    def start_install(self) -> bool:
+        command = self.options.install
+        if not command:
+            return False
+        log.info("dependencies changed: running %s", command)
+        self.install = subprocess.Popen(  # noqa: S603 -- the user's own --install command
+            [sys.executable, "-m", "hotmode.reload.lifeline", str(os.getpid()),
+             "/bin/sh", "-c", command],
+            cwd=self.app_dir,
+            stdin=subprocess.DEVNULL,
+            env=self.base_env,
+        )  # fmt: skip
+        pidfd = os.pidfd_open(self.install.pid)
+        self._register(pidfd, lambda: self._install_finished(pidfd))
+        return True
+
+    def _install_finished(self, pidfd: int) -> None:
+        self.selector.unregister(pidfd)
+        os.close(pidfd)
+        install, self.install = self.install, None
+        code = install.wait(timeout=5) if install is not None else 0
+        self.supervisor.install_finished(code)
+
+    def rebuild_zygote(self) -> bool:
+        return self.launcher.rebuild(then=self.supervisor.zygote_rebuilt)
+
+    # --- the module list, kept between runs so that the first zygote is already warm ----------
+
+    def _cached_modules(self) -> list[str]:
+        if not self.options.reload:
+            return []
+        try:
+            data = json.loads(self.module_cache.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        return [str(m) for m in data] if isinstance(data, list) else []
+
+    def _save_modules(self, modules: list[str]) -> None:
+        modules = [m for m in modules if m not in self.launcher.excluded]
+        if not self.options.reload or modules == self._cached_modules():
+            return
+        from hotmode.atomic import write_atomic
+
+        try:
+            write_atomic(self.module_cache, json.dumps(modules))
+        except OSError:
+            log.debug("cannot write %s", self.module_cache, exc_info=True)
+
+
+def _ignore(_signum: int, _frame: object) -> None:
+    """The wake-up fd carries the signal; the handler itself does nothing."""
+
+
+def run(options: RunOptions, environ: Mapping[str, str]) -> int:
+    """Serve until stopped; return the exit code (130 on SIGINT, 143 on SIGTERM)."""
+    return Runtime(options, environ).run()

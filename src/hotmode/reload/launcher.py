@@ -1,0 +1,332 @@
+"""Starting workers: forked from the zygote when it can, spawned as fresh interpreters when not.
+
+The supervisor's side of the zygote lives here too: starting one with a module list, learning a
+longer list from a ready worker and rebuilding in the background, retiring the old one (it exits
+once its last worker has drained), and falling back to spawning, said once, when the zygote is
+not single-threaded or is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from hotmode.reload.protocol import WorkerSpec
+
+log = logging.getLogger("hotmode.reload")
+
+ZYGOTE_READY_TIMEOUT = 60.0
+FORK_REPLY_TIMEOUT = 5.0
+
+
+class WorkerProcess:
+    """A started worker: its pid, its status pipe, and how to signal it."""
+
+    def __init__(self, pid: int, status_fd: int, popen: subprocess.Popen[bytes] | None) -> None:
+        self.pid = pid
+        self.status_fd = status_fd
+        self.popen = popen
+        self.gone = False
+
+    def signal(self, sig: int) -> None:
+        if self.gone:
+            return
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            self.gone = True
+
+    def terminate(self) -> None:
+        self.signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+
+    def reap(self) -> int | None:
+        """The exit code once the status pipe is closed: known for spawned workers only."""
+        self.gone = True
+        if self.popen is None:
+            return None
+        try:
+            return self.popen.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            return self.popen.wait(timeout=2)
+
+
+class Zygote:
+    """One zygote process, seen from the supervisor."""
+
+    def __init__(
+        self, listen: socket.socket, modules: list[str], app_dir: str, env: Mapping[str, str]
+    ) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.control = ours
+        argv = ["-m", "hotmode.reload.zygote", str(theirs.fileno()), str(listen.fileno())]
+        self.process = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
+            [sys.executable, *argv],
+            pass_fds=(theirs.fileno(), listen.fileno()),
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            process_group=0,
+        )
+        theirs.close()
+        self.requested = list(modules)
+        self.modules: set[str] = set()
+        self.failed: set[str] = set()
+        self.threads = 0
+        self.threaded_by: str | None = None
+        self.ready = False
+        self.alive = True
+        ours.send(json.dumps({"modules": modules, "app_dir": app_dir}).encode())
+
+    def read(self) -> bool:
+        """Handle what the zygote sent; False once it has closed (died or exited)."""
+        try:
+            data = self.control.recv(1 << 22)
+        except OSError:
+            data = b""
+        if not data:
+            self.alive = False
+            return False
+        message = json.loads(data)
+        if message.get("op") == "ready":
+            self.ready = True
+            self.modules = set(message["modules"])
+            self.failed = set(message["failed"])
+            self.threads = int(message["threads"])
+            self.threaded_by = message.get("threaded_by")
+        return True
+
+    def wait_ready(self, timeout: float) -> bool:
+        self.control.settimeout(timeout)
+        try:
+            while self.alive and not self.ready:
+                self.read()
+        except TimeoutError:
+            return False
+        finally:
+            self.control.settimeout(None)
+        return self.ready
+
+    def fork(self, spec: WorkerSpec, status_w: int) -> int:
+        """Ask for a worker; return its pid. Raises OSError if the zygote is gone or silent."""
+        socket.send_fds(self.control, [json.dumps({"spec": spec.to_json()}).encode()], [status_w])
+        self.control.settimeout(FORK_REPLY_TIMEOUT)
+        try:
+            data = self.control.recv(1 << 16)
+        finally:
+            self.control.settimeout(None)
+        if not data:
+            self.alive = False
+            raise OSError("the zygote exited")
+        return int(json.loads(data)["pid"])
+
+    def retire(self) -> None:
+        """Fork no more; the process exits once its last worker has exited."""
+        self.alive = False
+        self.control.close()
+
+    def finish(self, timeout: float) -> None:
+        """Wait for the process to exit, killing it past the bound."""
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+class Launcher:
+    """Starts workers for the supervisor and keeps the zygote up to date."""
+
+    def __init__(
+        self,
+        listen: socket.socket,
+        app_dir: str,
+        env: Mapping[str, str],
+        *,
+        use_zygote: bool,
+        watch: Callable[[Zygote], None] = lambda z: None,
+        unwatch: Callable[[Zygote], None] = lambda z: None,
+    ) -> None:
+        self.listen = listen
+        self.app_dir = app_dir
+        self.env = dict(env)
+        self.use_zygote = use_zygote
+        self.watch = watch
+        self.unwatch = unwatch
+        self.active: Zygote | None = None
+        self.building: Zygote | None = None
+        self.retired: list[Zygote] = []
+        self.known: set[str] = set()
+        self.wanted: list[str] = []
+        self.excluded: set[str] = set()
+        self._said_spawn = False
+        self.rebuilt_callback: Callable[[], None] | None = None
+
+    # --- the zygote ---------------------------------------------------------------------------
+
+    def start(self, modules: list[str]) -> None:
+        """Start the first zygote and wait for it (bounded): the first worker forks from it."""
+        if not self.use_zygote:
+            return
+        self.wanted = list(modules)
+        zygote = self._new_zygote(self.wanted)
+        for _attempt in range(3):  # again without each module found to start a thread
+            if not zygote.wait_ready(ZYGOTE_READY_TIMEOUT):
+                self._fall_back("the zygote did not start in time")
+                self._retire(zygote)
+                return
+            self._adopt(zygote)
+            if self.building is None:
+                return
+            zygote, self.building = self.building, None
+        self.building = zygote  # still not clean: let it finish in the background
+
+    def rebuild(
+        self, modules: list[str] | None = None, *, then: Callable[[], None] | None = None
+    ) -> bool:
+        """Build a new zygote in the background; False (and no call to `then`) without zygotes."""
+        if not self.use_zygote:
+            return False
+        if modules is None:
+            modules = self.wanted
+        self.wanted = [m for m in modules if m not in self.excluded]
+        if self.building is not None:
+            self._retire(self.building)
+        self.building = self._new_zygote(self.wanted)
+        self.rebuilt_callback = then
+        return True
+
+    def learn(self, modules: list[str]) -> None:
+        """A ready worker's preloadable modules: rebuild when they include new ones."""
+        if not self.use_zygote or self.active is None or self.building is not None:
+            return
+        new = [m for m in modules if m not in self.active.modules and m not in self.known]
+        if not new:
+            return
+        self.known.update(new)
+        log.debug("zygote: %d new modules to preload (%s...); rebuilding", len(new), new[0])
+        self.rebuild(modules)
+
+    def zygote_readable(self, zygote: Zygote) -> None:
+        """The runtime calls this when a zygote's control socket has something to read."""
+        was_ready = zygote.ready
+        alive = zygote.read()
+        if alive and zygote is self.building and zygote.ready and not was_ready:
+            self.building = None
+            self._adopt(zygote)
+            if self.building is None:  # not rebuilding again without a thread-starting module
+                self._rebuilt()
+            return
+        if alive:
+            return
+        code = zygote.process.poll()
+        if zygote is self.active:
+            log.warning("zygote: exited (code %s); spawning workers until it is rebuilt", code)
+            self.active = None
+        elif zygote is self.building:
+            log.warning("zygote: the rebuild failed (code %s)", code)
+            self.building = None
+            self._rebuilt()
+        self._retire(zygote)
+
+    def _rebuilt(self) -> None:
+        if self.rebuilt_callback is not None:
+            callback, self.rebuilt_callback = self.rebuilt_callback, None
+            callback()
+
+    def _new_zygote(self, modules: list[str]) -> Zygote:
+        zygote = Zygote(self.listen, modules, self.app_dir, self.env)
+        self.watch(zygote)
+        return zygote
+
+    def _retire(self, zygote: Zygote) -> None:
+        if zygote.control.fileno() >= 0:
+            self.unwatch(zygote)
+        zygote.retire()
+        self.retired.append(zygote)
+
+    def _adopt(self, zygote: Zygote) -> None:
+        if zygote.threads != 1:
+            self._retire(zygote)
+            culprit = zygote.threaded_by
+            if culprit is None or culprit in self.excluded:
+                self._fall_back(f"the zygote runs {zygote.threads} threads after preloading")
+                return
+            # Leave that module to the workers (they import it after the fork) and rebuild.
+            log.info("zygote: importing %s starts a thread; leaving it to the workers", culprit)
+            self.excluded.add(culprit)
+            self.known.add(culprit)
+            self.rebuild(self.wanted, then=self.rebuilt_callback)
+            return
+        if self.active is not None:
+            self._retire(self.active)
+        self.active = zygote
+        self.known.update(zygote.modules | zygote.failed)
+        log.debug("zygote: pid %d ready with %d modules", zygote.process.pid, len(zygote.modules))
+
+    def _fall_back(self, why: str) -> None:
+        if not self._said_spawn:
+            log.warning("%s: forking is not safe, so workers are spawned (slower reloads)", why)
+            self._said_spawn = True
+
+    # --- workers ------------------------------------------------------------------------------
+
+    def launch(self, spec: WorkerSpec) -> WorkerProcess:
+        """Start one worker, forked when possible; its status pipe is returned non-blocking."""
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        try:
+            if self.active is not None and self.active.alive:
+                try:
+                    pid = self.active.fork(spec, write_fd)
+                    return WorkerProcess(pid, read_fd, None)
+                except OSError as exc:
+                    log.warning("zygote: cannot fork (%s); spawning until it is rebuilt", exc)
+                    self._retire(self.active)
+                    self.active = None
+            popen = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
+                [sys.executable, "-m", "hotmode.reload.worker", spec.to_json(),
+                 str(self.listen.fileno()), str(write_fd)],
+                pass_fds=(self.listen.fileno(), write_fd),
+                env=spec.env,
+                stdin=subprocess.DEVNULL,
+                process_group=0,
+            )  # fmt: skip
+            return WorkerProcess(popen.pid, read_fd, popen)
+        finally:
+            os.close(write_fd)
+
+    def close(self, timeout: float) -> None:
+        """Retire every zygote and wait for them, bounded."""
+        for zygote in (self.active, self.building):
+            if zygote is not None:
+                self._retire(zygote)
+        self.active = self.building = None
+        for zygote in self.retired:
+            zygote.finish(timeout)
+        self.retired.clear()
+
+    def collect(self) -> None:
+        """Forget retired zygotes that have exited."""
+        for zygote in list(self.retired):
+            if zygote.process.poll() is not None:
+                self.retired.remove(zygote)
+
+
+def pycache_prefix(environ: Mapping[str, str]) -> str:
+    """Where bytecode goes, so that no `__pycache__` lands in the source tree."""
+    existing = environ.get("PYTHONPYCACHEPREFIX")
+    if existing:
+        return existing
+    import tempfile
+
+    return str(Path(tempfile.gettempdir()) / f"hotmode-pycache-{os.getuid()}")

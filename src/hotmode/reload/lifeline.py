@@ -1,0 +1,38 @@
+"""No orphans: tie a process's life to its parent's.
+
+`bind_to_parent` asks Linux to signal this process when its parent dies (PR_SET_PDEATHSIG, through
+ctypes), then checks the parent did not die before the request. Run as a module, it does that and
+then executes a command, so that even a plain command (the install step) dies with the supervisor:
+`python -m hotmode.reload.lifeline PPID CMD...`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+
+_PR_SET_PDEATHSIG = 1
+
+
+def bind_to_parent(sig: int, parent_pid: int) -> None:
+    """Receive `sig` when the parent dies; exit now if `parent_pid` is already gone."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    # The parent may have died between fork and prctl: then we were re-parented already.
+    if parent_pid and os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 3:
+        print("usage: python -m hotmode.reload.lifeline PPID CMD...", file=sys.stderr)
+        return 2
+    bind_to_parent(signal.SIGTERM, int(argv[1]))
+    os.execvp(argv[2], argv[2:])  # noqa: S606 -- the user's own --install command
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

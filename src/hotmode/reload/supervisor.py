@@ -1,0 +1,356 @@
+"""The supervisor's logic: which worker serves, when to start, swap, drain, back off and stop.
+
+A state machine with no I/O of its own: the runtime feeds it events (a batch of changes, a worker
+started, ready, failed or exited, a signal, the clock) and it acts through a `Host` (launch a
+worker, read the env file, run the install command, rebuild the zygote) and through worker
+handles (terminate, kill). Tests drive it with scripted events and fake handles.
+
+The swap overlaps: a new worker imports the app and runs its startup while the old one serves;
+only once the new one is ready is the old one drained (SIGTERM, then SIGKILL past the bound). A
+worker that fails to start is reported and the last good one keeps serving; the next change
+tries again at once. With several workers the swap rolls, one slot at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from hotmode.errors import HotmodeError
+from hotmode.reload.rules import DEPS, ENV
+
+log = logging.getLogger("hotmode.reload")
+
+# Restart delays after repeated deaths with no change in between (seconds), and the time a worker
+# must have served for its death to count as a fresh start of the sequence.
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 10.0
+STABLE_AFTER = 30.0
+# Extra time past uvicorn's own graceful-shutdown bound before SIGKILL.
+KILL_GRACE = 1.0
+
+
+def backoff_delay(crashes: int) -> float:
+    """No wait for a first death; then 0.5 s, doubling, up to 10 s."""
+    if crashes <= 1:
+        return 0.0
+    return float(min(BACKOFF_FIRST * 2 ** (crashes - 2), BACKOFF_MAX))
+
+
+class Handle(Protocol):
+    """A started worker process as the supervisor sees it."""
+
+    pid: int
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+class Host(Protocol):
+    """What the supervisor asks of the world around it."""
+
+    def launch(self, worker_id: int, env: Mapping[str, str]) -> Handle: ...
+
+    def read_env(self) -> dict[str, str]: ...
+
+    def start_install(self) -> bool: ...
+
+    def rebuild_zygote(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Change:
+    """One file change that matters: its kind (`code`, `env`, `deps`) and its path for logs."""
+
+    kind: str
+    path: str
+
+
+@dataclass
+class Worker:
+    id: int
+    slot: int
+    generation: int
+    handle: Handle
+    launched_at: float
+    state: str = "starting"  # starting -> serving -> draining; or failed, discarded
+    ready_at: float | None = None
+    deadline: float | None = None
+    reason: str = ""
+    changed_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What a ready worker reports: its import time and its start-to-ready time."""
+
+    import_ms: float = 0.0
+    ready_ms: float = 0.0
+
+
+class Supervisor:
+    """Keeps `workers` workers serving the newest code that starts."""
+
+    def __init__(
+        self,
+        host: Host,
+        *,
+        target: str,
+        url: str,
+        workers: int = 1,
+        reload: bool = True,
+        drain_timeout: float = 3.0,
+        ready_timeout: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.host = host
+        self.target = target
+        self.url = url
+        self.reload = reload
+        self.drain_timeout = drain_timeout
+        self.ready_timeout = ready_timeout
+        self.clock = clock
+        self.slots: list[Worker | None] = [None] * workers
+        self.workers: dict[int, Worker] = {}
+        self.env: dict[str, str] = {}
+        self.generation = 1
+        self.broken: int | None = None
+        self.reason = "start"
+        self.changed_at: float | None = None
+        self.waiting: set[str] = set()
+        self.crashes = 0
+        self.backoff_until = 0.0
+        self.stopping = False
+        self.stop_deadline: float | None = None
+        self.exit_code = 0
+        self.served_once = False
+        self._ids = 0
+
+    # --- events -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Read the environment and start every slot (an env-file error raises here)."""
+        self.env = self.host.read_env()
+        self._step()
+
+    def changes(self, batch: Iterable[Change], at: float | None = None) -> None:
+        """A batch of changes from the watcher (already filtered and classified)."""
+        batch = list(batch)
+        if self.stopping or not batch:
+            return
+        kinds = {c.kind for c in batch}
+        if ENV in kinds:
+            try:
+                self.env = self.host.read_env()
+            except HotmodeError as exc:
+                log.error("%s; keeping the previous environment", exc)
+                if kinds == {ENV}:
+                    return
+        if DEPS in kinds:
+            if self.host.start_install():
+                self.waiting.add("install")
+            elif self.host.rebuild_zygote():
+                self.waiting.add("zygote")
+        paths = sorted({c.path for c in batch})
+        reason = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        self._reload(f"{reason} changed", at)
+
+    def force_reload(self) -> None:
+        """SIGHUP: reload now, whatever changed."""
+        if not self.stopping:
+            self._reload("SIGHUP", self.clock())
+
+    def install_finished(self, code: int) -> None:
+        self.waiting.discard("install")
+        if code != 0:
+            log.error("the install command exited with code %d; reloading anyway", code)
+        if self.host.rebuild_zygote():
+            self.waiting.add("zygote")
+        self._step()
+
+    def zygote_rebuilt(self) -> None:
+        self.waiting.discard("zygote")
+        self._step()
+
+    def worker_ready(self, worker_id: int, timing: Timing) -> None:
+        worker = self.workers.get(worker_id)
+        if worker is None or worker.state != "starting":
+            return
+        now = self.clock()
+        worker.state, worker.ready_at, worker.deadline = "serving", now, None
+        old = self.slots[worker.slot]
+        self.slots[worker.slot] = worker
+        if old is not None:
+            self._drain(old)
+        pid = worker.handle.pid
+        if not self.served_once:
+            self.served_once = True
+            log.info("serving %s on %s (pid %d)", self.target, self.url, pid)
+        elif worker.reason and worker.reason != "restart":
+            since = ""
+            if worker.changed_at is not None:
+                since = f", {(now - worker.changed_at) * 1000:.0f} ms after the change"
+            log.info(
+                "reloaded (%s): import %.0f ms, ready %.0f ms after start%s; pid %d serving",
+                worker.reason, timing.import_ms, timing.ready_ms, since, pid,
+            )  # fmt: skip
+        else:
+            log.info("worker pid %d serving", pid)
+        self._step()
+
+    def worker_failed(self, worker_id: int, error: str) -> None:
+        worker = self.workers.get(worker_id)
+        if worker is None or worker.state != "starting":
+            return
+        worker.state = "failed"
+        worker.deadline = self.clock() + self.drain_timeout + KILL_GRACE
+        self._report_failure(worker, error)
+
+    def worker_exited(self, worker_id: int, code: int | None) -> None:
+        worker = self.workers.pop(worker_id, None)
+        if worker is None:
+            return
+        how = "exited" if code is None else f"exited with code {code}"
+        if worker.state == "starting" and not self.stopping:
+            self._report_failure(worker, f"the worker {how} before it was ready")
+        elif worker.state == "serving":
+            self.slots[worker.slot] = None
+            if not self.stopping:
+                self._crashed(worker, how)
+        self._step()
+
+    def on_signal(self, signum: int) -> None:
+        if signum == signal.SIGHUP:
+            self.force_reload()
+        elif signum in (signal.SIGINT, signal.SIGTERM):
+            self.stop(128 + signum)
+
+    def stop(self, code: int) -> None:
+        """Stop every worker gracefully, within the bound; a second call kills them."""
+        if self.stopping:
+            for worker in self.workers.values():
+                worker.handle.kill()
+            return
+        self.stopping = True
+        self.exit_code = code
+        self.stop_deadline = self.clock() + self.drain_timeout + KILL_GRACE
+        for worker in self.workers.values():
+            if worker.state == "serving":
+                worker.handle.terminate()
+            elif worker.state == "starting":
+                worker.handle.kill()
+
+    def tick(self) -> None:
+        """Act on deadlines: ready timeouts, drain bounds, the stop bound, the end of a backoff."""
+        now = self.clock()
+        for worker in list(self.workers.values()):
+            if worker.deadline is None or now < worker.deadline:
+                continue
+            worker.deadline = None
+            worker.handle.kill()
+            if worker.state == "starting":
+                worker.state = "failed"
+                self._report_failure(worker, f"not ready after {self.ready_timeout:.0f} s")
+        if self.stopping and self.stop_deadline is not None and now >= self.stop_deadline:
+            self.stop_deadline = None
+            for worker in self.workers.values():
+                worker.handle.kill()
+        if self.backoff_until and now >= self.backoff_until:
+            self.backoff_until = 0.0
+            self._step()
+
+    # --- queries ------------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self.stopping and not self.workers
+
+    def next_deadline(self) -> float | None:
+        times = [w.deadline for w in self.workers.values() if w.deadline is not None]
+        if self.stopping and self.stop_deadline is not None:
+            times.append(self.stop_deadline)
+        if self.backoff_until:
+            times.append(self.backoff_until)
+        return min(times) if times else None
+
+    def serving(self) -> list[Worker]:
+        return [w for w in self.slots if w is not None]
+
+    # --- the machinery ------------------------------------------------------------------------
+
+    def _reload(self, reason: str, at: float | None) -> None:
+        self.generation += 1
+        self.broken = None
+        self.reason, self.changed_at = reason, at
+        self.crashes, self.backoff_until = 0, 0.0
+        now = self.clock()
+        for worker in self.workers.values():
+            if worker.state == "starting":
+                # SIGTERM, not SIGKILL: it may already accept connections; uvicorn drains them.
+                worker.state = "discarded"
+                worker.deadline = now + self.drain_timeout + KILL_GRACE
+                worker.handle.terminate()
+        self._step()
+
+    def _step(self) -> None:
+        """Launch what is missing: empty slots at once, stale slots one at a time (rolling)."""
+        if self.stopping or self.waiting:
+            return
+        starting = {w.slot for w in self.workers.values() if w.state == "starting"}
+        now = self.clock()
+        for slot, current in enumerate(self.slots):
+            if slot in starting:
+                continue
+            if current is None:
+                if self.broken == self.generation or now < self.backoff_until:
+                    continue
+                self._launch(slot, "restart" if self.served_once else "")
+                starting.add(slot)
+            elif current.generation < self.generation and not starting:
+                if self.broken == self.generation:
+                    return
+                self._launch(slot, self.reason)
+                return
+
+    def _launch(self, slot: int, reason: str) -> None:
+        self._ids += 1
+        now = self.clock()
+        handle = self.host.launch(self._ids, self.env)
+        self.workers[self._ids] = Worker(
+            id=self._ids, slot=slot, generation=self.generation, handle=handle, launched_at=now,
+            deadline=now + self.ready_timeout, reason=reason, changed_at=self.changed_at,
+        )  # fmt: skip
+
+    def _drain(self, worker: Worker) -> None:
+        worker.state = "draining"
+        worker.deadline = self.clock() + self.drain_timeout + KILL_GRACE
+        worker.handle.terminate()
+
+    def _report_failure(self, worker: Worker, error: str) -> None:
+        if worker.generation == self.generation:
+            self.broken = self.generation
+        if not self.reload and not self.served_once:
+            log.error("%s", error)
+            self.stop(1)
+            return
+        serving = self.serving()
+        if serving:
+            pids = ", ".join(str(w.handle.pid) for w in serving)
+            log.error("%s -- still serving the last good version (pid %s)", error, pids)
+        else:
+            log.error("%s -- nothing is serving; waiting for a fix", error)
+
+    def _crashed(self, worker: Worker, how: str) -> None:
+        now = self.clock()
+        if worker.ready_at is not None and now - worker.ready_at >= STABLE_AFTER:
+            self.crashes = 0
+        self.crashes += 1
+        delay = backoff_delay(self.crashes)
+        self.backoff_until = now + delay if delay else 0.0
+        when = "now" if not delay else f"in {delay:.1f} s"
+        log.warning("worker pid %d %s unexpectedly; restarting %s", worker.handle.pid, how, when)

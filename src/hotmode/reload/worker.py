@@ -1,0 +1,216 @@
+"""A worker: import the app, run real uvicorn on the inherited socket, report over the pipe.
+
+The same code runs forked from the zygote (`serve`) and spawned as a fresh interpreter
+(`python -m hotmode.reload.worker SPEC LISTEN_FD STATUS_FD`). A failure to import or to start is
+reported as one line with the file and line of the user's code that raised, and the worker exits;
+the supervisor keeps the last good worker serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Awaitable, Callable, MutableMapping
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from hotmode.reload.lifeline import bind_to_parent
+from hotmode.reload.protocol import StatusWriter, WorkerSpec
+from hotmode.reload.rules import is_app_file
+
+# uvicorn's own code for a failed lifespan startup.
+STARTUP_FAILURE = 3
+# How long a draining worker waits, no longer accepting, before closing idle connections.
+ACCEPT_GRACE = 0.2
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Any]
+
+
+def describe_failure(exc: BaseException, roots: tuple[str, ...], app_dir: str) -> str:
+    """One line: `file:line: Type: message`, pointing at the user's code when it is in the trace."""
+
+    def shown(path: str) -> str:
+        return os.path.relpath(path, app_dir) if is_app_file(path, roots) else path
+
+    kind = type(exc).__name__
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{shown(exc.filename)}:{exc.lineno}: {kind}: {exc.msg}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if is_app_file(f.filename, roots)]
+    if not frames:
+        return f"{kind}: {exc}"
+    frame = (ours or frames)[-1]
+    return f"{shown(frame.filename)}:{frame.lineno}: {kind}: {exc}"
+
+
+class TargetError(Exception):
+    """The TARGET itself is wrong: no such module in the app folder, or no such attribute."""
+
+
+def import_target(target: str, app_dir: str) -> Any:
+    """Import `module:attribute` and return the attribute."""
+    module_name, _, attribute = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise TargetError(
+            f"no module {module_name!r} in {app_dir}; check TARGET and --app-dir"
+        ) from None
+    value: Any = module
+    for part in attribute.split("."):
+        if not hasattr(value, part):
+            raise TargetError(f"{module_name} has no attribute {attribute!r}; check TARGET")
+        value = getattr(value, part)
+    return value
+
+
+def preloadable_modules(roots: tuple[str, ...]) -> list[str]:
+    """Loaded modules the zygote may import: builtins, and those whose file is not app code."""
+    names = []
+    for name, module in list(sys.modules.items()):
+        if name == "__main__" or module is None:
+            continue
+        filename = getattr(module, "__file__", None)
+        if filename is None:
+            if name in sys.builtin_module_names:
+                names.append(name)
+            continue
+        if not is_app_file(os.path.abspath(filename), roots):
+            names.append(name)
+    return names
+
+
+class _Recorder:
+    """Wraps the app to keep the exception a lifespan startup raised: uvicorn only logs it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.error: BaseException | None = None
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        except BaseException as exc:
+            self.error = self.error or exc
+            raise
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, reporting ready (or the startup failure) once startup completes."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[bool], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def main_loop(self) -> None:
+        # uvicorn polls for `should_exit` ten times a second; idle, that is most of a worker's
+        # CPU. Tick once a second instead (the Date header's own period: on_tick refreshes it
+        # when the counter is a multiple of ten) and let the exit signal wake the loop at once.
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 10) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        except SystemExit:
+            self._on_started(False)
+            raise
+        self._on_started(self.started and not self.should_exit)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Stop accepting first, then give connections accepted a moment ago the time to send
+        # their request: uvicorn's shutdown closes a connection that has no request yet, and
+        # during a swap that would fail a request the new worker could have served.
+        for server in getattr(self, "servers", []):
+            server.close()
+        await asyncio.sleep(ACCEPT_GRACE)
+        await super().shutdown(sockets=sockets)
+
+
+def serve(spec: WorkerSpec, sock: socket.socket, status: StatusWriter) -> int:
+    """Import the app and serve it until told to stop; return the exit code."""
+    began = time.perf_counter()
+    status.send("started", pid=os.getpid())
+    if spec.app_dir not in sys.path[:1]:
+        sys.path.insert(0, spec.app_dir)
+    importlib.invalidate_caches()
+    try:
+        app = import_target(spec.target, spec.app_dir)
+    except TargetError as exc:
+        status.send("failed", error=str(exc))
+        return 1
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            return 130
+        status.send("failed", error=describe_failure(exc, spec.roots, spec.app_dir))
+        return 1
+    imported = time.perf_counter()
+    recorder = _Recorder(app)
+    config = uvicorn.Config(
+        recorder,
+        log_level=spec.log_level,
+        timeout_graceful_shutdown=max(1, round(spec.drain_timeout)),
+    )
+
+    def on_started(ok: bool) -> None:
+        if ok:
+            status.send(
+                "ready",
+                pid=os.getpid(),
+                import_ms=round((imported - began) * 1000, 1),
+                ready_ms=round((time.perf_counter() - began) * 1000, 1),
+            )
+            status.send("modules", modules=preloadable_modules(spec.roots))
+            return
+        error = recorder.error
+        text = (
+            describe_failure(error, spec.roots, spec.app_dir)
+            if error is not None
+            else "the application's startup (lifespan) failed"
+        )
+        status.send("failed", error=f"startup failed: {text}")
+
+    server = _Server(config, on_started)
+    try:
+        server.run(sockets=[sock])
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else STARTUP_FAILURE
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of a spawned worker (the fallback when the zygote cannot fork)."""
+    spec = WorkerSpec.from_json(argv[1])
+    bind_to_parent(signal.SIGTERM, spec.parent_pid)
+    sock = socket.socket(fileno=int(argv[2]))
+    return serve(spec, sock, StatusWriter(int(argv[3])))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

@@ -1,0 +1,138 @@
+"""The zygote: a process that has imported the app's third-party and standard-library modules
+and forks a fresh worker on request, so that a reload imports only the app's own code.
+
+It never imports the app's code (the supervisor sends only modules whose files lie outside the
+watched folders), never runs an event loop, and reports whether it is single-threaded after
+preloading: forking a multi-threaded process can deadlock the child, so the supervisor then
+spawns workers instead. It talks to the supervisor over a SOCK_SEQPACKET socket: a `preload`
+message at start, answered by `ready`; then `fork` requests, each carrying the worker's status
+pipe as a passed descriptor, answered by the child's pid. End of file on that socket means
+"retire": fork no more, exit once the last child has exited. A dead supervisor kills it
+(parent-death signal), and its children follow (theirs).
+
+Run as `python -m hotmode.reload.zygote CONTROL_FD LISTEN_FD`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import traceback
+from typing import Any
+
+from hotmode.reload import worker
+from hotmode.reload.lifeline import bind_to_parent
+from hotmode.reload.protocol import StatusWriter, WorkerSpec
+
+MAX_MESSAGE = 1 << 20
+
+
+def thread_count() -> int:
+    """Native threads in this process (not only those the threading module knows)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
+def preload(modules: list[str]) -> tuple[list[str], str | None]:
+    """Import each module, in order. Return those that failed (skipped, not fatal) and the first
+    one that left a thread running: forking is unsafe from then on, so preloading stops there."""
+    failed = []
+    for name in modules:
+        if name in sys.modules:
+            continue
+        try:
+            importlib.import_module(name)
+        except BaseException:  # one that cannot preload is just not preloaded
+            failed.append(name)
+        if thread_count() > 1:
+            return failed, name
+    return failed, None
+
+
+def _send(control: socket.socket, message: dict[str, Any]) -> None:
+    # The supervisor may have retired us (or died) before the answer: nothing to report to.
+    with contextlib.suppress(OSError):
+        control.send(json.dumps(message).encode())
+
+
+def _reap(_signum: int, _frame: object) -> None:
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _child(spec: WorkerSpec, status_fd: int, control: socket.socket, listen: socket.socket) -> None:
+    """Runs in the forked worker; never returns into the zygote's loop."""
+    code = 70
+    try:
+        control.close()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        bind_to_parent(signal.SIGTERM, spec.parent_pid)
+        os.environ.clear()
+        os.environ.update(spec.env)
+        code = worker.serve(spec, listen, StatusWriter(status_fd))
+    except BaseException:  # report anything, then leave through os._exit
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def main(argv: list[str]) -> int:
+    control = socket.socket(fileno=int(argv[1]))
+    listen = socket.socket(fileno=int(argv[2]))
+    bind_to_parent(signal.SIGKILL, os.getppid())
+    try:
+        request = json.loads(control.recv(MAX_MESSAGE) or b"{}")
+    except OSError:
+        return 0
+    if not request:
+        return 0
+    app_dir = request["app_dir"]
+    sys.path.insert(0, app_dir)
+    failed, threaded_by = preload(list(request.get("modules", [])))
+    ready = {"op": "ready", "modules": sorted(sys.modules), "failed": failed}
+    _send(control, {**ready, "threads": thread_count(), "threaded_by": threaded_by})
+    signal.signal(signal.SIGCHLD, _reap)
+    me = os.getpid()
+    while True:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(control, MAX_MESSAGE, 1)
+        except OSError:
+            data, fds = b"", []
+        if not data:
+            break
+        message = json.loads(data)
+        spec = WorkerSpec.from_json(message["spec"])
+        spec = WorkerSpec(**{**spec.__dict__, "parent_pid": me})
+        pid = os.fork()
+        if pid == 0:
+            _child(spec, fds[0], control, listen)
+        for fd in fds:
+            os.close(fd)
+        _send(control, {"op": "forked", "pid": pid})
+    # Retired: wait for the children still draining, then leave.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    listen.close()
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

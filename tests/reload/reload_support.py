@@ -1,0 +1,198 @@
+"""Helpers for the reload engine's end-to-end tests: a small real app, a real `hotmode run`
+process on 127.0.0.1, waits with deadlines, and the process tree it leaves (or does not)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+MAIN = """\
+import asyncio, json, os
+from version import VERSION
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["path"] == "/stream":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(600):
+            await send({"type": "http.response.body", "body": b"tick\\n", "more_body": True})
+            await asyncio.sleep(0.05)
+        await send({"type": "http.response.body", "body": b""})
+        return
+    body = json.dumps({
+        "version": VERSION, "pid": os.getpid(), "greeting": os.environ.get("GREETING"),
+        "reload": os.environ.get("HOTMODE_RELOAD"),
+    }).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+"""
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll `predicate` until it returns something truthy, failing past the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def children_of(pid: int) -> set[int]:
+    """Every live descendant of `pid`, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z":
+            parents[int(entry)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class Server:
+    """A real `python -m hotmode run` process and its output."""
+
+    def __init__(self, app_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.app_dir = app_dir
+        full_env = {
+            **os.environ,
+            "PYTHONPYCACHEPREFIX": str(app_dir.parent / "pycache"),
+            **(env or {}),
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "hotmode", "run", "main:app", "--app-dir", str(app_dir),
+             "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=app_dir.parent,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        match = self.wait_for(r"serving main:app on (http://\S+) \(pid (\d+)\)", timeout=30)
+        self.url = match.group(1)
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = 10.0, start: int = 0) -> re.Match[str]:
+        regex = re.compile(pattern)
+
+        def find() -> re.Match[str] | None:
+            for line in self.lines[start:]:
+                match = regex.search(line)
+                if match:
+                    return match
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"hotmode exited ({self.process.returncode}):\n{self.output()}"
+                )
+            return None
+
+        try:
+            return wait_until(find, timeout)  # type: ignore[no-any-return]
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {pattern!r} not seen in:\n{self.output()}") from None
+
+    def get(self, path: str = "/", timeout: float = 5.0) -> dict[str, Any]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request("GET", path, headers={"Connection": "close"})
+            response = connection.getresponse()
+            assert response.status == 200, response.status
+            return json.loads(response.read())  # type: ignore[no-any-return]
+        finally:
+            connection.close()
+
+    def wait_version(self, version: str, timeout: float = 10.0) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            body = self.get()
+            return body if body["version"] == version else None
+
+        return wait_until(check, timeout)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Kill whatever is left of the server's process tree, and close its output pipe."""
+        tree = children_of(self.process.pid)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=5)
+        for pid in tree:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        self._reader.join(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+            raise AssertionError(
+                f"hotmode did not stop within {timeout} s:\n{self.output()}"
+            ) from None
+
+
+def write_version(app_dir: Path, version: str, *, rename: bool = False) -> None:
+    """Save version.py the way an editor does: in place, or to a temp file renamed over it."""
+    text = f"VERSION = {version!r}\n"
+    target = app_dir / "version.py"
+    if rename:
+        temp = app_dir / ".version.py.tmp"
+        temp.write_text(text)
+        os.replace(temp, target)
+    else:
+        target.write_text(text)

@@ -1,0 +1,202 @@
+"""`hotmode run --reload` end to end: real processes, real sockets on 127.0.0.1, real files."""
+
+from __future__ import annotations
+
+import http.client
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from reload.reload_support import (
+    Server,
+    alive,
+    children_of,
+    parent_of,
+    wait_until,
+    write_version,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def test_edit_reloads_and_leaves_no_pycache(app_dir: Path, servers: list[Server]) -> None:
+    (app_dir / "templates").mkdir()
+    server = Server(app_dir, "--reload")
+    servers.append(server)
+    first = server.get()
+    assert first == {"version": "v1", "pid": first["pid"], "greeting": None, "reload": "true"}
+
+    mark = len(server.lines)
+    write_version(app_dir, "v2")
+    second = server.wait_version("v2")
+    assert second["pid"] != first["pid"]
+    line = server.wait_for(
+        r"reloaded \(version\.py changed\): import \d+ ms, ready \d+ ms", start=mark
+    )
+    assert f"pid {second['pid']} serving" in line.string
+
+    mark = len(server.lines)
+    (app_dir / "templates" / "index.html").write_text("<p>read per request</p>")
+    write_version(app_dir, "v3", rename=True)
+    third = server.wait_version("v3")
+    server.wait_for(r"reloaded \(version\.py changed\)", start=mark)
+    assert "index.html" not in server.output()  # a template change restarts nothing
+
+    server.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: server.get()["pid"] != third["pid"])
+    assert not list(app_dir.rglob("__pycache__"))
+    assert server.stop() == 143
+
+
+def test_broken_edit_keeps_serving_then_the_fix_is_served(
+    app_dir: Path, servers: list[Server]
+) -> None:
+    server = Server(app_dir, "--reload")
+    servers.append(server)
+    mark = len(server.lines)
+    (app_dir / "version.py").write_text("VERSION = 'v2'\ndef broken(:\n")
+    server.wait_for(
+        r"version\.py:2: SyntaxError: .* still serving the last good version", start=mark
+    )
+    for _ in range(20):  # the old version answers every request while the edit stands
+        assert server.get()["version"] == "v1"
+    write_version(app_dir, "v2")
+    server.wait_version("v2", timeout=5)
+    assert server.stop() == 143
+
+
+def test_env_file_change_is_seen_without_touching_our_own_env(
+    app_dir: Path, tmp_path: Path, servers: list[Server]
+) -> None:
+    env_file = tmp_path / "deploy" / ".env"
+    env_file.parent.mkdir()
+    env_file.write_text("GREETING=hello\n")
+    server = Server(app_dir, "--reload", "--env-file", str(env_file), env={"GREETING": "outer"})
+    servers.append(server)
+    assert server.get()["greeting"] == "hello"
+    env_file.write_text("GREETING=bonjour\n")
+    wait_until(lambda: server.get()["greeting"] == "bonjour")
+    env_file.write_text("# removed: the inherited value is back\n")
+    wait_until(lambda: server.get()["greeting"] == "outer")
+    assert server.stop() == 143
+
+
+def test_requirements_change_runs_the_install_command(app_dir: Path, servers: list[Server]) -> None:
+    (app_dir / "requirements.txt").write_text("uvicorn\n")
+    server = Server(app_dir, "--reload", "--install", "echo installed >> install.log")
+    servers.append(server)
+    pid = server.get()["pid"]
+    mark = len(server.lines)
+    (app_dir / "requirements.txt").write_text("uvicorn\nfastapi\n")
+    server.wait_for(r"dependencies changed: running echo installed", start=mark)
+    log = app_dir / "install.log"
+    wait_until(lambda: log.exists() and log.read_text() == "installed\n")
+    wait_until(lambda: server.get()["pid"] != pid)  # then the zygote is rebuilt and it reloads
+    assert server.stop() == 143
+
+
+def test_two_workers_roll_and_sigint_exits_130(app_dir: Path, servers: list[Server]) -> None:
+    server = Server(app_dir, "--reload", "--workers", "2")
+    servers.append(server)
+    server.wait_for(r"worker pid \d+ serving")
+    before = {server.get()["pid"] for _ in range(30)}
+    write_version(app_dir, "v2")
+    server.wait_version("v2")
+
+    def both_new() -> bool:
+        bodies = [server.get() for _ in range(10)]
+        return all(b["version"] == "v2" for b in bodies)
+
+    wait_until(both_new)
+    after = {server.get()["pid"] for _ in range(30)}
+    assert not after & before
+    assert server.stop(signal.SIGINT) == 130
+
+
+def test_sigterm_stops_cleanly_leaving_no_process(app_dir: Path, servers: list[Server]) -> None:
+    server = Server(app_dir, "--reload")
+    servers.append(server)
+    server.get()
+    tree = children_of(server.process.pid)
+    assert len(tree) >= 2  # the zygote and a worker
+    started = time.monotonic()
+    assert server.stop(signal.SIGTERM) == 143
+    assert time.monotonic() - started < 5
+    wait_until(lambda: not any(alive(pid) for pid in tree), timeout=5)
+
+
+def test_sigkill_of_the_supervisor_leaves_no_process(app_dir: Path, servers: list[Server]) -> None:
+    server = Server(app_dir, "--reload")
+    servers.append(server)
+    server.get()
+    tree = children_of(server.process.pid)
+    assert len(tree) >= 2
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait(timeout=5)
+    wait_until(lambda: not any(alive(pid) for pid in tree), timeout=8)
+
+
+def test_a_long_stream_does_not_hold_a_reload_hostage(app_dir: Path, servers: list[Server]) -> None:
+    server = Server(app_dir, "--reload", env={"HOTMODE_DRAIN_TIMEOUT": "1"})
+    servers.append(server)
+    old_pid = server.get()["pid"]
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("GET", "/stream")
+    response = connection.getresponse()
+    assert response.readline() == b"tick\n"
+    ended = threading.Event()
+
+    def drain() -> None:
+        try:
+            while response.readline():
+                pass
+        except OSError:
+            pass
+        ended.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    started = time.monotonic()
+    write_version(app_dir, "v2")
+    server.wait_version("v2", timeout=3)  # served while the stream still runs
+    assert ended.wait(timeout=4)  # the stream is cut at the bound (1 s, then SIGKILL at 2 s)
+    wait_until(lambda: not alive(old_pid), timeout=3)
+    assert time.monotonic() - started < 4
+    connection.close()
+    assert server.stop() == 143
+
+
+def test_forced_polling_still_reloads(app_dir: Path, servers: list[Server]) -> None:
+    server = Server(app_dir, "--reload", env={"HOTMODE_FORCE_POLLING": "1"})
+    servers.append(server)
+    assert "watching by polling: HOTMODE_FORCE_POLLING is set" in server.output()
+    write_version(app_dir, "v2")
+    server.wait_version("v2")
+    assert server.stop() == 143
+
+
+THREADED = """\
+import threading
+threading.Thread(target=threading.Event().wait, daemon=True).start()
+"""
+
+
+def test_a_module_that_starts_a_thread_is_left_out_of_the_zygote(
+    app_dir: Path, tmp_path: Path, servers: list[Server]
+) -> None:
+    # A third-party module that starts a thread when imported would make forking from the
+    # zygote unsafe: the zygote is rebuilt without it, and workers import it after the fork.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "threaded_lib.py").write_text(THREADED)
+    (app_dir / "version.py").write_text("import threaded_lib\nVERSION = 'v1'\n")
+    server = Server(app_dir, "--reload", env={"PYTHONPATH": str(site)})
+    servers.append(server)
+    server.wait_for(r"zygote: importing threaded_lib starts a thread; leaving it to the workers")
+    (app_dir / "version.py").write_text("import threaded_lib\nVERSION = 'v2'\n")
+    pid = server.wait_version("v2", timeout=20)["pid"]
+    assert parent_of(pid) != server.process.pid  # forked from a zygote, not spawned
+    assert "forking is not safe" not in server.output()
+    assert server.stop() == 143

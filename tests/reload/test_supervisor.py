@@ -1,0 +1,296 @@
+"""The supervisor's logic, driven by scripted events, fake workers and a fake clock."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Mapping
+
+import pytest
+
+from hotmode.errors import ConfigError
+from hotmode.reload.supervisor import Change, Supervisor, Timing, backoff_delay
+
+CODE = [Change("code", "app/routes.py")]
+
+
+class FakeWorker:
+    def __init__(self, pid: int, env: Mapping[str, str]) -> None:
+        self.pid = pid
+        self.env = dict(env)
+        self.signals: list[str] = []
+
+    def terminate(self) -> None:
+        self.signals.append("TERM")
+
+    def kill(self) -> None:
+        self.signals.append("KILL")
+
+
+class FakeHost:
+    def __init__(self, *, install: bool = False, zygote: bool = True) -> None:
+        self.launched: dict[int, FakeWorker] = {}
+        self.env = {"A": "1"}
+        self.env_error: str | None = None
+        self.install = install
+        self.zygote = zygote
+        self.installs = 0
+        self.rebuilds = 0
+
+    def launch(self, worker_id: int, env: Mapping[str, str]) -> FakeWorker:
+        worker = FakeWorker(1000 + worker_id, env)
+        self.launched[worker_id] = worker
+        return worker
+
+    def read_env(self) -> dict[str, str]:
+        if self.env_error:
+            raise ConfigError(self.env_error)
+        return dict(self.env)
+
+    def start_install(self) -> bool:
+        self.installs += self.install
+        return self.install
+
+    def rebuild_zygote(self) -> bool:
+        self.rebuilds += self.zygote
+        return self.zygote
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(workers: int = 1, reload: bool = True, **host_options: bool):
+    host = FakeHost(**host_options)
+    clock = Clock()
+    sup = Supervisor(
+        host, target="main:app", url="http://127.0.0.1:1", workers=workers, reload=reload,
+        drain_timeout=3.0, ready_timeout=20.0, clock=clock,
+    )  # fmt: skip
+    sup.start()
+    return sup, host, clock
+
+
+def ready(sup: Supervisor, worker_id: int) -> None:
+    sup.worker_ready(worker_id, Timing(import_ms=40, ready_ms=50))
+
+
+def test_start_serves_then_a_change_swaps_only_once_the_new_worker_is_ready(caplog):
+    caplog.set_level(logging.INFO, "hotmode")
+    sup, host, clock = make()
+    assert list(host.launched) == [1]
+    ready(sup, 1)
+    assert "serving main:app on http://127.0.0.1:1 (pid 1001)" in caplog.text
+
+    clock.now += 5
+    sup.changes(CODE, at=clock.now)
+    assert list(host.launched) == [1, 2]
+    assert host.launched[1].signals == []  # the old one serves while the new one starts
+
+    clock.now += 0.08
+    ready(sup, 2)
+    assert host.launched[1].signals == ["TERM"]
+    assert [w.id for w in sup.serving()] == [2]
+    assert "reloaded (app/routes.py changed): import 40 ms, ready 50 ms after start" in caplog.text
+    assert "80 ms after the change; pid 1002 serving" in caplog.text
+
+
+def test_a_draining_worker_is_killed_past_the_bound():
+    sup, host, clock = make()
+    ready(sup, 1)
+    sup.changes(CODE)
+    ready(sup, 2)
+    assert sup.next_deadline() == clock.now + 4.0
+    clock.now += 3.9
+    sup.tick()
+    assert host.launched[1].signals == ["TERM"]
+    clock.now += 0.2
+    sup.tick()
+    assert host.launched[1].signals == ["TERM", "KILL"]
+    sup.worker_exited(1, -9)
+    assert sup.next_deadline() is None
+
+
+def test_a_broken_edit_keeps_the_old_worker_and_the_fix_reloads_at_once(caplog):
+    sup, host, _ = make()
+    ready(sup, 1)
+    sup.changes(CODE)
+    sup.worker_failed(2, "app/routes.py:3: SyntaxError: invalid syntax")
+    assert (
+        "app/routes.py:3: SyntaxError: invalid syntax -- still serving the last good" in caplog.text
+    )
+    assert "(pid 1001)" in caplog.text
+    sup.worker_exited(2, 1)
+    assert list(host.launched) == [1, 2]  # no retry without a change
+    assert host.launched[1].signals == []
+
+    sup.changes(CODE)  # the fix
+    assert list(host.launched) == [1, 2, 3]
+    ready(sup, 3)
+    assert [w.id for w in sup.serving()] == [3]
+    assert host.launched[1].signals == ["TERM"]
+
+
+def test_a_worker_dying_before_ready_without_a_report_counts_as_a_failure(caplog):
+    sup, host, _ = make()
+    ready(sup, 1)
+    sup.changes(CODE)
+    sup.worker_exited(2, -11)
+    assert "the worker exited with code -11 before it was ready" in caplog.text
+    assert list(host.launched) == [1, 2]
+
+
+def test_a_broken_start_waits_for_a_fix(caplog):
+    sup, host, _ = make()
+    sup.worker_failed(1, "main.py:1: NameError: name 'x' is not defined")
+    sup.worker_exited(1, 1)
+    assert "nothing is serving; waiting for a fix" in caplog.text
+    assert list(host.launched) == [1]
+    sup.changes(CODE)
+    assert list(host.launched) == [1, 2]
+
+
+def test_without_reload_a_failed_start_stops_with_code_1():
+    sup, _host, _ = make(reload=False)
+    sup.worker_failed(1, "main.py:1: ImportError")
+    sup.worker_exited(1, 1)
+    assert sup.done and sup.exit_code == 1
+
+
+def test_a_newer_change_discards_a_worker_still_starting():
+    sup, host, clock = make()
+    ready(sup, 1)
+    sup.changes(CODE)
+    sup.changes([Change("code", "app/other.py")])
+    assert host.launched[2].signals == ["TERM"]  # it may be accepting already: drain it
+    assert list(host.launched) == [1, 2, 3]
+    ready(sup, 2)  # too late: discarded
+    assert [w.id for w in sup.serving()] == [1]
+    ready(sup, 3)
+    assert [w.id for w in sup.serving()] == [3]
+    clock.now += 4.0
+    sup.tick()
+    assert host.launched[2].signals == ["TERM", "KILL"]
+
+
+def test_a_crash_loop_backs_off_and_a_change_resets_it(caplog):
+    sup, host, clock = make()
+    ready(sup, 1)
+    sup.worker_exited(1, 1)
+    assert list(host.launched) == [1, 2]  # first death: restart at once
+    ready(sup, 2)
+    sup.worker_exited(2, 1)
+    assert list(host.launched) == [1, 2]  # second: wait
+    assert sup.next_deadline() == clock.now + 0.5
+    assert "restarting in 0.5 s" in caplog.text
+    clock.now += 0.5
+    sup.tick()
+    assert list(host.launched) == [1, 2, 3]
+    ready(sup, 3)
+    sup.worker_exited(3, 1)
+    assert sup.next_deadline() == clock.now + 1.0
+    sup.changes(CODE)  # a change: no more waiting
+    assert list(host.launched) == [1, 2, 3, 4]
+
+
+def test_backoff_delays_double_up_to_a_cap():
+    assert [backoff_delay(n) for n in range(1, 8)] == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0]
+
+
+def test_a_worker_that_served_long_enough_restarts_at_once():
+    sup, host, clock = make()
+    ready(sup, 1)
+    sup.worker_exited(1, 1)
+    ready(sup, 2)
+    clock.now += 60
+    sup.worker_exited(2, 1)
+    assert list(host.launched) == [1, 2, 3]
+
+
+def test_rolling_swap_one_slot_at_a_time():
+    sup, host, _ = make(workers=2)
+    assert list(host.launched) == [1, 2]  # at start both at once
+    ready(sup, 1)
+    ready(sup, 2)
+    sup.changes(CODE)
+    assert list(host.launched) == [1, 2, 3]
+    ready(sup, 3)
+    assert host.launched[1].signals == ["TERM"]
+    assert list(host.launched) == [1, 2, 3, 4]
+    assert host.launched[2].signals == []
+    ready(sup, 4)
+    assert host.launched[2].signals == ["TERM"]
+    assert sorted(w.id for w in sup.serving()) == [3, 4]
+
+
+def test_env_change_rereads_and_a_bad_env_file_keeps_the_old_env(caplog):
+    sup, host, _ = make()
+    ready(sup, 1)
+    host.env = {"A": "2"}
+    sup.changes([Change("env", ".env")])
+    assert host.launched[2].env == {"A": "2"}
+    ready(sup, 2)
+    host.env_error = ".env:3: expected NAME=value"
+    sup.changes([Change("env", ".env")])
+    assert ".env:3: expected NAME=value; keeping the previous environment" in caplog.text
+    assert list(host.launched) == [1, 2]
+
+
+def test_dependency_change_installs_then_rebuilds_the_zygote_then_reloads():
+    sup, host, _ = make(install=True)
+    ready(sup, 1)
+    sup.changes([Change("deps", "requirements/base.txt")])
+    assert host.installs == 1 and list(host.launched) == [1]
+    sup.changes(CODE)  # still waiting
+    assert list(host.launched) == [1]
+    sup.install_finished(0)
+    assert host.rebuilds == 1 and list(host.launched) == [1]
+    sup.zygote_rebuilt()
+    assert list(host.launched) == [1, 2]
+
+
+def test_dependency_change_without_install_or_zygote_just_reloads():
+    sup, host, _ = make(zygote=False)
+    ready(sup, 1)
+    sup.changes([Change("deps", "pyproject.toml")])
+    assert list(host.launched) == [1, 2]
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_stop_terminates_then_kills_past_the_bound(signum, code):
+    sup, host, clock = make(workers=2)
+    ready(sup, 1)
+    sup.on_signal(signum)
+    assert host.launched[1].signals == ["TERM"]
+    assert host.launched[2].signals == ["KILL"]  # still starting: no need to wait for it
+    sup.worker_exited(2, -9)
+    assert not sup.done
+    clock.now += 4.0
+    sup.tick()
+    assert host.launched[1].signals == ["TERM", "KILL"]
+    sup.worker_exited(1, -9)
+    assert sup.done and sup.exit_code == code
+    assert list(host.launched) == [1, 2]  # no restart while stopping
+
+
+def test_sighup_forces_a_reload_even_while_broken():
+    sup, host, _ = make()
+    ready(sup, 1)
+    sup.changes(CODE)
+    sup.worker_failed(2, "boom")
+    sup.on_signal(signal.SIGHUP)
+    assert list(host.launched) == [1, 2, 3]
+
+
+def test_a_worker_never_ready_is_killed_and_reported(caplog):
+    sup, host, clock = make()
+    ready(sup, 1)
+    sup.changes(CODE)
+    clock.now += 20
+    sup.tick()
+    assert host.launched[2].signals == ["KILL"]
+    assert "not ready after 20 s -- still serving" in caplog.text
