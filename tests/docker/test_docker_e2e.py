@@ -3,7 +3,6 @@ back, one mode at a time, and down leaves nothing behind."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 from pathlib import Path
@@ -20,8 +19,6 @@ from hotmode.modes import Selection
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
 require_engine()
-HAS_RUN = importlib.util.find_spec("hotmode.cli.run") is not None
-needs_run = pytest.mark.skipif(not HAS_RUN, reason="`hotmode run` (the dev command) not merged")
 EDITED = 'GREETING = "edited on the host"'
 
 FAILING_HEALTH = """\
@@ -97,7 +94,6 @@ def test_up_names_the_process_holding_the_port(deployed: Gateway) -> None:
     assert docker.running(deployed.config) is None
 
 
-@needs_run
 @pytest.mark.parametrize("edition", ["core", "saas"])
 def test_dev_serves_host_edits_and_leaves_the_tree_clean(deployed: Gateway, edition: str) -> None:
     running = docker.up(deployed.config, selection("dev", edition))
@@ -137,8 +133,6 @@ def test_switch_refuses_a_second_mode_and_rolls_back(deployed: Gateway, tmp_path
     assert [(r.project, r.container) for r in back] == [(prod.project, prod.container)]
     assert (get_json(deployed.port) or {}).get("mode") == "prod"
 
-    if not HAS_RUN:
-        return
     to_dev = docker.switch(deployed.config, selection("dev"))
     assert to_dev.previous is not None
     assert (to_dev.previous.mode, to_dev.current.mode) == ("prod", "dev")
