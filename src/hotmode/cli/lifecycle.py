@@ -10,6 +10,7 @@ import json
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -35,10 +36,8 @@ def _docker(config: Config, native_only: bool) -> Any:
     """The Docker driver module when an engine is reachable and wanted, else None."""
     if native_only:
         return None
-    try:
-        from hotmode.compose import docker  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:
-        return None
+    from hotmode.compose import docker
+
     return docker if docker.engine_reachable() else None
 
 
@@ -105,7 +104,10 @@ def up(
     docker = _docker(config, native_only)
     if docker is not None:
         running = docker.up(config, selection, overlays=overlays, allow_dirty=allow_dirty)
-        click.echo(f"hotmode: {selection.label} is up in Docker ({running.project})")
+        click.echo(
+            f"hotmode: {running.describe()} is up in Docker, revision {running.revision} "
+            f"(mode from {selection.mode_source}); stop it with `hotmode down`"
+        )
         return 0
     return _start_native(
         config,
@@ -159,8 +161,10 @@ def switch(
     selection = select(config, mode, edition)
     docker = _docker(config, native_only)
     if docker is not None:
-        docker.switch(config, selection, overlays=overlays, allow_dirty=allow_dirty)
-        click.echo(f"hotmode: switched to {selection.label} in Docker")
+        switched = docker.switch(config, selection, overlays=overlays, allow_dirty=allow_dirty)
+        if switched.previous is not None:
+            click.echo(f"hotmode: stopped {switched.previous.describe()}")
+        click.echo(f"hotmode: {switched.current.describe()} is up in Docker")
         return
     previous = native.stop(config)
     try:
@@ -179,16 +183,58 @@ def switch(
     _announce(state, detach=True)
 
 
-def _rows(config: Config, running: native.RunState | None) -> list[dict[str, Any]]:
-    # A prod server keeps serving the commit it started from; once HEAD moves it is stale.
-    head = snapshot.revision(config.source) if running and running.mode == "prod" else None
+@dataclass(frozen=True)
+class _Live:
+    """The mode that runs now, natively or in Docker, as `status` shows it."""
+
+    mode: str
+    edition: str
+    details: dict[str, Any]
+    summary: str
+    stale: str = ""
+
+
+def _live(config: Config, docker: Any, overlays: tuple[Path, ...]) -> _Live | None:
+    state = native.read_state(config)
+    if state is not None:
+        # A prod server keeps serving the commit it started from; once HEAD moves it is stale.
+        head = snapshot.revision(config.source) if state.mode == "prod" else None
+        return _Live(
+            state.mode,
+            state.edition,
+            {"runner": "native", **native.describe(state)},
+            f"pid {state.pid} on {state.host}:{state.port}, rev {state.revision[:12]}, "
+            f"by {state.mode_source}",
+            "HEAD moved" if head and state.revision != head else "",
+        )
+    current = docker.running(config) if docker is not None else None
+    if current is None:
+        return None
+    selection = Selection(current.mode, current.edition, "docker", "docker")
+    stale = []
+    if current.config_hash != docker.config_hash(config, selection, overlays):
+        stale.append("configuration changed")
+    head = snapshot.revision(config.source)
+    if current.mode == "prod" and head and not current.revision.startswith(head):
+        stale.append("HEAD moved")
+    return _Live(
+        current.mode,
+        current.edition,
+        {"runner": "docker", **current.as_dict()},
+        f"container {current.container}, port {current.port}, rev {current.revision[:12]}, "
+        f"{current.health or 'running'}",
+        ", ".join(stale),
+    )
+
+
+def _rows(config: Config, live: _Live | None) -> list[dict[str, Any]]:
     rows = []
     for selection in all_selections(config):
         files = [path.name for path in layout.compose_files(config, selection)]
-        is_running = (
-            running is not None
-            and running.mode == selection.mode
-            and running.edition == selection.edition
+        here = (
+            live
+            if live and (live.mode, live.edition) == (selection.mode, selection.edition)
+            else None
         )
         rows.append(
             {
@@ -199,8 +245,9 @@ def _rows(config: Config, running: native.RunState | None) -> list[dict[str, Any
                 "hot_reload": selection.dev,
                 "source": "mounted" if selection.dev else "baked",
                 "rebuild_needed": not selection.dev,
-                "stale": bool(is_running and head and running and running.revision != head),
-                "running": native.describe(running) if is_running and running else None,
+                "stale": here.stale if here else "",
+                "running": here.details if here else None,
+                "summary": here.summary if here else "",
             }
         )
     return rows
@@ -208,15 +255,19 @@ def _rows(config: Config, running: native.RunState | None) -> list[dict[str, Any
 
 @click.command()
 @config_option
+@overlay_option
+@native_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(config_path: Path | None, as_json: bool) -> None:
+def status(
+    config_path: Path | None, overlays: tuple[Path, ...], native_only: bool, as_json: bool
+) -> None:
     """The Quick Reference, live: every mode x edition, and which one runs."""
     import os
 
     config = load(config_path)
-    running = native.read_state(config)
     chosen = resolve(config, environ=os.environ)
-    rows = _rows(config, running)
+    live = _live(config, _docker(config, native_only), overlays)
+    rows = _rows(config, live)
     if as_json:
         document = {
             "app": config.name,
@@ -226,7 +277,7 @@ def status(config_path: Path | None, as_json: bool) -> None:
                 "mode_source": chosen.mode_source,
                 "edition_source": chosen.edition_source,
             },
-            "modes": rows,
+            "modes": [{k: v for k, v in row.items() if k != "summary"} for row in rows],
         }
         click.echo(json.dumps(document, indent=2))
         return
@@ -239,7 +290,9 @@ def status(config_path: Path | None, as_json: bool) -> None:
     for column in ("Mode", "Files", "Hot reload", "Source", "Rebuild needed", "Running"):
         table.add_column(column)
     for row in rows:
-        state = row["running"]
+        rebuild = "no"
+        if row["rebuild_needed"]:
+            rebuild = f"yes, now: {row['stale']}" if row["stale"] else "yes"
         table.add_row(
             f"{row['mode']} {row['edition']}",
             " + ".join(
@@ -247,13 +300,8 @@ def status(config_path: Path | None, as_json: bool) -> None:
             ),
             "on" if row["hot_reload"] else "off",
             row["source"],
-            ("yes, now: HEAD moved" if row["stale"] else "yes") if row["rebuild_needed"] else "no",
-            (
-                f"pid {state['pid']} on {state['host']}:{state['port']}, "
-                f"rev {state['revision'][:12]}, by {state['mode_source']}"
-                if state
-                else ""
-            ),
+            rebuild,
+            row["summary"],
         )
     console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(table)
@@ -261,17 +309,22 @@ def status(config_path: Path | None, as_json: bool) -> None:
         f"Selected now: {chosen.label} (mode from {chosen.mode_source}; "
         f"edition from {chosen.edition_source})"
     )
-    if running is None:
+    if live is None:
         console.print("Nothing is running. Start with `hotmode up`.")
 
 
 @click.command()
 @config_option
+@native_option
 @click.option("--follow/--no-follow", "-f", default=True, help="Keep printing new lines.")
-def logs(config_path: Path | None, follow: bool) -> None:
+def logs(config_path: Path | None, native_only: bool, follow: bool) -> int:
     """Print the running mode's log, and follow it."""
     config = load(config_path)
     state = native.read_state(config)
+    if state is None:
+        docker = _docker(config, native_only)
+        if docker is not None:
+            return int(docker.logs(config, follow=follow))
     if state is None or not state.log:
         raise StateError("no detached mode is running here; start one with `hotmode up --detach`")
     with open(state.log, encoding="utf-8", errors="replace") as handle:
@@ -284,3 +337,4 @@ def logs(config_path: Path | None, follow: bool) -> None:
                 sys.stdout.flush()
             else:
                 time.sleep(0.2)
+    return 0
