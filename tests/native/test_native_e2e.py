@@ -113,12 +113,13 @@ def test_prod_serves_the_commit_read_only(project: Project) -> None:
     running = [row for row in rows if row["running"]]
     assert [(r["mode"], r["edition"]) for r in running] == [("prod", "saas")]
     assert running[0]["running"]["revision"] == head
-    assert running[0]["stale"] is False
+    assert running[0]["running"]["runner"] == "native"
+    assert running[0]["stale"] == ""
 
     git(project.root, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit",
         "-qam", "edit")  # fmt: skip
     rows = json.loads(project.hotmode("status", "--json").stdout)["modes"]
-    assert [row["stale"] for row in rows if row["running"]] == [True]
+    assert [row["stale"] for row in rows if row["running"]] == ["HEAD moved"]
     assert (get_json(project.port) or {}).get("revision") == head
 
 
