@@ -3,6 +3,7 @@ back, one mode at a time, and down leaves nothing behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -141,3 +142,32 @@ def test_switch_refuses_a_second_mode_and_rolls_back(deployed: Gateway, tmp_path
     assert to_prod.current.mode == "prod"
     assert (get_json(deployed.port) or {}).get("mode") == "prod"
     assert docker.down(deployed.config) == [to_prod.current.project]
+
+
+def test_the_cli_runs_a_mode_in_docker_and_says_which(deployed: Gateway) -> None:
+    # With an engine reachable, `up` uses Docker; status, logs and down follow it there.
+    up = run_hotmode(deployed.root, "up", "--dev", "--edition", "saas")
+    assert up.returncode == 0, up.stderr
+    assert "dev saas (container linkedin-gateway-dev-saas" in up.stdout
+    assert "is up in Docker" in up.stdout
+    assert (get_json(deployed.port) or {}).get("edition") == "saas"
+
+    status = run_hotmode(deployed.root, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    rows = [row for row in json.loads(status.stdout)["modes"] if row["running"]]
+    assert [(row["mode"], row["edition"]) for row in rows] == [("dev", "saas")]
+    assert rows[0]["running"]["runner"] == "docker"
+    assert rows[0]["stale"] == ""
+    text = run_hotmode(deployed.root, "status")
+    assert "container linkedin-gateway-dev-saas" in text.stdout
+
+    logs = run_hotmode(deployed.root, "logs", "--no-follow")
+    assert logs.returncode == 0, logs.stderr
+    assert "hotmode: serving main:app" in logs.stdout + logs.stderr
+
+    down = run_hotmode(deployed.root, "down")
+    assert down.returncode == 0, down.stderr
+    assert "stopped linkedin-gateway-dev-saas in Docker" in down.stdout
+    assert docker.running(deployed.config) is None
+    after = json.loads(run_hotmode(deployed.root, "status", "--json").stdout)["modes"]
+    assert not any(row["running"] for row in after)
