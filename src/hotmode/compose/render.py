@@ -182,6 +182,8 @@ def dev_document(config: Config) -> dict[str, Any]:
     command = [
         "python", "-m", "hotmode", "run", config.target, "--reload",
         "--host", _HOST, "--port", port, "--log-level", config.dev.log_level,
+        # A requirements change installs in place (the dev venv is writable), then reloads.
+        "--install", config.install_command, *config.watch_options,
     ]  # fmt: skip
     env_files: list[Any] = [{"path": ".env", "required": False}]
     env_files.extend(_env_files(config.default_edition))
