@@ -117,3 +117,21 @@ def test_files_served_must_be_the_commits() -> None:
     ]
     many = {f"m{i}.py": "x" for i in range(5)}
     assert file_problems(many, {})[0].endswith("m0.py, m1.py, m2.py and 2 more")
+
+
+def test_verify_without_an_engine_says_so_in_one_line(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "linkedin-gateway"
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    result = subprocess.run(
+        [sys.executable, "-m", "hotmode", "verify"],
+        cwd=example, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "no Docker engine answers" in result.stderr
+    assert "hotmode up --prod" in result.stderr

@@ -16,6 +16,7 @@ from hotmode import source
 from hotmode.compose import docker, layout
 from hotmode.compose.render import APP_DIR
 from hotmode.config import Config
+from hotmode.errors import StateError
 from hotmode.modes import Selection
 
 # Mounts the rendered prod service makes under the code folder, and nothing else may.
@@ -130,6 +131,11 @@ def _served_files(container: str) -> dict[str, str] | None:
 
 def verify(config: Config, overlays: Sequence[Path] = ()) -> Verdict:
     """Check the running prod container of the app against the repository, as it is now."""
+    if not docker.engine_reachable():
+        raise StateError(
+            "no Docker engine answers (DOCKER_HOST, or the default socket); verify checks a "
+            "running prod container: start the engine, then `hotmode up --prod`"
+        )
     current = docker.running(config)
     if current is None:
         return Verdict(None, [f"no container of {config.name} is running; start prod with `up`"])
