@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -119,12 +123,7 @@ def test_files_served_must_be_the_commits() -> None:
     assert file_problems(many, {})[0].endswith("m0.py, m1.py, m2.py and 2 more")
 
 
-def test_verify_without_an_engine_says_so_in_one_line(tmp_path: Any) -> None:
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
+def test_verify_without_an_engine_says_so_in_one_line(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "linkedin-gateway"
     env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
     result = subprocess.run(
