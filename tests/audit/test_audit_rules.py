@@ -148,6 +148,10 @@ DEV_FAILING = [
     ("HM-D02", _dev(image=None)),  # the dev build keeps prod's tag, app:prod
     ("HM-D03", _dev(command=f'"{INSTALL}"')),
     ("HM-D03", _dev(command='["sh", "-c", "apt-get update && apt-get install -y gcc"]')),
+    (
+        "HM-D03",
+        _dev(command="\"sh -c 'pip install -r r.txt && hotmode run main:app --reload'\""),
+    ),
     ("HM-D04", _dev(volumes=("../app:/app", "/app/__pycache__", "/app/pkg/__pycache__"))),
     ("HM-D05", _dev(volumes=("../app:/app", "logs:/app/logs"))),
     ("HM-D05", _dev(volumes=("../app:/app", "./.env:/app/.env:ro"))),
@@ -156,6 +160,14 @@ DEV_PASSING = [
     ("HM-D01", _dev(command='["python", "-m", "hotmode", "run", "main:app", "--reload"]')),
     ("HM-D02", _dev(image="registry.example/app:dev")),
     ("HM-D03", _dev(command='"uvicorn main:app --reload"')),
+    # The reload engine runs --install CMD when a dependency file changes, not at start.
+    (
+        "HM-D03",
+        _dev(
+            command='["python", "-m", "hotmode", "run", "main:app", "--reload", "--install",'
+            ' "python -m pip install -r requirements.txt"]'
+        ),
+    ),
     ("HM-D04", _dev(volumes=("../app:/app", "/tmp/pycache"))),
     ("HM-D05", _dev(volumes=("../app:/app", "logs:/var/log/app"))),
 ]

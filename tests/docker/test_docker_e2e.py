@@ -105,6 +105,8 @@ def test_dev_serves_host_edits_and_leaves_the_tree_clean(deployed: Gateway, edit
 
     edit_greeting(deployed)
     wait_until(lambda: (get_json(deployed.port) or {}).get("name") == "edited on the host", 15)
+    # The learned module list lands in the cache volume, for a warm zygote at the next start.
+    wait_until(lambda: "hotmode-" in deployed.exec("ls", "/var/cache/hotmode/pycache").stdout, 15)
 
     if edition == "core":
         # A requirements change rebuilds the dev image: nothing is installed at start.

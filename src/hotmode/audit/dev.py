@@ -24,6 +24,7 @@ from hotmode.audit.rules import (
     source_mounts,
     split_image,
     table,
+    words,
 )
 
 DEV = ("dev",)
@@ -112,6 +113,27 @@ def own_image_tag(context: Context, name: str, service: dict[str, Any]) -> Itera
         yield Hit(f"the dev build is tagged {image}: it overwrites that public image locally", path)
 
 
+def _at_start(service: dict[str, Any], key: str) -> str:
+    """The command as it runs at start: `hotmode run --install CMD` runs CMD only when a
+    dependency file changes, so that argument is not part of the start."""
+    value = service.get(key)
+    parts = (
+        [str(p) for p in value] if isinstance(value, list) else words(command_text(service, key))
+    )
+    if "hotmode" not in parts:
+        return " ".join(parts)
+    kept: list[str] = []
+    skip = False
+    for part in parts:
+        if skip or part.startswith("--install="):
+            skip = False
+            continue
+        skip = part == "--install"
+        if not skip:
+            kept.append(part)
+    return " ".join(kept)
+
+
 @service_rule(
     "HM-D03",
     Severity.MEDIUM,
@@ -121,7 +143,7 @@ def own_image_tag(context: Context, name: str, service: dict[str, Any]) -> Itera
 )
 def no_install_at_start(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     for key in ("command", "entrypoint"):
-        match = _INSTALL.search(command_text(service, key))
+        match = _INSTALL.search(_at_start(service, key))
         if match:
             yield Hit(
                 f"the {key} runs `{match.group(0)}` every time the container starts",
