@@ -9,7 +9,6 @@ whose process is gone is stale and removed.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import signal
@@ -21,10 +20,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hotmode import snapshot
+from hotmode import snapshot, source
 from hotmode.atomic import write_atomic
 from hotmode.config import Config
-from hotmode.errors import StateError, UsageError
+from hotmode.errors import StateError
 from hotmode.modes import Selection, read_env_file
 from hotmode.ports import find_holder, port_is_free, read_command
 
@@ -140,7 +139,7 @@ def build_command(
     env["PORT"] = str(port)
     logs = state_dir(config) / "logs" / f"{selection.mode}-{selection.edition}"
     if selection.dev:
-        revision = snapshot.describe_working_tree(config.source)
+        revision = source.describe_working_tree(config.source)
         env.update(config.dev.env)
         env["HOT_RELOAD_ENABLED"] = "true"
         env["HOTMODE_REVISION"] = revision
@@ -149,16 +148,10 @@ def build_command(
         argv = [sys.executable, "-m", "hotmode", "run", config.target, "--reload"]
         argv += ["--app-dir", str(config.source), "--host", host, "--port", str(port)]
         argv += ["--log-level", config.dev.log_level]
-        if importlib.util.find_spec("hotmode.cli.run") is None:
-            # Without the reload engine, plain uvicorn reloading still serves dev.
-            argv = [sys.executable, "-m", "uvicorn", config.target, "--reload"]
-            argv += ["--app-dir", str(config.source), "--reload-dir", str(config.source)]
-            argv += ["--host", host, "--port", str(port), "--log-level", config.dev.log_level]
-        else:
-            argv += ["--install", config.install_command, *config.watch_options]
-            env_file = config.deployment / ".env"
-            if env_file.is_file():
-                argv += ["--env-file", str(env_file)]
+        argv += ["--install", config.install_command, *config.watch_options]
+        env_file = config.deployment / ".env"
+        if env_file.is_file():
+            argv += ["--env-file", str(env_file)]
         return argv, env, revision, config.source
     served, revision = snapshot.prepare(config, state_dir(config), allow_uncommitted)
     env["HOTMODE_REVISION"] = revision
@@ -316,8 +309,3 @@ def describe(state: RunState) -> Mapping[str, Any]:
     data = asdict(state)
     data["alive_command"] = read_command(state.pid)
     return data
-
-
-def ensure_native_possible(selection: Selection) -> None:
-    if sys.platform == "win32":  # pragma: no cover - documented limitation
-        raise UsageError(f"native {selection.label} needs a POSIX system; use Docker instead")

@@ -16,9 +16,7 @@ from pathlib import Path
 
 from hotmode.config import Config
 from hotmode.errors import UsageError
-from hotmode.source import UNCOMMITTED, describe_working_tree, git, is_dirty, revision
-
-__all__ = ["UNCOMMITTED", "describe_working_tree", "git", "is_dirty", "prepare", "revision"]
+from hotmode.source import UNCOMMITTED, git, revision
 
 
 def _make_read_only(root: Path) -> None:

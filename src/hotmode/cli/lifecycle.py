@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from hotmode import native, snapshot
+from hotmode import native, source
 from hotmode.cli.options import config_option, load, mode_options, overlay_option, select
 from hotmode.compose import layout
 from hotmode.config import Config
@@ -198,7 +198,7 @@ def _live(config: Config, docker: Any, overlays: tuple[Path, ...]) -> _Live | No
     state = native.read_state(config)
     if state is not None:
         # A prod server keeps serving the commit it started from; once HEAD moves it is stale.
-        head = snapshot.revision(config.source) if state.mode == "prod" else None
+        head = source.revision(config.source) if state.mode == "prod" else None
         return _Live(
             state.mode,
             state.edition,
@@ -214,7 +214,7 @@ def _live(config: Config, docker: Any, overlays: tuple[Path, ...]) -> _Live | No
     stale = []
     if current.config_hash != docker.config_hash(config, selection, overlays):
         stale.append("configuration changed")
-    head = snapshot.revision(config.source)
+    head = source.revision(config.source)
     if current.mode == "prod" and head and not current.revision.startswith(head):
         stale.append("HEAD moved")
     return _Live(
