@@ -63,22 +63,23 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hotmode")
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-@click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors (or HOTMODE_DEBUG=1).")
+def cli(debug: bool) -> None:
     """hotmode: one declaration, every mode x edition, checked and fast.
 
     The mode comes from --dev/--prod, then HOTMODE_MODE, then HOT_RELOAD_ENABLED, then the same
     variables in the deployment .env, then the declaration, then prod.
     """
-    ctx.obj = {"debug": debug}
+    # `main` reads --debug from argv itself: an error may come before click has parsed it.
+    del debug
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit code."""
     from hotmode.errors import HotmodeError
 
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    given = argv if argv is not None else sys.argv[1:]
+    debug = "--debug" in given or bool(os.environ.get("HOTMODE_DEBUG"))
     try:
         result = cli.main(args=argv, prog_name="hotmode", standalone_mode=False)
     except HotmodeError as exc:
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        if debug or os.environ.get("HOTMODE_DEBUG"):
+        if debug:
             raise
         _error(f"internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for details)")
         return 3
