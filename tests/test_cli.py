@@ -368,6 +368,12 @@ BAD_INPUTS: dict[str, tuple[Spoil, tuple[str, ...], dict[str, str], str]] = {
         {},
         "Invalid value for '--port': 0 is not in the range 1<=x<=65535; see `hotmode up --help`",
     ),
+    "run with an env file that does not exist": (
+        nothing,
+        ("run", "main:app", "--app-dir", "backend", "--env-file", "missing.env"),
+        {},
+        "Invalid value for '--env-file': File 'missing.env' does not exist",
+    ),
     "--config naming no file": (
         nothing,
         ("render", "--config", "missing.toml"),

@@ -42,7 +42,7 @@ def _configure_logging(level: str) -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
     "--env-file",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
     default=None,
     help="Env file for the workers; watched, and re-read on change.",
 )
