@@ -33,7 +33,7 @@ _ENV_FILE = re.compile(r"^\.env(\..+)?$")
 _EXAMPLES = {".env.example", ".env.sample", ".env.template", ".env.dist"}
 _ROOT = {"root", "0"}
 _DEBUG_LEVELS = {"debug", "trace"}
-_SECRET_NAME = re.compile(
+SECRET_NAME = re.compile(
     r"(SECRET|PASSWORD|PASSWD|PASSPHRASE|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL|(^|_)KEY$)",
     re.IGNORECASE,
 )
@@ -236,7 +236,7 @@ def dockerignore_env(context: Context, name: str, service: dict[str, Any]) -> It
 def no_secret_defaults(context: Context) -> Iterator[Hit]:
     for location, match in context.sources.locate_text(_DEFAULT):
         variable, default = match.group(1), match.group(3).strip()
-        if default and _SECRET_NAME.search(variable):
+        if default and SECRET_NAME.search(variable):
             yield Hit(
                 f"${{{variable}}} falls back to a literal value written in the file",
                 location=location,

@@ -49,6 +49,8 @@ from hotmode.modes import all_selections
 )
 @click.option("--show-waived", is_flag=True, help="Also list waived findings (text format).")
 @click.option("--rules", "list_rules", is_flag=True, help="List hotmode's rules and exit.")
+@click.option("--k8s", is_flag=True, help="Check the Kubernetes manifests (render --k8s).")
+@click.option("--swarm", is_flag=True, help="Check the Swarm stack file (render --swarm).")
 def check(
     config_path: Path | None,
     mode: str | None,
@@ -59,15 +61,21 @@ def check(
     fail_on: str,
     show_waived: bool,
     list_rules: bool,
+    k8s: bool,
+    swarm: bool,
 ) -> int:
     """Lint each mode's merged configuration: hotmode's mode rules and compose-lint's."""
     if list_rules:
         click.echo(report.catalogue(), nl=False)
         return 0
-    if files:
+    if k8s or swarm:
+        from hotmode.cli.deploy import orchestrator_report
+
+        result = orchestrator_report(load(config_path), k8s=k8s, edition=edition)
+    elif files:
         if every or edition:
             raise UsageError("-f checks the files given, in one mode; drop --all and --edition")
-        stacks = [checker.file_stack(files, mode or "prod")]
+        result = checker.check([checker.file_stack(files, mode or "prod")])
     else:
         config = load(config_path)
         if every:
@@ -78,9 +86,8 @@ def check(
             ]
         else:
             selections = [select(config, mode, edition)]
-        stacks = checker.declared_stacks(config, selections)
+        result = checker.check(checker.declared_stacks(config, selections))
     threshold = Severity.parse(fail_on)
-    result = checker.check(stacks)
     base = Path.cwd()
     if output == "json":
         click.echo(report.to_json(result, threshold, base), nl=False)

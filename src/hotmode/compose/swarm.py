@@ -1,0 +1,1 @@
+"""Docker Swarm: the prod configuration as a stack file Swarm honours (placeholder)."""
