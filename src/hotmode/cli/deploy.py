@@ -6,6 +6,7 @@ hotmode renders for the orchestrator and deploys through its own tool; the logic
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,8 +15,9 @@ import click
 
 from hotmode import source
 from hotmode.audit.model import Report
+from hotmode.cli.options import config_option, load
 from hotmode.config import Config
-from hotmode.errors import AuditFailed, UsageError
+from hotmode.errors import AuditFailed, StateError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,6 +27,10 @@ def orchestrator_options(func: F) -> F:
     options = [
         click.option("--k8s", is_flag=True, help="Render Kubernetes manifests (deployment/k8s/)."),
         click.option("--swarm", is_flag=True, help="Render the Swarm stack file."),
+        click.option(
+            "--host-network", is_flag=True,
+            help="With --swarm: host networking, no ingress (one host, loopback tests).",
+        ),
         click.option(
             "--edition", "swarm_edition", default=None, metavar="NAME",
             help="With --swarm: the edition (default: declared).",
@@ -81,6 +87,7 @@ def render_orchestrator(
     k8s: bool,
     swarm: bool,
     swarm_edition: str | None,
+    host_network: bool,
     stateful: tuple[str, ...],
     managed: tuple[str, ...],
     allow_dirty: bool,
@@ -103,7 +110,9 @@ def render_orchestrator(
     else:
         from hotmode.compose import swarm as stack
 
-        rendered = stack.render_files(config, swarm_edition, allow_dirty=allow_dirty)
+        rendered = stack.render_files(
+            config, swarm_edition, allow_dirty=allow_dirty, host_network=host_network
+        )
         leftovers = []
     if check:
         stale = stale_files(rendered) + leftovers
@@ -130,7 +139,9 @@ def render_orchestrator(
         )
 
 
-def orchestrator_report(config: Config, *, k8s: bool, edition: str | None) -> Report:
+def orchestrator_report(
+    config: Config, *, k8s: bool, edition: str | None, host_network: bool = False
+) -> Report:
     """`check --k8s | --swarm`: the prod rules on what the orchestrator is given."""
     from hotmode.audit.model import Stack
 
@@ -161,6 +172,128 @@ def orchestrator_report(config: Config, *, k8s: bool, edition: str | None) -> Re
         if not stacks:
             config.edition(edition or "")
         return Report(tuple(stacks), tuple(findings))
-    from hotmode.compose import swarm as stack
+    import re
 
-    return stack.audit_report(config, edition)
+    from hotmode.compose import stack, swarm, swarm_audit
+
+    path = config.deployment / swarm.STACK_FILE
+    header = path.read_text(encoding="utf-8")[:1000] if path.is_file() else ""
+    # Compared with what the same render would give now: its edition and networking.
+    rendered_for = re.search(r"^# Swarm stack for prod (\S+)", header, re.MULTILINE)
+    found = (
+        stack.stale(
+            config,
+            edition or (rendered_for.group(1) if rendered_for else None),
+            "--host-network" in header,
+        )
+        if header
+        else []
+    )
+    return swarm_audit.audit_report(config, found)
+
+
+@click.command()
+@config_option
+@click.option("--swarm", is_flag=True, help="Deploy to the Docker Swarm the engine manages.")
+@click.option("--edition", default=None, metavar="NAME", help="The edition (default: declared).")
+@click.option("--stack", "stack_name", default=None, metavar="NAME", help="The stack's name.")
+@click.option("--host-network", is_flag=True, help="Host networking, no ingress (one host, tests).")
+@click.option("--allow-dirty", is_flag=True, help="Deploy an uncommitted tree (marked -dirty).")
+@click.option("--force", is_flag=True, help="Overwrite a hand-edited stack file.")
+def deploy(
+    config_path: Path | None,
+    swarm: bool,
+    edition: str | None,
+    stack_name: str | None,
+    host_network: bool,
+    allow_dirty: bool,
+    force: bool,
+) -> None:
+    """Build, render and deploy prod to Docker Swarm; exit 0 only when the new revision serves.
+
+    `docker stack deploy` exits 0 even after Swarm rolled the update back: hotmode reads the
+    service's update state and the revision its running task serves instead (exit 1 on a
+    rollback, with the task's reason).
+    """
+    from hotmode.compose import stack
+
+    if not swarm:
+        raise UsageError("deploy needs an engine: --swarm (Kubernetes: `hotmode render --k8s`)")
+    config = load(config_path)
+    name = stack_name or config.name
+    click.echo(f"deploying {config.name} to Swarm stack {name} ...", err=True)
+    done = stack.deploy(
+        config, edition, name, host_network=host_network, allow_dirty=allow_dirty, force=force
+    )
+    if done.reason:
+        raise AuditFailed(
+            f"rolled back: {done.reason} ({done.service} serves {done.running_revision})"
+        )
+    if not done.serves_new:
+        raise AuditFailed(
+            f"{done.service} serves {done.running_revision or 'nothing'}, not {done.revision} "
+            f"(update state {done.state}); see `hotmode status --swarm`"
+        )
+    click.echo(f"deployed: {done.service} serves {done.revision} (update {done.state})")
+
+
+def swarm_status(config: Config, stack_name: str | None) -> None:
+    """`status --swarm`: the service's tasks, their state and health, revision, update state."""
+    from hotmode.compose import docker, stack
+
+    name = stack.service_name(stack_name or config.name, config)
+    service = docker.docker("service", "inspect", name, check=False)
+    if service.returncode != 0:
+        raise StateError(f"no Swarm service {name}; deploy with `hotmode deploy --swarm`")
+    update = (json.loads(service.stdout)[0].get("UpdateStatus") or {}).get("State", "none")
+    click.echo(f"{name}: update {update}, serving {stack.running_revision(name) or 'nothing'}")
+    for task in stack.tasks(name):
+        status = task["Status"]
+        container = (status.get("ContainerStatus") or {}).get("ContainerID")
+        health = "-"
+        if container and status["State"] == "running":
+            inspected = docker.docker("inspect", container, check=False)
+            if inspected.returncode == 0:
+                state = json.loads(inspected.stdout)[0]["State"]
+                health = (state.get("Health") or {}).get("Status", "none")
+        revision = stack.task_revision(task) or "?"
+        error = f"  {status['Err']}" if status.get("Err") else ""
+        click.echo(
+            f"  {task['ID'][:12]}  {status['State']:<9} desired {task['DesiredState']:<9} "
+            f"health {health:<9} {revision[:12]}{error}"
+        )
+
+
+def swarm_verify(config: Config, stack_name: str | None) -> None:
+    """`verify --swarm`: the running tasks are HEAD, read from the service and task specs."""
+    from hotmode.compose import docker, stack
+    from hotmode.compose.verify import _served_files, file_problems
+
+    name = stack.service_name(stack_name or config.name, config)
+    running = [t for t in stack.tasks(name) if t["Status"]["State"] == "running"]
+    if not running:
+        raise AuditFailed(f"no running task of {name}; deploy with `hotmode deploy --swarm`")
+    head = source.revision(config.source)
+    digest = source.source_digest(config.source)
+    committed = source.committed_blobs(config.source)
+    problems = []
+    for task in running:
+        spec = task["Spec"]["ContainerSpec"]
+        image = str(spec["Image"]).split("@")[0]
+        labels = json.loads(docker.docker("image", "inspect", image).stdout)[0]["Config"]
+        found = stack.task_problems(spec, labels.get("Labels") or {}, head, digest)
+        container = (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
+        served = _served_files(container) if container else None
+        if served is None:
+            found.append("could not read the code inside the task to compare it")
+        elif committed is not None:
+            found += file_problems(served, committed)
+        problems += [f"task {task['ID'][:12]}: {p}" for p in found]
+    if problems:
+        for problem in problems:
+            click.echo(f"- {problem}")
+        raise AuditFailed(f"{name} is not the commit: {len(problems)} problem(s) above")
+    click.echo(
+        f"verified: {name} ({len(running)} task(s)) serves {head}, read-only, non-root, "
+        "no reload, tmpfs /tmp"
+    )

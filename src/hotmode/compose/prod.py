@@ -1,12 +1,12 @@
 """The prod mode's merged configuration, per edition: what the Swarm and Kubernetes renderers read.
 
-Compose merges and validates the prod file set of an edition (the site's local overlay left
-out: it is one host's, not the deployment's). Two environments: `declared` ignores the shell and
-the deployment `.env`, so that manifests depend on the declaration alone; `site` resolves
-variables from the deployment `.env` and the shell, as `docker compose` would, because
-`docker stack deploy` reads no `.env`. Env files stay references: Compose 2.40 prints neither
-the `env_file:` key nor (with `--no-env-resolution`, YAML output) their values, so the
-references are read from the files themselves, `!override` and `!reset` honoured.
+Compose merges and validates the prod file set of an edition. Two environments: the default
+ignores the shell, the deployment `.env` and the site's local overlay, so that manifests depend
+on the declaration alone; `site` resolves variables from the deployment `.env` and the shell
+and adds the local overlay, as `docker compose` would, because `docker stack deploy` reads no
+`.env`. Env files stay references: Compose 2.40 prints neither the `env_file:` key nor (with
+`--no-env-resolution`, YAML output) their values, so the references are read from the files
+themselves, `!override` and `!reset` honoured.
 """
 
 from __future__ import annotations
@@ -71,6 +71,10 @@ def merge(
 ) -> ProdConfig:
     """Merge an edition's prod files with Compose; `site` resolves the deployment `.env` too."""
     files = [*prod_files(config, edition), *extra_files]
+    local = config.deployment / layout.LOCAL
+    if site and local.is_file():
+        # The site's own overlay (e.g. host networking on a single host) is the site's to keep.
+        files.append(local)
     for path in files:
         if not path.is_file():
             raise ComposeError(f"{path} does not exist; run `hotmode render` first")
