@@ -179,7 +179,7 @@ def orchestrator_report(
     path = config.deployment / swarm.STACK_FILE
     header = path.read_text(encoding="utf-8")[:1000] if path.is_file() else ""
     # Compared with what the same render would give now: its edition and networking.
-    rendered_for = re.search(r"^# Swarm stack for prod (\S+)", header, re.MULTILINE)
+    rendered_for = re.search(r"^# Swarm stack for prod ([\w.-]+)", header, re.MULTILINE)
     found = (
         stack.stale(
             config,
@@ -226,9 +226,8 @@ def deploy(
         config, edition, name, host_network=host_network, allow_dirty=allow_dirty, force=force
     )
     if done.reason:
-        raise AuditFailed(
-            f"rolled back: {done.reason} ({done.service} serves {done.running_revision})"
-        )
+        serving = done.running_revision or "nothing"
+        raise AuditFailed(f"rolled back: {done.reason}; {done.service} serves {serving}")
     if not done.serves_new:
         raise AuditFailed(
             f"{done.service} serves {done.running_revision or 'nothing'}, not {done.revision} "

@@ -9,6 +9,7 @@ returns a `Deployed` that says which; `tasks` and `problems` serve `status` and 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from hotmode.compose.engine import find_compose
 from hotmode.compose.render import stale_files, write_files
 from hotmode.compose.swarm import STACK_FILE, build_environment, render_files
 from hotmode.config import Config
-from hotmode.errors import AuditFailed, StateError
+from hotmode.errors import AuditFailed, ComposeError, StateError
 from hotmode.modes import Selection
 
 DEPLOY_TIMEOUT = 900
@@ -47,35 +48,37 @@ def service_name(stack: str, config: Config) -> str:
 
 
 def build(config: Config, edition: str, env: Mapping[str, str]) -> list[str]:
-    """Build every service with `build:` as `<name>:<revision>`; the tags built."""
+    """Build every service with `build:` as `<name>:<revision>` with Compose; the tags built.
+
+    Compose builds (not `docker build`, whose legacy builder writes its temporary Dockerfile's
+    name into the served `.dockerignore`), tagged through a throw-away overlay so that the
+    `:prod` tag a Compose prod on the same engine runs is left alone.
+    """
     selection = Selection("prod", edition, "deploy", "deploy")
     files = layout.compose_files(config, selection)
-    merged = find_compose().run(
-        files, layout.project_name(config, selection), "config", "--format", "json", env=env
-    )
+    project = layout.project_name(config, selection)
+    compose = find_compose()
+    merged = compose.run(files, project, "config", "--format", "json", env=env)
     services = json.loads(merged.stdout).get("services") or {}
-    tags = []
+    tags = {}
     for name, service in sorted(services.items()):
-        spec = service.get("build")
-        if not spec:
-            continue
-        image = str(service.get("image") or name)
-        repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
-        tag = f"{repository}:{env['HOTMODE_REVISION']}"
-        argv = ["build", "--tag", tag, "--file", str(Path(spec["context"]) / spec["dockerfile"])]
-        if spec.get("target"):
-            argv += ["--target", spec["target"]]
-        if spec.get("network"):
-            argv += ["--network", spec["network"]]
-        for key, value in sorted((spec.get("args") or {}).items()):
-            argv += ["--build-arg", f"{key}={value}"]
-        argv.append(spec["context"])
+        if service.get("build"):
+            image = str(service.get("image") or name)
+            repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+            tags[name] = f"{repository}:{env['HOTMODE_REVISION']}"
+    if not tags:
+        return []
+    overlay = {"services": {name: {"image": tag} for name, tag in tags.items()}}
+    with tempfile.TemporaryDirectory(prefix="hotmode-swarm-") as folder:
+        path = Path(folder) / "compose.tags.yml"
+        path.write_text(json.dumps(overlay), encoding="utf-8")
         try:
-            docker.docker(*argv, timeout=DEPLOY_TIMEOUT)
-        except StateError as exc:
-            raise StateError(f"building {name} for Swarm failed: {exc}") from exc
-        tags.append(tag)
-    return tags
+            compose.run(
+                [*files, path], project, "build", *sorted(tags), env=env, timeout=DEPLOY_TIMEOUT
+            )
+        except ComposeError as exc:
+            raise StateError(f"building for Swarm failed: {exc}") from exc
+    return sorted(tags.values())
 
 
 def _inspect_service(name: str) -> dict[str, Any] | None:
@@ -112,13 +115,20 @@ def running_revision(name: str) -> str | None:
 
 
 def _failure(name: str) -> str:
+    """Why the newest failed task failed: Swarm's error and the last line its process wrote."""
     for task in tasks(name):
         status = task.get("Status") or {}
-        if status.get("Err") or (status.get("State") in ("failed", "rejected")):
-            message = status.get("Err") or status.get("Message") or status.get("State")
-            exit_code = (status.get("ContainerStatus") or {}).get("ExitCode")
-            suffix = f" (exit {exit_code})" if exit_code else ""
-            return f"{message}{suffix}"
+        if not (status.get("Err") or status.get("State") in ("failed", "rejected")):
+            continue
+        message = str(status.get("Err") or status.get("Message") or status.get("State"))
+        container = (status.get("ContainerStatus") or {}).get("ContainerID")
+        if container:
+            logs = docker.docker("logs", "--tail", "20", container, check=False)
+            # A crash's traceback ends on stderr; its last line names the exception.
+            text = logs.stderr.strip() or logs.stdout.strip()
+            if text:
+                message += f": {text.splitlines()[-1].strip()[:160]}"
+        return message
     return ""
 
 

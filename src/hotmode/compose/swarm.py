@@ -191,6 +191,10 @@ def service_document(
         notes.append(f"{name}: {NO_NEW_PRIVILEGES}")
     if service.get("network_mode") not in (None, "host"):
         raise UsageError(f"{_where(name, 'network_mode')}: Swarm has no network_mode")
+    if service.get("network_mode") == "host":
+        # `network_mode: host` is ignored by stack deploy; the host network is joined by name.
+        host_network = True
+        notes.append(f"{name}: network_mode: host is the external network `host`")
     out: dict[str, Any] = {"image": _image(name, service, revision)}
     for key in _KEPT:
         if key in service and service[key] not in (None, [], {}):
@@ -265,7 +269,7 @@ def stack_document(
             str(k): {key: v[key] for key in ("file", "external", "name") if key in v}
             for k, v in secrets.items()
         }
-    if host_network:
+    if any("hostnet" in (s.get("networks") or []) for s in services.values()):
         document["networks"] = {"hostnet": {"external": True, "name": "host"}}
     return Stack(document, notes)
 
