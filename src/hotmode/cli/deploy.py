@@ -265,7 +265,7 @@ def swarm_status(config: Config, stack_name: str | None) -> None:
 
 def swarm_verify(config: Config, stack_name: str | None) -> None:
     """`verify --swarm`: the running tasks are HEAD, read from the service and task specs."""
-    from hotmode.compose import docker, stack
+    from hotmode.compose import stack
     from hotmode.compose.verify import _served_files, file_problems
 
     name = stack.service_name(stack_name or config.name, config)
@@ -278,9 +278,7 @@ def swarm_verify(config: Config, stack_name: str | None) -> None:
     problems = []
     for task in running:
         spec = task["Spec"]["ContainerSpec"]
-        image = str(spec["Image"]).split("@")[0]
-        labels = json.loads(docker.docker("image", "inspect", image).stdout)[0]["Config"]
-        found = stack.task_problems(spec, labels.get("Labels") or {}, head, digest)
+        found = stack.task_problems(spec, stack.image_labels(task), head, digest)
         container = (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
         served = _served_files(container) if container else None
         if served is None:

@@ -98,14 +98,19 @@ def tasks(name: str) -> list[dict[str, Any]]:
     return sorted(found, key=lambda t: str(t.get("UpdatedAt")), reverse=True)
 
 
-def task_revision(task: Mapping[str, Any]) -> str | None:
-    """The revision label of the image a task runs."""
+def image_labels(task: Mapping[str, Any]) -> dict[str, str]:
+    """The labels of the image a task runs (none if the image is gone)."""
     image = str(task["Spec"]["ContainerSpec"]["Image"]).split("@")[0]
     result = docker.docker("image", "inspect", image, check=False)
     if result.returncode != 0:
-        return None
-    labels = json.loads(result.stdout)[0]["Config"].get("Labels") or {}
-    return labels.get(REVISION_LABEL)
+        return {}
+    labels: dict[str, str] = json.loads(result.stdout)[0]["Config"].get("Labels") or {}
+    return labels
+
+
+def task_revision(task: Mapping[str, Any]) -> str | None:
+    """The revision label of the image a task runs."""
+    return image_labels(task).get(REVISION_LABEL)
 
 
 def running_revision(name: str) -> str | None:
@@ -176,15 +181,6 @@ def deploy(
 def stale(config: Config, edition: str | None, host_network: bool) -> list[Path]:
     """The stack file, if it is not what would be rendered now."""
     return stale_files(render_files(config, edition, allow_dirty=True, host_network=host_network))
-
-
-def digest_of(task: Mapping[str, Any]) -> str | None:
-    image = str(task["Spec"]["ContainerSpec"]["Image"]).split("@")[0]
-    result = docker.docker("image", "inspect", image, check=False)
-    if result.returncode != 0:
-        return None
-    labels = json.loads(result.stdout)[0]["Config"].get("Labels") or {}
-    return labels.get(DIGEST_LABEL)
 
 
 _RELOADERS = ("--reload", "watchfiles", "hupper", "watchgod")
