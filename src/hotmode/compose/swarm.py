@@ -28,7 +28,6 @@ from hotmode.errors import UsageError
 
 STACK_FILE = "docker-stack.yml"
 REVISION_LABEL = "org.opencontainers.image.revision"
-DIGEST_LABEL = "hotmode.source-digest"
 NO_NEW_PRIVILEGES = (
     "no-new-privileges has no per-service form on Swarm: set it for the whole engine, "
     '"no-new-privileges": true in /etc/docker/daemon.json (dockerd --no-new-privileges) on '
