@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,7 +115,9 @@ def _standalone(path: Path, service: str | None) -> bool:
                for s in candidates)  # fmt: skip
 
 
-def mode_sets(files: OldFiles, default_edition: str) -> list[tuple[str, str, tuple[Path, ...]]]:
+def mode_sets(
+    files: OldFiles, default_edition: str, broken: Collection[Path] = ()
+) -> list[tuple[str, str, tuple[Path, ...]]]:
     """The file set of every mode x edition the files make, as the team would pass with -f."""
     sets: list[tuple[str, str, tuple[Path, ...]]] = []
     base = (files.base,) if files.base else ()
@@ -125,7 +127,7 @@ def mode_sets(files: OldFiles, default_edition: str) -> list[tuple[str, str, tup
         if base and (edition == default_edition or overlay):
             sets.append(("prod", edition, base + overlay))
     if files.dev is not None:
-        alone = _standalone(files.dev, None) or not base
+        alone = not base or (files.dev not in broken and _standalone(files.dev, None))
         sets.append(("dev", default_edition, (files.dev,) if alone else (*base, files.dev)))
     for edition, path in sorted(files.dev_editions.items()):
         overlay = (files.editions[edition],) if edition in files.editions else ()
@@ -310,10 +312,14 @@ class Adoption:
     notes: list[str] = field(default_factory=list)
 
 
-def _edition_variable(files: OldFiles, base: Mapping[str, Any], app: str) -> tuple[str, str]:
+def _edition_variable(
+    files: OldFiles, base: Mapping[str, Any], app: str, broken: Collection[Path]
+) -> tuple[str, str]:
     """The variable that carries the edition, and the default edition's name."""
     base_env = ((base.get("services") or {}).get(app) or {}).get("environment") or {}
     for edition, path in [*files.editions.items(), *files.dev_editions.items()]:
+        if path in broken:
+            continue
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         env = ((document.get("services") or {}).get(app) or {}).get("environment") or {}
         pairs = env.items() if isinstance(env, dict) else (e.split("=", 1) for e in env)
@@ -358,12 +364,12 @@ def adopt(root: Path, folder: Path, compose: Compose) -> Adoption:
             "server; write hotmode.toml by hand"
         )
     variable, default = (
-        _edition_variable(files, seed.merged, app)
+        _edition_variable(files, seed.merged, app, broken)
         if files.editions or files.dev_editions
         else ("APP_EDITION", "")
     )
     modes = [merge(compose, m, e or "default", s, broken)
-             for m, e, s in mode_sets(files, default)]  # fmt: skip
+             for m, e, s in mode_sets(files, default, broken)]  # fmt: skip
     for mode in modes:
         if mode.problem and not any(mode.problem in item for item in left_out):
             left_out.append(f"left out {mode.label}: {mode.problem}")
@@ -404,9 +410,11 @@ def adopt(root: Path, folder: Path, compose: Compose) -> Adoption:
         for edition in sorted(set(files.editions) | set(files.dev_editions)):
             overlay = by_label.get(("prod", edition)) or by_label.get(("dev", edition))
             spec: dict[str, Any] = {}
+            if overlay is None:
+                continue  # its files were left out, and are named
             env = {k: v for k, v in _env(overlay, app).items()
-                   if k != variable and base_env.get(k, v) != v}  # fmt: skip
-            if env and overlay is not None and overlay.mode == "prod":
+                   if k != variable and (k not in base_env or base_env[k] != v)}  # fmt: skip
+            if env and overlay.mode == "prod":
                 spec["env"] = env
             if (folder / f".env.prod.{edition}").is_file() or edition == "saas":
                 spec["env_file"] = f".env.prod.{edition}"
