@@ -363,6 +363,8 @@ GITIGNORE = """\
 .env.*
 !.env.example
 docker-compose.local.yml
+# `render --swarm` resolves .env into it: a site file, like .env.
+docker-stack.yml
 """
 
 
