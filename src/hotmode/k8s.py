@@ -179,11 +179,16 @@ def _split_environment(
     plain: dict[str, str] = {}
     secret: list[str] = []
     for key, value in sorted((service.get("environment") or {}).items()):
-        if SECRET_NAME.search(key):
+        if is_credential(key):
             secret.append(key)
         elif value is not None:
             plain[key] = str(value)
     return plain, secret
+
+
+def is_credential(name: str) -> bool:
+    """A variable whose value is a credential; `*_FILE` names a file (Docker's convention)."""
+    return bool(SECRET_NAME.search(name)) and not name.upper().endswith("_FILE")
 
 
 def env_file_secret(project: str, reference: EnvFile) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hotmode.audit.model import Finding, Location, Severity
-from hotmode.audit.prod import SECRET_NAME
+from hotmode.k8s import is_credential
 
 _RELOADERS = ("--reload", "watchfiles", "hupper", "watchgod")
 _DEBUG = {"debug", "trace"}
@@ -104,7 +104,7 @@ def _pod_hits(workload: Mapping[str, Any]) -> Iterator[Hit]:
             if not resources.get(kind):
                 yield "HM-K06", f"container {name} has no resource {kind}"
         for variable in container.get("env") or []:
-            if "value" in variable and SECRET_NAME.search(variable.get("name", "")):
+            if "value" in variable and is_credential(variable.get("name", "")):
                 yield "HM-K07", f"container {name} sets {variable['name']} to a literal value"
     strategy = workload["spec"].get("strategy")
     if workload["kind"] == "Deployment":
@@ -121,7 +121,7 @@ def _document_hits(document: Mapping[str, Any]) -> Iterator[Hit]:
         yield from _pod_hits(document)
     if kind == "ConfigMap":
         for key, value in (document.get("data") or {}).items():
-            if SECRET_NAME.search(key):
+            if is_credential(key):
                 yield "HM-K07", f"ConfigMap {document['metadata']['name']} holds {key}"
             if key.upper() == "DEBUG" and str(value).lower() in ("1", "true", "yes", "on"):
                 yield "HM-K09", f"{key}={value} in ConfigMap {document['metadata']['name']}"

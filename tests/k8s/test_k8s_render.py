@@ -166,7 +166,11 @@ def _app(**changes: Any) -> dict[str, Any]:
         "read_only": True,
         "tmpfs": ["/tmp"],
         "command": ["uvicorn", "shop:app"],
-        "environment": {"PORT": "8000", "SHOP_API_KEY": "not-in-the-manifest"},
+        "environment": {
+            "PORT": "8000",
+            "SHOP_API_KEY": "not-in-the-manifest",
+            "DATABASE_PASSWORD_FILE": "/run/secrets/db",
+        },
         "ports": [{"target": 8000, "published": "8000"}],
         "healthcheck": {"test": ["CMD-SHELL", "true"], "interval": "1m30s", "retries": 2},
     }
@@ -191,6 +195,8 @@ def test_credentials_are_secret_references_never_values() -> None:
         }
     ]
     assert {"secretRef": {"name": "shop-env-prod"}} in container["envFrom"]
+    # A `*_FILE` variable names where the secret is, not the secret: it stays in the ConfigMap.
+    assert objects[1]["data"]["DATABASE_PASSWORD_FILE"] == "/run/secrets/db"  # noqa: S105 - a path
     assert container["readinessProbe"]["periodSeconds"] == 90
     assert container["readinessProbe"]["exec"]["command"] == ["/bin/sh", "-c", "true"]
     for document in objects:

@@ -83,6 +83,11 @@ def test_ingress_publishes_on_every_interface_so_one_address_is_refused() -> Non
     assert "networks" not in document
 
 
+def test_extension_keys_are_left_out() -> None:
+    document, _ = _stack(_service(**{"x-hotmode-waivers": {"CL-0019": "why"}}))
+    assert "x-hotmode-waivers" not in document["services"]["web"]
+
+
 def test_network_mode_host_becomes_the_host_network() -> None:
     document, notes = _stack(_service(network_mode="host"), host=False)
     assert document["services"]["web"]["networks"] == ["hostnet"]

@@ -178,7 +178,8 @@ def service_document(
 ) -> dict[str, Any]:
     """One service of the stack file; refuses (by key) what Swarm cannot carry."""
     for key in service:
-        if key not in _KEPT and key not in _HANDLED:
+        # `x-` keys are annotations for tools (hotmode's waivers): not the engine's to run.
+        if key not in _KEPT and key not in _HANDLED and not str(key).startswith("x-"):
             raise UsageError(
                 f"{_where(name, key)}: Swarm ignores this key and hotmode has no translation; "
                 "remove it from the prod configuration"
