@@ -6,6 +6,8 @@ rules one by one, the task-spec checks of `verify --swarm`, and the command on t
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +85,9 @@ def test_ingress_publishes_on_every_interface_so_one_address_is_refused() -> Non
     assert "networks" not in document
 
 
-def test_extension_keys_are_left_out() -> None:
+def test_extension_keys_are_kept_for_check() -> None:
     document, _ = _stack(_service(**{"x-hotmode-waivers": {"CL-0019": "why"}}))
-    assert "x-hotmode-waivers" not in document["services"]["web"]
+    assert document["services"]["web"]["x-hotmode-waivers"] == {"CL-0019": "why"}
 
 
 def test_network_mode_host_becomes_the_host_network() -> None:
@@ -221,6 +223,14 @@ def test_render_swarm_resolves_the_deployment_env(gateway: Path, run_cli: RunCli
     assert code == 2 and "services.backend.ports.0 binds 127.0.0.1" in err
     code, _, err = run_cli("render", "--swarm", "--host-network", cwd=gateway)
     assert code == 0, err
+    if shutil.which("docker"):
+        # Docker's own loader (client side, no engine) takes the file as it is.
+        loaded = subprocess.run(
+            ["docker", "stack", "config", "--compose-file", str(path)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert loaded.returncode == 0, loaded.stderr
+        assert "type: tmpfs" in loaded.stdout
     code, out, _ = run_cli("check", "--swarm", cwd=gateway)
     assert code == 0, out
     assert "HM-S01" in out

@@ -178,7 +178,7 @@ def service_document(
 ) -> dict[str, Any]:
     """One service of the stack file; refuses (by key) what Swarm cannot carry."""
     for key in service:
-        # `x-` keys are annotations for tools (hotmode's waivers): not the engine's to run.
+        # `x-` keys are annotations for tools (hotmode's waivers), kept for `check --swarm`.
         if key not in _KEPT and key not in _HANDLED and not str(key).startswith("x-"):
             raise UsageError(
                 f"{_where(name, key)}: Swarm ignores this key and hotmode has no translation; "
@@ -196,7 +196,7 @@ def service_document(
         host_network = True
         notes.append(f"{name}: network_mode: host is the external network `host`")
     out: dict[str, Any] = {"image": _image(name, service, revision)}
-    for key in _KEPT:
+    for key in [*_KEPT, *sorted(k for k in service if str(k).startswith("x-"))]:
         if key in service and service[key] not in (None, [], {}):
             out[key] = service[key]
     if env_files:

@@ -104,13 +104,16 @@ def stack_findings(path: Path, label: str) -> list[Finding]:
 
 def audit_report(config: Config, stale: list[Path]) -> Report:
     """`check --swarm`: the stack file's prod rules, compose-lint's, and the Swarm rules."""
-    from hotmode.audit.checker import check, file_stack
+    from hotmode.audit.checker import check
+    from hotmode.audit.model import Stack
 
     path = config.deployment / STACK_FILE
     if not path.is_file():
         raise UsageError(f"{path} does not exist; run `hotmode render --swarm` first")
     label = f"swarm {STACK_FILE}"
-    compose = check([file_stack([path], "prod")])
+    # The app is the declared service: rules about source and reload are about it alone.
+    stack = Stack(label, "prod", (path,), source=config.source, apps=(config.service,))
+    compose = check([stack])
     document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     built = {
         name
