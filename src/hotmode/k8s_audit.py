@@ -137,9 +137,18 @@ def audit(
         ((r, m), where) for d in documents for r, m in _document_hits(d)
     ]
     hits += [(("HM-K10", f"{path.name} is stale or edited by hand"), path) for path in stale]
+    return findings_of(RULES, label, [(rule, message, path) for (rule, message), path in hits])
+
+
+def findings_of(
+    rules: Mapping[str, tuple[Severity, str, str]],
+    label: str,
+    hits: Sequence[tuple[str, str, Path]],
+) -> list[Finding]:
+    """Findings from (rule id, message, file) hits, with each rule's severity, title and fix."""
     findings = []
-    for (rule, message), path in hits:
-        severity, title, fix = RULES[rule]
+    for rule, message, path in hits:
+        severity, title, fix = rules[rule]
         findings.append(
             Finding(rule, severity, label, None, message, fix, Location(path), title=title)
         )

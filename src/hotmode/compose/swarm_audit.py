@@ -18,10 +18,11 @@ from typing import Any
 
 import yaml
 
-from hotmode.audit.model import Finding, Location, Report, Severity
+from hotmode.audit.model import Finding, Report, Severity
 from hotmode.compose.swarm import NO_NEW_PRIVILEGES, REVISION_LABEL, STACK_FILE, monitor_seconds
 from hotmode.config import Config
 from hotmode.errors import UsageError
+from hotmode.k8s_audit import findings_of
 
 _IGNORED = ("build", "container_name", "restart", "network_mode", "security_opt", "depends_on")
 _VARIABLE = re.compile(r"\$\{?[A-Za-z_]")
@@ -93,13 +94,7 @@ def stack_findings(path: Path, label: str) -> list[Finding]:
     hits = list(_variables(text))
     for name, service in (document.get("services") or {}).items():
         hits += _service_hits(str(name), service or {})
-    findings = []
-    for rule, message in hits:
-        severity, title, fix = RULES[rule]
-        findings.append(
-            Finding(rule, severity, label, None, message, fix, Location(path), title=title)
-        )
-    return findings
+    return findings_of(RULES, label, [(rule, message, path) for rule, message in hits])
 
 
 def audit_report(config: Config, stale: list[Path]) -> Report:
@@ -128,10 +123,8 @@ def audit_report(config: Config, stale: list[Path]) -> Report:
             finding = dataclasses.replace(finding, suppressed="built by hotmode, tagged <commit>")
         findings.append(dataclasses.replace(finding, stack=label))
     findings += stack_findings(path, label)
-    findings += [
-        Finding("HM-S07", *RULES["HM-S07"][:1], label, None, f"{p.name} is stale or edited by hand",
-                RULES["HM-S07"][2], Location(p), title=RULES["HM-S07"][1])
-        for p in stale
-    ]  # fmt: skip
+    findings += findings_of(
+        RULES, label, [("HM-S07", f"{p.name} is stale or edited by hand", p) for p in stale]
+    )
     stacks = tuple(dataclasses.replace(s, label=label) for s in compose.stacks)
     return Report(stacks, tuple(findings))
