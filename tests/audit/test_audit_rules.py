@@ -37,6 +37,8 @@ PROD_FAILING: list[tuple[str, dict[str, Any], dict[str, str | None]]] = [
     ("HM-A04", {"logging": None}, {}),
     ("HM-A04", {"logging": {"driver": "json-file"}}, {}),
     ("CL-0005", {"ports": ["8000:8000"]}, {}),
+    ("HM-A05", {"env_file": [".env.missing"]}, {}),
+    ("HM-A05", {"environment": {"TOKEN_FILE": "${HOTMODE_TEST_UNSET:?set it}"}}, {}),
 ]
 
 # rule, what keeps the base file passing it although it differs from GOOD_PROD.
@@ -77,6 +79,7 @@ PROD_PASSING: list[tuple[str, dict[str, Any], dict[str, str | None]]] = [
     ),
     ("HM-A04", {"logging": {"driver": "local"}}, {}),
     ("CL-0005", {"ports": ["127.0.0.1:8000:8000"]}, {}),
+    ("HM-A05", {"env_file": [{"path": ".env.missing", "required": False}]}, {}),
 ]
 
 
