@@ -44,6 +44,8 @@ PROD_FAILING: list[tuple[str, dict[str, Any], dict[str, str | None]]] = [
 # rule, what keeps the base file passing it although it differs from GOOD_PROD.
 PROD_PASSING: list[tuple[str, dict[str, Any], dict[str, str | None]]] = [
     ("HM-P01", {"volumes": ["./.env:/app/.env:ro", "./data:/data"]}, {}),
+    # Configuration inside the source folder, mounted read-only outside the code: not code.
+    ("HM-P01", {"volumes": ["../app/configuration:/etc/app/config:ro"]}, {}),
     ("HM-P02", {"command": "uvicorn main:app --port 8000"}, {}),
     (
         "HM-P03",
@@ -241,3 +243,20 @@ def test_mode_rules_are_about_the_app_and_every_mode_rules_about_all(project: Pr
     assert "HM-P05" not in about_db and "HM-P04" not in about_db
     assert {"HM-A03", "HM-A04", "CL-0007"} <= about_db
     assert {f.rule_id for f in counted(report) if f.service == "web"} == set()
+
+
+def test_a_writable_root_without_tmp_is_one_finding(project: Project) -> None:
+    (finding,) = only(project.check("prod", project.prod(read_only=None, tmpfs=None)), "HM-P04")
+    assert "no tmpfs for /tmp" in finding.message
+
+
+def test_restart_and_log_rotation_are_not_asked_of_jobs_nor_in_dev(project: Project) -> None:
+    job = "services:\n  migrate:\n    image: app:prod\n    command: alembic upgrade head\n"
+    base = project.prod(restart=None, logging=None)
+    prod = project.check("prod", base, project.write("job.yml", job))
+    assert {(f.rule_id, f.service) for f in counted(prod) if f.rule_id in {"HM-A03", "HM-A04"}} == {
+        ("HM-A03", "web"),
+        ("HM-A04", "web"),
+    }
+    dev = project.check("dev", base, project.write("dev.yml", _dev()))
+    assert {"HM-A03", "HM-A04"}.isdisjoint(rule_ids(dev))

@@ -60,7 +60,7 @@ def healthcheck_tool(context: Context, name: str, service: dict[str, Any]) -> It
     tools = set(_TOOLS.findall(text))
     if not tools:
         return
-    build = service.get("build")
+    build = context.build(service)
     dockerfile = context.dockerfile(name, service)
     image = service.get("image")
     installed = ""

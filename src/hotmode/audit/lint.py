@@ -139,7 +139,7 @@ def _adjust(context: Context, raw: Any, paths: list[tuple[Segment, ...]]) -> Fin
     message = _one_line(raw.message)
     suppressed = f"{raw.suppression_reason or 'suppressed'}" if raw.suppressed else None
     config = value_at(context.merged, ("services", service)) or {}
-    if raw.rule_id in _PIN_RULES and "build" in config:
+    if raw.rule_id in _PIN_RULES and isinstance(config, dict) and context.build(config):
         suppressed = BUILT_LOCALLY
     role = context.roles.get(service)
     for registered in load_rules().values():

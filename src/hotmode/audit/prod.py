@@ -150,9 +150,9 @@ def not_root(context: Context, name: str, service: dict[str, Any]) -> Iterator[H
         if str(user).split(":")[0].strip() in _ROOT:
             yield Hit(f"user: {user} runs the process as root", path)
         return
-    build = service.get("build")
+    build = context.build(service)
     dockerfile = context.dockerfile(name, service)
-    if dockerfile is not None and isinstance(build, dict):
+    if dockerfile is not None and build is not None:
         image_user = dockerfile.user(build.get("target"))
         if image_user and image_user.split(":")[0] not in _ROOT:
             return

@@ -91,22 +91,41 @@ def _companion(image: str | None) -> bool:
     return name in COMPANIONS or name.startswith(prefixes) or "/mssql/" in image
 
 
-def service_command(service: Mapping[str, Any]) -> list[str]:
+def build_of(
+    service: Mapping[str, Any], services: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The `build:` that makes a service's image: its own, or that of another service of the
+    project built into the same `image:` tag (a worker that reuses the web image)."""
+    build = service.get("build")
+    if isinstance(build, dict):
+        return build
+    image = service.get("image")
+    for other in (services or {}).values():
+        if isinstance(other, Mapping) and image and other.get("image") == image:
+            found = other.get("build")
+            if isinstance(found, dict):
+                return found
+    return None
+
+
+def service_command(
+    service: Mapping[str, Any], services: Mapping[str, Any] | None = None
+) -> list[str]:
     """What a service runs: its `entrypoint` and `command`, else its Dockerfile's, as words."""
     argv = commands.command_words(service, "entrypoint") + commands.command_words(service)
     if argv:
         return argv
-    build = service.get("build")
-    if isinstance(build, dict):
+    build = build_of(service, services)
+    if build is not None:
         dockerfile = read_dockerfile(build)
         if dockerfile is not None:
             return commands.words(dockerfile.command(build.get("target")))
     return []
 
 
-def _base_image(service: Mapping[str, Any]) -> str | None:
-    build = service.get("build")
-    if not isinstance(build, dict):
+def _base_image(service: Mapping[str, Any], services: Mapping[str, Any]) -> str | None:
+    build = build_of(service, services)
+    if build is None:
         image = service.get("image")
         return image if isinstance(image, str) else None
     dockerfile = read_dockerfile(build)
@@ -134,14 +153,16 @@ def _restarts_never(service: Mapping[str, Any]) -> bool:
     return service.get("restart") == "no" or condition == "none"
 
 
-def judge(service: Mapping[str, Any]) -> Role:
-    """The role one service plays, from its own shape (no declaration)."""
+def judge(service: Mapping[str, Any], services: Mapping[str, Any] | None = None) -> Role:
+    """The role one service plays, from its own shape (no declaration); `services`, the
+    project's others, say which images the project builds."""
+    services = services or {}
     image = service.get("image") if isinstance(service.get("image"), str) else None
-    built = isinstance(service.get("build"), dict)
-    base = _base_image(service)
+    built = build_of(service, services) is not None
+    base = _base_image(service, services)
     if _companion(image if not built else base):
         return Role(Kind.COMPANION, f"{'built from ' if built else ''}{base or image}")
-    argv = service_command(service)
+    argv = service_command(service, services)
     found = commands.server(argv)
     if found:
         return Role(Kind.APP, f"runs {found}")
@@ -175,7 +196,7 @@ def classify(
         if name in declared:
             roles[str(name)] = Role(Kind.APP, "declared")
             continue
-        role = judge(service)
+        role = judge(service, services)
         if declared and role.is_app:
             role = Role(Kind.OTHER, f"{role.reason}, but the app is {', '.join(sorted(declared))}")
         roles[str(name)] = role

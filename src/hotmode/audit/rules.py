@@ -20,7 +20,7 @@ from hotmode.audit.build import Dockerfile, read_dockerfile, unread
 from hotmode.audit.commands import command_words, reloading
 from hotmode.audit.inputs import Prepared
 from hotmode.audit.model import Location, Rule, Severity, Stack
-from hotmode.audit.roles import CODE_TARGETS, Kind, Role, classify, service_command
+from hotmode.audit.roles import CODE_TARGETS, Kind, Role, build_of, classify, service_command
 from hotmode.audit.sources import Segment, SourceSet
 
 ALL_KINDS = frozenset(Kind)
@@ -56,16 +56,20 @@ class Context:
             if isinstance(service, dict) and role is not None and role.kind in kinds:
                 yield str(name), service
 
+    def build(self, service: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The build that makes the service's image (see `roles.build_of`)."""
+        return build_of(service, self.merged.get("services") or {})
+
     def dockerfile(self, name: str, service: Mapping[str, Any]) -> Dockerfile | None:
         if name not in self._dockerfiles:
-            build = service.get("build")
-            self._dockerfiles[name] = read_dockerfile(build) if isinstance(build, dict) else None
+            build = self.build(service)
+            self._dockerfiles[name] = read_dockerfile(build) if build is not None else None
         return self._dockerfiles[name]
 
     def command(self, name: str, service: Mapping[str, Any]) -> tuple[list[str], str] | None:
         """What a service runs and where that is said (`command`, or the Dockerfile); None if
         it comes from an image or a Dockerfile that is not here."""
-        argv = service_command(service)
+        argv = service_command(service, self.merged.get("services") or {})
         if command_words(service) or command_words(service, "entrypoint"):
             return argv, "command" if command_words(service) else "entrypoint"
         if self.dockerfile(name, service) is not None:
@@ -92,8 +96,8 @@ class Context:
     def missing(self, name: str, service: Mapping[str, Any]) -> str:
         """Why a service's image cannot be looked into: its Dockerfile, or its image, is not
         here."""
-        build = service.get("build")
-        if isinstance(build, dict):
+        build = self.build(service)
+        if build is not None:
             return unread(build)
         return f"it runs the image {service.get('image', '(none)')}, which is not inspected"
 
