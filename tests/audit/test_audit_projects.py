@@ -243,3 +243,23 @@ def test_a_v1_file_is_named_as_one(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert f"{path}: a Compose file in the v1 format" in err
     assert "move the services under `services:`" in err and len(err.splitlines()) == 1
+
+
+def test_files_pulled_in_by_extends_and_include_lose_their_env_files_too(tmp_path: Path) -> None:
+    (tmp_path / "common").mkdir()
+    common = tmp_path / "common" / "base.yml"
+    common.write_text(
+        "services:\n  base:\n    image: acme/api:1\n    env_file: ../.env.common\n"
+        "    command: gunicorn app:app\n    volumes:\n      - ./conf:/etc/api:ro\n"
+    )
+    extended = tmp_path / "docker-compose.yml"
+    extended.write_text(
+        "services:\n  web:\n    extends:\n      file: common/base.yml\n      service: base\n"
+    )
+    included = tmp_path / "included.yml"
+    included.write_text("include:\n  - common/base.yml\n")
+    for path, service in ((extended, "web"), (included, "base")):
+        report = checker.check([checker.file_stack([path], "prod")])
+        assert report.roles[f"prod {path.name}"][service].kind.value == "app"
+        (missing,) = [f for f in counted(report) if f.rule_id == A05]
+        assert missing.service == service and missing.location == Location(common, 4)

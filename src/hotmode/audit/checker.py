@@ -76,7 +76,7 @@ def merged_config(
             short = ", ".join(path.name for path in prepared.files)
             detail = str(exc).removeprefix(f"Compose rejected {short}: ")
             names = ", ".join(str(path) for path in stack.files)
-            detail = restore_paths(detail, prepared, sources)
+            detail = restore_paths(detail, prepared)
             raise ComposeError(f"Compose rejected {names}: {detail}") from None
         try:
             document = json.loads(result.stdout)
@@ -86,7 +86,7 @@ def merged_config(
             message = lines[-1] if lines else "no configuration printed"
             names = ", ".join(str(path) for path in stack.files)
             raise ComposeError(
-                f"Compose rejected {names}: {restore_paths(message, prepared, sources)}"
+                f"Compose rejected {names}: {restore_paths(message, prepared)}"
             ) from None
     if not isinstance(document, dict):
         raise ComposeError(f"Compose gave no configuration for {stack.label}")

@@ -4,25 +4,27 @@ A team's Compose files name env files that are git-ignored (`env_file: .env.dev`
 that only CI or production sets (`${SECRET_KEY:?set it}`). Compose's `config` opens every env
 file, even with `--no-env-resolution`, and copies its values into `environment`, and it stops at
 the first required variable that is unset. So `prepare` hands Compose a copy of the stack's
-files with every `env_file:` taken out, merged from the original folder (`--project-directory`,
-so every relative path means what it meant), with a placeholder supplied for each required
-variable that is not set. What it took out is kept: the env files each service names, where
-they are named, and, for those that exist, each value with the file and line that sets it, so
-that rules attribute them to the env file and never to the Compose file as a literal. A Compose
-file in the v1 format (services at the top level) is refused here, named as what it is.
+files with every `env_file:` taken out (`copies`), merged from the original folder
+(`--project-directory`, so every relative path means what it meant), with a placeholder supplied
+for each required variable that is not set. What it took out is kept: the env files each
+service names, where they are named, and, for those that exist, each value with the file and
+line that sets it, so that rules attribute them to the env file and never to the Compose file as
+a literal. A Compose file in the v1 format (services at the top level) is refused here, named as
+what it is.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from hotmode.audit.copies import Copier, services, walk
 from hotmode.audit.model import Location
-from hotmode.audit.sources import SourceFile, SourceSet, entries, find_key
+from hotmode.audit.sources import SourceFile, SourceSet, find_key
 from hotmode.compose.engine import compose_environment
 from hotmode.errors import ComposeError
 
@@ -77,26 +79,8 @@ class Prepared:
     env_files: Mapping[str, tuple[EnvFile, ...]]
     env_values: Mapping[str, Mapping[str, EnvValue]]
     unset: tuple[Unset, ...]
-
-
-def _walk(
-    node: yaml.Node, path: tuple[str, ...] = ()
-) -> Iterator[tuple[yaml.Node, tuple[str, ...]]]:
-    """Every node with the mapping keys above it; each shared (aliased) node once."""
-    seen: set[int] = set()
-    pending = [(node, path)]
-    while pending:
-        current, where = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current, where
-        if isinstance(current, yaml.MappingNode):
-            for key, value in current.value:
-                name = str(key.value) if isinstance(key, yaml.ScalarNode) else ""
-                pending.append((value, (*where, name)))
-        elif isinstance(current, yaml.SequenceNode):
-            pending += [(item, where) for item in current.value]
+    # Each copy, and the user's file it stands in for.
+    originals: Mapping[Path, Path]
 
 
 def refuse_v1(source: SourceFile) -> None:
@@ -116,17 +100,6 @@ def refuse_v1(source: SourceFile) -> None:
                     "no `services:` key), which Compose v2 does not read; move the services "
                     "under `services:`"
                 )
-
-
-def _service_nodes(root: yaml.Node | None) -> Iterator[tuple[str, yaml.MappingNode]]:
-    if not isinstance(root, yaml.MappingNode):
-        return
-    found = find_key(root, "services")
-    if found is None or not isinstance(found[1], yaml.MappingNode):
-        return
-    for key, value in entries(found[1]):
-        if isinstance(key, yaml.ScalarNode) and isinstance(value, yaml.MappingNode):
-            yield str(key.value), value
 
 
 def _named_env_files(source: SourceFile, node: yaml.Node, folder: Path) -> list[EnvFile]:
@@ -154,7 +127,7 @@ def env_files(sources: SourceSet, folder: Path) -> dict[str, tuple[EnvFile, ...]
     ones, `!reset` and `!override` start again."""
     merged: dict[str, list[EnvFile]] = {}
     for source in sources.files:
-        for name, service in _service_nodes(source.root):
+        for name, service in services(source.root):
             found = find_key(service, "env_file")
             if found is None:
                 continue
@@ -203,26 +176,9 @@ def _visible_environment(folder: Path) -> dict[str, str]:
     return dotenv | compose_environment()
 
 
-def _strip_env_files(root: yaml.Node) -> None:
-    for node, path in list(_walk(root)):
-        if isinstance(node, yaml.MappingNode) and "include" not in path:
-            node.value = [
-                (k, v)
-                for k, v in node.value
-                if not (isinstance(k, yaml.ScalarNode) and k.value == "env_file")
-            ]
-
-
-def _absolute_references(root: yaml.Node, folder: Path) -> None:
-    """`extends.file` and `include` paths are relative to their file: keep them pointing there."""
-    for node, path in _walk(root):
-        if not isinstance(node, yaml.ScalarNode):
-            continue
-        extends = path[-2:] == ("extends", "file")
-        include = path[:1] == ("include",) and path[1:] in {(), ("path",)}
-        value = str(node.value)
-        if (extends or include) and value and "$" not in value and not Path(value).is_absolute():
-            node.value = str(folder / value)
+def _add(named: dict[str, tuple[EnvFile, ...]], service: str, files: tuple[EnvFile, ...]) -> None:
+    # A pulled-in file's env files come first: the service's own override them.
+    named[service] = files + tuple(f for f in named.get(service, ()) if f not in files)
 
 
 def prepare(sources: SourceSet, workdir: Path) -> Prepared:
@@ -233,16 +189,9 @@ def prepare(sources: SourceSet, workdir: Path) -> Prepared:
     visible = _visible_environment(folder)
     supplied: dict[str, str] = {}
     unset: dict[str, Unset] = {}
-    copies = []
-    for index, source in enumerate(sources.files):
-        copy = workdir / str(index) / source.path.name
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        root = yaml.compose(source.text, Loader=yaml.SafeLoader) if source.root else None
-        if root is None:
-            copy.write_text(source.text, encoding="utf-8")
-            copies.append(copy)
-            continue
-        for node, path in _walk(root):
+
+    def scan(root: yaml.Node, source: SourceFile) -> None:
+        for node, path in walk(root):
             if not isinstance(node, yaml.ScalarNode):
                 continue
             for match in _REQUIRED.finditer(str(node.value)):
@@ -252,14 +201,19 @@ def prepare(sources: SourceSet, workdir: Path) -> Prepared:
                     continue
                 where = Location(source.path, node.start_mark.line + 1)
                 unset.setdefault(name, Unset(name, where))
-                guess = _placeholder(path)
                 if supplied.get(name) in (None, PLACEHOLDER):
-                    supplied[name] = guess
-        _strip_env_files(root)
-        _absolute_references(root, source.path.parent)
-        copy.write_text(yaml.serialize(root, Dumper=yaml.SafeDumper), encoding="utf-8")
-        copies.append(copy)
+                    supplied[name] = _placeholder(path)
+
+    copier = Copier(workdir, scan)
+    copies = tuple(copier.copy(source) for source in sources.files)
     named = env_files(sources, folder)
+    for pulled in copier.referenced:
+        found = env_files(SourceSet((pulled.source,)), pulled.source.path.parent)
+        if pulled.extended_by is None:
+            for service, files in found.items():
+                _add(named, service, files)
+        elif pulled.service in found:
+            _add(named, pulled.extended_by, found[pulled.service])
     values: dict[str, dict[str, EnvValue]] = {}
     for service, files in named.items():
         merged: dict[str, EnvValue] = {}
@@ -268,17 +222,18 @@ def prepare(sources: SourceSet, workdir: Path) -> Prepared:
                 merged |= read_env_values(env_file.path)
         values[service] = merged
     return Prepared(
-        files=tuple(copies),
+        files=copies,
         project_directory=folder,
         environment=supplied,
         env_files=named,
         env_values=values,
         unset=tuple(unset.values()),
+        originals=copier.originals,
     )
 
 
-def restore_paths(message: str, prepared: Prepared, sources: SourceSet) -> str:
+def restore_paths(message: str, prepared: Prepared) -> str:
     """A Compose message about the copies, naming the user's own files instead."""
-    for copy, source in zip(prepared.files, sources.files, strict=False):
-        message = message.replace(str(copy), str(source.path))
+    for copy, original in prepared.originals.items():
+        message = message.replace(str(copy), str(original))
     return message

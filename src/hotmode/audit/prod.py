@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from hotmode.audit.build import ignore_file, is_ignored, unread
+from hotmode.audit.dev import PUBLIC_BASES
 from hotmode.audit.model import Severity
 from hotmode.audit.roles import Kind
 from hotmode.audit.rules import (
@@ -25,6 +26,7 @@ from hotmode.audit.rules import (
     reload_in,
     service_rule,
     source_mounts,
+    split_image,
     stack_rule,
 )
 
@@ -162,6 +164,10 @@ def not_root(context: Context, name: str, service: dict[str, Any]) -> Iterator[H
             else "its Dockerfile sets no USER"
         )
         yield Hit(f"no user: is set and {why}: the process runs as root", path)
+        return
+    image = service.get("image")
+    if build is None and isinstance(image, str) and split_image(image)[0] in PUBLIC_BASES:
+        yield Hit(f"no user: is set, and {image} runs as root unless told otherwise", path)
         return
     yield Hit(
         f"no user: is set, so the image decides; {context.missing(name, service)}",
