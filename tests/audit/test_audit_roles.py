@@ -146,6 +146,16 @@ def test_workers_jobs_and_companions_are_not_asked_to_reload(tmp_path: Path) -> 
             "mounts api as its code",
         ),
         ({"image": "acme/tool:1"}, Kind.OTHER, "not built, no source mounted, no Python server"),
+        (
+            {"build": {"context": "/nowhere"}, "image": "gateway-postgres:16"},
+            Kind.COMPANION,
+            "gateway-postgres:16, a postgres image",
+        ),
+        (
+            {"build": {"context": "/nowhere"}, "command": "redis-server --appendonly yes"},
+            Kind.COMPANION,
+            "runs redis-server",
+        ),
     ],
 )
 def test_classify_judges_a_service_by_its_shape(

@@ -19,6 +19,7 @@ can overrule it (`--app NAME`, or the declaration's `service`):
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -66,6 +67,11 @@ COMPANIONS = {
     # tools beside a backend
     "mailhog", "mailpit", "adminer", "pgadmin4", "flower", "localstack", "jaeger",
     "prometheus", "grafana", "otel-collector", "opentelemetry-collector",
+}  # fmt: skip
+# The programs companions run, when a local build hides which image they are.
+COMPANION_PROGRAMS = {
+    "postgres", "redis-server", "valkey-server", "mysqld", "mariadbd", "mongod", "memcached",
+    "rabbitmq-server", "nginx", "traefik", "caddy", "haproxy", "envoy", "httpd",
 }  # fmt: skip
 # Runtimes that are not Python: a service built from one is not the Python app.
 NOT_PYTHON = {
@@ -153,6 +159,17 @@ def _restarts_never(service: Mapping[str, Any]) -> bool:
     return service.get("restart") == "no" or condition == "none"
 
 
+def _named_like_companion(image: str | None, argv: list[str]) -> str | None:
+    """A companion's name in a local image's tag (`acme-postgres:16`) or its program
+    (`redis-server`), for companions built rather than pulled."""
+    programs = commands.programs(argv)
+    if programs and programs[0].name in COMPANION_PROGRAMS:
+        return f"runs {programs[0].name}"
+    tokens = set(re.split(r"[-_.]", repository(image))) if image else set()
+    found = sorted(tokens & COMPANIONS)
+    return f"{image}, a {found[0]} image" if found else None
+
+
 def judge(service: Mapping[str, Any], services: Mapping[str, Any] | None = None) -> Role:
     """The role one service plays, from its own shape (no declaration); `services`, the
     project's others, say which images the project builds."""
@@ -163,6 +180,9 @@ def judge(service: Mapping[str, Any], services: Mapping[str, Any] | None = None)
     if _companion(image if not built else base):
         return Role(Kind.COMPANION, f"{'built from ' if built else ''}{base or image}")
     argv = service_command(service, services)
+    named = _named_like_companion(image, argv)
+    if named and not (commands.server(argv) or commands.worker(argv) or commands.job(argv)):
+        return Role(Kind.COMPANION, named)
     found = commands.server(argv)
     if found:
         return Role(Kind.APP, f"runs {found}")

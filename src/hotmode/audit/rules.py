@@ -48,6 +48,11 @@ class Context:
             self._roles.update(classify(self.merged.get("services") or {}, self.stack.apps))
         return self._roles
 
+    def is_app(self, name: str) -> bool:
+        """Whether a service is the app (declared, named with `--app`, or judged so)."""
+        role = self.roles.get(name)
+        return role is not None and role.is_app
+
     def services(self, kinds: frozenset[Kind] = ALL_KINDS) -> Iterator[tuple[str, dict[str, Any]]]:
         """The services of the stack whose role is one of `kinds`."""
         services = self.merged.get("services") or {}
