@@ -63,7 +63,7 @@ def project(tmp_path: Path) -> Iterator[Project]:
     result = proj.hotmode("down", "--native")
     if result.returncode != 0:
         print(result.stdout, result.stderr)
-    for log in (root / ".hotmode").glob("*.log"):
+    for log in (root / ".hotmode" / "runs").glob("*.log"):
         print(f"--- {log.name}\n{log.read_text()}")
 
 
@@ -75,7 +75,7 @@ def test_dev_serves_edits_and_down_leaves_nothing(project: Project) -> None:
     assert info["mode"] == "dev"
     assert info["reload"] is True
     assert info["edition"] == "core"
-    pid = int(str(project.state()["pid"]))
+    pid = int(project.state()["server"]["pid"])  # type: ignore[index]
 
     routes = project.root / "backend" / "app" / "routes.py"
     routes.write_text(routes.read_text().replace('"LinkedIn Gateway"', '"Edited Gateway"'))
@@ -157,7 +157,7 @@ def test_port_held_by_another_process_is_named(project: Project) -> None:
 
 
 @pytest.mark.parametrize("owner", ["dead", "reused"])
-def test_stale_state_is_cleaned_up(project: Project, owner: str) -> None:
+def test_stale_state_is_reported_then_cleaned_up(project: Project, owner: str) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait(timeout=10)
     # "reused": the PID is alive, but it is another program (this test run), not the server.
@@ -165,14 +165,20 @@ def test_stale_state_is_cleaned_up(project: Project, owner: str) -> None:
     state_dir = project.root / ".hotmode"
     state_dir.mkdir(exist_ok=True)
     record = {
-        "mode": "prod", "edition": "core", "pid": pid, "host": "127.0.0.1",
+        "version": 2, "mode": "prod", "edition": "core", "host": "127.0.0.1",
         "port": project.port, "revision": "x", "mode_source": "--prod",
-        "edition_source": "default", "log": "", "started": 0.0, "command": [],
+        "edition_source": "default", "log": "", "started": 0.0, "owner": None,
+        "server": {"pid": pid, "start_time": 1, "argv": ["python"], "run_id": "abc"},
     }  # fmt: skip
     (state_dir / "state.json").write_text(json.dumps(record))
     status = project.hotmode("status", "--json")
     assert status.returncode == 0
     assert not any(row["running"] for row in json.loads(status.stdout)["modes"])
+    assert f"the record of prod core is stale: pid {pid}" in status.stderr
+    down = project.hotmode("down", "--native")
+    assert down.returncode == 0, down.stderr
+    assert "nothing was running" in down.stdout
+    assert pid_alive(os.getpid())
     assert not (state_dir / "state.json").exists()
 
 
@@ -187,7 +193,7 @@ def test_foreground_up_stops_cleanly_on_sigterm(project: Project) -> None:
     )
     try:
         wait_until(lambda: get_json(project.port, "/health"), 30)
-        server = int(str(project.state()["pid"]))
+        server = int(project.state()["server"]["pid"])  # type: ignore[index]
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 143
         assert not pid_alive(server)

@@ -101,6 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        # The file system or the network said no: the user's to fix, not a bug (exit 2).
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error(f"{where}{exc.strerror or exc}; check the path, its permissions and free space")
+        return 2
     except Exception as exc:
         if debug:
             raise
