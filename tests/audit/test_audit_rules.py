@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from audit.audit_support import DOCKERFILE, Project, counted, only, rule_ids
 from hotmode.audit import checker
-from hotmode.audit.model import Stack
+from hotmode.audit.model import Severity, Stack
+from hotmode.audit.report import text as report_text
 from hotmode.audit.rules import load_rules
 
 CURL = {"test": ["CMD", "curl", "-f", "http://127.0.0.1:8000/health"]}
@@ -260,3 +262,66 @@ def test_restart_and_log_rotation_are_not_asked_of_jobs_nor_in_dev(project: Proj
     }
     dev = project.check("dev", base, project.write("dev.yml", _dev()))
     assert {"HM-A03", "HM-A04"}.isdisjoint(rule_ids(dev))
+
+
+ELSEWHERE = """\
+services:
+  pushed:
+    image: acme/api:1
+  elsewhere:
+    build: ../checkout-elsewhere
+    command: gunicorn app:app
+    healthcheck:
+      test: ["CMD", "curl", "-f", "http://127.0.0.1:8000/health"]
+"""
+MOUNTED = """\
+services:
+  mounted:
+    image: python:3.12-slim
+    command: uvicorn main:app
+    volumes:
+      - ./src:/app
+"""
+
+
+def test_rules_without_their_evidence_say_unknown_once_per_run(project: Project) -> None:
+    elsewhere = project.write("elsewhere.yml", ELSEWHERE)
+    mounted = project.write("mounted.yml", MOUNTED)
+    stacks = [
+        checker.file_stack([elsewhere], "prod", apps=("pushed", "elsewhere")),
+        replace(
+            checker.file_stack([elsewhere], "prod", apps=("pushed", "elsewhere")), label="again"
+        ),
+        checker.file_stack([elsewhere], "dev", apps=("pushed",)),
+        checker.file_stack([mounted], "prod"),
+        checker.file_stack([mounted], "dev"),
+    ]
+    report = checker.check(stacks)
+    unknown = {(u.stack.split()[0], u.rule_id, u.service) for u in report.unknowns}
+    assert unknown == {
+        ("prod", "HM-P02", "pushed"),  # the command is the image's
+        ("prod", "HM-P05", "pushed"),  # so is the user
+        ("prod", "HM-P05", "elsewhere"),  # the build context is not here
+        ("prod", "HM-P06", "elsewhere"),
+        ("prod", "HM-P08", "elsewhere"),
+        ("prod", "HM-A01", "elsewhere"),  # is curl in an image nobody can read?
+        ("again", "HM-P02", "pushed"),
+        ("again", "HM-P05", "pushed"),
+        ("again", "HM-P05", "elsewhere"),
+        ("again", "HM-P06", "elsewhere"),
+        ("again", "HM-P08", "elsewhere"),
+        ("again", "HM-A01", "elsewhere"),
+        ("dev", "HM-A01", "elsewhere"),
+        ("dev", "HM-D01", "pushed"),  # does the image's command reload?
+        ("prod", "HM-P01", "mounted"),  # is ./src code? it is not here to tell
+        ("dev", "HM-D01", "mounted"),
+    }
+    # Nothing a rule could not tell is stated as a finding (D01 has two halves: mount, reload).
+    stated = {(f.rule_id, f.service) for f in counted(report) if f.rule_id != "HM-D01"}
+    assert stated.isdisjoint({(rule, service) for _, rule, service in unknown})
+    # The same unknown in two modes is one line, one count.
+    text = report_text(report, Severity.MEDIUM, project.root)
+    lines = [line for line in text.splitlines() if " unknown HM-" in line]
+    assert len(lines) == 9
+    assert any("[prod elsewhere.yml, again] elsewhere: not checked: " in line for line in lines)
+    assert "9 unknown" in text.splitlines()[-1]

@@ -233,7 +233,9 @@ def reload_in(context: Context, name: str, service: Mapping[str, Any]) -> Hit | 
     why = reloading(argv, env)
     if why is None:
         return None
-    variable = next((v for v in settings if v in why), None)
+    # Reasons from a variable start with its name: `UVICORN_RELOAD=true`.
+    named = why.split("=")[0].split(" ")[0]
+    variable = named if named in settings else None
     if variable is not None and not reloading(argv, {}):
         setting = settings[variable]
         return Hit(f"{why}: it reloads on change", setting.path, setting.location)
