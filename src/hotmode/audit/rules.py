@@ -288,9 +288,11 @@ def holds_python(folder: Path) -> bool:
         if any(name.endswith(".py") for name in files):
             return True
         seen += len(files) + len(dirs)
-        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in {"node_modules", "venv"}]
-        if seen > _SCAN_LIMIT or Path(root).relative_to(folder).parts[2:]:
+        if seen > _SCAN_LIMIT:
             return False
+        deep = len(Path(root).relative_to(folder).parts) >= 2
+        skipped = {"node_modules", "venv", "__pycache__"}
+        dirs[:] = [] if deep else [d for d in dirs if not d.startswith(".") and d not in skipped]
     return False
 
 
