@@ -207,13 +207,12 @@ def start(
     finally:
         if output is not None:
             output.close()
-    server = procs.identify(process.pid, run_id) or procs.ProcessId(process.pid, 0, (), run_id)
+    server: procs.ProcessId | None = None
     try:
-        if not server.argv:
-            process.wait(timeout=STOP_TIMEOUT)
-            raise StateError(
-                f"the server exited with code {process.returncode} at once: {_tail(log)}"
-            )
+        server = procs.identify_started(process.pid, argv, run_id)
+        if server is None or server.argv != tuple(argv):
+            server = None
+            raise StateError(f"the server exited at once: {_tail(log)}")
         record = RunState(
             mode=selection.mode,
             edition=selection.edition,
@@ -232,7 +231,12 @@ def start(
             wait_ready(process, server, host, port, log, ready_timeout)
     except BaseException:
         # Interrupted or failed: stop what this run started, remove only this run's record.
-        abandon(config, process, server)
+        if server is not None:
+            abandon(config, process, server)
+        elif process.poll() is None:
+            # Not yet identified: our own unreaped child, so its PID cannot have been reused.
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT)
         raise
     return record, process
 

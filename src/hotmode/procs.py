@@ -116,6 +116,24 @@ def identify(pid: int, run_id: str = "", proc: Path = PROC) -> ProcessId | None:
     return ProcessId(pid, stat.start_time, argv, run_id)
 
 
+def identify_started(
+    pid: int, argv: list[str], run_id: str, timeout: float = 5.0
+) -> ProcessId | None:
+    """The identity of a child just started with `argv`, or None if it died first.
+
+    `Popen` returns once `execve` has passed its point of no return, but for a moment after
+    that the kernel still shows an empty command line: wait (bounded) for the argv we passed.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        found = identify(pid, run_id)
+        if found is not None and found.argv == tuple(argv):
+            return found
+        if not alive(read_stat(pid)) or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.001)
+
+
 def why_not(record: ProcessId, proc: Path = PROC, *, started_by_us: bool = True) -> str:
     """'' if the process `record` names is running and is the same one; else why it is not.
 
