@@ -2,12 +2,14 @@
 
 Without `-f` the modes come from the declaration (`--dev/--prod`, `--edition`, or `--all`);
 with `-f FILE ...` any Compose file set is checked, in the mode `--dev/--prod` names (prod if
-neither), so files hotmode did not render can be audited too. Exit codes: 0 nothing at or above
+neither), so files hotmode did not render can be audited too; `--app` names the app's service
+when the shape of the files does not say it (see `audit.roles`). Exit codes: 0 nothing at or above
 `--fail-on` (default medium), 1 findings at or above it, 2 input that cannot be checked.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -31,6 +33,13 @@ from hotmode.modes import all_selections
     multiple=True,
     type=click.Path(path_type=Path, dir_okay=False),
     help="Check these Compose files (repeatable, in -f order) instead of the declaration's.",
+)
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="SERVICE",
+    help="The app's service (repeatable); without it, the declaration's, or judged by shape.",
 )
 @click.option(
     "--format",
@@ -57,6 +66,7 @@ def check(
     edition: str | None,
     every: bool,
     files: tuple[Path, ...],
+    apps: tuple[str, ...],
     output: str,
     fail_on: str,
     show_waived: bool,
@@ -75,7 +85,7 @@ def check(
     elif files:
         if every or edition:
             raise UsageError("-f checks the files given, in one mode; drop --all and --edition")
-        result = checker.check([checker.file_stack(files, mode or "prod")])
+        result = checker.check([checker.file_stack(files, mode or "prod", apps)])
     else:
         config = load(config_path)
         if every:
@@ -86,7 +96,10 @@ def check(
             ]
         else:
             selections = [select(config, mode, edition)]
-        result = checker.check(checker.declared_stacks(config, selections))
+        stacks = checker.declared_stacks(config, selections)
+        if apps:
+            stacks = [replace(stack, apps=apps) for stack in stacks]
+        result = checker.check(stacks)
     threshold = Severity.parse(fail_on)
     base = Path.cwd()
     if output == "json":
