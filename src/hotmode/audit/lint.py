@@ -35,6 +35,7 @@ BUILT_LOCALLY = (
     "built locally from build:; the tag names the local build, there is no digest to pin"
 )
 _PIN_RULES = {"CL-0004", "CL-0019"}
+WAIVERS = "x-hotmode-waivers"
 _INTERPOLATED = re.compile(r"\$\{?[A-Za-z_]")
 
 
@@ -135,6 +136,13 @@ def _adjust(context: Context, raw: Any, paths: list[tuple[Segment, ...]]) -> Fin
     config = value_at(context.merged, ("services", service)) or {}
     if raw.rule_id in _PIN_RULES and "build" in config:
         suppressed = BUILT_LOCALLY
+    # A declared companion's documented exceptions (hotmode.compose.companions), never the app's.
+    # Compose drops `x-` keys from a service when it merges, so they are read from the files.
+    if not context.is_app(service):
+        for source in context.sources.files:
+            reason = source.scalar(("services", service, WAIVERS, raw.rule_id))
+            if reason:
+                suppressed = reason
     for registered in load_rules().values():
         covered = raw.rule_id in registered.covers and context.is_app(service)
         if covered and context.stack.mode in registered.rule.modes:
