@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hotmode import snapshot, source
+from hotmode import companions, snapshot, source
 from hotmode.atomic import write_atomic
 from hotmode.config import Config
 from hotmode.errors import StateError
@@ -171,6 +171,7 @@ def start(
     port: int | None = None,
     detach: bool,
     allow_uncommitted: bool = False,
+    say: Callable[[str], None] = lambda _line: None,
 ) -> tuple[RunState, subprocess.Popen[bytes]]:
     """Start a mode's server; with `detach`, return once it answers `/health`."""
     port = port or config.port
@@ -178,6 +179,26 @@ def start(
     argv, env, revision, cwd = build_command(
         config, selection, host, port, allow_uncommitted=allow_uncommitted
     )
+    # Companion services (the database) first, and the app told where they are (issue 10).
+    env.update(companions.start(config, selection, say))
+    try:
+        return _start_app(config, selection, argv, env, revision, cwd, host, port, detach)
+    except BaseException:
+        companions.stop(config)
+        raise
+
+
+def _start_app(
+    config: Config,
+    selection: Selection,
+    argv: list[str],
+    env: dict[str, str],
+    revision: str,
+    cwd: Path,
+    host: str,
+    port: int,
+    detach: bool,
+) -> tuple[RunState, subprocess.Popen[bytes]]:
     log = state_dir(config) / f"{selection.mode}-{selection.edition}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     output = log.open("ab") if detach else None
@@ -276,6 +297,7 @@ def stop(config: Config, timeout: float = STOP_TIMEOUT) -> RunState | None:
         return None
     stop_pid(state.pid, timeout)
     _state_file(config).unlink(missing_ok=True)
+    companions.stop(config)
     return state
 
 
@@ -302,6 +324,7 @@ def supervise(
         if process.poll() is None:
             stop_pid(process.pid)
         _state_file(config).unlink(missing_ok=True)
+        companions.stop(config)
 
 
 def describe(state: RunState) -> Mapping[str, Any]:

@@ -66,6 +66,7 @@ _NATIVE_KEYS = {
     "init": "a command (list) run once to create the data folder {data}",
     "command": "the command (list) that runs the service in the foreground",
     "ready": "a command (list) that exits 0 once the service accepts work",
+    "first_start": "commands (a list of lists) run once, when a new data folder first starts",
     "user": "the unprivileged user it runs as when hotmode runs as root",
     "port": "the port it listens on natively, default: the first published port",
 }
@@ -160,6 +161,7 @@ class NativeSpec:
     path: tuple[str, ...] = ()
     init: tuple[str, ...] = ()
     ready: tuple[str, ...] = ()
+    first_start: tuple[tuple[str, ...], ...] = ()
     user: str | None = None
     port: int | None = None
 
@@ -395,6 +397,10 @@ def _native(reader: _Reader, value: Any, at: str) -> NativeSpec:
         for key in ("path", "init", "ready")
         if key in value
     }
+    first = value.get("first_start", [])
+    if not isinstance(first, list):
+        raise reader.fail(f"{at}.first_start", _NATIVE_KEYS["first_start"])
+    lists["first_start"] = tuple(_strings(reader, c, f"{at}.first_start") for c in first)
     native = replace(native, **lists)
     user = value.get("user")
     if user is not None and (not isinstance(user, str) or not user):

@@ -38,7 +38,9 @@ class Project:
         self.port = port
 
     def hotmode(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-        return run_hotmode(self.root, *args, timeout=timeout)
+        # No engine: the gateway's database must not start in Docker (tests/companions covers it).
+        no_engine = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+        return run_hotmode(self.root, *args, timeout=timeout, env_extra=no_engine)
 
     def up(self, *args: str) -> subprocess.CompletedProcess[str]:
         result = self.hotmode("up", "--native", "--detach", "--port", str(self.port), *args)
@@ -55,6 +57,10 @@ def project(tmp_path: Path) -> Iterator[Project]:
     shutil.copytree(
         EXAMPLE, root, ignore=shutil.ignore_patterns(".hotmode", "logs", "__pycache__", ".env")
     )
+    # The app's lifecycle, on its embedded database: PostgreSQL as a process is tests/companions'.
+    declaration = root / "hotmode.toml"
+    text = declaration.read_text()
+    declaration.write_text(text[: text.index("\n[services.postgres.native]")] + "\n")
     git(root, "init", "-q")
     git(root, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", "-A")
     git(root, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "init")
