@@ -69,8 +69,9 @@ def _start_native(
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
     state, process = native.start(
-        config, selection, host=host, port=port, detach=detach, allow_uncommitted=allow_uncommitted
-    )
+        config, selection, host=host, port=port, detach=detach,
+        allow_uncommitted=allow_uncommitted, say=click.echo,
+    )  # fmt: skip
     _announce(state, detach)
     if detach:
         return 0
@@ -123,9 +124,24 @@ def up(
 @config_option
 @overlay_option
 @native_option
-def down(config_path: Path | None, overlays: tuple[Path, ...], native_only: bool) -> None:
-    """Stop the running mode: every process or container, bounded, nothing left behind."""
+@click.option("--volumes", "volumes", is_flag=True, help="Also delete the data volumes (asks).")
+@click.option("--yes", is_flag=True, help="With --volumes: do not ask.")
+def down(
+    config_path: Path | None,
+    overlays: tuple[Path, ...],
+    native_only: bool,
+    volumes: bool,
+    yes: bool,
+) -> None:
+    """Stop the running mode: every process or container, bounded, nothing left behind.
+
+    Data volumes are kept; only --volumes deletes them, after naming them and asking.
+    """
     config = load(config_path)
+    if volumes:
+        from hotmode.cli.data import confirm_volumes
+
+        confirm_volumes(config, yes=yes)
     state = native.stop(config)
     stopped = state is not None
     if state is not None:
@@ -137,6 +153,10 @@ def down(config_path: Path | None, overlays: tuple[Path, ...], native_only: bool
             click.echo(f"hotmode: stopped {project} in Docker")
     if not stopped:
         click.echo("hotmode: nothing was running")
+    if volumes:
+        from hotmode.cli.data import remove_volumes
+
+        remove_volumes(config)
 
 
 @click.command()
@@ -217,12 +237,18 @@ def _live(config: Config, docker: Any, overlays: tuple[Path, ...]) -> _Live | No
     head = source.revision(config.source)
     if current.mode == "prod" and head and not current.revision.startswith(head):
         stale.append("HEAD moved")
+    services = docker.services_of(config, current.project)
+    companions = "".join(
+        f"; {s['service']} {s['state']} {s['health']}, data {', '.join(s['volumes']) or 'none'}"
+        for s in services
+        if s["service"] != config.service
+    )
     return _Live(
         current.mode,
         current.edition,
-        {"runner": "docker", **current.as_dict()},
+        {"runner": "docker", **current.as_dict(), "services": services},
         f"container {current.container}, port {current.port}, rev {current.revision[:12]}, "
-        f"{current.health or 'running'}",
+        f"{current.health or 'running'}{companions}",
         ", ".join(stale),
     )
 
@@ -317,14 +343,15 @@ def status(
 @config_option
 @native_option
 @click.option("--follow/--no-follow", "-f", default=True, help="Keep printing new lines.")
-def logs(config_path: Path | None, native_only: bool, follow: bool) -> int:
+@click.option("--service", default=None, help="Docker: a companion's log (e.g. postgres).")
+def logs(config_path: Path | None, native_only: bool, follow: bool, service: str | None) -> int:
     """Print the running mode's log, and follow it."""
     config = load(config_path)
     state = native.read_state(config)
     if state is None:
         docker = _docker(config, native_only)
         if docker is not None:
-            return int(docker.logs(config, follow=follow))
+            return int(docker.logs(config, follow=follow, service=service))
     if state is None or not state.log:
         raise StateError("no detached mode is running here; start one with `hotmode up --detach`")
     with open(state.log, encoding="utf-8", errors="replace") as handle:

@@ -46,24 +46,25 @@ def dev_secret_values(config: Config) -> dict[str, str]:
     return values
 
 
-def app_environment(
-    config: Config,
-    mode: str,
-    *,
-    host: str | None = None,
-    ports: dict[str, int] | None = None,
-    secrets: str = SECRETS_DIR,
+def companion_environment(
+    companion: Companion, mode: str, host: str, port: int | None, secrets: str = SECRETS_DIR
 ) -> dict[str, str]:
-    """The app's environment for its companions in `mode`: `{host}` is the service name in
-    Compose (or `host`), `{port}` its port in its container (or `ports[name]`), `{secrets}`
-    the folder of the secret files."""
+    """What the app is told about one companion: `{host}`, `{port}` and `{secrets}` filled."""
+    values = {"{host}": host, "{port}": str(port), "{secrets}": secrets}
+    env = {}
+    for name, value in companion.spec(mode).app_env.items():
+        for key, filled in values.items():
+            value = value.replace(key, filled)
+        env[name] = value
+    return env
+
+
+def app_environment(config: Config, mode: str) -> dict[str, str]:
+    """The app's environment for its companions in Compose: each by its service name."""
     env: dict[str, str] = {}
     for companion in config.services:
         spec = companion.spec(mode)
-        port = (ports or {}).get(companion.name, spec.port)
-        for name, value in spec.app_env.items():
-            value = value.replace("{host}", host or companion.name)
-            env[name] = value.replace("{port}", str(port)).replace("{secrets}", secrets)
+        env.update(companion_environment(companion, mode, companion.name, spec.port))
     return env
 
 
