@@ -106,3 +106,25 @@ def test_each_mode_keeps_its_own_data_through_every_lifecycle_command(
     assert deleted.returncode == 0, deleted.stderr
     assert f"hotmode: deleted {DEV_DATA}" in deleted.stdout
     assert not {DEV_DATA, PROD_DATA} & volumes()
+
+
+def test_a_native_app_gets_its_database_in_docker_when_an_engine_answers(
+    deployed: Gateway,
+) -> None:
+    try:
+        up = run_hotmode(deployed.root, "up", "--native", "--dev", "--detach", "--port",
+                         str(deployed.port))  # fmt: skip
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "hotmode: postgres in Docker on 127.0.0.1:5432:5432, data " + DEV_DATA in up.stdout
+        info = get_json(deployed.port)
+        assert info is not None and info["database"] == {"backend": "postgresql", "reachable": True}
+        status = json.loads(run_hotmode(deployed.root, "status", "--json").stdout)
+        running = [r["running"] for r in status["modes"] if r["running"]]
+        assert running[0]["runner"] == "native"
+        assert [s["how"] for s in running[0]["services"]] == ["docker"]
+    finally:
+        down = run_hotmode(deployed.root, "down")
+    assert down.returncode == 0, down.stderr
+    left = docker.docker("ps", "--all", "--quiet", "--filter", "name=linkedin-gateway-dev-postgres")
+    assert left.stdout.strip() == ""
+    assert DEV_DATA in volumes()

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from hotmode import native, source
+from hotmode import companions, native, source
 from hotmode.cli.options import config_option, load, mode_options, overlay_option, select
 from hotmode.compose import layout
 from hotmode.config import Config
@@ -219,12 +219,13 @@ def _live(config: Config, docker: Any, overlays: tuple[Path, ...]) -> _Live | No
     if state is not None:
         # A prod server keeps serving the commit it started from; once HEAD moves it is stale.
         head = source.revision(config.source) if state.mode == "prod" else None
+        beside = companions.describe(config)
         return _Live(
             state.mode,
             state.edition,
-            {"runner": "native", **native.describe(state)},
+            {"runner": "native", **native.describe(state), "services": beside},
             f"pid {state.pid} on {state.host}:{state.port}, rev {state.revision[:12]}, "
-            f"by {state.mode_source}",
+            f"by {state.mode_source}" + "".join(f"; {c['name']} {c['detail']}" for c in beside),
             "HEAD moved" if head and state.revision != head else "",
         )
     current = docker.running(config) if docker is not None else None
@@ -238,7 +239,7 @@ def _live(config: Config, docker: Any, overlays: tuple[Path, ...]) -> _Live | No
     if current.mode == "prod" and head and not current.revision.startswith(head):
         stale.append("HEAD moved")
     services = docker.services_of(config, current.project)
-    companions = "".join(
+    others = "".join(
         f"; {s['service']} {s['state']} {s['health']}, data {', '.join(s['volumes']) or 'none'}"
         for s in services
         if s["service"] != config.service
@@ -248,7 +249,7 @@ def _live(config: Config, docker: Any, overlays: tuple[Path, ...]) -> _Live | No
         current.edition,
         {"runner": "docker", **current.as_dict(), "services": services},
         f"container {current.container}, port {current.port}, rev {current.revision[:12]}, "
-        f"{current.health or 'running'}{companions}",
+        f"{current.health or 'running'}{others}",
         ", ".join(stale),
     )
 
