@@ -57,12 +57,9 @@ def commit(folder: Path, message: str) -> str:
     return git(folder, "rev-parse", "HEAD")
 
 
-def run_hotmode(
-    cwd: Path, *args: str, timeout: float = 90, env_extra: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def run_hotmode(cwd: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     """`python -m hotmode ARGS` in `cwd`, with no HOTMODE_*/HOT_RELOAD* from this environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTMODE_", "HOT_RELOAD"))}
-    env.update(env_extra or {})
     return subprocess.run(
         [sys.executable, "-m", "hotmode", *args],
         cwd=cwd,
