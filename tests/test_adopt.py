@@ -92,3 +92,27 @@ def test_the_readme_sarif_step_writes_valid_sarif(gateway: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     jsonschema.validate(json.loads(result.stdout), json.loads(SARIF_SCHEMA.read_text()))
+
+
+def test_init_from_adopts_the_guides_four_modes(tmp_path: Path) -> None:
+    """The guide's files: all four modes adopted, then rendered; every env var name and port
+    of the old modes is in the new ones, or the report names it."""
+    root = tmp_path / "project"
+    shutil.copytree(GUIDE, root)
+    result = run_hotmode(root, "init", "--from", "deployment")
+    assert result.returncode == 0, result.stderr
+    config = load_config(root / "hotmode.toml")
+    assert (config.name, config.service, config.target, config.port) == (
+        "linkedin-gateway", "backend", "main:app", 7778,
+    )  # fmt: skip
+    assert [e.name for e in config.editions] == ["core", "saas"]
+    assert config.edition_variable == "LG_BACKEND_EDITION"
+    assert config.dev.log_level == "debug"
+    lines = result.stdout.splitlines()
+    for label in ("prod core:", "prod saas:", "dev core:", "dev saas:"):
+        assert label in lines, result.stdout
+    assert "not carried backend: environment SECRET_KEY" in result.stdout
+    assert "HM-P09" in result.stdout
+    adopted = run_hotmode(root, "render", "--adopt")
+    assert adopted.returncode == 0, adopted.stderr
+    assert len(list((root / ".hotmode" / "backup").glob("*/deployment/*.yml"))) == 4

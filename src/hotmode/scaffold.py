@@ -51,7 +51,7 @@ class Inferred:
     notes: tuple[str, ...] = ()
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     slug = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")
     return slug if len(slug) >= 2 else f"app-{slug}" if slug else "app"
 
@@ -64,7 +64,7 @@ def _pyproject(root: Path) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
-def _find_app(folder: Path) -> tuple[str, str] | None:
+def find_app_object(folder: Path) -> tuple[str, str] | None:
     """(module, attribute) of the first ASGI app object defined in an entry file of `folder`."""
     for name in _ENTRY_FILES:
         path = folder / name
@@ -84,7 +84,7 @@ def infer(root: Path) -> Inferred:
     found = None
     for candidate in _SOURCE_DIRS:
         folder = (root / candidate).resolve()
-        app = _find_app(folder) if folder.is_dir() else None
+        app = find_app_object(folder) if folder.is_dir() else None
         if app is not None:
             found = (candidate, folder, app)
             break
@@ -107,7 +107,7 @@ def infer(root: Path) -> Inferred:
     if not (folder / requirements).is_file():
         notes.append(f"no requirements file found in {source}/: {requirements} is assumed")
     return Inferred(
-        name=_slug(name),
+        name=slug(name),
         source=source,
         target=f"{module}:{attribute}",
         port=DEFAULT_PORT,
@@ -148,11 +148,15 @@ log_level = "debug"
 
 
 def write_declaration(root: Path, values: Inferred) -> Path:
+    """Write `hotmode.toml` for `values` at `root`; see `write_text_declaration`."""
+    return write_text_declaration(root, declaration_text(values))
+
+
+def write_text_declaration(root: Path, text: str) -> Path:
     """Write `hotmode.toml` at `root`, once it loads back cleanly; never over an existing one."""
     path = root / DECLARATION
     if path.exists():
         raise StateError(f"{path} exists; init never replaces it (edit it, or move it away)")
-    text = declaration_text(values)
     # Checked under another name first, so that a declaration hotmode refuses is never left.
     probe = root / f".{DECLARATION}.init"
     write_atomic(probe, text)

@@ -2,12 +2,14 @@
 
 Without `-f` the modes come from the declaration (`--dev/--prod`, `--edition`, or `--all`);
 with `-f FILE ...` any Compose file set is checked, in the mode `--dev/--prod` names (prod if
-neither), so files hotmode did not render can be audited too. Exit codes: 0 nothing at or above
+neither), so files hotmode did not render can be audited too; `--app` names the app's service
+when the shape of the files does not say it (see `audit.roles`). Exit codes: 0 nothing at or above
 `--fail-on` (default medium), 1 findings at or above it, 2 input that cannot be checked.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -33,6 +35,13 @@ from hotmode.modes import all_selections
     help="Check these Compose files (repeatable, in -f order) instead of the declaration's.",
 )
 @click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="SERVICE",
+    help="The app's service (repeatable); without it, the declaration's, or judged by shape.",
+)
+@click.option(
     "--format",
     "output",
     type=click.Choice(["text", "json", "sarif"]),
@@ -55,6 +64,7 @@ def check(
     edition: str | None,
     every: bool,
     files: tuple[Path, ...],
+    apps: tuple[str, ...],
     output: str,
     fail_on: str,
     show_waived: bool,
@@ -67,7 +77,7 @@ def check(
     if files:
         if every or edition:
             raise UsageError("-f checks the files given, in one mode; drop --all and --edition")
-        stacks = [checker.file_stack(files, mode or "prod")]
+        stacks = [checker.file_stack(files, mode or "prod", apps)]
     else:
         config = load(config_path)
         if every:
@@ -79,6 +89,8 @@ def check(
         else:
             selections = [select(config, mode, edition)]
         stacks = checker.declared_stacks(config, selections)
+        if apps:
+            stacks = [replace(stack, apps=apps) for stack in stacks]
     threshold = Severity.parse(fail_on)
     result = checker.check(stacks)
     base = Path.cwd()
