@@ -18,6 +18,7 @@ run: $(STAMP)
 	cd $(EXAMPLE) && ../../$(BIN)/hotmode up --native --dev
 
 test: $(STAMP)
+	.ci/postgres-setup
 	$(BIN)/python -m pytest
 	cd $(EXAMPLE) && ../../$(BIN)/hotmode render --check
 	cd $(EXAMPLE) && ../../$(BIN)/hotmode check --all

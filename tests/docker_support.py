@@ -113,6 +113,19 @@ def _copy(root: Path) -> None:
     )
 
 
+@pytest.fixture(scope="session")
+def postgres_image(base_image: str) -> str:
+    """The database image (.ci/postgres-image: Debian's postgresql on the base image), cached."""
+    result = subprocess.run(
+        [str(REPO / ".ci" / "postgres-image")], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, f".ci/postgres-image failed:\n{result.stderr[-2000:]}"
+    return result.stdout.strip().splitlines()[-1]
+
+
+DB_PASSWORD = "prod-test-password"  # noqa: S105 - a test database's, on 127.0.0.1
+
+
 @pytest.fixture
 def engine_to_ourselves() -> Iterator[None]:
     """Hold a machine-wide lock while a test runs the gateway: every run of these tests uses
@@ -123,7 +136,9 @@ def engine_to_ourselves() -> Iterator[None]:
 
 
 @pytest.fixture
-def deployed(base_image: str, tmp_path: Path, engine_to_ourselves: None) -> Iterator[Gateway]:
+def deployed(
+    base_image: str, postgres_image: str, tmp_path: Path, engine_to_ourselves: None
+) -> Iterator[Gateway]:
     """A fresh committed gateway; everything it ran is removed afterwards."""
     root = tmp_path / "gateway"
     _copy(root)
@@ -133,6 +148,10 @@ def deployed(base_image: str, tmp_path: Path, engine_to_ourselves: None) -> Iter
     (deployment / ".env").write_text(
         f"PORT={port}\nHOTMODE_HOST=127.0.0.1\nBASE_IMAGE={base_image}\n"
     )
+    # Prod's database password: a secret file, git-ignored, readable by the database's user.
+    (deployment / "secrets").mkdir()
+    (deployment / "secrets" / "db_password").write_text(DB_PASSWORD)
+    (deployment / "secrets" / "db_password").chmod(0o644)
     git(root, "init", "-q")
     project = Gateway(root, port)
     project.commit("the gateway")

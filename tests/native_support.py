@@ -64,6 +64,12 @@ def project(tmp_path: Path) -> Iterator[Project]:
     shutil.copytree(
         EXAMPLE, root, ignore=shutil.ignore_patterns(".hotmode", "logs", "__pycache__", ".env")
     )
+    # The app's lifecycle alone: its database (Docker, a process, embedded) is tests/companions'
+    # and tests/docker's. Undeclared, the gateway keeps its own SQLite beside the copy.
+    declaration = root / "hotmode.toml"
+    text = declaration.read_text()
+    declaration.write_text(text[: text.index("\n[services.postgres]")] + "\n")
+    (root / "deployment" / ".env").write_text(f"GATEWAY_DATA_DIR={tmp_path / 'gateway-db'}\n")
     git(root, "init", "-q")
     commit(root, "init")
     proj = Project(root, free_port())

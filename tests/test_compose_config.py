@@ -75,9 +75,9 @@ def case(
     yield Selection(mode, edition, "test", "test"), documents[request.param]
 
 
-def service_of(document: dict[str, Any]) -> dict[str, Any]:
-    assert list(document["services"]) == ["backend"]
-    service: dict[str, Any] = document["services"]["backend"]
+def service_of(document: dict[str, Any], name: str = "backend") -> dict[str, Any]:
+    assert sorted(document["services"]) == ["backend", "postgres"]
+    service: dict[str, Any] = document["services"][name]
     return service
 
 
@@ -240,3 +240,103 @@ def test_without_any_compose_the_error_says_how_to_get_one(
             find_compose()
     finally:
         find_compose.cache_clear()
+
+
+# --- the companion: PostgreSQL beside the app ---------------------------------------------------
+
+
+def test_every_combination_has_its_own_database_container_and_data_volume(
+    documents: dict[str, dict[str, Any]],
+) -> None:
+    containers = [service_of(d, "postgres")["container_name"] for d in documents.values()]
+    data = [d["volumes"]["pgdata"]["name"] for d in documents.values()]
+
+    assert containers == [
+        "linkedin-gateway-postgres",
+        "linkedin-gateway-saas-postgres",
+        "linkedin-gateway-dev-postgres",
+        "linkedin-gateway-dev-saas-postgres",
+    ]
+    # Dev data never touches prod data, nor one edition's the other's.
+    assert data == [
+        "linkedin-gateway_pgdata",
+        "linkedin-gateway-saas_pgdata",
+        "linkedin-gateway-dev_pgdata",
+        "linkedin-gateway-dev-saas_pgdata",
+    ]
+    for document in documents.values():
+        mounted = [v for v in service_of(document, "postgres")["volumes"] if v["type"] == "volume"]
+        assert mounted == [
+            {"type": "volume", "source": "pgdata", "target": "/var/lib/postgresql/data"}
+        ]
+
+
+def test_the_app_waits_for_a_healthy_database_named_by_its_service(
+    case: tuple[Selection, dict[str, Any]],
+) -> None:
+    _, document = case
+    app = service_of(document)
+
+    assert app["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert app["environment"]["DATABASE_URL"] == (
+        "postgresql+asyncpg://gateway@postgres:5432/gateway"
+    )
+    assert app["environment"]["DATABASE_PASSWORD_FILE"] == "/run/secrets/db_password"  # noqa: S105
+    assert service_of(document, "postgres")["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+
+
+def test_the_database_password_is_a_file_never_an_environment_value(
+    case: tuple[Selection, dict[str, Any]], gateway_config: Config
+) -> None:
+    selection, document = case
+    database = service_of(document, "postgres")
+    source = Path(document["secrets"]["db_password"]["file"])
+
+    assert database["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/db_password"  # noqa: S105
+    for service in (database, service_of(document)):
+        assert [s["source"] for s in service["secrets"]] == ["db_password"]
+        assert not any("PASSWORD" in k and not k.endswith("_FILE") for k in service["environment"])
+    if selection.dev:
+        # Dev's dev-only value, rendered beside the files; prod's is the user's, git-ignored.
+        assert source == gateway_config.deployment / "dev-secrets" / "db_password"
+        assert source.read_text() == "gateway-dev-only"
+    else:
+        assert source == gateway_config.deployment / "secrets" / "db_password"
+
+
+@pytest.mark.parametrize("label", ["prod core", "prod saas"])
+def test_prod_hardens_the_database_as_far_as_the_image_allows(
+    label: str, documents: dict[str, dict[str, Any]], gateway_config: Config
+) -> None:
+    database = service_of(documents[label], "postgres")
+
+    assert database["read_only"] is True
+    assert database["tmpfs"] == ["/tmp", "/var/run/postgresql"]
+    assert database["cap_drop"] == ["ALL"]
+    assert "cap_add" not in database
+    assert database["security_opt"] == ["no-new-privileges:true"]
+    assert database["user"] == "postgres"
+    assert database["deploy"]["resources"]["limits"]["memory"]
+    assert database["logging"]["options"]["max-size"] == "10m"
+    # Not published in prod; the init scripts are mounted read-only.
+    assert "ports" not in database
+    init = [v for v in database["volumes"] if v["type"] == "bind"]
+    assert init == [
+        {
+            "type": "bind",
+            "source": str(gateway_config.root / "database" / "init"),
+            "target": "/docker-entrypoint-initdb.d",
+            "read_only": True,
+            "bind": {},
+        }
+    ]
+
+
+def test_dev_publishes_the_database_on_127_0_0_1_only(
+    documents: dict[str, dict[str, Any]],
+) -> None:
+    for label in ("dev core", "dev saas"):
+        ports = service_of(documents[label], "postgres")["ports"]
+        assert [(p["host_ip"], p["published"], p["target"]) for p in ports] == [
+            ("127.0.0.1", "5432", 5432)
+        ]

@@ -207,6 +207,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=7797)
     args = parser.parse_args()
     base = run(str(ROOT / ".ci" / "base-image")).strip().splitlines()[-1]
+    # The gateway's database (the site overlay names this image; none can be pulled).
+    run(str(ROOT / ".ci" / "postgres-image"))
     with tempfile.TemporaryDirectory(prefix="hotmode-bench-") as folder:
         work = Path(folder)
         (work / "Dockerfile").write_text(PYTHON_DOCKERFILE.format(base=base))

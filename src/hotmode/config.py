@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hotmode.errors import ConfigError
+from hotmode.services import Companion, read_services
 
 DECLARATION = "hotmode.toml"
 PYPROJECT = "pyproject.toml"
@@ -71,6 +72,7 @@ class Config:
     install: str = ""
     watch_ignore: tuple[str, ...] = ()
     watch_include: tuple[str, ...] = ()
+    services: tuple[Companion, ...] = ()
 
     @property
     def default_edition(self) -> Edition:
@@ -117,6 +119,7 @@ _TOP_KEYS = {
     "install": "the command that installs the dependencies",
     "watch_ignore": "a list of globs the reloader ignores",
     "watch_include": "a list of globs that reload besides *.py (templates, static files do not)",
+    "services": "companion services, as [services.NAME] tables",
 }
 _EDITION_KEYS = {"env": "a table of strings", "env_file": "a file name", "default": "true or false"}
 _DEV_KEYS = {"env": "a table of strings", "log_level": "debug, info, warning, error or critical"}
@@ -282,6 +285,7 @@ class _Reader:
             install=self.string(table, "install") or "",
             watch_ignore=self.globs(table, "watch_ignore"),
             watch_include=self.globs(table, "watch_include"),
+            services=read_services(self, table.get("services"), root, service),
         )
 
     def matching(

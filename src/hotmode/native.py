@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hotmode import procs, snapshot, source, state
+from hotmode import companions, procs, snapshot, source, state
 from hotmode.config import Config
 from hotmode.errors import StateError
 from hotmode.modes import Selection, read_env_file
@@ -173,6 +173,7 @@ def start(
     allow_uncommitted: bool = False,
     revision: str | None = None,
     ready_timeout: float = READY_TIMEOUT,
+    say: Callable[[str], None] = lambda _line: None,
 ) -> tuple[RunState, subprocess.Popen[bytes]]:
     """Start a mode's server; with `detach`, return once it answers `/health` itself.
 
@@ -185,6 +186,28 @@ def start(
     argv, env, served, cwd = build_command(
         config, selection, host, port, allow_uncommitted=allow_uncommitted, revision=revision
     )
+    # Companion services (the database) first, and the app told where they are (issue 10).
+    env.update(companions.start(config, selection, say))
+    try:
+        return _launch(config, selection, argv, env, served, cwd, host, port, detach,
+                       ready_timeout)  # fmt: skip
+    except BaseException:
+        companions.stop(config)
+        raise
+
+
+def _launch(
+    config: Config,
+    selection: Selection,
+    argv: list[str],
+    env: dict[str, str],
+    served: str,
+    cwd: Path,
+    host: str,
+    port: int,
+    detach: bool,
+    ready_timeout: float,
+) -> tuple[RunState, subprocess.Popen[bytes]]:
     run_id = uuid.uuid4().hex[:12]
     env[procs.PROJECT_VARIABLE] = str(config.root)
     env[procs.RUN_VARIABLE] = run_id
@@ -338,6 +361,7 @@ def stop(config: Config, timeout: float = STOP_TIMEOUT) -> Stopped:
     lost = tuple(unrecorded(config))
     for server in lost:
         procs.stop(server.server, timeout, own_session=True)
+    companions.stop(config)
     return Stopped(running, lost)
 
 
@@ -365,6 +389,7 @@ def supervise(
         if process.poll() is None:
             procs.stop(server, STOP_TIMEOUT, own_session=True)
         state.clear(config.root, server)
+        companions.stop(config)
 
 
 def describe(state_: RunState) -> Mapping[str, Any]:

@@ -28,6 +28,14 @@ def scrubbed_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("HOTMODE_", "HOT_RELOAD"))}
 
 
+def _removed(folder: Path) -> bool:
+    try:
+        shutil.rmtree(folder)
+    except OSError:
+        return False
+    return True
+
+
 def served(project: Project) -> dict[str, object]:
     return get_json(project.port) or {}
 
@@ -276,7 +284,8 @@ def test_foreground_up_stops_its_server_on_a_signal(project: Project, signum: in
 def test_a_server_whose_record_was_deleted_is_found_and_stopped(project: Project) -> None:
     assert project.up("--dev").returncode == 0
     pid = project.server_pid()
-    shutil.rmtree(project.root / ".hotmode")
+    # The running dev server may still be writing there (its zygote's byte-code): retry.
+    wait_until(lambda: _removed(project.root / ".hotmode"), 15)
     again = project.up("--dev")
     assert again.returncode == 1
     assert f"a dev core server of this project runs without its record (pid {pid}" in again.stderr

@@ -35,6 +35,7 @@ BUILT_LOCALLY = (
     "built locally from build:; the tag names the local build, there is no digest to pin"
 )
 _PIN_RULES = {"CL-0004", "CL-0019"}
+WAIVERS = "x-hotmode-waivers"
 # CL-0020/CL-0021 grade `environment` values as literals written in the file. A value the file
 # takes from the environment when Compose runs (`${SECRET_KEY:?set it}`) is not one, whatever
 # the check's own environment (or its placeholder) put there.
@@ -141,6 +142,13 @@ def _adjust(context: Context, raw: Any, paths: list[tuple[Segment, ...]]) -> Fin
     config = value_at(context.merged, ("services", service)) or {}
     if raw.rule_id in _PIN_RULES and isinstance(config, dict) and context.build(config):
         suppressed = BUILT_LOCALLY
+    # A declared companion's documented exceptions (hotmode.compose.companions), never the app's.
+    # Compose drops `x-` keys from a service when it merges, so they are read from the files.
+    if not context.is_app(service):
+        for source in context.sources.files:
+            reason = source.scalar(("services", service, WAIVERS, raw.rule_id))
+            if reason:
+                suppressed = reason
     role = context.roles.get(service)
     for registered in load_rules().values():
         covered = raw.rule_id in registered.covers and context.stack.mode in registered.rule.modes

@@ -19,7 +19,8 @@ from typing import Any
 
 import click
 
-from hotmode import native, procs, snapshot, source, state
+from hotmode import companions, native, procs, snapshot, source, state
+from hotmode.cli import data
 from hotmode.cli.options import config_option, load, mode_options, overlay_option, select
 from hotmode.compose import layout
 from hotmode.config import Config
@@ -108,6 +109,7 @@ def _start_native(
             port=port,
             detach=detach,
             allow_uncommitted=allow_uncommitted,
+            say=click.echo,
         )
         _prune(config, record)
     _announce(record, detach)
@@ -167,9 +169,22 @@ def up(
 @config_option
 @overlay_option
 @native_option
-def down(config_path: Path | None, overlays: tuple[Path, ...], native_only: bool) -> None:
-    """Stop the running mode: every process or container, bounded, nothing left behind."""
+@click.option("--volumes", "volumes", is_flag=True, help="Also delete the data volumes (asks).")
+@click.option("--yes", is_flag=True, help="With --volumes: do not ask.")
+def down(
+    config_path: Path | None,
+    overlays: tuple[Path, ...],
+    native_only: bool,
+    volumes: bool,
+    yes: bool,
+) -> None:
+    """Stop the running mode: every process or container, bounded, nothing left behind.
+
+    Data volumes are kept; only --volumes deletes them, after naming them and asking.
+    """
     config = load(config_path)
+    if volumes:
+        data.confirm_volumes(config, yes=yes)
     docker = _docker(config, native_only)
     with changing(config), procs.deferred_signals():
         stopped = native.stop(config)
@@ -185,6 +200,8 @@ def down(config_path: Path | None, overlays: tuple[Path, ...], native_only: bool
         click.echo(f"hotmode: stopped {project} in Docker")
     if stopped.recorded is None and not stopped.unrecorded and not projects:
         click.echo("hotmode: nothing was running")
+    if volumes:
+        data.remove_volumes(config)
 
 
 @click.command()
@@ -299,12 +316,13 @@ def _live(config: Config, docker: Any, overlays: tuple[Path, ...]) -> _Live | No
     if record is not None:
         # A prod server keeps serving the commit it started from; once HEAD moves it is stale.
         head = source.revision(config.source) if record.mode == "prod" else None
+        beside = companions.describe(config)
         return _Live(
             record.mode,
             record.edition,
-            {"runner": "native", **native.describe(record)},
+            {"runner": "native", **native.describe(record), "services": beside},
             f"pid {record.pid} on {record.host}:{record.port}, rev {record.revision[:12]}, "
-            f"by {record.mode_source}",
+            f"by {record.mode_source}" + "".join(f"; {c['name']} {c['detail']}" for c in beside),
             "HEAD moved" if head and record.revision != head else "",
         )
     current = docker.running(config) if docker is not None else None
@@ -317,12 +335,18 @@ def _live(config: Config, docker: Any, overlays: tuple[Path, ...]) -> _Live | No
     head = source.revision(config.source)
     if current.mode == "prod" and head and not current.revision.startswith(head):
         stale.append("HEAD moved")
+    services = docker.services_of(config, current.project)
+    others = "".join(
+        f"; {s['service']} {s['state']} {s['health']}, data {', '.join(s['volumes']) or 'none'}"
+        for s in services
+        if s["service"] != config.service
+    )
     return _Live(
         current.mode,
         current.edition,
-        {"runner": "docker", **current.as_dict()},
+        {"runner": "docker", **current.as_dict(), "services": services},
         f"container {current.container}, port {current.port}, rev {current.revision[:12]}, "
-        f"{current.health or 'running'}",
+        f"{current.health or 'running'}{others}",
         ", ".join(stale),
     )
 
@@ -432,14 +456,15 @@ def status(
 @config_option
 @native_option
 @click.option("--follow/--no-follow", "-f", default=True, help="Keep printing new lines.")
-def logs(config_path: Path | None, native_only: bool, follow: bool) -> int:
+@click.option("--service", default=None, help="Docker: a companion's log (e.g. postgres).")
+def logs(config_path: Path | None, native_only: bool, follow: bool, service: str | None) -> int:
     """Print the running mode's log, and follow it."""
     config = load(config_path)
     record = native.read_state(config)
     if record is None:
         docker = _docker(config, native_only)
         if docker is not None:
-            return int(docker.logs(config, follow=follow))
+            return int(docker.logs(config, follow=follow, service=service))
         raise StateError("no mode is running here; start one with `hotmode up --detach`")
     if not record.log:
         owner = record.owner

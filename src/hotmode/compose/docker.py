@@ -92,6 +92,9 @@ class _Plan:
     project: str
     env: Mapping[str, str]
     service: Mapping[str, Any]
+    config: Config
+    # The declared companions, as Compose merged them.
+    companions: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -164,9 +167,15 @@ def _running(container: Mapping[str, Any]) -> Running:
     )
 
 
+def _is_app(config: Config, container: Mapping[str, Any]) -> bool:
+    """The app's own container, not a companion's (both carry the app label)."""
+    labels = container["Config"].get("Labels") or {}
+    return bool(labels.get(SERVICE_LABEL, config.service) == config.service)
+
+
 def running_all(config: Config) -> list[Running]:
     """Every running container of the app (normally one: one mode runs at a time)."""
-    return [_running(c) for c in _containers(config)]
+    return [_running(c) for c in _containers(config) if _is_app(config, c)]
 
 
 def running(config: Config) -> Running | None:
@@ -212,9 +221,10 @@ def _plan(
             raise StateError(f"{path} does not exist; run `hotmode render`, or fix --overlay")
     project = layout.project_name(config, selection)
     env = environment(config, selection, allow_dirty=allow_dirty)
-    merged = compose.run(files, project, "config", "--format", "json", env=env).stdout
-    service = json.loads(merged)["services"][config.service]
-    return _Plan(selection, files, project, env, service)
+    merged = json.loads(compose.run(files, project, "config", "--format", "json", env=env).stdout)
+    services = merged["services"]
+    companions = {c.name: services[c.name] for c in config.services if c.name in services}
+    return _Plan(selection, files, project, env, services[config.service], config, companions)
 
 
 def config_hash(config: Config, selection: Selection, overlays: tuple[Path, ...] = ()) -> str:
@@ -267,9 +277,12 @@ def _check_can_start(config: Config, plan: _Plan, ignore: str | None = None) -> 
                 "stop it with `hotmode down`, or use `hotmode switch`"
             )
     if not mine_running:
-        for host, port in listen_addresses(plan.service):
-            if not port_is_free(host, port):
-                raise StateError(f"{find_holder(port).describe()}; stop it, or set PORT")
+        for name, service in {config.service: plan.service, **plan.companions}.items():
+            for host, port in listen_addresses(service):
+                if not port_is_free(host, port):
+                    what = "set PORT" if name == config.service else f"change {name}'s ports"
+                    raise StateError(f"{find_holder(port).describe()}; stop it, or {what}")
+    companion_secrets(config, plan.selection)
     for volume in plan.service.get("volumes") or []:
         bind = volume.get("bind") or {}
         # Compose drops `create_host_path: false` from its JSON; only `true` creates the path.
@@ -282,6 +295,69 @@ def _check_can_start(config: Config, plan: _Plan, ignore: str | None = None) -> 
                 f"{volume['source']} does not exist and is mounted at {volume['target']}; "
                 f"create it (e.g. copy {config.deployment / '.env.example'} to .env)"
             )
+
+
+def companion_secrets(config: Config, selection: Selection) -> list[Path]:
+    """The secret files the mode mounts; refuse if one is missing (hotmode never invents one)."""
+    from hotmode.compose import companions
+
+    values = companions.dev_secret_values(config) if selection.dev else {}
+    paths = []
+    for name in companions.secret_names(config):
+        folder = companions.DEV_SECRETS if name in values else "secrets"
+        path = config.deployment / folder / name
+        if not path.is_file():
+            raise StateError(
+                f"{path} does not exist; write the secret {name} there (readable by the "
+                "container's user), or run `hotmode render` for a dev-only one"
+            )
+        paths.append(path)
+    return paths
+
+
+def data_volumes(config: Config) -> list[str]:
+    """The companions' data volumes of every mode x edition that exist on the engine."""
+    from hotmode.compose import companions
+    from hotmode.modes import all_selections
+
+    wanted: list[str] = []
+    for selection in all_selections(config):
+        project = layout.project_name(config, selection)
+        for entry in companions.volume_names(config, project, selection.mode).values():
+            if entry["name"] not in wanted:
+                wanted.append(entry["name"])
+    existing = set(docker("volume", "ls", "--quiet").stdout.split())
+    return [name for name in wanted if name in existing]
+
+
+def remove_volumes(names: Sequence[str]) -> None:
+    """Delete these volumes (their data is gone); the caller asked the user by name."""
+    if names:
+        docker("volume", "rm", *names)
+
+
+def services_of(config: Config, project: str) -> list[dict[str, Any]]:
+    """Each container of a project: its service, state, health and data volumes."""
+    services = []
+    for container in _project_containers(project):
+        labels = container["Config"].get("Labels") or {}
+        state = container["State"]
+        volumes = [
+            m.get("Name", "")
+            for m in container.get("Mounts") or []
+            if m.get("Type") == "volume" and len(m.get("Name", "")) != 64
+        ]
+        services.append(
+            {
+                "service": labels.get(SERVICE_LABEL, "?"),
+                "container": container["Name"].lstrip("/"),
+                "state": state.get("Status", "?"),
+                "health": (state.get("Health") or {}).get("Status", "none"),
+                "volumes": sorted(volumes),
+            }
+        )
+    app_first = sorted(services, key=lambda s: s["service"] != config.service)
+    return app_first
 
 
 def _build(compose: Compose, plan: _Plan, timeout: float) -> None:
@@ -331,7 +407,8 @@ def _start(compose: Compose, plan: _Plan, timeout: float) -> Running:
         reason = why_unhealthy(plan.project)
         _remove_project(plan.project)
         raise StateError(f"{plan.selection.label} did not become healthy: {reason}")
-    return _running(inspect_one(containers[0]["Id"]))
+    app = [c for c in containers if _is_app(plan.config, c)] or containers
+    return _running(inspect_one(app[0]["Id"]))
 
 
 def up(
@@ -365,6 +442,11 @@ def _remove_project(project: str) -> None:
         docker("rm", "--force", "--volumes", *ids)
     # Networks Compose made for the project; with no containers left this removes only them.
     find_compose().run((), project, "down", "--remove-orphans", timeout=60)
+
+
+def remove_project(project: str) -> None:
+    """Stop and remove a project's containers; its named (data) volumes stay."""
+    _remove_project(project)
 
 
 def down(config: Config, *, overlays: tuple[Path, ...] = ()) -> list[str]:
@@ -423,21 +505,31 @@ def switch(
     plan = _plan(config, selection, overlays, allow_dirty=allow_dirty, compose=compose)
     previous = running(config)
     if previous is None or previous.project == plan.project:
-        return Switched(previous, up(config, selection, overlays=overlays,
-                                     allow_dirty=allow_dirty, timeout=timeout,
-                                     build_timeout=build_timeout))  # fmt: skip
+        return Switched(
+            previous,
+            up(
+                config,
+                selection,
+                overlays=overlays,
+                allow_dirty=allow_dirty,
+                timeout=timeout,
+                build_timeout=build_timeout,
+            ),
+        )
     _check_can_start(config, plan, ignore=previous.project)
     _build(compose, plan, build_timeout)
+    # The whole previous mode stops (its companions hold their ports too), and comes back whole.
+    old_ids = [c["Id"] for c in _project_containers(previous.project, every=False)]
     try:
-        docker("stop", "--time", str(STOP_TIMEOUT), previous.container, timeout=STOP_TIMEOUT + 30)
+        docker("stop", "--time", str(STOP_TIMEOUT), *old_ids, timeout=STOP_TIMEOUT + 30)
         _check_can_start(config, plan)
         current = _start(compose, plan, timeout)
     except (StateError, Interrupted) as exc:
-        # A failure or a signal: the old container (stopped, not removed: its very image and
-        # settings) is started again before anything is reported.
+        # A failure or a signal: the old containers (stopped, not removed: their very images and
+        # settings, the database's data) are started again before anything is reported.
         with procs.deferred_signals():
             _remove_project(plan.project)
-            docker("start", previous.container)
+            docker("start", *old_ids)
             back = _wait_healthy(previous.container, timeout)
         state = "is serving again" if back else "was started again but is not healthy yet"
         if isinstance(exc, Interrupted):
@@ -449,8 +541,10 @@ def switch(
     return Switched(previous, current)
 
 
-def logs(config: Config, *, follow: bool = True, tail: int | None = None) -> int:
-    """Stream the running container's log to this process's stdout/stderr; its exit code."""
+def logs(
+    config: Config, *, follow: bool = True, tail: int | None = None, service: str | None = None
+) -> int:
+    """Stream the running app's (or a companion's) log to stdout/stderr; its exit code."""
     current = running(config)
     if current is None:
         raise StateError(f"no mode of {config.name} is running in Docker; start one with `up`")
@@ -460,7 +554,13 @@ def logs(config: Config, *, follow: bool = True, tail: int | None = None) -> int
         argv.append("--follow")
     if tail is not None:
         argv += ["--tail", str(tail)]
-    argv.append(current.container)
+    container = current.container
+    if service not in (None, config.service):
+        found = [s for s in services_of(config, current.project) if s["service"] == service]
+        if not found:
+            raise StateError(f"{current.label} has no service {service!r}")
+        container = found[0]["container"]
+    argv.append(container)
     try:
         return subprocess.run(argv, check=False).returncode  # noqa: S603
     except KeyboardInterrupt:

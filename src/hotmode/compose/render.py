@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from hotmode.atomic import write_atomic
-from hotmode.compose import layout
+from hotmode.compose import companions, layout
 from hotmode.config import Config, Edition
 from hotmode.modes import Selection
 
@@ -45,7 +45,16 @@ def _represent_override(dumper: yaml.SafeDumper, data: _Override) -> yaml.Node:
     return dumper.represent_sequence("!override", list(data))
 
 
+class _OverrideMap(dict[str, Any]):
+    """A YAML mapping tagged `!override`: Compose replaces the base's mapping instead of merging."""
+
+
+def _represent_override_map(dumper: yaml.SafeDumper, data: _OverrideMap) -> yaml.Node:
+    return dumper.represent_mapping("!override", dict(data))
+
+
 _Dumper.add_representer(_Override, _represent_override)
+_Dumper.add_representer(_OverrideMap, _represent_override_map)
 
 
 def _yaml(document: dict[str, Any]) -> str:
@@ -147,11 +156,28 @@ def base_document(config: Config) -> dict[str, Any]:
     env_files = _env_files(edition)
     if env_files:
         service["env_file"] = env_files
-    return {
+    if config.services:
+        service["environment"].update(companions.app_environment(config, "prod"))
+        service["depends_on"] = companions.depends_on(config)
+    secrets = companions.secrets_documents(config, "prod", _OverrideMap)
+    if secrets:
+        service["secrets"] = list(secrets)
+    services = {config.service: service}
+    for companion in config.services:
+        services[companion.name] = companions.prod_service(
+            config, companion, names["project"], edition.name
+        )
+    document = {
         "name": names["project"],
-        "services": {config.service: service},
-        "volumes": {"logs": {"name": names["logs"]}},
+        "services": services,
+        "volumes": {
+            "logs": {"name": names["logs"]},
+            **companions.volume_names(config, names["project"], "prod"),
+        },
     }
+    if secrets:
+        document["secrets"] = secrets
+    return document
 
 
 def _labels(config: Config, selection: Selection) -> dict[str, str]:
@@ -177,8 +203,21 @@ def edition_document(config: Config, edition: Edition) -> dict[str, Any]:
         service["env_file"] = _Override(env_files)
     return {
         "name": names["project"],
-        "services": {config.service: service},
-        "volumes": {"logs": {"name": names["logs"]}},
+        "services": {config.service: service, **_overlay_companions(config, selection)},
+        "volumes": {
+            "logs": {"name": names["logs"]},
+            **companions.volume_names(config, names["project"], "prod"),
+        },
+    }
+
+
+def _overlay_companions(config: Config, selection: Selection) -> dict[str, Any]:
+    project = layout.project_name(config, selection)
+    return {
+        companion.name: companions.overlay_service(
+            config, companion, project, selection.mode, selection.edition, _Override
+        )
+        for companion in config.services
     }
 
 
@@ -233,11 +272,21 @@ def dev_document(config: Config) -> dict[str, Any]:
         "read_only": False,
         "labels": _labels(config, selection),
     }
-    return {
+    if config.services:
+        service["environment"].update(companions.app_environment(config, "dev"))
+    document = {
         "name": names["project"],
-        "services": {config.service: service},
-        "volumes": {"logs": {"name": names["logs"]}, "cache": {"name": names["cache"]}},
+        "services": {config.service: service, **_overlay_companions(config, selection)},
+        "volumes": {
+            "logs": {"name": names["logs"]},
+            "cache": {"name": names["cache"]},
+            **companions.volume_names(config, names["project"], "dev"),
+        },
     }
+    secrets = companions.secrets_documents(config, "dev", _OverrideMap)
+    if secrets:
+        document["secrets"] = secrets
+    return document
 
 
 def dev_edition_document(config: Config, edition: Edition) -> dict[str, Any]:
@@ -253,9 +302,14 @@ def dev_edition_document(config: Config, edition: Edition) -> dict[str, Any]:
                 "environment": dict(edition.env),
                 "env_file": _Override(env_files),
                 "labels": _labels(config, selection),
-            }
+            },
+            **_overlay_companions(config, selection),
         },
-        "volumes": {"logs": {"name": names["logs"]}, "cache": {"name": names["cache"]}},
+        "volumes": {
+            "logs": {"name": names["logs"]},
+            "cache": {"name": names["cache"]},
+            **companions.volume_names(config, names["project"], "dev"),
+        },
     }
 
 
@@ -354,6 +408,12 @@ def env_example(config: Config) -> str:
         "HOST_UID=1000",
         "HOST_GID=1000",
     ]
+    for name in companions.secret_names(config):
+        lines.append(
+            f"# Secret {name}: not a variable but the file secrets/{name} beside this one "
+            "(git-ignored; readable by the container's user). Prod needs it; dev uses "
+            f"{companions.DEV_SECRETS}/{name}."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -362,6 +422,7 @@ GITIGNORE = """\
 .env
 .env.*
 !.env.example
+secrets/
 docker-compose.local.yml
 # `render --swarm` resolves .env into it: a site file, like .env.
 docker-stack.yml
@@ -386,7 +447,11 @@ def render_files(config: Config) -> dict[Path, str]:
     bodies[out / ".gitignore"] = GITIGNORE
     bodies[config.source / ".dockerignore"] = DOCKERIGNORE
     declaration = _relative(config.path, config.root)
-    return {path: _with_header(body, declaration) for path, body in bodies.items()}
+    files = {path: _with_header(body, declaration) for path, body in bodies.items()}
+    # Dev-only secret values: the file is the value, so it carries no header.
+    for name, value in companions.dev_secret_values(config).items():
+        files[out / companions.DEV_SECRETS / name] = value
+    return files
 
 
 def _digest(body: str) -> str:
@@ -487,7 +552,9 @@ def write_files(rendered: dict[Path, str], *, force: bool = False) -> RenderRepo
         if current == text:
             report.unchanged.append(path)
             continue
-        if current is not None and is_hand_edited(current) and not force:
+        # A dev-only secret is its value, with no header; the declaration is its only source.
+        owned = path.parent.name == companions.DEV_SECRETS
+        if current is not None and is_hand_edited(current) and not force and not owned:
             report.kept.append(path)
             continue
         write_atomic(path, text)

@@ -26,4 +26,8 @@ async def server_info(request: Request) -> dict[str, object]:
         "mode": settings.mode,
         "reload": settings.reload,
         "revision": settings.revision,
+        "database": {
+            "backend": request.app.state.db.backend,
+            "reachable": await request.app.state.db.reachable(),
+        },
     }

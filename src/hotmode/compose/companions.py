@@ -1,0 +1,234 @@
+"""Rendering companion services into each mode x edition's Compose documents. Pure.
+
+Every companion gets, per mode and edition, its own container name and its own data volumes
+(`<project>_<volume>`), so dev data never touches prod data, unless the declaration shares a
+volume on purpose. Prod hardens it as far as the image allows; what the image cannot take is
+written into the service's `x-hotmode-waivers`, which the rendered file shows and `check`
+reports as waived. Secrets are files (`deployment/secrets/NAME`) mounted at
+`/run/secrets/NAME`; dev may use a rendered dev-only file instead (`deployment/dev-secrets/`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from hotmode.config import Config
+from hotmode.services import Companion, ServiceSpec
+
+WAIVERS = "x-hotmode-waivers"
+LABEL = "hotmode.companion"
+
+
+def container_name(project: str, companion: str) -> str:
+    return f"{project}-{companion}"
+
+
+def volume_name(project: str, spec_volume: Any) -> str:
+    return str(spec_volume.name) if spec_volume.shared else f"{project}_{spec_volume.key}"
+
+
+SECRETS_DIR = "/run/secrets"
+
+
+def secret_names(config: Config) -> list[str]:
+    """Every secret the companions declare, in order, once."""
+    return list(dict.fromkeys(n for c in config.services for n in c.prod.secrets))
+
+
+def dev_secret_values(config: Config) -> dict[str, str]:
+    """The dev-only values of the secrets that have one."""
+    values: dict[str, str] = {}
+    for companion in config.services:
+        for name, value in companion.dev.secrets.items():
+            if value is not None:
+                values.setdefault(name, value)
+    return values
+
+
+def companion_environment(
+    companion: Companion, mode: str, host: str, port: int | None, secrets: str = SECRETS_DIR
+) -> dict[str, str]:
+    """What the app is told about one companion: `{host}`, `{port}` and `{secrets}` filled."""
+    values = {"{host}": host, "{port}": str(port), "{secrets}": secrets}
+    env = {}
+    for name, value in companion.spec(mode).app_env.items():
+        for key, filled in values.items():
+            value = value.replace(key, filled)
+        env[name] = value
+    return env
+
+
+def app_environment(config: Config, mode: str) -> dict[str, str]:
+    """The app's environment for its companions in Compose: each by its service name."""
+    env: dict[str, str] = {}
+    for companion in config.services:
+        spec = companion.spec(mode)
+        env.update(companion_environment(companion, mode, companion.name, spec.port))
+    return env
+
+
+def _environment(spec: ServiceSpec) -> dict[str, str]:
+    return {n: v.replace("{secrets}", SECRETS_DIR) for n, v in spec.environment.items()}
+
+
+def _healthcheck(spec: ServiceSpec) -> dict[str, Any] | None:
+    check = spec.healthcheck
+    if check is None:
+        return None
+    return {
+        "test": ["CMD", *check.test],
+        "interval": check.interval,
+        "timeout": check.timeout,
+        "retries": check.retries,
+        "start_period": check.start_period,
+    }
+
+
+def _volumes(config: Config, spec: ServiceSpec) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = [
+        {"type": "volume", "source": volume.key, "target": volume.target} for volume in spec.volumes
+    ]
+    for source, target in spec.mounts:
+        relative = os.path.relpath(source, config.deployment).replace(os.sep, "/")
+        volumes.append(
+            {
+                "type": "bind",
+                "source": relative,
+                "target": target,
+                "read_only": True,
+                "bind": {"create_host_path": False},
+            }
+        )
+    return volumes
+
+
+def _waivers(spec: ServiceSpec) -> dict[str, str]:
+    waivers = dict(spec.waivers)
+    if not spec.read_only:
+        waivers["CL-0007"] = "the image writes outside its volumes; read-only root declined"
+    if spec.cap_add:
+        waivers["CL-0006"] = f"the image needs {', '.join(spec.cap_add)} after cap_drop ALL"
+    return waivers
+
+
+def _labels(config: Config, name: str, mode: str, edition: str) -> dict[str, str]:
+    return {
+        "hotmode.app": config.name,
+        "hotmode.mode": mode,
+        "hotmode.edition": edition,
+        LABEL: name,
+    }
+
+
+def prod_service(
+    config: Config, companion: Companion, project: str, edition: str
+) -> dict[str, Any]:
+    """A companion in the base file: prod, hardened as far as the image allows."""
+    spec = companion.prod
+    service: dict[str, Any] = {}
+    if spec.build is not None:
+        build: dict[str, Any] = {
+            "context": os.path.relpath(spec.build.context, config.deployment).replace(os.sep, "/")
+        }
+        if spec.build.dockerfile:
+            build["dockerfile"] = spec.build.dockerfile
+        service["build"] = build
+    if spec.image is not None:
+        service["image"] = spec.image
+    service["container_name"] = container_name(project, companion.name)
+    if spec.command is not None:
+        service["command"] = list(spec.command)
+    if spec.user is not None:
+        service["user"] = spec.user
+    if spec.environment:
+        service["environment"] = _environment(spec)
+    if spec.env_file:
+        service["env_file"] = [{"path": spec.env_file, "required": False}]
+    if spec.secrets:
+        service["secrets"] = list(spec.secrets)
+    if spec.ports:
+        service["ports"] = [port.compose() for port in spec.ports]
+    volumes = _volumes(config, spec)
+    if volumes:
+        service["volumes"] = volumes
+    service["read_only"] = spec.read_only
+    if spec.tmpfs:
+        service["tmpfs"] = list(spec.tmpfs)
+    service["security_opt"] = ["no-new-privileges:true"]
+    service["cap_drop"] = ["ALL"]
+    if spec.cap_add:
+        service["cap_add"] = list(spec.cap_add)
+    health = _healthcheck(spec)
+    if health is not None:
+        service["healthcheck"] = health
+    service["deploy"] = {"resources": {"limits": {"memory": spec.memory, "cpus": spec.cpus}}}
+    service["restart"] = "unless-stopped"
+    service["logging"] = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
+    service["labels"] = _labels(config, companion.name, "prod", edition)
+    waivers = _waivers(spec)
+    if waivers:
+        service[WAIVERS] = waivers
+    return service
+
+
+def overlay_service(
+    config: Config,
+    companion: Companion,
+    project: str,
+    mode: str,
+    edition: str,
+    override: type[list[Any]],
+) -> dict[str, Any]:
+    """A companion in an overlay: its names for `project`, and what `mode` changes from prod."""
+    prod, spec = companion.prod, companion.spec(mode)
+    service: dict[str, Any] = {"container_name": container_name(project, companion.name)}
+    if spec.image != prod.image and spec.image is not None:
+        service["image"] = spec.image
+    if spec.command != prod.command and spec.command is not None:
+        service["command"] = override(spec.command)
+    if spec.user != prod.user and spec.user is not None:
+        service["user"] = spec.user
+    environment = _environment(spec)
+    changed = {k: v for k, v in environment.items() if _environment(prod).get(k) != v}
+    if changed:
+        service["environment"] = changed
+    if spec.ports != prod.ports:
+        service["ports"] = override(port.compose() for port in spec.ports)
+    if spec.volumes != prod.volumes or spec.mounts != prod.mounts:
+        service["volumes"] = override(_volumes(config, spec))
+    if spec.healthcheck != prod.healthcheck and spec.healthcheck is not None:
+        service["healthcheck"] = _healthcheck(spec)
+    service["labels"] = _labels(config, companion.name, mode, edition)
+    return service
+
+
+def volume_names(config: Config, project: str, mode: str) -> dict[str, dict[str, str]]:
+    """The top-level `volumes:` entries of the companions' data for `project`."""
+    names: dict[str, dict[str, str]] = {}
+    for companion in config.services:
+        for volume in companion.spec(mode).volumes:
+            names[volume.key] = {"name": volume_name(project, volume)}
+    return names
+
+
+def depends_on(config: Config) -> dict[str, dict[str, str]]:
+    """The app waits for each companion: healthy if it has a health check, else started."""
+    return {
+        companion.name: {
+            "condition": "service_healthy" if companion.prod.healthcheck else "service_started"
+        }
+        for companion in config.services
+    }
+
+
+def secrets_documents(config: Config, mode: str, override: type[dict[str, Any]]) -> dict[str, Any]:
+    """The top-level `secrets:` of a mode: prod's files in `secrets/`, dev's own where declared."""
+    if mode == "prod":
+        return {name: {"file": f"./secrets/{name}"} for name in secret_names(config)}
+    return {
+        name: override({"file": f"./{DEV_SECRETS}/{name}"}) for name in dev_secret_values(config)
+    }
+
+
+DEV_SECRETS = "dev-secrets"
