@@ -205,6 +205,13 @@ def _labels(app: str, component: str, edition: str) -> dict[str, str]:
     }
 
 
+def _selector(labels: Mapping[str, str]) -> dict[str, str]:
+    """What selects an edition's pods: name and component. The edition is its namespace, so its
+    label stays out of selectors, which an overlay could not change without touching every
+    Service, an ExternalName one included."""
+    return {k: v for k, v in labels.items() if k != EDITION_LABEL}
+
+
 def _volumes(
     name: str, service: Mapping[str, Any], project: str, stateful: bool
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -359,7 +366,7 @@ def _workload(
     }
     spec: dict[str, Any] = {
         "replicas": replicas,
-        "selector": {"matchLabels": labels},
+        "selector": {"matchLabels": _selector(labels)},
         "template": template,
     }
     if stateful:
@@ -383,7 +390,7 @@ def _workload(
             "data": plain,
         },
     ]
-    service_spec: dict[str, Any] = {"selector": labels}
+    service_spec: dict[str, Any] = {"selector": _selector(labels)}
     if stateful:
         service_spec["clusterIP"] = "None"
     service_spec["ports"] = [
@@ -542,7 +549,7 @@ def render_tree(
         files[f"overlays/{prod.edition}/namespace.yaml"] = _dump([namespace(prod)])
         if prod is not base_prod:
             kustomization["labels"] = [
-                {"pairs": {EDITION_LABEL: prod.edition}, "includeSelectors": True}
+                {"pairs": {EDITION_LABEL: prod.edition}, "includeTemplates": True}
             ]
         if patches:
             kustomization["patches"] = [{"path": "patches.yaml"}]

@@ -105,7 +105,22 @@ def test_render_k8s_writes_valid_manifests_for_every_edition(
 
 
 def _normalise(documents: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
-    return {(d["kind"], d["metadata"]["name"]): d for d in documents}
+    return {(d["kind"], d["metadata"]["name"]): _by_name(d) for d in documents}
+
+
+def _by_name(node: Any) -> Any:
+    """Pod volumes and mounts are merged by name (a patch may put its own first): compare them
+    as sets, and everything else as it is."""
+    if isinstance(node, dict):
+        return {
+            key: sorted((_by_name(v) for v in value), key=lambda v: v["name"])
+            if key in ("volumes", "volumeMounts") and isinstance(value, list)
+            else _by_name(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_by_name(v) for v in node]
+    return node
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (its Kustomize) is absent")
