@@ -94,7 +94,13 @@ def alive(pid: int) -> bool:
 class Server:
     """A real `python -m hotmode run` process and its output."""
 
-    def __init__(self, app_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        app_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        ready: str = r"serving main:app on (http://\S+) \(pid (\d+)\)",
+    ) -> None:
         self.app_dir = app_dir
         full_env = {
             **os.environ,
@@ -112,7 +118,7 @@ class Server:
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        match = self.wait_for(r"serving main:app on (http://\S+) \(pid (\d+)\)", timeout=30)
+        match = self.wait_for(ready, timeout=30)
         self.url = match.group(1)
         self.port = int(self.url.rsplit(":", 1)[1])
 
@@ -143,20 +149,26 @@ class Server:
         except AssertionError as exc:
             raise AssertionError(f"{exc}: {pattern!r} not seen in:\n{self.output()}") from None
 
-    def get(self, path: str = "/", timeout: float = 5.0) -> dict[str, Any]:
+    def fetch(self, path: str = "/", timeout: float = 5.0) -> tuple[int, bytes]:
+        """(status, body) of a GET on a fresh connection."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             connection.request("GET", path, headers={"Connection": "close"})
             response = connection.getresponse()
-            assert response.status == 200, response.status
-            return json.loads(response.read())  # type: ignore[no-any-return]
+            return response.status, response.read()
         finally:
             connection.close()
 
+    def get(self, path: str = "/", timeout: float = 5.0) -> dict[str, Any]:
+        status, body = self.fetch(path, timeout)
+        assert status == 200, (status, body)
+        return json.loads(body)  # type: ignore[no-any-return]
+
     def wait_version(self, version: str, timeout: float = 10.0) -> dict[str, Any]:
         def check() -> dict[str, Any] | None:
-            body = self.get()
-            return body if body["version"] == version else None
+            status, raw = self.fetch()
+            body = json.loads(raw) if status == 200 else {}
+            return body if body.get("version") == version else None
 
         return wait_until(check, timeout)  # type: ignore[no-any-return]
 

@@ -68,6 +68,26 @@ def test_broken_edit_keeps_serving_then_the_fix_is_served(
     assert server.stop() == 143
 
 
+def test_a_broken_start_answers_503_naming_the_error_then_the_fix_serves(
+    app_dir: Path, servers: list[Server]
+) -> None:
+    (app_dir / "version.py").write_text("VERSION = 'v1'\nundefined_name\n")
+    server = Server(app_dir, "--reload", ready=r"answering 503 with the error on (http://\S+)")
+    servers.append(server)
+    assert "version.py:2: NameError: name 'undefined_name' is not defined" in server.output()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    for _ in range(3):  # answered at once, on a kept-alive connection
+        connection.request("POST", "/anything", body=b"payload")
+        response = connection.getresponse()
+        body = response.read().decode()
+        assert response.status == 503
+        assert "version.py:2: NameError: name 'undefined_name' is not defined" in body
+    write_version(app_dir, "v2")
+    assert server.wait_version("v2")["version"] == "v2"
+    connection.close()
+    assert server.stop() == 143
+
+
 def test_env_file_change_is_seen_without_touching_our_own_env(
     app_dir: Path, tmp_path: Path, servers: list[Server]
 ) -> None:

@@ -15,9 +15,10 @@ CODE = [Change("code", "app/routes.py")]
 
 
 class FakeWorker:
-    def __init__(self, pid: int, env: Mapping[str, str]) -> None:
+    def __init__(self, pid: int, env: Mapping[str, str], error: str | None = None) -> None:
         self.pid = pid
         self.env = dict(env)
+        self.error = error
         self.signals: list[str] = []
 
     def terminate(self) -> None:
@@ -37,8 +38,8 @@ class FakeHost:
         self.installs = 0
         self.rebuilds = 0
 
-    def launch(self, worker_id: int, env: Mapping[str, str]) -> FakeWorker:
-        worker = FakeWorker(1000 + worker_id, env)
+    def launch(self, worker_id: int, env: Mapping[str, str], error: str | None) -> FakeWorker:
+        worker = FakeWorker(1000 + worker_id, env, error)
         self.launched[worker_id] = worker
         return worker
 
@@ -144,14 +145,40 @@ def test_a_worker_dying_before_ready_without_a_report_counts_as_a_failure(caplog
     assert list(host.launched) == [1, 2]
 
 
-def test_a_broken_start_waits_for_a_fix(caplog):
+def test_a_broken_start_serves_an_error_page_until_a_fix(caplog):
+    caplog.set_level(logging.INFO, "hotmode")
     sup, host, _ = make()
-    sup.worker_failed(1, "main.py:1: NameError: name 'x' is not defined")
+    error = "main.py:1: NameError: name 'x' is not defined"
+    sup.worker_failed(1, error)
     sup.worker_exited(1, 1)
-    assert "nothing is serving; waiting for a fix" in caplog.text
-    assert list(host.launched) == [1]
-    sup.changes(CODE)
+    assert "nothing is serving; answering 503 with this error until a fix" in caplog.text
     assert list(host.launched) == [1, 2]
+    assert host.launched[2].error == error
+    ready(sup, 2)
+    assert "answering 503 with the error on http://127.0.0.1:1 (pid 1002)" in caplog.text
+    assert "serving main:app" not in caplog.text
+
+    sup.changes(CODE)  # still broken, with another error: a new page replaces the old one
+    assert host.launched[3].error is None
+    sup.worker_failed(3, "main.py:2: SyntaxError")
+    assert host.launched[4].error == "main.py:2: SyntaxError"
+    ready(sup, 4)
+    assert host.launched[2].signals == ["TERM"]
+
+    sup.changes(CODE)  # the fix replaces the page like any swap
+    ready(sup, 5)
+    assert host.launched[5].error is None
+    assert host.launched[4].signals == ["TERM"]
+    assert "serving main:app on http://127.0.0.1:1 (pid 1005)" in caplog.text
+    assert [w.id for w in sup.serving_good()] == [5]
+
+
+def test_a_broken_edit_after_a_good_start_shows_no_error_page():
+    sup, host, _ = make()
+    ready(sup, 1)
+    sup.changes(CODE)
+    sup.worker_failed(2, "boom")
+    assert all(w.error is None for w in host.launched.values())
 
 
 def test_without_reload_a_failed_start_stops_with_code_1():

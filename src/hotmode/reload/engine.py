@@ -159,7 +159,7 @@ class Runtime:
     def _unwatch_zygote(self, zygote: Zygote) -> None:
         self.selector.unregister(zygote.control)
 
-    def launch(self, worker_id: int, env: Mapping[str, str]) -> WorkerProcess:
+    def launch(self, worker_id: int, env: Mapping[str, str], error: str | None) -> WorkerProcess:
         spec = WorkerSpec(
             target=self.options.target,
             app_dir=self.app_dir,
@@ -168,6 +168,7 @@ class Runtime:
             log_level=self.options.log_level,
             drain_timeout=self.options.drain_timeout,
             parent_pid=os.getpid(),
+            error=error,
         )
         process = self.launcher.launch(spec)
         reader = StatusReader(process.status_fd)

@@ -24,6 +24,7 @@ class WorkerSpec:
     log_level: str = "info"
     drain_timeout: float = 3.0
     parent_pid: int = 0
+    error: str | None = None  # serve an error page (503) with this error instead of the app
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

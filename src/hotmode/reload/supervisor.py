@@ -8,7 +8,9 @@ handles (terminate, kill). Tests drive it with scripted events and fake handles.
 The swap overlaps: a new worker imports the app and runs its startup while the old one serves;
 only once the new one is ready is the old one drained (SIGTERM, then SIGKILL past the bound). A
 worker that fails to start is reported and the last good one keeps serving; the next change
-tries again at once. With several workers the swap rolls, one slot at a time.
+tries again at once. With several workers the swap rolls, one slot at a time. When no version
+has started yet, an *error page* worker (503 with the error's file:line) holds the slot, so that
+requests are answered at once instead of waiting for a fix; the fix replaces it like any swap.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class Handle(Protocol):
 class Host(Protocol):
     """What the supervisor asks of the world around it."""
 
-    def launch(self, worker_id: int, env: Mapping[str, str]) -> Handle: ...
+    def launch(self, worker_id: int, env: Mapping[str, str], error: str | None) -> Handle: ...
 
     def read_env(self) -> dict[str, str]: ...
 
@@ -83,6 +85,7 @@ class Worker:
     deadline: float | None = None
     reason: str = ""
     changed_at: float | None = None
+    error: str | None = None  # set for an error page: it answers 503 with this error
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,9 @@ class Supervisor:
         if old is not None:
             self._drain(old)
         pid = worker.handle.pid
-        if not self.served_once:
+        if worker.error is not None:
+            log.info("answering 503 with the error on %s (pid %d) until a fix", self.url, pid)
+        elif not self.served_once:
             self.served_once = True
             log.info("serving %s on %s (pid %d)", self.target, self.url, pid)
         elif worker.reason and worker.reason != "restart":
@@ -281,6 +286,10 @@ class Supervisor:
     def serving(self) -> list[Worker]:
         return [w for w in self.slots if w is not None]
 
+    def serving_good(self) -> list[Worker]:
+        """Workers serving the app (not an error page)."""
+        return [w for w in self.serving() if w.error is None]
+
     # --- the machinery ------------------------------------------------------------------------
 
     def _reload(self, reason: str, at: float | None) -> None:
@@ -317,13 +326,14 @@ class Supervisor:
                 self._launch(slot, self.reason)
                 return
 
-    def _launch(self, slot: int, reason: str) -> None:
+    def _launch(self, slot: int, reason: str, error: str | None = None) -> None:
         self._ids += 1
         now = self.clock()
-        handle = self.host.launch(self._ids, self.env)
+        handle = self.host.launch(self._ids, self.env, error)
         self.workers[self._ids] = Worker(
             id=self._ids, slot=slot, generation=self.generation, handle=handle, launched_at=now,
             deadline=now + self.ready_timeout, reason=reason, changed_at=self.changed_at,
+            error=error,
         )  # fmt: skip
 
     def _drain(self, worker: Worker) -> None:
@@ -332,18 +342,32 @@ class Supervisor:
         worker.handle.terminate()
 
     def _report_failure(self, worker: Worker, error: str) -> None:
+        if worker.error is not None:
+            log.error("the error page did not start: %s", error)
+            return
         if worker.generation == self.generation:
             self.broken = self.generation
         if not self.reload and not self.served_once:
             log.error("%s", error)
             self.stop(1)
             return
-        serving = self.serving()
+        serving = self.serving_good()
         if serving:
             pids = ", ".join(str(w.handle.pid) for w in serving)
             log.error("%s -- still serving the last good version (pid %s)", error, pids)
-        else:
-            log.error("%s -- nothing is serving; waiting for a fix", error)
+            return
+        log.error("%s -- nothing is serving; answering 503 with this error until a fix", error)
+        self._show_error(worker.slot, error)
+
+    def _show_error(self, slot: int, error: str) -> None:
+        """Start an error page in `slot`, unless one with this error holds or is taking it."""
+        if self.stopping or self.broken != self.generation:
+            return
+        for other in self.workers.values():
+            same_slot = other.slot == slot and other.state in ("starting", "serving")
+            if same_slot and other.error == error:
+                return
+        self._launch(slot, "error page", error)
 
     def _crashed(self, worker: Worker, how: str) -> None:
         now = self.clock()

@@ -92,6 +92,32 @@ def preloadable_modules(roots: tuple[str, ...]) -> list[str]:
     return names
 
 
+def error_page(error: str) -> ASGIApp:
+    """An app that answers every request with 503 and the error that keeps the app from starting
+    (the way framework dev servers show an error page), until a fix replaces it."""
+    body = (
+        "The app failed to start, and no earlier version of it is running:\n\n"
+        f"    {error}\n\nSave a fix: it is served as soon as it starts.\n"
+    ).encode()
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"retry-after", b"1"),
+    ]
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+        elif scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        else:  # a WebSocket: refused before the handshake (uvicorn answers 403)
+            await send({"type": "websocket.close", "code": 1011})
+
+    return app
+
+
 class _Recorder:
     """Wraps the app to keep the exception a lifespan startup raised: uvicorn only logs it."""
 
@@ -161,7 +187,7 @@ def serve(spec: WorkerSpec, sock: socket.socket, status: StatusWriter) -> int:
         sys.path.insert(0, spec.app_dir)
     importlib.invalidate_caches()
     try:
-        app = import_target(spec.target, spec.app_dir)
+        app = error_page(spec.error) if spec.error else import_target(spec.target, spec.app_dir)
     except TargetError as exc:
         status.send("failed", error=str(exc))
         return 1
@@ -186,7 +212,8 @@ def serve(spec: WorkerSpec, sock: socket.socket, status: StatusWriter) -> int:
                 import_ms=round((imported - began) * 1000, 1),
                 ready_ms=round((time.perf_counter() - began) * 1000, 1),
             )
-            status.send("modules", modules=preloadable_modules(spec.roots))
+            if not spec.error:
+                status.send("modules", modules=preloadable_modules(spec.roots))
             return
         error = recorder.error
         text = (
