@@ -27,7 +27,13 @@ def test_edit_reloads_and_leaves_no_pycache(app_dir: Path, servers: list[Server]
     server = Server(app_dir, "--reload")
     servers.append(server)
     first = server.get()
-    assert first == {"version": "v1", "pid": first["pid"], "greeting": None, "reload": "true"}
+    assert first == {
+        "version": "v1",
+        "pid": first["pid"],
+        "greeting": None,
+        "reload": "true",
+        "echo": None,
+    }
 
     mark = len(server.lines)
     write_version(app_dir, "v2")

@@ -20,12 +20,16 @@ class FakeWorker:
         self.env = dict(env)
         self.error = error
         self.signals: list[str] = []
+        self.served = 0
 
     def terminate(self) -> None:
         self.signals.append("TERM")
 
     def kill(self) -> None:
         self.signals.append("KILL")
+
+    def serve(self) -> None:
+        self.served += 1
 
 
 class FakeHost:
@@ -100,11 +104,56 @@ def test_start_serves_then_a_change_swaps_only_once_the_new_worker_is_ready(capl
     assert "80 ms after the change; pid 1002 serving" in caplog.text
 
 
+def test_the_new_worker_accepts_once_the_old_one_has_released():
+    sup, host, _ = make()
+    ready(sup, 1)
+    assert host.launched[1].served == 1  # nothing to wait for
+    sup.changes(CODE)
+    ready(sup, 2)
+    assert host.launched[1].signals == ["TERM"]
+    assert host.launched[2].served == 0
+    assert sup.adopter(1) is sup.workers[2]  # its connections go to the new one
+    assert sup.adopter(2) is None
+    sup.worker_released(1)
+    assert host.launched[2].served == 1
+    sup.worker_exited(1, 0)
+    assert host.launched[2].served == 1
+
+
+def test_a_worker_that_never_releases_delays_the_new_one_by_a_bound_only(caplog):
+    sup, host, clock = make()
+    ready(sup, 1)
+    sup.changes(CODE)
+    ready(sup, 2)
+    clock.now += 1.0
+    sup.tick()
+    assert host.launched[2].served == 1
+    assert host.launched[2].signals == []  # never killed for it
+    assert "pid 1001 did not release its connections in time" in caplog.text
+
+
+def test_an_old_worker_that_dies_lets_the_new_one_accept():
+    sup, host, _ = make()
+    ready(sup, 1)
+    sup.changes(CODE)
+    ready(sup, 2)
+    sup.worker_exited(1, -9)
+    assert host.launched[2].served == 1
+
+
+def test_while_stopping_connections_are_closed_not_adopted():
+    sup, _host, _ = make()
+    ready(sup, 1)
+    sup.stop(143)
+    assert sup.adopter(1) is None
+
+
 def test_a_draining_worker_is_killed_past_the_bound():
     sup, host, clock = make()
     ready(sup, 1)
     sup.changes(CODE)
     ready(sup, 2)
+    sup.worker_released(1)
     assert sup.next_deadline() == clock.now + 4.0
     clock.now += 3.9
     sup.tick()

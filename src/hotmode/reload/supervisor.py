@@ -6,7 +6,9 @@ worker, read the env file, run the install command, rebuild the zygote) and thro
 handles (terminate, kill). Tests drive it with scripted events and fake handles.
 
 The swap overlaps: a new worker imports the app and runs its startup while the old one serves;
-only once the new one is ready is the old one drained (SIGTERM, then SIGKILL past the bound). A
+only once the new one is ready is the old one drained (SIGTERM, then SIGKILL past the bound), and
+the new one accepts once the old one has released its connections (handed over, see handover.py),
+so that no request is read by old code after new code has answered one. A
 worker that fails to start is reported and the last good one keeps serving; the next change
 tries again at once. With several workers the swap rolls, one slot at a time. When no version
 has started yet, an *error page* worker (503 with the error's file:line) holds the slot, so that
@@ -34,6 +36,9 @@ BACKOFF_MAX = 10.0
 STABLE_AFTER = 30.0
 # Extra time past uvicorn's own graceful-shutdown bound before SIGKILL.
 KILL_GRACE = 1.0
+# How long a ready worker waits for the one it replaces to release its connections before it
+# accepts anyway (the old one's loop may be stuck in a request).
+RELEASE_TIMEOUT = 1.0
 
 
 def backoff_delay(crashes: int) -> float:
@@ -51,6 +56,8 @@ class Handle(Protocol):
     def terminate(self) -> None: ...
 
     def kill(self) -> None: ...
+
+    def serve(self) -> None: ...
 
 
 class Host(Protocol):
@@ -86,6 +93,7 @@ class Worker:
     reason: str = ""
     changed_at: float | None = None
     error: str | None = None  # set for an error page: it answers 503 with this error
+    awaiting: int | None = None  # ready, but waits for this worker's release to accept
 
 
 @dataclass(frozen=True)
@@ -190,6 +198,9 @@ class Supervisor:
         self.slots[worker.slot] = worker
         if old is not None:
             self._drain(old)
+            worker.awaiting, worker.deadline = old.id, now + RELEASE_TIMEOUT
+        else:
+            worker.handle.serve()
         pid = worker.handle.pid
         if worker.error is not None:
             log.info("answering 503 with the error on %s (pid %d) until a fix", self.url, pid)
@@ -216,7 +227,25 @@ class Supervisor:
         worker.deadline = self.clock() + self.drain_timeout + KILL_GRACE
         self._report_failure(worker, error)
 
+    def worker_released(self, worker_id: int) -> None:
+        """A stopping worker accepts no more and has handed its idle connections over."""
+        for worker in self.workers.values():
+            if worker.awaiting == worker_id:
+                worker.awaiting, worker.deadline = None, None
+                worker.handle.serve()
+
+    def adopter(self, worker_id: int) -> Worker | None:
+        """The worker that takes over the connections `worker_id` hands over; None: close them."""
+        source = self.workers.get(worker_id)
+        if self.stopping or source is None:
+            return None
+        target = self.slots[source.slot]
+        if target is None or target is source or target.state != "serving":
+            return None
+        return target
+
     def worker_exited(self, worker_id: int, code: int | None) -> None:
+        self.worker_released(worker_id)
         worker = self.workers.pop(worker_id, None)
         if worker is None:
             return
@@ -257,6 +286,13 @@ class Supervisor:
             if worker.deadline is None or now < worker.deadline:
                 continue
             worker.deadline = None
+            if worker.awaiting is not None:
+                old = self.workers.get(worker.awaiting)
+                if old is not None:
+                    pid = old.handle.pid
+                    log.warning("pid %d did not release its connections in time", pid)
+                self.worker_released(worker.awaiting)
+                continue
             worker.handle.kill()
             if worker.state == "starting":
                 worker.state = "failed"
