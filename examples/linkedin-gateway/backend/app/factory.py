@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__, routes, saas
+from app.live import router as live_router
 from app.logs import configure_logging
 from app.settings import load_settings
 
@@ -29,6 +30,7 @@ def create_app() -> FastAPI:
                   lifespan=lifespan)
     app.state.settings = settings
     app.include_router(routes.router)
+    app.include_router(live_router)
     if settings.edition == "saas":
         app.include_router(saas.router)
     return app
