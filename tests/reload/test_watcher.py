@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from hotmode.reload.poller import MODIFIED, Poller
+from hotmode.reload import watcher as watcher_module
+from hotmode.reload.inotify import QUIET_OPEN, Inotify
+from hotmode.reload.poller import ADDED, MODIFIED, Poller
 from hotmode.reload.rules import DEFAULT_INCLUDE, Rules
 from hotmode.reload.supervisor import Change
 from hotmode.reload.watcher import Watcher
@@ -91,5 +94,48 @@ def test_a_new_folder_is_watched_and_its_files_reported(tmp_path: Path) -> None:
             batch = batches.get(timeout=max(0.01, deadline - time.monotonic()))[0]
             if Change("code", "pkg/mod.py") in batch:
                 break
+    finally:
+        watcher.stop()
+
+
+def test_inotify_closes_a_batch_once_the_save_is_complete(tmp_path: Path) -> None:
+    target = tmp_path / "routes.py"
+    target.write_text("A = 1\n")
+    source = Inotify([str(tmp_path)], debounce=5.0)
+    stop = threading.Event()
+    try:
+        with target.open("w") as file:  # still open for writing: the batch waits longer
+            file.write("A = 2\n")
+            file.flush()
+            started = time.monotonic()
+            assert source.wait(stop) == {(MODIFIED, str(target))}
+            assert time.monotonic() - started >= QUIET_OPEN - 0.005
+        assert source.wait(stop) == {(MODIFIED, str(target))}  # the close
+        temp = tmp_path / ".routes.py.tmp"  # an editor's save: write a temp file, rename it
+        temp.write_text("A = 3\n")
+        os.replace(temp, target)
+        started = time.monotonic()
+        batch = source.wait(stop)
+        assert batch is not None and (ADDED, str(target)) in batch
+        assert time.monotonic() - started < 1.0
+    finally:
+        source.close()
+
+
+def test_the_watchfiles_fallback_also_watches_before_start_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(*_args: object) -> None:
+        raise OSError("inotify_init1: too many open files")
+
+    monkeypatch.setattr(watcher_module.Inotify, "__init__", unavailable)
+    target = tmp_path / "version.py"
+    target.write_text("VERSION = 'v1'\n")
+    batches: queue.SimpleQueue[tuple[list[Change], float]] = queue.SimpleQueue()
+    watcher = Watcher(rules_for(tmp_path), lambda b, at: batches.put((b, at)))
+    watcher.start()
+    try:
+        target.write_text("VERSION = 'v2'\n")
+        assert batches.get(timeout=5)[0] == [Change("code", "version.py")]
     finally:
         watcher.stop()
