@@ -370,3 +370,19 @@ def test_a_worker_never_ready_is_killed_and_reported(caplog):
     sup.tick()
     assert host.launched[2].signals == ["KILL"]
     assert "not ready after 20 s -- still serving" in caplog.text
+
+
+def test_a_refreshed_zygote_moves_the_workers_unless_broken_or_busy():
+    sup, host, _ = make()
+    sup.refresh()  # nothing serves yet
+    assert list(host.launched) == [1]
+    ready(sup, 1)
+    sup.refresh()
+    assert list(host.launched) == [1, 2]
+    sup.refresh()  # one is starting already
+    assert list(host.launched) == [1, 2]
+    ready(sup, 2)
+    sup.changes(CODE)
+    sup.worker_failed(3, "boom")
+    sup.refresh()  # broken: a refresh would only fail again
+    assert list(host.launched) == [1, 2, 3]

@@ -224,7 +224,7 @@ class Runtime:
                 self.supervisor.worker_failed(worker_id, str(message["error"]))
             elif event == "modules":
                 modules = [str(m) for m in message["modules"]]
-                self.launcher.learn(modules)
+                self.launcher.learn(modules, then=self.supervisor.refresh)
                 self._save_modules(modules)
 
     # --- the rest of the Host -----------------------------------------------------------------

@@ -223,8 +223,9 @@ class Launcher:
         self.rebuilt_callback = then
         return True
 
-    def learn(self, modules: list[str]) -> None:
-        """A ready worker's preloadable modules: rebuild when they include new ones."""
+    def learn(self, modules: list[str], then: Callable[[], None] | None = None) -> None:
+        """A ready worker's preloadable modules: rebuild when they include new ones, then call
+        `then` (the workers forked from the old zygote may move to the new one)."""
         if not self.use_zygote or self.active is None or self.building is not None:
             return
         new = [m for m in modules if m not in self.active.modules and m not in self.known]
@@ -232,7 +233,7 @@ class Launcher:
             return
         self.known.update(new)
         log.debug("zygote: %d new modules to preload (%s...); rebuilding", len(new), new[0])
-        self.rebuild(modules)
+        self.rebuild(modules, then=then)
 
     def zygote_readable(self, zygote: Zygote) -> None:
         """The runtime calls this when a zygote's control socket has something to read."""

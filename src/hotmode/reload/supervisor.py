@@ -176,6 +176,15 @@ class Supervisor:
         if not self.stopping:
             self._reload("SIGHUP", self.clock())
 
+    def refresh(self) -> None:
+        """The zygote was rebuilt with more modules: move the workers to it, so that the old one
+        (and its memory) can go. Connections are handed over, so clients see nothing."""
+        if self.stopping or self.waiting or self.broken is not None or not self.serving_good():
+            return
+        if any(w.state == "starting" for w in self.workers.values()):
+            return  # a reload under way already forks from the new zygote
+        self._reload("preloaded modules refreshed", None)
+
     def install_finished(self, code: int) -> None:
         self.waiting.discard("install")
         if code != 0:
