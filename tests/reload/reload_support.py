@@ -229,12 +229,14 @@ def write_version(app_dir: Path, version: str, *, rename: bool = False) -> None:
 
 
 class Poller:
-    """One client on one keep-alive connection, sending requests back to back in a thread, and
-    recording what it received: (time sent, version) or the error."""
+    """One client sending requests back to back in a thread, on one keep-alive connection (or a
+    fresh one each, `fresh=True`), recording what it received: (sent, received, version), or the
+    error."""
 
-    def __init__(self, port: int, method: str = "GET") -> None:
+    def __init__(self, port: int, method: str = "GET", *, fresh: bool = False) -> None:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         self.method = method
+        self.fresh = fresh
         self.received: list[tuple[float, float, str]] = []  # sent, received, version
         self.errors: list[str] = []
         self.ports: set[int] = set()
@@ -248,13 +250,17 @@ class Poller:
             body = f"request {count}".encode() if self.method == "POST" else None
             sent = time.monotonic()
             try:
-                self.connection.request(self.method, "/", body=body)
+                headers = {"Connection": "close"} if self.fresh else {}
+                self.connection.request(self.method, "/", body=body, headers=headers)
                 response = self.connection.getresponse()
                 answer = json.loads(response.read())
+                if self.fresh:
+                    self.connection.close()
                 assert response.status == 200
                 if body is not None:
                     assert answer["echo"] == body.decode(), answer
-                self.ports.add(self.connection.sock.getsockname()[1])
+                if not self.fresh:
+                    self.ports.add(self.connection.sock.getsockname()[1])
                 self.received.append((sent, time.monotonic(), answer["version"]))
             except Exception as exc:
                 self.errors.append(f"{type(exc).__name__}: {exc}")

@@ -22,20 +22,22 @@ def test_keep_alive_clients_keep_their_connection_and_never_go_back(
     server = Server(app_dir, "--reload")
     servers.append(server)
     order = ["v1", "v2", "v3", "v4", "v5"]
-    with Poller(server.port, "GET") as getter, Poller(server.port, "POST") as poster:
-        getter.wait_version("v1")
-        poster.wait_version("v1")
-        for version in order[1:]:
-            write_version(app_dir, version)
-            getter.wait_version(version)
-            poster.wait_version(version)
-    for poller in (getter, poster):
+    getter, poster = Poller(server.port, "GET"), Poller(server.port, "POST")
+    fresh = Poller(server.port, "GET", fresh=True)
+    with getter, poster, fresh:
+        for version in order:
+            if version != "v1":
+                write_version(app_dir, version)
+            for poller in (getter, poster, fresh):
+                poller.wait_version(version)
+    for poller in (getter, poster, fresh):
         assert poller.errors == []
-        assert len(poller.ports) == 1  # one connection, handed from worker to worker
         versions = poller.versions()
         assert versions == sorted(versions, key=order.index)
         assert set(versions) == set(order)
-    assert stale_answers([getter, poster], order) == []
+    for poller in (getter, poster):
+        assert len(poller.ports) == 1  # one connection, handed from worker to worker
+    assert stale_answers([getter, poster, fresh], order) == []
     assert server.stop() == 143
 
 

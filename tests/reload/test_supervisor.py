@@ -386,3 +386,16 @@ def test_a_refreshed_zygote_moves_the_workers_unless_broken_or_busy():
     sup.worker_failed(3, "boom")
     sup.refresh()  # broken: a refresh would only fail again
     assert list(host.launched) == [1, 2, 3]
+
+
+def test_a_worker_replaced_before_it_could_accept_is_never_told_to():
+    sup, host, _ = make()
+    ready(sup, 1)
+    sup.changes(CODE)
+    ready(sup, 2)  # waits for 1 to release
+    sup.changes(CODE)
+    ready(sup, 3)  # 2 is replaced already
+    sup.worker_released(1)
+    assert host.launched[2].served == 0  # it would accept while stopping
+    sup.worker_released(2)
+    assert host.launched[3].served == 1

@@ -36,6 +36,9 @@ from hotmode.reload.protocol import send_message
 log = logging.getLogger("hotmode.reload")
 
 POLL = 0.005  # how often a releasing worker looks at its busy connections again
+# asyncio sets up a connection accepted just before the server closed in a task of its own: it
+# joins the connections a few loop turns later, and must be handed over too.
+LATE_ACCEPT = 0.05
 MAX_FDS = 200  # descriptors per message (the kernel's limit is 253)
 
 Scope = MutableMapping[str, Any]
@@ -98,11 +101,22 @@ class Release:
         self.channel = channel
         self.streams = streams
         self.pending: set[H11Protocol] = set()
+        self.seen: set[int] = set()
 
     def start(self, connections: set[Any]) -> None:
         """Called once the worker has stopped accepting: release what can go now."""
+        self._send("released", self._sort(connections))
+        for stream in list(self.streams):
+            if stream.endable:
+                asyncio.get_running_loop().create_task(stream.end())
+
+    def _sort(self, connections: set[Any]) -> list[int]:
+        """Detach the idle connections not seen yet (their descriptors), hold the busy ones."""
         ready: list[int] = []
         for connection in list(connections):
+            if id(connection) in self.seen:
+                continue
+            self.seen.add(id(connection))
             if not isinstance(connection, H11Protocol):
                 connection.shutdown()  # a WebSocket: close 1012, uvicorn's way
             elif _idle(connection):
@@ -110,17 +124,18 @@ class Release:
             else:
                 self._hold(connection)
                 self.pending.add(connection)
-        for stream in list(self.streams):
-            if stream.endable:
-                asyncio.get_running_loop().create_task(stream.end())
-        self._send("released", ready)
+        return ready
 
     async def finish(self, connections: set[Any], timeout: float) -> None:
-        """Hand over the busy connections as they become idle, for at most `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while self.pending and time.monotonic() < deadline:
+        """Hand over the busy connections as they become idle, and those accepted at the last
+        moment, for at most `timeout` seconds."""
+        started = time.monotonic()
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            if not self.pending and time.monotonic() - started >= LATE_ACCEPT:
+                return
             await asyncio.sleep(POLL)
-            ready = []
+            ready = self._sort(connections)
             for connection in list(self.pending):
                 if connection.transport.is_closing():
                     self.pending.discard(connection)

@@ -207,6 +207,7 @@ class Supervisor:
         self.slots[worker.slot] = worker
         if old is not None:
             self._drain(old)
+        if old is not None and self.reload:  # without reload, workers hand nothing over
             worker.awaiting, worker.deadline = old.id, now + RELEASE_TIMEOUT
         else:
             worker.handle.serve()
@@ -240,8 +241,10 @@ class Supervisor:
         """A stopping worker accepts no more and has handed its idle connections over."""
         for worker in self.workers.values():
             if worker.awaiting == worker_id:
-                worker.awaiting, worker.deadline = None, None
-                worker.handle.serve()
+                worker.awaiting = None
+                if worker.state == "serving":  # not if it is being replaced already
+                    worker.deadline = None
+                    worker.handle.serve()
 
     def adopter(self, worker_id: int) -> Worker | None:
         """The worker that takes over the connections `worker_id` hands over; None: close them."""
@@ -295,7 +298,7 @@ class Supervisor:
             if worker.deadline is None or now < worker.deadline:
                 continue
             worker.deadline = None
-            if worker.awaiting is not None:
+            if worker.awaiting is not None and worker.state == "serving":
                 old = self.workers.get(worker.awaiting)
                 if old is not None:
                     pid = old.handle.pid

@@ -25,7 +25,7 @@ import uvicorn
 
 from hotmode.reload.handover import Release, Stream, adopt
 from hotmode.reload.lifeline import bind_to_parent
-from hotmode.reload.protocol import StatusWriter, WorkerSpec, receive_message
+from hotmode.reload.protocol import StatusWriter, WorkerSpec, receive_message, send_message
 from hotmode.reload.rules import is_app_file
 
 # uvicorn's own code for a failed lifespan startup.
@@ -169,6 +169,7 @@ class _Server(uvicorn.Server):
         self._release_timeout = release_timeout
         self._listen: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._releasing = False
 
     async def main_loop(self) -> None:
         # uvicorn polls for `should_exit` ten times a second; idle, that is most of a worker's
@@ -216,8 +217,11 @@ class _Server(uvicorn.Server):
         if message.get("op") == "adopt" and not self.should_exit:
             self._spawn(adopt(fds, self._make_protocol, asyncio.get_running_loop()))
             return
-        for fd in fds:
-            os.close(fd)
+        if fds:  # given while stopping (a newer worker took over): back to the supervisor
+            with contextlib.suppress(OSError):
+                send_message(self._channel, {"op": "connections"}, fds)
+            for fd in fds:
+                os.close(fd)
         if message.get("op") == "serve" and not self.should_exit:
             self._spawn(self._accept())
 
@@ -234,12 +238,24 @@ class _Server(uvicorn.Server):
             )
             self.servers.append(server)
         self._listen = []
+        if self._releasing:  # stopped meanwhile: what it accepted is released with the rest
+            self._stop_accepting()
+
+    def _stop_accepting(self) -> None:
+        # Not `server.close()`: asyncio sets up a connection accepted a moment ago in a task of
+        # its own, which fails on a closed server and leaves the socket open, unserved, until
+        # the process exits (the client then sees a reset). Removing the reader stops accepting
+        # and lets those connections join the others, to be handed over.
+        loop = asyncio.get_running_loop()
+        for server in self.servers:
+            for sock in server.sockets:
+                loop.remove_reader(sock.fileno())
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        for server in getattr(self, "servers", []):
-            server.close()
         if self._channel is not None:
+            self._releasing = True
             self._listen = []
+            self._stop_accepting()
             release = Release(self._channel, self._streams)
             release.start(self.server_state.connections)
             await release.finish(self.server_state.connections, self._release_timeout)
@@ -277,7 +293,9 @@ def serve(
         recorder,
         log_level=spec.log_level,
         timeout_graceful_shutdown=max(1, round(bound)),
-        http="h11" if handover else "auto",  # the protocol whose connections are handed over
+        # The protocol whose connections are handed over, on the loop whose readers it stops.
+        http="h11" if handover else "auto",
+        loop="asyncio" if handover else "auto",
     )
 
     def on_started(ok: bool) -> None:
