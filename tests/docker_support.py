@@ -11,9 +11,11 @@ A plugin module, not tests/docker/conftest.py: tests import the top conftest by 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +35,7 @@ TREE_UID = 1000
 HEX = set("0123456789abcdef")
 
 SITE_OVERLAY = REPO / ".ci" / "docker-compose.site.yml"
+ENGINE_LOCK = Path(tempfile.gettempdir()) / "hotmode-docker.lock"
 
 
 def require_engine() -> str:
@@ -111,7 +114,16 @@ def _copy(root: Path) -> None:
 
 
 @pytest.fixture
-def deployed(base_image: str, tmp_path: Path) -> Iterator[Gateway]:
+def engine_to_ourselves() -> Iterator[None]:
+    """Hold a machine-wide lock while a test runs the gateway: every run of these tests uses
+    the same Compose projects and container names, so two suites at once would collide."""
+    with open(ENGINE_LOCK, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture
+def deployed(base_image: str, tmp_path: Path, engine_to_ourselves: None) -> Iterator[Gateway]:
     """A fresh committed gateway; everything it ran is removed afterwards."""
     root = tmp_path / "gateway"
     _copy(root)

@@ -319,6 +319,8 @@ class _Reader:
             if not isinstance(default, bool):
                 raise self.fail(f"{at}.default", "expected true or false")
             env_file = self.string(spec, "env_file", f"{at}.")
+            if env_file is not None:
+                self.inside_deployment(env_file, f"{at}.env_file")
             editions.append(Edition(name=name, env=env, env_file=env_file, default=default))
         defaults = [e.name for e in editions if e.default]
         if len(defaults) > 1:
@@ -330,6 +332,17 @@ class _Reader:
         # The default edition comes first: it is the base file's edition.
         editions.sort(key=lambda e: not e.default)
         return tuple(editions)
+
+    def inside_deployment(self, name: str, key: str) -> None:
+        """An env file must be a file of the deployment folder: never one elsewhere on the host,
+        whose lines an error would quote (`/etc/passwd`, `../../etc/hostname`)."""
+        path = Path(name)
+        if path.is_absolute() or ".." in path.parts or not name.strip():
+            raise self.fail(
+                key,
+                f"{name!r} is outside the deployment folder; name a file in it, "
+                "e.g. '.env.prod.saas'",
+            )
 
     def dev(self, value: Any) -> DevSettings:
         if not isinstance(value, dict):

@@ -33,3 +33,15 @@ class AuditFailed(HotmodeError):
     """A check found problems at or above the threshold (exit 1)."""
 
     exit_code = 1
+
+
+class Interrupted(HotmodeError):
+    """A signal (Ctrl-C, SIGTERM, a closed terminal) stopped a command: exit 128 + signal."""
+
+    def __init__(self, signum: int, message: str = "") -> None:
+        import signal
+
+        name = signal.Signals(signum).name
+        super().__init__(message or f"interrupted by {name}")
+        self.signum = signum
+        self.exit_code = 128 + signum

@@ -1,113 +1,89 @@
 """Running a mode as local processes, when no Docker engine is reachable (or `--native`).
 
-Native prod serves a read-only snapshot of the committed source (`git archive HEAD`), so the
-served code is exactly a commit; native dev serves the working tree with the reload engine. One
-mode runs at a time: its record lives in `.hotmode/state.json` beside the declaration, and a record
-whose process is gone is stale and removed.
+Native prod serves a read-only snapshot of the committed source (`git archive`), so the served
+code is exactly a commit; native dev serves the working tree with the reload engine. One mode
+runs at a time. What runs is recorded in `.hotmode/state.json` (`hotmode.state`), and a process
+is signalled only when it is provably the one hotmode started (`hotmode.procs`). The callers
+that change what runs hold the project lock (`state.project_lock`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hotmode import snapshot, source
-from hotmode.atomic import write_atomic
+from hotmode import procs, snapshot, source, state
 from hotmode.config import Config
 from hotmode.errors import StateError
 from hotmode.modes import Selection, read_env_file
-from hotmode.ports import find_holder, port_is_free, read_command
+from hotmode.ports import check_host, find_holder, port_is_free, read_command, url_host
+from hotmode.state import RunState
 
 STOP_TIMEOUT = 10.0
 READY_TIMEOUT = 60.0
-
-
-@dataclass(frozen=True)
-class RunState:
-    """What `up` started, as recorded in the state file."""
-
-    mode: str
-    edition: str
-    pid: int
-    host: str
-    port: int
-    revision: str
-    mode_source: str
-    edition_source: str
-    log: str
-    started: float
-    command: list[str]
-    runner: str = "native"
-
-    @property
-    def label(self) -> str:
-        return f"{self.mode} {self.edition}"
+KEEP_LOGS = 10
+# What the reload engine logs when a worker failed and no version serves: a dev start that
+# cannot succeed until the code is fixed, so `up` and `switch` fail at once instead of waiting.
+_ENGINE_FAILED = "nothing is serving; waiting for a fix"
 
 
 def state_dir(config: Config) -> Path:
-    return config.root / ".hotmode"
-
-
-def _state_file(config: Config) -> Path:
-    return state_dir(config) / "state.json"
-
-
-def is_alive(pid: int) -> bool:
-    """True if `pid` runs and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return state.state_dir(config.root)
 
 
 def read_state(config: Config) -> RunState | None:
-    """The running mode, or None; a stale or unreadable record is removed."""
-    path = _state_file(config)
-    try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        state = RunState(**data)
-    except FileNotFoundError:
-        return None
-    except (ValueError, TypeError):
-        path.unlink(missing_ok=True)
-        return None
-    # A dead process, or its PID reused by another program, makes the record stale.
-    if not is_alive(state.pid) or read_command(state.pid) not in ("", " ".join(state.command)):
-        path.unlink(missing_ok=True)
-        return None
-    return state
+    """The running mode, or None (a stale record is not removed here: see `clean_up`)."""
+    return state.read(config.root).state
 
 
-def _write_state(config: Config, state: RunState) -> None:
-    write_atomic(_state_file(config), json.dumps(asdict(state), indent=2) + "\n")
-    gitignore = state_dir(config) / ".gitignore"
-    if not gitignore.exists():
-        write_atomic(gitignore, "*\n")
+def clean_up(config: Config) -> str:
+    """Under the lock: remove a record that is stale or unreadable; say what it was, or ''."""
+    record = state.read(config.root)
+    if record.problem:
+        state.clear(config.root)
+    return record.problem
+
+
+@dataclass(frozen=True)
+class Unrecorded:
+    """A server this project started whose record is gone (`.hotmode` deleted, say)."""
+
+    server: procs.ProcessId
+    label: str
+
+
+def unrecorded(config: Config) -> list[Unrecorded]:
+    """Servers hotmode started for this project that no live record names."""
+    recorded = read_state(config)
+    found = []
+    for server in procs.find_marked(config.root):
+        if recorded is not None and recorded.server.pid == server.pid:
+            continue
+        environ = procs.read_environ(server.pid) or {}
+        label = f"{environ.get('HOTMODE_MODE', '?')} {environ.get('HOTMODE_EDITION', '?')}"
+        found.append(Unrecorded(server, label))
+    return found
 
 
 def check_free(config: Config, host: str, port: int) -> None:
-    """Refuse to start when the port is held, naming what holds it."""
+    """Refuse to start when a mode runs or the port is held, naming what holds it."""
     running = read_state(config)
     if running is not None:
         raise StateError(
             f"{running.label} is already running (pid {running.pid}, port {running.port}); "
             "stop it with `hotmode down`, or change mode with `hotmode switch`"
+        )
+    for lost in unrecorded(config):
+        raise StateError(
+            f"a {lost.label} server of this project runs without its record (pid "
+            f"{lost.server.pid}; was .hotmode deleted?); stop it with `hotmode down`"
         )
     if port_is_free(host, port):
         return
@@ -128,21 +104,31 @@ def _base_env(config: Config, selection: Selection) -> dict[str, str]:
         env.update(read_env_file(config.deployment / edition.env_file))
     env.update(edition.env)
     env["HOTMODE_MODE"] = selection.mode
+    env["HOTMODE_EDITION"] = selection.edition
     return env
 
 
 def build_command(
-    config: Config, selection: Selection, host: str, port: int, *, allow_uncommitted: bool
+    config: Config,
+    selection: Selection,
+    host: str,
+    port: int,
+    *,
+    allow_uncommitted: bool,
+    revision: str | None = None,
 ) -> tuple[list[str], dict[str, str], str, Path]:
-    """The argv, environment, revision and working folder of a mode's server."""
+    """The argv, environment, revision and working folder of a mode's server.
+
+    Prod serves `revision` (a commit) when given, e.g. to roll back to what ran before, else HEAD.
+    """
     env = _base_env(config, selection)
     env["PORT"] = str(port)
     logs = state_dir(config) / "logs" / f"{selection.mode}-{selection.edition}"
     if selection.dev:
-        revision = source.describe_working_tree(config.source)
+        served = source.describe_working_tree(config.source)
         env.update(config.dev.env)
         env["HOT_RELOAD_ENABLED"] = "true"
-        env["HOTMODE_REVISION"] = revision
+        env["HOTMODE_REVISION"] = served
         # Byte-code goes under .hotmode/, never into the source tree.
         env["PYTHONPYCACHEPREFIX"] = str(state_dir(config) / "pycache")
         argv = [sys.executable, "-m", "hotmode", "run", config.target, "--reload"]
@@ -152,15 +138,29 @@ def build_command(
         env_file = config.deployment / ".env"
         if env_file.is_file():
             argv += ["--env-file", str(env_file)]
-        return argv, env, revision, config.source
-    served, revision = snapshot.prepare(config, state_dir(config), allow_uncommitted)
-    env["HOTMODE_REVISION"] = revision
+        return argv, env, served, config.source
+    folder, served = snapshot.prepare(config, state_dir(config), allow_uncommitted, revision)
+    env["HOTMODE_REVISION"] = served
     env["HOT_RELOAD_ENABLED"] = "false"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["LOG_DIR"] = str(logs)
-    argv = [sys.executable, "-m", "uvicorn", config.target, "--app-dir", str(served)]
+    argv = [sys.executable, "-m", "uvicorn", config.target, "--app-dir", str(folder)]
     argv += ["--host", host, "--port", str(port)]
-    return argv, env, revision, served
+    return argv, env, served, folder
+
+
+def _run_log(config: Config, selection: Selection, run_id: str) -> Path:
+    """A log file of this run's own, so that an error never quotes another run's line."""
+    runs = state.ensure_state_dir(config.root) / "runs"
+    try:
+        runs.mkdir(exist_ok=True)
+        old = sorted(runs.glob("*.log"), key=lambda p: p.stat().st_mtime)
+        for stale in old[: max(0, len(old) - KEEP_LOGS + 1)]:
+            stale.unlink(missing_ok=True)
+    except OSError as exc:
+        raise state.fs_error(exc, runs) from exc
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return runs / f"{stamp}-{selection.mode}-{selection.edition}-{run_id}.log"
 
 
 def start(
@@ -171,16 +171,28 @@ def start(
     port: int | None = None,
     detach: bool,
     allow_uncommitted: bool = False,
+    revision: str | None = None,
+    ready_timeout: float = READY_TIMEOUT,
 ) -> tuple[RunState, subprocess.Popen[bytes]]:
-    """Start a mode's server; with `detach`, return once it answers `/health`."""
+    """Start a mode's server; with `detach`, return once it answers `/health` itself.
+
+    The caller holds the project lock. If the start fails or is interrupted, the server is
+    stopped and only this run's record is removed.
+    """
+    host = check_host(host)
     port = port or config.port
     check_free(config, host, port)
-    argv, env, revision, cwd = build_command(
-        config, selection, host, port, allow_uncommitted=allow_uncommitted
+    argv, env, served, cwd = build_command(
+        config, selection, host, port, allow_uncommitted=allow_uncommitted, revision=revision
     )
-    log = state_dir(config) / f"{selection.mode}-{selection.edition}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    output = log.open("ab") if detach else None
+    run_id = uuid.uuid4().hex[:12]
+    env[procs.PROJECT_VARIABLE] = str(config.root)
+    env[procs.RUN_VARIABLE] = run_id
+    log = _run_log(config, selection, run_id) if detach else None
+    try:
+        output = log.open("ab") if log else None
+    except OSError as exc:
+        raise state.fs_error(exc, state_dir(config)) from exc
     try:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             argv,
@@ -188,57 +200,96 @@ def start(
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=output,
-            stderr=subprocess.STDOUT if detach else None,
+            stderr=subprocess.STDOUT if output else None,
             # Its own session: a terminal's Ctrl-C reaches `up`, which stops it in order.
             start_new_session=True,
         )
     finally:
         if output is not None:
             output.close()
-    state = RunState(
-        mode=selection.mode,
-        edition=selection.edition,
-        pid=process.pid,
-        host=host,
-        port=port,
-        revision=revision,
-        mode_source=selection.mode_source,
-        edition_source=selection.edition_source,
-        log=str(log) if detach else "",
-        started=time.time(),
-        command=argv,
-    )
-    _write_state(config, state)
-    if detach:
-        try:
-            wait_ready(process, host, port, log)
-        except BaseException:
-            stop_pid(process.pid)
-            _state_file(config).unlink(missing_ok=True)
-            raise
-    return state, process
+    server: procs.ProcessId | None = None
+    try:
+        server = procs.identify_started(process.pid, argv, run_id)
+        if server is None or server.argv != tuple(argv):
+            server = None
+            raise StateError(f"the server exited at once: {_tail(log)}")
+        record = RunState(
+            mode=selection.mode,
+            edition=selection.edition,
+            server=server,
+            host=host,
+            port=port,
+            revision=served,
+            mode_source=selection.mode_source,
+            edition_source=selection.edition_source,
+            log=str(log) if log else "",
+            started=time.time(),
+            owner=None if detach else procs.identify(os.getpid()),
+        )
+        state.write(config.root, record)
+        if log is not None:
+            wait_ready(process, server, host, port, log, ready_timeout)
+    except BaseException:
+        # Interrupted or failed: stop what this run started, remove only this run's record.
+        if server is not None:
+            abandon(config, process, server)
+        elif process.poll() is None:
+            # Not yet identified: our own unreaped child, so its PID cannot have been reused.
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT)
+        raise
+    return record, process
+
+
+def abandon(config: Config, process: subprocess.Popen[bytes], server: procs.ProcessId) -> None:
+    """Stop a server this run started and remove its record (only its own)."""
+    if process.poll() is None:
+        procs.stop(server, STOP_TIMEOUT, own_session=True)
+    try:
+        process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=STOP_TIMEOUT)
+    state.clear(config.root, server)
+
+
+def answered_by(port: int, server: procs.ProcessId) -> bool:
+    """True if the socket listening on `port` belongs to `server` or a process of its session."""
+    holder = find_holder(port)
+    if holder.pid is None:
+        return False
+    stat = procs.read_stat(holder.pid)
+    return holder.pid == server.pid or (stat is not None and stat.session == server.pid)
 
 
 def wait_ready(
     process: subprocess.Popen[bytes],
+    server: procs.ProcessId,
     host: str,
     port: int,
     log: Path,
     timeout: float = READY_TIMEOUT,
 ) -> None:
-    """Wait until `GET /health` answers 200, the process dies, or the deadline passes."""
+    """Wait until the server itself answers `GET /health` with 200.
+
+    Fails at once when the process exits or the reload engine reports that nothing can serve;
+    a 200 from a socket that is not the server's own does not count.
+    """
     import urllib.error  # here, not at the top: `status` must start fast
     import urllib.request
 
     deadline = time.monotonic() + timeout
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/health"  # noqa: S104
+    url = f"http://{url_host(host)}:{port}/health"
     while time.monotonic() < deadline:
         code = process.poll()
         if code is not None:
             raise StateError(f"the server exited with code {code} before serving: {_tail(log)}")
+        failure = _engine_failure(log)
+        if failure:
+            raise StateError(f"the server cannot start: {failure}")
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
+                if response.status == 200 and answered_by(port, server):
                     return
         except (urllib.error.URLError, OSError):
             pass
@@ -246,7 +297,20 @@ def wait_ready(
     raise StateError(f"the server did not answer {url} within {timeout:.0f} s: {_tail(log)}")
 
 
-def _tail(log: Path) -> str:
+def _engine_failure(log: Path) -> str:
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        if _ENGINE_FAILED in line:
+            return line.split(_ENGINE_FAILED)[0].removeprefix("hotmode: ").rstrip(" -")
+    return ""
+
+
+def _tail(log: Path | None) -> str:
+    if log is None:
+        return "see its output above"
     try:
         lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
@@ -254,34 +318,33 @@ def _tail(log: Path) -> str:
     return lines[-1].strip() if lines else "no output"
 
 
-def stop_pid(pid: int, timeout: float = STOP_TIMEOUT) -> bool:
-    """SIGTERM a server, wait up to `timeout`, then SIGKILL its whole process group."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and is_alive(pid):
-        time.sleep(0.05)
-    # The server leads its own session; the group holds its workers too.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    return True
+@dataclass(frozen=True)
+class Stopped:
+    """What `stop` stopped: the recorded mode, and servers found without a record."""
+
+    recorded: RunState | None
+    unrecorded: tuple[Unrecorded, ...]
 
 
-def stop(config: Config, timeout: float = STOP_TIMEOUT) -> RunState | None:
-    """Stop the running mode; return what was stopped, or None if nothing ran."""
-    state = read_state(config)
-    if state is None:
-        return None
-    stop_pid(state.pid, timeout)
-    _state_file(config).unlink(missing_ok=True)
-    return state
+def stop(config: Config, timeout: float = STOP_TIMEOUT) -> Stopped:
+    """Under the lock: stop the running mode, and any server of this project without a record.
+
+    Only processes proven to be the ones hotmode started are signalled.
+    """
+    running = read_state(config)
+    if running is not None:
+        procs.stop(running.server, timeout, own_session=True)
+        state.clear(config.root, running.server)
+    lost = tuple(unrecorded(config))
+    for server in lost:
+        procs.stop(server.server, timeout, own_session=True)
+    return Stopped(running, lost)
 
 
 def supervise(
     config: Config,
     process: subprocess.Popen[bytes],
+    server: procs.ProcessId,
     pending: Callable[[], int | None],
 ) -> int:
     """Wait on a foreground server; on a signal (from `pending`), stop it and exit 128+signal."""
@@ -289,7 +352,7 @@ def supervise(
         while True:
             signum = pending()
             if signum is not None:
-                stop_pid(process.pid)
+                procs.stop(server, STOP_TIMEOUT, own_session=True)
                 process.wait(timeout=STOP_TIMEOUT)
                 return 128 + signum
             try:
@@ -300,12 +363,14 @@ def supervise(
             return 128 - code if code < 0 else code
     finally:
         if process.poll() is None:
-            stop_pid(process.pid)
-        _state_file(config).unlink(missing_ok=True)
+            procs.stop(server, STOP_TIMEOUT, own_session=True)
+        state.clear(config.root, server)
 
 
-def describe(state: RunState) -> Mapping[str, Any]:
+def describe(state_: RunState) -> Mapping[str, Any]:
     """The running mode as plain data, for `status --json`."""
-    data = asdict(state)
-    data["alive_command"] = read_command(state.pid)
+    data = asdict(state_)
+    data["pid"] = state_.pid
+    data["command"] = list(state_.server.argv)
+    data["alive_command"] = read_command(state_.pid)
     return data

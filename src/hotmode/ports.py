@@ -6,10 +6,13 @@ Read from `/proc/net/tcp{,6}` and `/proc/<pid>/fd` on Linux; elsewhere only "hel
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+from hotmode.errors import UsageError
 
 _LISTEN = "0A"
 
@@ -28,9 +31,32 @@ class PortHolder:
         return f"port {self.port} is held by pid {self.pid} ({self.command or 'unknown command'})"
 
 
+def check_host(host: str) -> str:
+    """The bind address as given, if it is an IP address (or `localhost`); else `UsageError`."""
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        raise UsageError(
+            f"--host {host!r} is not an IP address; give one of this machine's addresses, "
+            "e.g. 127.0.0.1, ::1, or 0.0.0.0 for every interface"
+        ) from None
+
+
+def url_host(host: str) -> str:
+    """Where a client on this machine reaches a server bound to `host`, as a URL's host part."""
+    if host in ("0.0.0.0", ""):  # noqa: S104 - a client address, not a bind
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
 def port_is_free(host: str, port: int) -> bool:
-    """True if a server could bind `host:port` now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    """True if a server could bind `host:port` now; `UsageError` if `host` is not local."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         # Without SO_REUSEADDR a socket in TIME_WAIT would read as held; servers set it too.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -38,7 +64,11 @@ def port_is_free(host: str, port: int) -> bool:
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                 return False
-            raise
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise UsageError(
+                    f"{host} is not an address of this machine; bind 127.0.0.1, ::1 or 0.0.0.0"
+                ) from None
+            raise UsageError(f"cannot bind {host}:{port}: {exc.strerror or exc}") from None
     return True
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,16 @@ services:
       test: ["CMD", "false"]
       interval: 1s
       retries: 1
+      start_period: 0s
+"""
+
+NEVER_HEALTHY = """\
+services:
+  backend:
+    healthcheck:
+      test: ["CMD", "false"]
+      interval: 1s
+      retries: 1000
       start_period: 0s
 """
 
@@ -173,3 +186,34 @@ def test_the_cli_runs_a_mode_in_docker_and_says_which(deployed: Gateway) -> None
     assert docker.running(deployed.config) is None
     after = json.loads(run_hotmode(deployed.root, "status", "--json").stdout)["modes"]
     assert not any(row["running"] for row in after)
+
+
+def test_ctrl_c_during_a_docker_switch_brings_the_old_container_back(
+    deployed: Gateway, tmp_path: Path
+) -> None:
+    prod = docker.up(deployed.config, selection("prod"))
+    waiting = tmp_path / "never-healthy.yml"
+    waiting.write_text(NEVER_HEALTHY)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTMODE_", "HOT_RELOAD"))}
+    switching = subprocess.Popen(
+        [sys.executable, "-m", "hotmode", "switch", "--dev", "--overlay", str(waiting)],
+        cwd=deployed.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Interrupt once the dev container runs (and waits for a health that never comes).
+        wait_until(lambda: any(r.mode == "dev" for r in docker.running_all(deployed.config)), 300)
+        switching.send_signal(signal.SIGINT)
+        _, err = switching.communicate(timeout=120)
+    finally:
+        if switching.poll() is None:
+            switching.kill()
+            switching.communicate()
+    assert switching.returncode == 130, err
+    assert f"interrupted; rolled back: prod core (container {prod.container}" in err
+    back = docker.running_all(deployed.config)
+    assert [(r.project, r.container) for r in back] == [(prod.project, prod.container)]
+    assert (get_json(deployed.port) or {}).get("mode") == "prod"

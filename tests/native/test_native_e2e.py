@@ -5,66 +5,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from helpers import free_port, get_json, git, run_hotmode, wait_until
+from helpers import get_json, git, wait_until
+from native_support import Project, pid_alive
 
 pytestmark = pytest.mark.e2e
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "linkedin-gateway"
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-class Project:
-    """A committed copy of the gateway, and a way to run `hotmode` in it."""
-
-    def __init__(self, root: Path, port: int) -> None:
-        self.root = root
-        self.port = port
-
-    def hotmode(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-        return run_hotmode(self.root, *args, timeout=timeout)
-
-    def up(self, *args: str) -> subprocess.CompletedProcess[str]:
-        result = self.hotmode("up", "--native", "--detach", "--port", str(self.port), *args)
-        return result
-
-    def state(self) -> dict[str, object]:
-        data: dict[str, object] = json.loads((self.root / ".hotmode" / "state.json").read_text())
-        return data
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    root = tmp_path / "gateway"
-    shutil.copytree(
-        EXAMPLE, root, ignore=shutil.ignore_patterns(".hotmode", "logs", "__pycache__", ".env")
-    )
-    git(root, "init", "-q")
-    git(root, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", "-A")
-    git(root, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "init")
-    proj = Project(root, free_port())
-    yield proj
-    result = proj.hotmode("down", "--native")
-    if result.returncode != 0:
-        print(result.stdout, result.stderr)
-    for log in (root / ".hotmode").glob("*.log"):
-        print(f"--- {log.name}\n{log.read_text()}")
 
 
 def test_dev_serves_edits_and_down_leaves_nothing(project: Project) -> None:
@@ -75,7 +26,7 @@ def test_dev_serves_edits_and_down_leaves_nothing(project: Project) -> None:
     assert info["mode"] == "dev"
     assert info["reload"] is True
     assert info["edition"] == "core"
-    pid = int(str(project.state()["pid"]))
+    pid = project.server_pid()
 
     routes = project.root / "backend" / "app" / "routes.py"
     routes.write_text(routes.read_text().replace('"LinkedIn Gateway"', '"Edited Gateway"'))
@@ -157,7 +108,7 @@ def test_port_held_by_another_process_is_named(project: Project) -> None:
 
 
 @pytest.mark.parametrize("owner", ["dead", "reused"])
-def test_stale_state_is_cleaned_up(project: Project, owner: str) -> None:
+def test_stale_state_is_reported_then_cleaned_up(project: Project, owner: str) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait(timeout=10)
     # "reused": the PID is alive, but it is another program (this test run), not the server.
@@ -165,37 +116,21 @@ def test_stale_state_is_cleaned_up(project: Project, owner: str) -> None:
     state_dir = project.root / ".hotmode"
     state_dir.mkdir(exist_ok=True)
     record = {
-        "mode": "prod", "edition": "core", "pid": pid, "host": "127.0.0.1",
+        "version": 2, "mode": "prod", "edition": "core", "host": "127.0.0.1",
         "port": project.port, "revision": "x", "mode_source": "--prod",
-        "edition_source": "default", "log": "", "started": 0.0, "command": [],
+        "edition_source": "default", "log": "", "started": 0.0, "owner": None,
+        "server": {"pid": pid, "start_time": 1, "argv": ["python"], "run_id": "abc"},
     }  # fmt: skip
     (state_dir / "state.json").write_text(json.dumps(record))
     status = project.hotmode("status", "--json")
     assert status.returncode == 0
     assert not any(row["running"] for row in json.loads(status.stdout)["modes"])
+    assert f"the record of prod core is stale: pid {pid}" in status.stderr
+    down = project.hotmode("down", "--native")
+    assert down.returncode == 0, down.stderr
+    assert "nothing was running" in down.stdout
+    assert pid_alive(os.getpid())
     assert not (state_dir / "state.json").exists()
-
-
-def test_foreground_up_stops_cleanly_on_sigterm(project: Project) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTMODE_", "HOT_RELOAD"))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hotmode", "up", "--native", "--prod", "--port", str(project.port)],
-        cwd=project.root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: get_json(project.port, "/health"), 30)
-        server = int(str(project.state()["pid"]))
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 143
-        assert not pid_alive(server)
-        assert not (project.root / ".hotmode" / "state.json").exists()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=5)
 
 
 def test_switch_from_prod_to_dev(project: Project) -> None:

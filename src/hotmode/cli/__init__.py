@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "switch": ("hotmode.cli.lifecycle", "switch", "Stop the running mode and start another."),
     "status": ("hotmode.cli.lifecycle", "status", "Show every mode x edition, and which runs."),
     "logs": ("hotmode.cli.lifecycle", "logs", "Follow the running mode's logs."),
+    "init": ("hotmode.cli.init", "init", "Write hotmode.toml, inferred from the project."),
     "render": (
         "hotmode.cli.compose",
         "render",
@@ -101,6 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        # The file system or the network said no: the user's to fix, not a bug (exit 2).
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error(f"{where}{exc.strerror or exc}; check the path, its permissions and free space")
+        return 2
     except Exception as exc:
         if debug:
             raise

@@ -42,10 +42,24 @@ def validate(config: Config, selections: list[Selection]) -> None:
 @click.option("--check", is_flag=True, help="Exit 1 if the files on disk differ; write nothing.")
 @click.option("--force", is_flag=True, help="Overwrite files that were edited by hand.")
 @click.option("--no-validate", is_flag=True, help="Skip validating each mode with Compose.")
-def render(config_path: Path | None, check: bool, force: bool, no_validate: bool) -> None:
+@click.option(
+    "--adopt",
+    is_flag=True,
+    help="Move hand-written files in the way to .hotmode/backup/<time>/ first (after init).",
+)
+def render(
+    config_path: Path | None, check: bool, force: bool, no_validate: bool, adopt: bool
+) -> None:
     """Write the deployment folder: Compose files for every mode x edition, Dockerfile, ..."""
     config = load(config_path)
     rendered = render_files(config)
+    if adopt and not check:
+        from hotmode.backup import back_up
+        from hotmode.compose.render import is_hand_edited
+
+        hand = [p for p in rendered if p.is_file() and is_hand_edited(p.read_text("utf-8"))]
+        for old, kept in back_up(config.root, hand):
+            click.echo(f"moved     {_rel(old)} -> {_rel(kept)}")
     if check:
         stale = stale_files(rendered) + leftover_files(config, rendered)
         if stale:

@@ -6,10 +6,12 @@ it runs as local processes (`hotmode.native`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -17,11 +19,11 @@ from typing import Any
 
 import click
 
-from hotmode import native, source
+from hotmode import native, procs, snapshot, source, state
 from hotmode.cli.options import config_option, load, mode_options, overlay_option, select
 from hotmode.compose import layout
 from hotmode.config import Config
-from hotmode.errors import StateError
+from hotmode.errors import HotmodeError, Interrupted, StateError
 from hotmode.modes import Selection, all_selections, resolve
 
 native_option = click.option(
@@ -41,13 +43,51 @@ def _docker(config: Config, native_only: bool) -> Any:
     return docker if docker.engine_reachable() else None
 
 
-def _announce(state: native.RunState, detach: bool) -> None:
+def _note(message: str) -> None:
+    if message:
+        click.echo(f"hotmode: note: {message}", err=True)
+
+
+@contextlib.contextmanager
+def _signals(handler: Any) -> Iterator[None]:
+    # A closed terminal (SIGHUP) stops a command as SIGTERM does: nothing is left running.
+    previous = {signum: signal.signal(signum, handler) for signum in procs.STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+def interruptible() -> contextlib.AbstractContextManager[None]:
+    """A stop signal raises `Interrupted` here, so that the command can undo what it began."""
+    return _signals(_raise_interrupted)
+
+
+@contextlib.contextmanager
+def changing(config: Config) -> Iterator[None]:
+    """Hold the project lock; report and remove a stale or unreadable record first."""
+    with state.project_lock(config.root):
+        _note(native.clean_up(config))
+        yield
+
+
+def _prune(config: Config, running: state.RunState | None) -> None:
+    keep = {running.revision} if running is not None and running.mode == "prod" else set()
+    snapshot.prune(native.state_dir(config), keep)
+
+
+def _announce(record: state.RunState, detach: bool) -> None:
     click.echo(
-        f"hotmode: {state.label} on http://{state.host}:{state.port} (pid {state.pid}, "
-        f"revision {state.revision}; mode from {state.mode_source})"
+        f"hotmode: {record.label} on http://{record.host}:{record.port} (pid {record.pid}, "
+        f"revision {record.revision}; mode from {record.mode_source})"
     )
     if detach:
-        click.echo(f"hotmode: logs in {state.log}; stop with `hotmode down`")
+        click.echo(f"hotmode: logs in {record.log}; stop with `hotmode down`")
 
 
 def _start_native(
@@ -60,21 +100,24 @@ def _start_native(
     allow_uncommitted: bool,
 ) -> int:
     received: list[int] = []
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        received.append(signum)
-
-    if not detach:
-        # Handlers only record; `native.supervise` stops the server in order.
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-    state, process = native.start(
-        config, selection, host=host, port=port, detach=detach, allow_uncommitted=allow_uncommitted
-    )
-    _announce(state, detach)
+    with changing(config), interruptible():
+        record, process = native.start(
+            config,
+            selection,
+            host=host,
+            port=port,
+            detach=detach,
+            allow_uncommitted=allow_uncommitted,
+        )
+        _prune(config, record)
+    _announce(record, detach)
     if detach:
         return 0
-    return native.supervise(config, process, lambda: received.pop(0) if received else None)
+    # Handlers only record; `native.supervise` stops the server in order.
+    with _signals(lambda signum, _frame: received.append(signum)):
+        return native.supervise(
+            config, process, record.server, lambda: received.pop(0) if received else None
+        )
 
 
 @click.command()
@@ -103,7 +146,8 @@ def up(
     selection = select(config, mode, edition)
     docker = _docker(config, native_only)
     if docker is not None:
-        running = docker.up(config, selection, overlays=overlays, allow_dirty=allow_dirty)
+        with changing(config), interruptible():
+            running = docker.up(config, selection, overlays=overlays, allow_dirty=allow_dirty)
         click.echo(
             f"hotmode: {running.describe()} is up in Docker, revision {running.revision} "
             f"(mode from {selection.mode_source}); stop it with `hotmode down`"
@@ -126,16 +170,20 @@ def up(
 def down(config_path: Path | None, overlays: tuple[Path, ...], native_only: bool) -> None:
     """Stop the running mode: every process or container, bounded, nothing left behind."""
     config = load(config_path)
-    state = native.stop(config)
-    stopped = state is not None
-    if state is not None:
-        click.echo(f"hotmode: stopped {state.label} (pid {state.pid})")
     docker = _docker(config, native_only)
-    if docker is not None:
-        for project in docker.down(config, overlays=overlays):
-            stopped = True
-            click.echo(f"hotmode: stopped {project} in Docker")
-    if not stopped:
+    with changing(config), procs.deferred_signals():
+        stopped = native.stop(config)
+        projects = docker.down(config, overlays=overlays) if docker is not None else []
+    if stopped.recorded is not None:
+        click.echo(f"hotmode: stopped {stopped.recorded.label} (pid {stopped.recorded.pid})")
+    for lost in stopped.unrecorded:
+        click.echo(
+            f"hotmode: stopped a {lost.label} server of this project that had no record "
+            f"(pid {lost.server.pid})"
+        )
+    for project in projects:
+        click.echo(f"hotmode: stopped {project} in Docker")
+    if stopped.recorded is None and not stopped.unrecorded and not projects:
         click.echo("hotmode: nothing was running")
 
 
@@ -143,7 +191,7 @@ def down(config_path: Path | None, overlays: tuple[Path, ...], native_only: bool
 @mode_options
 @overlay_option
 @native_option
-@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Default: declared.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Default: kept.")
 @click.option("--allow-uncommitted", is_flag=True, help="Native prod outside git: serve the tree.")
 @click.option("--allow-dirty", is_flag=True, help="Docker prod: build from a dirty tree.")
 def switch(
@@ -156,31 +204,83 @@ def switch(
     allow_uncommitted: bool,
     allow_dirty: bool,
 ) -> None:
-    """Stop the running mode, start another and wait for health; roll back if it fails."""
+    """Stop the running mode, start another and wait for health; roll back if it fails.
+
+    A signal (Ctrl-C, SIGTERM) during the switch rolls back too, then exits 130/143.
+    """
     config = load(config_path)
     selection = select(config, mode, edition)
     docker = _docker(config, native_only)
     if docker is not None:
-        switched = docker.switch(config, selection, overlays=overlays, allow_dirty=allow_dirty)
+        with changing(config), interruptible():
+            switched = docker.switch(config, selection, overlays=overlays, allow_dirty=allow_dirty)
         if switched.previous is not None:
             click.echo(f"hotmode: stopped {switched.previous.describe()}")
         click.echo(f"hotmode: {switched.current.describe()} is up in Docker")
         return
-    previous = native.stop(config)
-    try:
-        state, _ = native.start(
-            config, selection, port=port, detach=True, allow_uncommitted=allow_uncommitted
-        )
-    except Exception as exc:
-        if previous is None:
-            raise
-        back = resolve(config, mode=previous.mode, edition=previous.edition, environ={}, dotenv={})
-        native.start(config, back, host=previous.host, port=previous.port, detach=True,
-                     allow_uncommitted=allow_uncommitted)  # fmt: skip
-        raise StateError(f"{selection.label} failed ({exc}); {previous.label} is back") from exc
+    with changing(config):
+        previous = native.read_state(config)
+        with interruptible():
+            record = _switch_native(config, selection, previous, port, allow_uncommitted)
+        _prune(config, record)
     if previous is not None:
         click.echo(f"hotmode: stopped {previous.label}")
-    _announce(state, detach=True)
+    _announce(record, detach=True)
+
+
+def _switch_native(
+    config: Config,
+    selection: Selection,
+    previous: state.RunState | None,
+    port: int | None,
+    allow_uncommitted: bool,
+) -> state.RunState:
+    """Stop `previous`, start `selection` on the same address; on failure or a signal, start
+    exactly what ran before (the same revision, host and port) and say what happened."""
+    host = previous.host if previous is not None else "127.0.0.1"
+    port = port or (previous.port if previous is not None else None)
+    try:
+        native.stop(config)
+        record, _ = native.start(
+            config,
+            selection,
+            host=host,
+            port=port,
+            detach=True,
+            allow_uncommitted=allow_uncommitted,
+        )
+    except (HotmodeError, OSError) as exc:
+        if previous is None:
+            raise
+        with procs.deferred_signals():
+            back = _roll_back(config, previous, exc)
+        if isinstance(exc, Interrupted):
+            raise Interrupted(exc.signum, f"interrupted: {back}") from exc
+        raise StateError(f"{selection.label} failed ({exc}); {back}") from exc
+    return record
+
+
+def _roll_back(config: Config, previous: state.RunState, why: BaseException) -> str:
+    """Start what ran before exactly as it ran; one clause saying how that went."""
+    back = Selection(previous.mode, previous.edition, previous.mode_source, previous.edition_source)
+    revision = previous.revision if previous.mode == "prod" else None
+    try:
+        native.stop(config)
+        native.start(
+            config,
+            back,
+            host=previous.host,
+            port=previous.port,
+            detach=True,
+            allow_uncommitted=True,
+            revision=revision,
+        )
+    except (HotmodeError, OSError) as again:
+        raise StateError(
+            f"switching failed ({why}), and so did bringing {previous.label} back ({again}); "
+            "nothing runs now: fix the cause and run `hotmode up`"
+        ) from again
+    return f"{previous.label} is back (revision {previous.revision[:12]})"
 
 
 @dataclass(frozen=True)
@@ -195,17 +295,17 @@ class _Live:
 
 
 def _live(config: Config, docker: Any, overlays: tuple[Path, ...]) -> _Live | None:
-    state = native.read_state(config)
-    if state is not None:
+    record = native.read_state(config)
+    if record is not None:
         # A prod server keeps serving the commit it started from; once HEAD moves it is stale.
-        head = source.revision(config.source) if state.mode == "prod" else None
+        head = source.revision(config.source) if record.mode == "prod" else None
         return _Live(
-            state.mode,
-            state.edition,
-            {"runner": "native", **native.describe(state)},
-            f"pid {state.pid} on {state.host}:{state.port}, rev {state.revision[:12]}, "
-            f"by {state.mode_source}",
-            "HEAD moved" if head and state.revision != head else "",
+            record.mode,
+            record.edition,
+            {"runner": "native", **native.describe(record)},
+            f"pid {record.pid} on {record.host}:{record.port}, rev {record.revision[:12]}, "
+            f"by {record.mode_source}",
+            "HEAD moved" if head and record.revision != head else "",
         )
     current = docker.running(config) if docker is not None else None
     if current is None:
@@ -266,6 +366,7 @@ def status(
 
     config = load(config_path)
     chosen = resolve(config, environ=os.environ)
+    _note(state.read(config.root).problem)
     live = _live(config, _docker(config, native_only), overlays)
     rows = _rows(config, live)
     if as_json:
@@ -320,17 +421,26 @@ def status(
 def logs(config_path: Path | None, native_only: bool, follow: bool) -> int:
     """Print the running mode's log, and follow it."""
     config = load(config_path)
-    state = native.read_state(config)
-    if state is None:
+    record = native.read_state(config)
+    if record is None:
         docker = _docker(config, native_only)
         if docker is not None:
             return int(docker.logs(config, follow=follow))
-    if state is None or not state.log:
-        raise StateError("no detached mode is running here; start one with `hotmode up --detach`")
-    with open(state.log, encoding="utf-8", errors="replace") as handle:
+        raise StateError("no mode is running here; start one with `hotmode up --detach`")
+    if not record.log:
+        owner = record.owner
+        if owner is not None and not procs.why_not(owner, started_by_us=False):
+            where = f"the terminal of `hotmode up` (pid {owner.pid})"
+        else:
+            where = "the terminal it was started from, whose `hotmode up` is gone"
+        raise StateError(
+            f"{record.label} (pid {record.pid}) runs in the foreground and logs to {where}; "
+            "stop it with `hotmode down` and start it with `hotmode up --detach` to keep a log"
+        )
+    with open(record.log, encoding="utf-8", errors="replace") as handle:
         sys.stdout.write(handle.read())
         sys.stdout.flush()
-        while follow and native.is_alive(state.pid):
+        while follow and procs.is_same(record.server):
             line = handle.readline()
             if line:
                 sys.stdout.write(line)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from hotmode.config import Config, find_declaration, load_config
+from hotmode.errors import UsageError
 from hotmode.modes import Selection, resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,7 +66,15 @@ def _mode_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
 
 def load(config_path: Path | None) -> Config:
     """Load the declaration named, or the nearest one."""
-    return load_config(config_path if config_path else find_declaration(Path.cwd()))
+    if config_path:
+        return load_config(config_path)
+    try:
+        here = Path.cwd()
+    except FileNotFoundError:
+        raise UsageError(
+            "the current folder no longer exists; cd into your project again"
+        ) from None
+    return load_config(find_declaration(here))
 
 
 def select(config: Config, mode: str | None, edition: str | None) -> Selection:

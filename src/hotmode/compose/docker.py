@@ -22,11 +22,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hotmode import source
+from hotmode import procs, source
 from hotmode.compose import layout
 from hotmode.compose.engine import Compose, find_compose
 from hotmode.config import Config
-from hotmode.errors import ComposeError, StateError
+from hotmode.errors import ComposeError, Interrupted, StateError
 from hotmode.modes import Selection
 from hotmode.ports import find_holder, port_is_free
 
@@ -428,15 +428,22 @@ def switch(
                                      build_timeout=build_timeout))  # fmt: skip
     _check_can_start(config, plan, ignore=previous.project)
     _build(compose, plan, build_timeout)
-    docker("stop", "--time", str(STOP_TIMEOUT), previous.container, timeout=STOP_TIMEOUT + 30)
     try:
+        docker("stop", "--time", str(STOP_TIMEOUT), previous.container, timeout=STOP_TIMEOUT + 30)
         _check_can_start(config, plan)
         current = _start(compose, plan, timeout)
-    except StateError as exc:
-        _remove_project(plan.project)
-        docker("start", previous.container)
-        back = _wait_healthy(previous.container, timeout)
+    except (StateError, Interrupted) as exc:
+        # A failure or a signal: the old container (stopped, not removed: its very image and
+        # settings) is started again before anything is reported.
+        with procs.deferred_signals():
+            _remove_project(plan.project)
+            docker("start", previous.container)
+            back = _wait_healthy(previous.container, timeout)
         state = "is serving again" if back else "was started again but is not healthy yet"
+        if isinstance(exc, Interrupted):
+            raise Interrupted(
+                exc.signum, f"interrupted; rolled back: {previous.describe()} {state}"
+            ) from exc
         raise StateError(f"{exc}; rolled back: {previous.describe()} {state}") from exc
     _remove_project(previous.project)
     return Switched(previous, current)

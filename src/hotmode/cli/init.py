@@ -1,0 +1,78 @@
+"""`hotmode init`: write a commented `hotmode.toml` inferred from the project's files, or, with
+`--from DIR`, from the Compose files a team keeps today, with a report of every mode."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from hotmode import scaffold
+
+
+@click.command()
+@click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    help="Take every inferred value without asking (also without a TTY).",
+)
+@click.option(
+    "--from",
+    "origin",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="The folder of the Compose files to adopt (e.g. deployment).",
+)
+@click.argument(
+    "folder", required=False, type=click.Path(path_type=Path, file_okay=False, exists=True)
+)
+def init(yes: bool, origin: Path | None, folder: Path | None) -> int:
+    """Infer the declaration of the project in FOLDER (default: here) and write it."""
+    root = (folder or Path.cwd()).resolve()
+    if origin is not None:
+        return _adopt(root, origin.resolve())
+    values = scaffold.infer(root)
+    for note in values.notes:
+        click.echo(f"hotmode: {note}")
+    if not yes and sys.stdin.isatty():
+        values = scaffold.Inferred(
+            name=click.prompt("App name", default=values.name),
+            source=click.prompt("Source folder", default=values.source),
+            target=click.prompt("ASGI target (module:attribute)", default=values.target),
+            port=click.prompt("Port", default=values.port, type=click.IntRange(1, 65535)),
+            requirements=click.prompt("Requirements file", default=values.requirements),
+        )
+    path = scaffold.write_declaration(root, values)
+    click.echo(f"hotmode: wrote {path}; next: `hotmode render`, then `hotmode up --dev`")
+    return 0
+
+
+def _adopt(root: Path, origin: Path) -> int:
+    from hotmode import adopt
+    from hotmode.compose.engine import find_compose
+    from hotmode.config import load_config
+
+    compose = find_compose()
+    adoption = adopt.adopt(root, origin, compose)
+    text = adopt.declaration_text(
+        adoption, origin.relative_to(root) if origin.is_relative_to(root) else origin
+    )
+    path = scaffold.write_text_declaration(root, text)
+    config = load_config(path)
+    for report in adopt.reports(adoption, config, compose):
+        click.echo(f"\n{report.label}:")
+        for title, items in (
+            ("kept", report.kept),
+            ("changed", report.changed),
+            ("not carried", report.not_carried),
+        ):
+            for item in items:
+                click.echo(f"  {title:<11} {item}")
+    for note in adoption.notes:
+        click.echo(f"hotmode: {note}")
+    for problem in adoption.left_out:
+        click.echo(f"hotmode: {problem}", err=True)
+    click.echo(f"\nhotmode: wrote {path}; next: `hotmode render --adopt`")
+    return 1 if adoption.left_out else 0

@@ -1,0 +1,237 @@
+"""Feed `hotmode status` and `hotmode down` arbitrary state files, among bystander processes.
+
+Run by `test_state_safety.py` as PID 1 of a fresh PID namespace (`unshare --pid --fork
+--mount-proc`), so that a wrong signal (`kill(-1)` terminates every process it may) can only
+hit this namespace. PID 1 ignores signals it has no handler for, so it forks a worker to run the
+examples and only reaps. Bystanders record every catchable signal they receive in a file; after
+each example they must all be alive with an empty file, and the project must be usable: no
+record left, and `status` clean. Prints `N examples passed` and exits 0, or fails loudly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from hotmode.cli import main
+
+PROJECT = Path(sys.argv[1]).resolve()
+CONFIG = PROJECT / "hotmode.toml"
+STATE = PROJECT / ".hotmode" / "state.json"
+LOGS = PROJECT / "bystanders"
+BYSTANDER = """
+import signal, sys, time
+log = sys.argv[1]
+def record(signum, _frame):
+    with open(log, "a") as handle:
+        handle.write(f"{signum}\\n")
+for signum in signal.valid_signals():
+    if signum not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
+        try:
+            signal.signal(signum, record)
+        except (OSError, ValueError):
+            pass
+print("ready", flush=True)
+while True:
+    time.sleep(3600)
+"""
+
+
+def start_bystanders() -> list[subprocess.Popen[bytes]]:
+    """Three bystanders: one in this process group, one in a session of its own, one plain."""
+    LOGS.mkdir(exist_ok=True)
+    started = []
+    for index, new_session in enumerate((False, True, False)):
+        process = subprocess.Popen(
+            [sys.executable, "-c", BYSTANDER, str(LOGS / f"{index}.log")],
+            stdout=subprocess.PIPE,
+            start_new_session=new_session,
+        )
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == b"ready"
+        started.append(process)
+    return started
+
+
+def identity(pid: int) -> tuple[int, list[str]]:
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().removesuffix(b"\0").split(b"\0")
+    return int(stat[19]), [part.decode() for part in argv]
+
+
+def hotmode(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([*args, "--config", str(CONFIG)])
+    return code, out.getvalue(), err.getvalue()
+
+
+BYSTANDERS = start_bystanders() if os.getpid() != 1 else []
+PIDS = [p.pid for p in BYSTANDERS]
+IDENTITIES = [identity(pid) for pid in PIDS]
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+pids = st.one_of(
+    st.sampled_from([-1, 0, 1, 2, True, False, 1.5, "-1", "1", None, 2**31, -(2**31)]),
+    st.sampled_from(PIDS or [3]),
+    st.just(os.getpid()),
+    st.integers(),
+)
+
+
+@st.composite
+def servers(draw: st.DrawFn) -> object:
+    """A server entry: random, or a faithful copy of a bystander's (or this process's) identity."""
+    if PIDS and draw(st.booleans()):
+        index = draw(st.integers(0, len(PIDS) - 1))
+        start, argv = IDENTITIES[index]
+        return {
+            "pid": PIDS[index],
+            "start_time": draw(st.sampled_from([start, start + 1, 0])),
+            "argv": draw(st.sampled_from([argv, [*argv, ""], ["python"]])),
+            "run_id": draw(st.sampled_from(["", "abc", "0123456789ab"])),
+        }
+    return {
+        "pid": draw(pids),
+        "start_time": draw(st.one_of(st.integers(), json_values)),
+        "argv": draw(st.one_of(st.lists(st.text(max_size=8), max_size=3), json_values)),
+        "run_id": draw(st.one_of(st.text(max_size=12), json_values)),
+    }
+
+
+@st.composite
+def records(draw: st.DrawFn) -> object:
+    record: dict[str, object] = {
+        "version": draw(st.sampled_from([2, 2, 2, 1, None, "2"])),
+        "mode": draw(st.sampled_from(["prod", "dev", "x"])),
+        "edition": "core",
+        "host": draw(st.sampled_from(["127.0.0.1", "", "::1"])),
+        "port": draw(st.sampled_from([7778, 0, 70000, True, "7778"])),
+        "revision": "abc",
+        "mode_source": "--prod",
+        "edition_source": "default",
+        "log": draw(st.sampled_from(["", "/etc/passwd", "x.log"])),
+        "started": draw(st.sampled_from([0.0, 1, None, "now"])),
+        "server": draw(servers()),
+        "owner": draw(st.one_of(st.none(), servers())),
+    }
+    if draw(st.booleans()):
+        key = draw(st.sampled_from(sorted(record)))
+        record[key] = draw(json_values)
+    return record
+
+
+contents = st.one_of(
+    st.binary(max_size=200),
+    json_values.map(lambda value: json.dumps(value).encode()),
+    records().map(lambda value: json.dumps(value).encode()),
+)
+
+
+def pid_record(pid: object) -> bytes:
+    """The issue's cases: a well-formed record around a dangerous PID."""
+    return json.dumps(
+        {
+            "version": 2,
+            "mode": "prod",
+            "edition": "core",
+            "host": "127.0.0.1",
+            "port": 7778,
+            "revision": "abc",
+            "mode_source": "--prod",
+            "edition_source": "default",
+            "log": "",
+            "started": 0.0,
+            "owner": None,
+            "server": {"pid": pid, "start_time": 0, "argv": ["python"], "run_id": "abc"},
+        }
+    ).encode()
+
+
+def check_bystanders() -> None:
+    for process in BYSTANDERS:
+        assert process.poll() is None, f"bystander {process.pid} died ({process.returncode})"
+    for log in LOGS.glob("*.log"):
+        received = log.read_text().split()
+        assert not received, f"bystander {log.stem} received signals {received}"
+
+
+examples_run = 0
+
+
+@settings(
+    max_examples=int(os.environ.get("STATE_FUZZ_EXAMPLES", "250")),
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(contents)
+@example(pid_record(-1))
+@example(pid_record(0))
+@example(pid_record(True))
+@example(pid_record(2))
+@example(pid_record(1))
+@example(pid_record(1.5))
+@example(pid_record("-1"))
+@example(b"")
+@example(b"{")
+def test_untrusted_state(content: bytes) -> None:
+    global examples_run
+    STATE.parent.mkdir(exist_ok=True)
+    STATE.write_bytes(content)
+    for args in (("status", "--json", "--native"), ("down", "--native")):
+        code, out, err = hotmode(*args)
+        assert code == 0, f"{args[0]} exited {code}: {err.strip()}"
+        for line in err.splitlines():
+            assert line.startswith("hotmode: note: "), f"{args[0]} said {line!r}"
+            assert "internal error" not in line
+        if args[0] == "down":
+            assert "nothing was running" in out, out
+        check_bystanders()
+    assert not STATE.exists(), "down left the unusable record behind"
+    code, out, err = hotmode("status", "--json", "--native")
+    assert code == 0
+    assert not err, err
+    assert not any(row["running"] for row in json.loads(out)["modes"])
+    examples_run += 1
+
+
+def as_init() -> int:
+    """PID 1: run the examples in a child, reap every orphan, return the child's code."""
+    child = subprocess.Popen([sys.executable, *sys.argv])
+    code = None
+    while code is None:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if pid == child.pid:
+            code = os.waitstatus_to_exitcode(status)
+    return 1 if code is None else code
+
+
+if __name__ == "__main__":
+    if os.getpid() == 1:
+        sys.exit(as_init())
+    try:
+        test_untrusted_state()
+    finally:
+        for process in BYSTANDERS:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+    print(f"{examples_run} examples passed")

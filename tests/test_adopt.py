@@ -1,0 +1,118 @@
+"""Adopting hotmode: `init` infers and writes the declaration, `render --adopt` moves the old
+hand-written files aside, and the README's CI step writes valid SARIF."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+
+from conftest import REPO
+from helpers import run_hotmode
+from hotmode.config import load_config
+
+SARIF_SCHEMA = REPO / "tests" / "audit" / "data" / "sarif-schema-2.1.0.json"
+GUIDE = REPO / "tests" / "fixtures" / "guide"
+
+
+def test_init_infers_the_gateway_shape(tmp_path: Path) -> None:
+    (tmp_path / "backend" / "requirements").mkdir(parents=True)
+    (tmp_path / "backend" / "main.py").write_text(
+        "from fastapi import FastAPI\n\napplication: FastAPI = FastAPI(title='x')\n"
+    )
+    (tmp_path / "backend" / "requirements" / "base.txt").write_text("fastapi\n")
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "My Service"\n')
+    result = run_hotmode(tmp_path, "init")
+    assert result.returncode == 0, result.stderr
+    config = load_config(tmp_path / "hotmode.toml")
+    assert (config.name, config.source.name, config.target, config.requirements) == (
+        "my-service",
+        "backend",
+        "main:application",
+        "requirements/base.txt",
+    )
+    assert "target main:application: the app object in backend/main.py" in result.stdout
+
+
+def test_init_never_replaces_a_declaration(tmp_path: Path) -> None:
+    (tmp_path / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    (tmp_path / "hotmode.toml").write_text("# mine\n")
+    result = run_hotmode(tmp_path, "init", "--yes")
+    assert result.returncode == 1
+    assert "exists; init never replaces it" in result.stderr
+    assert (tmp_path / "hotmode.toml").read_text() == "# mine\n"
+
+
+def test_init_without_an_app_is_one_line_exit_2(tmp_path: Path) -> None:
+    result = run_hotmode(tmp_path, "init")
+    assert result.returncode == 2
+    assert "no ASGI app found" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "hotmode.toml").exists()
+
+
+def test_render_adopt_moves_hand_files_to_a_backup(tmp_path: Path) -> None:
+    """The guide's hand-written files: refused by plain render, moved aside by --adopt."""
+    root = tmp_path / "project"
+    shutil.copytree(GUIDE, root)
+    (root / "backend" / "requirements").mkdir(exist_ok=True)
+    init = run_hotmode(root, "init", "--yes")
+    assert init.returncode == 0, init.stderr
+    old = (root / "deployment" / "docker-compose.dev.yml").read_text()
+    refused = run_hotmode(root, "render", "--no-validate")
+    assert refused.returncode == 1
+    assert "kept hand-edited" in refused.stderr
+    assert (root / "deployment" / "docker-compose.dev.yml").read_text() == old
+    adopted = run_hotmode(root, "render", "--adopt")
+    assert adopted.returncode == 0, adopted.stderr
+    backups = list((root / ".hotmode" / "backup").glob("*/deployment/docker-compose.dev.yml"))
+    assert len(backups) == 1
+    assert backups[0].read_text() == old
+    assert "moved     deployment/docker-compose.dev.yml" in adopted.stdout
+    assert run_hotmode(root, "render", "--check").returncode == 0
+
+
+def test_the_readme_sarif_step_writes_valid_sarif(gateway: Path) -> None:
+    """The README's CI step, run as written: its output is SARIF 2.1.0."""
+    readme = (REPO / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if "hotmode check" in x and "--format sarif" in x)
+    argv = shlex.split(line.split("- run:", 1)[1].split(">", 1)[0])
+    assert argv[:2] == ["hotmode", "check"]
+    result = subprocess.run(
+        [sys.executable, "-m", "hotmode", *argv[1:]],
+        cwd=gateway,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    jsonschema.validate(json.loads(result.stdout), json.loads(SARIF_SCHEMA.read_text()))
+
+
+def test_init_from_adopts_the_guides_four_modes(tmp_path: Path) -> None:
+    """The guide's files: all four modes adopted, then rendered; every env var name and port
+    of the old modes is in the new ones, or the report names it."""
+    root = tmp_path / "project"
+    shutil.copytree(GUIDE, root)
+    result = run_hotmode(root, "init", "--from", "deployment")
+    assert result.returncode == 0, result.stderr
+    config = load_config(root / "hotmode.toml")
+    assert (config.name, config.service, config.target, config.port) == (
+        "linkedin-gateway", "backend", "main:app", 7778,
+    )  # fmt: skip
+    assert [e.name for e in config.editions] == ["core", "saas"]
+    assert config.edition_variable == "LG_BACKEND_EDITION"
+    assert config.dev.log_level == "debug"
+    lines = result.stdout.splitlines()
+    for label in ("prod core:", "prod saas:", "dev core:", "dev saas:"):
+        assert label in lines, result.stdout
+    assert "not carried backend: environment SECRET_KEY" in result.stdout
+    assert "HM-P09" in result.stdout
+    adopted = run_hotmode(root, "render", "--adopt")
+    assert adopted.returncode == 0, adopted.stderr
+    assert len(list((root / ".hotmode" / "backup").glob("*/deployment/*.yml"))) == 4
