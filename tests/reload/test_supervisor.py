@@ -200,7 +200,7 @@ def test_a_broken_start_serves_an_error_page_until_a_fix(caplog):
     error = "main.py:1: NameError: name 'x' is not defined"
     sup.worker_failed(1, error)
     sup.worker_exited(1, 1)
-    assert "nothing is serving; answering 503 with this error until a fix" in caplog.text
+    assert "nothing is serving; waiting for a fix (requests get a 503 naming it)" in caplog.text
     assert list(host.launched) == [1, 2]
     assert host.launched[2].error == error
     ready(sup, 2)

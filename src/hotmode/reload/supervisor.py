@@ -404,7 +404,10 @@ class Supervisor:
             pids = ", ".join(str(w.handle.pid) for w in serving)
             log.error("%s -- still serving the last good version (pid %s)", error, pids)
             return
-        log.error("%s -- nothing is serving; answering 503 with this error until a fix", error)
+        # "nothing is serving; waiting for a fix" is what `hotmode up` watches for (native.py).
+        log.error(
+            "%s -- nothing is serving; waiting for a fix (requests get a 503 naming it)", error
+        )
         self._show_error(worker.slot, error)
 
     def _show_error(self, slot: int, error: str) -> None:
