@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 EXAMPLE := examples/linkedin-gateway
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(EXAMPLE)/backend/requirements/base.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test check e2e bench clean
+.PHONY: run test check e2e swarm bench clean
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 	cd $(EXAMPLE) && ../../$(BIN)/hotmode render --check
 	cd $(EXAMPLE) && ../../$(BIN)/hotmode check --all
+
+# A real single-node Docker Swarm on a dockerd of its own (root; loopback only): see tests/swarm.
+swarm: $(STAMP)
+	$(BIN)/python -m pytest -m swarm tests/swarm
 
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -m "e2e or docker"

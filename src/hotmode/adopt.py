@@ -163,24 +163,14 @@ def command_text(service: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
-def find_app(services: Mapping[str, Any], root: Path) -> str | None:
-    """The app among the services: built, mounting a folder of the project, or serving Python."""
+def find_app(services: Mapping[str, Any]) -> str | None:
+    """The app among the services, as `check` judges it (`hotmode.audit.roles`); of several,
+    the one built from source."""
+    from hotmode.audit.roles import classify
 
-    def score(item: tuple[str, Any]) -> int:
-        name, service = item
-        points = 4 if "build" in service else 0
-        if _SERVER.search(command_text(service)):
-            points += 2
-        for volume in service.get("volumes") or []:
-            source = Path(str(volume.get("source", "")))
-            if volume.get("type") == "bind" and source.is_dir() and source.is_relative_to(root):
-                points += 1
-        if name in ("backend", "app", "api", "web"):
-            points += 1
-        return points
-
-    ranked = sorted(services.items(), key=score, reverse=True)
-    return ranked[0][0] if ranked and score(ranked[0]) >= 2 else None
+    apps = [name for name, role in classify(services).items() if role.is_app]
+    apps.sort(key=lambda name: "build" not in services[name])
+    return apps[0] if apps else None
 
 
 def published_ports(service: Mapping[str, Any]) -> list[str]:
@@ -357,7 +347,7 @@ def adopt(root: Path, folder: Path, compose: Compose) -> Adoption:
     seed = merge(compose, "prod" if first == files.base else "dev", "?", (first,), broken)
     if seed.merged is None:
         raise UsageError(f"{first}: {seed.problem}; nothing can be adopted")
-    app = find_app(seed.merged.get("services") or {}, root)
+    app = find_app(seed.merged.get("services") or {})
     if app is None:
         raise UsageError(
             f"no app service in {first}: none is built, mounts the source or runs a Python "

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from audit.audit_support import DOCKERFILE, Project, counted, only, rule_ids
 from hotmode.audit import checker
-from hotmode.audit.model import Stack
+from hotmode.audit.model import Severity, Stack
+from hotmode.audit.report import text as report_text
 from hotmode.audit.rules import load_rules
 
 CURL = {"test": ["CMD", "curl", "-f", "http://127.0.0.1:8000/health"]}
@@ -37,11 +39,15 @@ PROD_FAILING: list[tuple[str, dict[str, Any], dict[str, str | None]]] = [
     ("HM-A04", {"logging": None}, {}),
     ("HM-A04", {"logging": {"driver": "json-file"}}, {}),
     ("CL-0005", {"ports": ["8000:8000"]}, {}),
+    ("HM-A05", {"env_file": [".env.missing"]}, {}),
+    ("HM-A05", {"environment": {"TOKEN_FILE": "${HOTMODE_TEST_UNSET:?set it}"}}, {}),
 ]
 
 # rule, what keeps the base file passing it although it differs from GOOD_PROD.
 PROD_PASSING: list[tuple[str, dict[str, Any], dict[str, str | None]]] = [
     ("HM-P01", {"volumes": ["./.env:/app/.env:ro", "./data:/data"]}, {}),
+    # Configuration inside the source folder, mounted read-only outside the code: not code.
+    ("HM-P01", {"volumes": ["../app/configuration:/etc/app/config:ro"]}, {}),
     ("HM-P02", {"command": "uvicorn main:app --port 8000"}, {}),
     (
         "HM-P03",
@@ -77,6 +83,7 @@ PROD_PASSING: list[tuple[str, dict[str, Any], dict[str, str | None]]] = [
     ),
     ("HM-A04", {"logging": {"driver": "local"}}, {}),
     ("CL-0005", {"ports": ["127.0.0.1:8000:8000"]}, {}),
+    ("HM-A05", {"env_file": [{"path": ".env.missing", "required": False}]}, {}),
 ]
 
 
@@ -238,3 +245,83 @@ def test_mode_rules_are_about_the_app_and_every_mode_rules_about_all(project: Pr
     assert "HM-P05" not in about_db and "HM-P04" not in about_db
     assert {"HM-A03", "HM-A04", "CL-0007"} <= about_db
     assert {f.rule_id for f in counted(report) if f.service == "web"} == set()
+
+
+def test_a_writable_root_without_tmp_is_one_finding(project: Project) -> None:
+    (finding,) = only(project.check("prod", project.prod(read_only=None, tmpfs=None)), "HM-P04")
+    assert "no tmpfs for /tmp" in finding.message
+
+
+def test_restart_and_log_rotation_are_not_asked_of_jobs_nor_in_dev(project: Project) -> None:
+    job = "services:\n  migrate:\n    image: app:prod\n    command: alembic upgrade head\n"
+    base = project.prod(restart=None, logging=None)
+    prod = project.check("prod", base, project.write("job.yml", job))
+    assert {(f.rule_id, f.service) for f in counted(prod) if f.rule_id in {"HM-A03", "HM-A04"}} == {
+        ("HM-A03", "web"),
+        ("HM-A04", "web"),
+    }
+    dev = project.check("dev", base, project.write("dev.yml", _dev()))
+    assert {"HM-A03", "HM-A04"}.isdisjoint(rule_ids(dev))
+
+
+ELSEWHERE = """\
+services:
+  pushed:
+    image: acme/api:1
+  elsewhere:
+    build: ../checkout-elsewhere
+    command: gunicorn app:app
+    healthcheck:
+      test: ["CMD", "curl", "-f", "http://127.0.0.1:8000/health"]
+"""
+MOUNTED = """\
+services:
+  mounted:
+    image: python:3.12-slim
+    command: uvicorn main:app
+    volumes:
+      - ./src:/app
+"""
+
+
+def test_rules_without_their_evidence_say_unknown_once_per_run(project: Project) -> None:
+    elsewhere = project.write("elsewhere.yml", ELSEWHERE)
+    mounted = project.write("mounted.yml", MOUNTED)
+    stacks = [
+        checker.file_stack([elsewhere], "prod", apps=("pushed", "elsewhere")),
+        replace(
+            checker.file_stack([elsewhere], "prod", apps=("pushed", "elsewhere")), label="again"
+        ),
+        checker.file_stack([elsewhere], "dev", apps=("pushed",)),
+        checker.file_stack([mounted], "prod"),
+        checker.file_stack([mounted], "dev"),
+    ]
+    report = checker.check(stacks)
+    unknown = {(u.stack.split()[0], u.rule_id, u.service) for u in report.unknowns}
+    assert unknown == {
+        ("prod", "HM-P02", "pushed"),  # the command is the image's
+        ("prod", "HM-P05", "pushed"),  # so is the user
+        ("prod", "HM-P05", "elsewhere"),  # the build context is not here
+        ("prod", "HM-P06", "elsewhere"),
+        ("prod", "HM-P08", "elsewhere"),
+        ("prod", "HM-A01", "elsewhere"),  # is curl in an image nobody can read?
+        ("again", "HM-P02", "pushed"),
+        ("again", "HM-P05", "pushed"),
+        ("again", "HM-P05", "elsewhere"),
+        ("again", "HM-P06", "elsewhere"),
+        ("again", "HM-P08", "elsewhere"),
+        ("again", "HM-A01", "elsewhere"),
+        ("dev", "HM-A01", "elsewhere"),
+        ("dev", "HM-D01", "pushed"),  # does the image's command reload?
+        ("prod", "HM-P01", "mounted"),  # is ./src code? it is not here to tell
+        ("dev", "HM-D01", "mounted"),
+    }
+    # Nothing a rule could not tell is stated as a finding (D01 has two halves: mount, reload).
+    stated = {(f.rule_id, f.service) for f in counted(report) if f.rule_id != "HM-D01"}
+    assert stated.isdisjoint({(rule, service) for _, rule, service in unknown})
+    # The same unknown in two modes is one line, one count.
+    text = report_text(report, Severity.MEDIUM, project.root)
+    lines = [line for line in text.splitlines() if " unknown HM-" in line]
+    assert len(lines) == 9
+    assert any("[prod elsewhere.yml, again] elsewhere: not checked: " in line for line in lines)
+    assert "9 unknown" in text.splitlines()[-1]

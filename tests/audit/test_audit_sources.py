@@ -107,3 +107,9 @@ def test_unreadable_files_are_one_line_errors_naming_the_file(
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ComposeError, match="no such Compose file"):
         read_source(tmp_path / "nope.yml")
+
+
+def test_a_source_mount_points_at_its_entry_not_at_volumes(project: Project) -> None:
+    base = project.prod(volumes=["./.env:/app/.env:ro", "../app/configuration:/etc/app/config"])
+    (finding,) = only(project.check("prod", base), "HM-P01")
+    assert finding.location == Location(base, _line(base, "/etc/app/config"))

@@ -131,7 +131,7 @@ def test_failed_switch_rolls_back_to_the_revision_that_ran(project: Project) -> 
     info = served(project)
     assert info.get("mode") == "prod"
     assert info.get("revision") == a != b
-    status = json.loads(project.hotmode("status", "--json").stdout)["modes"]
+    status = json.loads(project.hotmode("status", "--json", "--native").stdout)["modes"]
     assert [r["stale"] for r in status if r["running"]] == ["HEAD moved"]
 
 

@@ -59,7 +59,7 @@ def test_prod_serves_the_commit_read_only(project: Project) -> None:
     time.sleep(1.0)  # give a (wrong) reloader time to act; nothing should change
     assert (get_json(project.port) or {}).get("name") == "LinkedIn Gateway"
 
-    status = project.hotmode("status", "--json")
+    status = project.hotmode("status", "--json", "--native")
     rows = json.loads(status.stdout)["modes"]
     running = [row for row in rows if row["running"]]
     assert [(r["mode"], r["edition"]) for r in running] == [("prod", "saas")]
@@ -69,7 +69,7 @@ def test_prod_serves_the_commit_read_only(project: Project) -> None:
 
     git(project.root, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit",
         "-qam", "edit")  # fmt: skip
-    rows = json.loads(project.hotmode("status", "--json").stdout)["modes"]
+    rows = json.loads(project.hotmode("status", "--json", "--native").stdout)["modes"]
     assert [row["stale"] for row in rows if row["running"]] == ["HEAD moved"]
     assert (get_json(project.port) or {}).get("revision") == head
 
@@ -122,7 +122,7 @@ def test_stale_state_is_reported_then_cleaned_up(project: Project, owner: str) -
         "server": {"pid": pid, "start_time": 1, "argv": ["python"], "run_id": "abc"},
     }  # fmt: skip
     (state_dir / "state.json").write_text(json.dumps(record))
-    status = project.hotmode("status", "--json")
+    status = project.hotmode("status", "--json", "--native")
     assert status.returncode == 0
     assert not any(row["running"] for row in json.loads(status.stdout)["modes"])
     assert f"the record of prod core is stale: pid {pid}" in status.stderr

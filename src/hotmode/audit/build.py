@@ -9,7 +9,9 @@ This module reads just enough of a Dockerfile (stages, `ARG`, `USER`, `LABEL`, `
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +76,15 @@ class Dockerfile:
         values = {**self.args, **{k: str(v) for k, v in build_args.items() if v is not None}}
         return _substitute(chain[-1].base, values)
 
+    def command(self, target: str | None) -> str:
+        """What the image runs: its last ENTRYPOINT and CMD, as one command line."""
+        found: dict[str, str] = {}
+        for stage in reversed(self.chain(target)):
+            for instruction, args in stage.instructions:
+                if instruction in {"ENTRYPOINT", "CMD"}:
+                    found[instruction] = _exec_form(args)
+        return " ".join(found[key] for key in ("ENTRYPOINT", "CMD") if key in found)
+
     def runs(self, target: str | None) -> str:
         """The text of every `RUN` of the chain, for looking up what the build installs."""
         return "\n".join(
@@ -85,6 +96,17 @@ class Dockerfile:
 
 
 _LABEL_KEY = re.compile(r"""(?:^|\s)["']?([A-Za-z0-9_.\-/]+)["']?\s*=""")
+
+
+def _exec_form(args: str) -> str:
+    """`["a", "b c"]` (exec form) as a shell-quoted line; the shell form as written."""
+    try:
+        parsed = json.loads(args)
+    except ValueError:
+        return args
+    if isinstance(parsed, list):
+        return shlex.join(str(part) for part in parsed)
+    return args
 
 
 def _substitute(text: str, values: Mapping[str, str]) -> str:
@@ -158,6 +180,18 @@ def read_dockerfile(build: Mapping[str, Any]) -> Dockerfile | None:
         return parse_dockerfile(path, path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
         return None
+
+
+def unread(build: Mapping[str, Any]) -> str:
+    """Why `read_dockerfile` found no Dockerfile for a `build:` section, as a reason to show."""
+    context = build.get("context")
+    if not isinstance(context, str) or "://" in context or context.startswith("git@"):
+        return f"the build context {context} is remote, not on this machine"
+    folder = Path(context)
+    if not folder.is_dir():
+        return f"the build context {context} is not here"
+    path = folder / str(build.get("dockerfile") or "Dockerfile")
+    return f"{path} is not here" if not path.is_file() else f"{path} cannot be read"
 
 
 def ignore_file(build: Mapping[str, Any]) -> Path | None:

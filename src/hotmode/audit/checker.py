@@ -1,31 +1,32 @@
 """Checking stacks: merge each with Compose, run hotmode's mode rules and compose-lint on it.
 
 `check` is the one entry point: stacks in, a `Report` out, or a one-line `UsageError` (exit 2)
-for input that cannot be checked: a missing or malformed file, a file Compose rejects, a
-required variable that is not set. Stacks come from the declaration (`declared_stacks`) or from
-any file set (`file_stack`), so users can audit the files they have before adopting hotmode.
+for input that cannot be checked: a missing or malformed file, a v1 file, a file Compose
+rejects (a schema violation, a dangling `depends_on`). Env files that are not there and
+required variables that are not set are findings (HM-A05), not errors: the rest is checked (see
+`inputs`). Stacks come from the declaration (`declared_stacks`) or from any file set
+(`file_stack`), so users can audit the files they have before adopting hotmode.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from hotmode.audit.inputs import Prepared, prepare, restore_paths
 from hotmode.audit.lint import lint
-from hotmode.audit.model import Finding, Report, Rule, Stack
+from hotmode.audit.model import Finding, Report, Rule, Stack, Unknown
 from hotmode.audit.rules import Context, Hit, load_rules
 from hotmode.audit.sources import SourceSet, read_sources
 from hotmode.compose import layout
 from hotmode.compose.engine import Compose, find_compose
 from hotmode.config import Config
-from hotmode.errors import ComposeError
+from hotmode.errors import ComposeError, UsageError
 from hotmode.modes import Selection
-
-_REQUIRED = re.compile(r"required variable (\w+) is missing a value(?::\s*(.*))?")
 
 
 def declared_stacks(config: Config, selections: Iterable[Selection]) -> list[Stack]:
@@ -44,52 +45,75 @@ def declared_stacks(config: Config, selections: Iterable[Selection]) -> list[Sta
     ]
 
 
-def file_stack(files: Sequence[Path], mode: str) -> Stack:
-    """A stack of any Compose files, checked in `mode`; the project comes from the files."""
+def file_stack(files: Sequence[Path], mode: str, apps: Sequence[str] = ()) -> Stack:
+    """A stack of any Compose files, checked in `mode`; the project comes from the files, the
+    app from `apps` (`--app`) or from what the services look like (`roles`)."""
     paths = tuple(Path(path).absolute() for path in files)
-    return Stack(label=f"{mode} {' + '.join(p.name for p in paths)}", mode=mode, files=paths)
+    label = f"{mode} {' + '.join(p.name for p in paths)}"
+    return Stack(label=label, mode=mode, files=paths, apps=tuple(apps))
 
 
-def merged_config(stack: Stack, sources: SourceSet, compose: Compose) -> dict[str, Any]:
-    """The stack's configuration as Compose merges it, env files left as references."""
-    # `--no-env-resolution` keeps `env_file:` values (secrets) out of the document: they are
-    # not the Compose files' text, and compose-lint would grade them as if they were.
-    args = ("config", "--format", "json", "--no-env-resolution")
-    try:
-        result = compose.run(stack.files, stack.project, *args)
-    except ComposeError as exc:
-        raise _required_variable(sources, str(exc)) or exc from None
-    try:
-        document = json.loads(result.stdout)
-    except json.JSONDecodeError:
-        # A Compose that reports an error but exits 0 (a wrapper that drops the exit code).
-        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
-        message = lines[-1] if lines else "no configuration printed"
-        names = ", ".join(str(path) for path in stack.files)
-        raise _required_variable(sources, message) or ComposeError(
-            f"Compose rejected {names}: {message}"
-        ) from None
+def merged_config(
+    stack: Stack, sources: SourceSet, compose: Compose
+) -> tuple[dict[str, Any], Prepared]:
+    """The stack's configuration as Compose merges it, without its env files (see `inputs`)."""
+    with tempfile.TemporaryDirectory(prefix="hotmode-check-") as folder:
+        prepared = prepare(sources, Path(folder))
+        args = (
+            *("--project-directory", str(prepared.project_directory)),
+            *("config", "--format", "json", "--no-env-resolution"),
+        )
+        try:
+            result = compose.run(
+                prepared.files,
+                stack.project,
+                *args,
+                env=prepared.environment,
+                cwd=prepared.project_directory,
+            )
+        except ComposeError as exc:
+            # Name the user's files in full, not the copies Compose was given.
+            short = ", ".join(path.name for path in prepared.files)
+            detail = str(exc).removeprefix(f"Compose rejected {short}: ")
+            names = ", ".join(str(path) for path in stack.files)
+            detail = restore_paths(detail, prepared)
+            raise ComposeError(f"Compose rejected {names}: {detail}") from None
+        try:
+            document = json.loads(result.stdout)
+        except json.JSONDecodeError:
+            # A Compose that reports an error but exits 0 (a wrapper that drops the exit code).
+            lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+            message = lines[-1] if lines else "no configuration printed"
+            names = ", ".join(str(path) for path in stack.files)
+            raise ComposeError(
+                f"Compose rejected {names}: {restore_paths(message, prepared)}"
+            ) from None
     if not isinstance(document, dict):
         raise ComposeError(f"Compose gave no configuration for {stack.label}")
-    return document
+    return document, prepared
 
 
-def _required_variable(sources: SourceSet, message: str) -> ComposeError | None:
-    """A missing `${NAME:?}` variable, named with the file and line that requires it."""
-    required = _REQUIRED.search(message)
-    if required is None:
-        return None
-    name = required.group(1)
-    where = next(iter(sources.locate_text(re.compile(rf"\$\{{{name}:?\?"))), None)
-    place = (
-        f"{where[0].path}:{where[0].line}"
-        if where
-        else ", ".join(str(source.path) for source in sources.files)
-    )
-    return ComposeError(
-        f"{place}: required variable {name} is not set ({required.group(2) or 'no hint'}); "
-        f"export {name} or put it in the .env beside the files"
-    )
+def input_findings(context: Context) -> list[Finding]:
+    """HM-A05: the env files that are not there and the required variables that are not set."""
+    from hotmode.audit.every import MISSING_INPUT
+
+    prepared = context.prepared
+    if prepared is None:
+        return []
+    hits: dict[tuple[Any, ...], tuple[str | None, Hit]] = {}
+    for service, files in prepared.env_files.items():
+        for env_file in files:
+            if env_file.required and not env_file.path.is_file():
+                shown = env_file.path.name
+                message = f"env file {shown} is not here: its values were not checked"
+                hit = Hit(message, ("services", service, "env_file"), env_file.named_at)
+                hits.setdefault((env_file.path, env_file.named_at), (service, hit))
+    for unset in prepared.unset:
+        message = (
+            f"required variable {unset.name} is not set: checked with a placeholder in its place"
+        )
+        hits.setdefault((unset.name,), (None, Hit(message, location=unset.location)))
+    return [_finding(context, MISSING_INPUT, service, hit) for service, hit in hits.values()]
 
 
 def _finding(context: Context, rule: Rule, service: str | None, hit: Hit) -> Finding:
@@ -106,20 +130,34 @@ def _finding(context: Context, rule: Rule, service: str | None, hit: Hit) -> Fin
     )
 
 
-def mode_findings(context: Context) -> list[Finding]:
-    """hotmode's own rules for the stack's mode."""
-    findings = []
+def _unknown(context: Context, rule: Rule, service: str | None, hit: Hit) -> Unknown:
+    location = hit.location or context.sources.locate(hit.path, context.merged)
+    return Unknown(rule.id, context.stack.label, service, hit.message, location, rule.title)
+
+
+def mode_findings(context: Context) -> tuple[list[Finding], list[Unknown]]:
+    """hotmode's own rules for the stack's mode: what they found, and what they could not tell."""
+    findings: list[Finding] = []
+    unknowns: list[Unknown] = []
+
+    def add(rule: Rule, service: str | None, hit: Hit) -> None:
+        if hit.unknown:
+            unknowns.append(_unknown(context, rule, service, hit))
+        else:
+            findings.append(_finding(context, rule, service, hit))
+
     for registered in load_rules().values():
         rule = registered.rule
         if context.stack.mode not in rule.modes:
             continue
         if registered.stack_check is not None:
-            findings += [_finding(context, rule, None, h) for h in registered.stack_check(context)]
+            for hit in registered.stack_check(context):
+                add(rule, None, hit)
         if registered.service_check is not None:
-            for name, service in context.services(apps_only=not registered.every_service):
+            for name, service in context.services(registered.kinds):
                 for hit in registered.service_check(context, name, service):
-                    findings.append(_finding(context, rule, name, hit))
-    return findings
+                    add(rule, name, hit)
+    return findings, unknowns
 
 
 def shared_port_findings(contexts: Sequence[Context]) -> list[Finding]:
@@ -143,6 +181,16 @@ def shared_port_findings(contexts: Sequence[Context]) -> list[Finding]:
     return findings
 
 
+def _known_apps(stack: Stack, merged: dict[str, Any]) -> None:
+    services = merged.get("services") or {}
+    unknown = [app for app in stack.apps if app not in services]
+    if unknown and stack.source is None:
+        names = ", ".join(sorted(services)) or "none"
+        raise UsageError(
+            f"--app {unknown[0]}: no such service in {stack.label}; the services are: {names}"
+        )
+
+
 def check(stacks: Sequence[Stack], compose: Compose | None = None) -> Report:
     """Check every stack; raise `UsageError` (exit 2) if one cannot be checked."""
     compose = compose or find_compose()
@@ -161,19 +209,24 @@ def check(stacks: Sequence[Stack], compose: Compose | None = None) -> Report:
             for stack, source in zip(stacks, sources, strict=True)
         ]
         merged = [future.result() for future in pending]
-    contexts = [Context(s, m, src) for s, m, src in zip(stacks, merged, sources, strict=True)]
+    contexts = []
+    for stack, (document, prepared), source in zip(stacks, merged, sources, strict=True):
+        _known_apps(stack, document)
+        contexts.append(Context(stack, document, source, prepared))
     findings: list[Finding] = []
+    unknowns: list[Unknown] = []
     for context in contexts:
-        findings += mode_findings(context) + lint(context)
+        found, unsure = mode_findings(context)
+        findings += found + lint(context) + input_findings(context)
+        unknowns += unsure
     findings += shared_port_findings(contexts)
     order = {stack.label: index for index, stack in enumerate(stacks)}
-    findings.sort(
-        key=lambda f: (
-            order.get(f.stack, 0),
-            -f.severity,
-            str(f.location.path) if f.location else "",
-            (f.location.line or 0) if f.location else 0,
-            f.rule_id,
-        )
-    )
-    return Report(tuple(stacks), tuple(findings))
+
+    def where(item: Finding | Unknown) -> tuple[str, int]:
+        location = item.location
+        return (str(location.path), location.line or 0) if location else ("", 0)
+
+    findings.sort(key=lambda f: (order.get(f.stack, 0), -f.severity, *where(f), f.rule_id))
+    unknowns.sort(key=lambda u: (order.get(u.stack, 0), *where(u), u.rule_id))
+    roles = {context.stack.label: dict(context.roles) for context in contexts}
+    return Report(tuple(stacks), tuple(findings), tuple(unknowns), roles)

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
+from hotmode.audit.commands import words
 from hotmode.audit.model import Severity
 from hotmode.audit.rules import (
+    CODE,
     Context,
     Hit,
     command_text,
@@ -24,7 +26,6 @@ from hotmode.audit.rules import (
     source_mounts,
     split_image,
     table,
-    words,
 )
 
 DEV = ("dev",)
@@ -74,9 +75,21 @@ def _is_pycache(target: str) -> bool:
     "Bind-mount the source folder and run the server with --reload (hotmode run APP --reload).",
 )
 def mounted_and_reloading(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
-    if not source_mounts(context, service):
+    found, unsure = source_mounts(context, service)
+    if unsure and not found:
+        mount, why = unsure[0]
+        yield Hit(why, ("services", name, "volumes", mount.index), unknown=True)
+    elif not found:
         yield Hit("the source is not mounted: edits need a rebuild", ("services", name, "volumes"))
-    if reload_in(service) is None:
+    if reload_in(context, name, service) is not None:
+        return
+    if context.command(name, service) is None:
+        yield Hit(
+            f"the command comes from the image; {context.missing(name, service)}",
+            ("services", name),
+            unknown=True,
+        )
+    else:
         yield Hit("the server does not reload on change", ("services", name, "command"))
 
 
@@ -86,6 +99,7 @@ def mounted_and_reloading(context: Context, name: str, service: dict[str, Any]) 
     DEV,
     "The dev image has its own tag",
     "Give the dev build its own image: tag (e.g. app:dev), never prod's or a base image's.",
+    kinds=CODE,
 )
 def own_image_tag(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     image = service.get("image")
@@ -140,6 +154,7 @@ def _at_start(service: dict[str, Any], key: str) -> str:
     DEV,
     "Dependencies are not installed at every start",
     "Install dependencies in the image (a dev build stage); the command only starts the server.",
+    kinds=CODE,
 )
 def no_install_at_start(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     for key in ("command", "entrypoint"):
@@ -157,6 +172,7 @@ def no_install_at_start(context: Context, name: str, service: dict[str, Any]) ->
     DEV,
     "No per-package __pycache__ volume lists",
     "Remove the __pycache__ volumes; set PYTHONPYCACHEPREFIX=/tmp/pycache instead.",
+    kinds=CODE,
 )
 def no_pycache_volumes(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     caches = [m for m in mounts(service) if m.type == "volume" and _is_pycache(m.target)]
@@ -173,9 +189,10 @@ def no_pycache_volumes(context: Context, name: str, service: dict[str, Any]) -> 
     DEV,
     "No mount points nested inside the source mount",
     "Mount logs and data outside the source folder's target (e.g. /var/log/app), not under it.",
+    kinds=CODE,
 )
 def no_nested_mounts(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
-    sources = source_mounts(context, service)
+    sources, _ = source_mounts(context, service)
     for mount in mounts(service):
         if mount in sources or (mount.type == "volume" and _is_pycache(mount.target)):
             continue

@@ -1,4 +1,5 @@
-"""The rules for every mode: a healthcheck that can run, distinct projects, restart and logs.
+"""The rules about every service: a healthcheck that can run, distinct projects, restart, logs,
+and the inputs a check could not read (env files, required variables).
 
 Published ports bound to an address are compose-lint's CL-0005, reported through the bridge; it
 is not repeated here.
@@ -12,9 +13,21 @@ from typing import Any
 
 from hotmode.audit.dev import PUBLIC_BASES
 from hotmode.audit.model import Severity
-from hotmode.audit.rules import Context, Hit, cross_rule, service_rule, split_image, table
+from hotmode.audit.roles import Kind
+from hotmode.audit.rules import (
+    ALL_KINDS,
+    Context,
+    Hit,
+    cross_rule,
+    service_rule,
+    split_image,
+    table,
+)
 
 EVERY = ("prod", "dev")
+# Restart policies and log rotation keep long-running prod services up and their disks free; a
+# one-shot job ends by design, and a dev container is restarted and read by a person.
+LONG_RUNNING = ALL_KINDS - {Kind.JOB}
 _TOOLS = re.compile(r"\b(curl|wget)\b")
 # What official slim, alpine and distroless images lack; alpine's busybox has a wget.
 _LACKING = {"slim": {"curl", "wget"}, "alpine": {"curl"}, "distroless": {"curl", "wget"}}
@@ -36,7 +49,7 @@ def _variant(image: str) -> str | None:
     EVERY,
     "The healthcheck uses a tool the image has",
     "Probe with the image's own Python (python -c 'import urllib.request; ...'), not curl.",
-    every_service=True,
+    kinds=ALL_KINDS,
 )
 def healthcheck_tool(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     healthcheck = service.get("healthcheck")
@@ -47,7 +60,7 @@ def healthcheck_tool(context: Context, name: str, service: dict[str, Any]) -> It
     tools = set(_TOOLS.findall(text))
     if not tools:
         return
-    build = service.get("build")
+    build = context.build(service)
     dockerfile = context.dockerfile(name, service)
     image = service.get("image")
     installed = ""
@@ -58,6 +71,14 @@ def healthcheck_tool(context: Context, name: str, service: dict[str, Any]) -> It
     elif isinstance(build, dict) and dockerfile is not None:
         base = dockerfile.base_image(build.get("target"), build.get("args") or {})
         installed = dockerfile.runs(build.get("target"))
+    elif isinstance(build, dict):
+        yield Hit(
+            f"whether the image has {' and '.join(sorted(tools))} depends on the Dockerfile; "
+            f"{context.missing(name, service)}",
+            ("services", name, "healthcheck", "test"),
+            unknown=True,
+        )
+        return
     elif isinstance(image, str):
         base = image
     variant = _variant(base) if base else None
@@ -75,10 +96,10 @@ def healthcheck_tool(context: Context, name: str, service: dict[str, Any]) -> It
 @service_rule(
     "HM-A03",
     Severity.MEDIUM,
-    EVERY,
+    ("prod",),
     "A restart policy is set",
     "Set restart: unless-stopped (or deploy.restart_policy) so a crash or reboot recovers.",
-    every_service=True,
+    kinds=LONG_RUNNING,
 )
 def restart_policy(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     deploy = table(service, "deploy")
@@ -91,10 +112,10 @@ def restart_policy(context: Context, name: str, service: dict[str, Any]) -> Iter
 @service_rule(
     "HM-A04",
     Severity.MEDIUM,
-    EVERY,
+    ("prod",),
     "Logs are rotated",
     "Set logging: {driver: json-file, options: {max-size: 10m, max-file: '3'}} (or driver: local).",
-    every_service=True,
+    kinds=LONG_RUNNING,
 )
 def log_rotation(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     logging = table(service, "logging")
@@ -118,8 +139,16 @@ SHARED_PORT = cross_rule(
 def published_ports(context: Context) -> set[str]:
     """Every host port the stack publishes, as `address:port`."""
     ports = set()
-    for _, service in context.services():
+    for _, service in context.services(ALL_KINDS):
         for port in service.get("ports") or []:
             if isinstance(port, dict) and port.get("published"):
                 ports.add(f"{port.get('host_ip') or '0.0.0.0'}:{port['published']}")  # noqa: S104
     return ports
+
+
+MISSING_INPUT = cross_rule(
+    "HM-A05",
+    Severity.LOW,
+    "The env files and required variables the files name are there",
+    "Check where the env file or variable exists to lint its values too (in CI it may not).",
+)

@@ -16,7 +16,7 @@ from typing import Any
 
 from hotmode.audit.model import Finding, Severity
 from hotmode.audit.rules import Context, load_rules
-from hotmode.audit.sources import Segment, value_at
+from hotmode.audit.sources import Segment, value_at, written_value
 from hotmode.errors import UsageError
 
 TOOL = "compose-lint"
@@ -35,6 +35,12 @@ BUILT_LOCALLY = (
     "built locally from build:; the tag names the local build, there is no digest to pin"
 )
 _PIN_RULES = {"CL-0004", "CL-0019"}
+# CL-0020/CL-0021 grade `environment` values as literals written in the file. A value the file
+# takes from the environment when Compose runs (`${SECRET_KEY:?set it}`) is not one, whatever
+# the check's own environment (or its placeholder) put there.
+_CREDENTIAL_RULES = {"CL-0020", "CL-0021"}
+_FROM_ENVIRONMENT = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:?\?[^}]*)?\}|\$[A-Za-z_][A-Za-z0-9_]*")
+FROM_ENVIRONMENT = "the file takes this value from the environment; it writes no literal"
 _INTERPOLATED = re.compile(r"\$\{?[A-Za-z_]")
 
 
@@ -133,12 +139,17 @@ def _adjust(context: Context, raw: Any, paths: list[tuple[Segment, ...]]) -> Fin
     message = _one_line(raw.message)
     suppressed = f"{raw.suppression_reason or 'suppressed'}" if raw.suppressed else None
     config = value_at(context.merged, ("services", service)) or {}
-    if raw.rule_id in _PIN_RULES and "build" in config:
+    if raw.rule_id in _PIN_RULES and isinstance(config, dict) and context.build(config):
         suppressed = BUILT_LOCALLY
+    role = context.roles.get(service)
     for registered in load_rules().values():
-        covered = raw.rule_id in registered.covers and context.is_app(service)
-        if covered and context.stack.mode in registered.rule.modes:
+        covered = raw.rule_id in registered.covers and context.stack.mode in registered.rule.modes
+        if covered and role is not None and role.kind in registered.kinds:
             suppressed = f"reported as {registered.rule.id}"
+    if raw.rule_id in _CREDENTIAL_RULES and len(path) == 4 and path[2] == "environment":
+        text = written_value(context.sources, service, str(path[3]))
+        if text is not None and _FROM_ENVIRONMENT.fullmatch(text.strip()):
+            suppressed = FROM_ENVIRONMENT
     if raw.rule_id == "CL-0018" and context.stack.mode == "dev":
         written = [f.scalar(("services", service, "user")) for f in context.sources.files]
         if any(w and _INTERPOLATED.search(w) for w in written):

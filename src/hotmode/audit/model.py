@@ -1,15 +1,21 @@
 """The values an audit deals in: severities, rules, stacks, locations and findings.
 
 A *stack* is one mode's `-f` file set and project; a *finding* is one problem in one stack,
-located at the file and line that introduced it. Everything here is frozen and plain, so that
-rules, the compose-lint bridge and the reports can pass them around without owning them.
+located at the file and line that introduced it; an *unknown* is a rule that could not decide.
+Everything here is frozen and plain, so that rules, the compose-lint bridge and the reports can
+pass them around without owning them.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hotmode.audit.roles import Role
 
 
 class Severity(enum.IntEnum):
@@ -52,8 +58,7 @@ class Stack:
     source: Path | None = None
     # The image tag prod uses, when a declaration says it; a dev build must not reuse it.
     prod_image: str | None = None
-    # The app's own services, which the mode rules are about; without a declaration, the
-    # services built from source (or every service, if none is built).
+    # The app's services as declared (or named with `--app`); without them, `roles` judges.
     apps: tuple[str, ...] = ()
 
 
@@ -87,11 +92,27 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Unknown:
+    """A rule that could not decide for lack of evidence (a Dockerfile, a folder): it says why,
+    and states nothing about the service."""
+
+    rule_id: str
+    stack: str
+    service: str | None
+    reason: str
+    location: Location | None
+    title: str = ""
+
+
+@dataclass(frozen=True)
 class Report:
-    """Every stack checked and every finding, in a stable order."""
+    """Every stack checked, every finding and every unknown, in a stable order."""
 
     stacks: tuple[Stack, ...]
     findings: tuple[Finding, ...]
+    unknowns: tuple[Unknown, ...] = ()
+    # What each stack's services were judged to be: stack label -> service -> role.
+    roles: Mapping[str, Mapping[str, Role]] = field(default_factory=dict)
 
     def failing(self, threshold: Severity) -> list[Finding]:
         return [finding for finding in self.findings if finding.counts_at(threshold)]

@@ -12,31 +12,39 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from hotmode.audit.build import ignore_file, is_ignored
+from hotmode.audit.build import ignore_file, is_ignored, unread
+from hotmode.audit.dev import PUBLIC_BASES
 from hotmode.audit.model import Severity
+from hotmode.audit.roles import Kind
 from hotmode.audit.rules import (
+    CODE,
     Context,
     Hit,
     command_text,
-    environment,
     is_true,
     mounts,
     reload_in,
     service_rule,
     source_mounts,
+    split_image,
     stack_rule,
 )
 
 PROD = ("prod",)
+# What runs the app's code for a long time: the app and its workers.
+RUNS = frozenset({Kind.APP, Kind.WORKER})
 REVISION_LABEL = "org.opencontainers.image.revision"
 _ENV_FILE = re.compile(r"^\.env(\..+)?$")
 _EXAMPLES = {".env.example", ".env.sample", ".env.template", ".env.dist"}
 _ROOT = {"root", "0"}
 _DEBUG_LEVELS = {"debug", "trace"}
+_DEBUG_NAMES = {"DEBUG", "DJANGO_DEBUG", "FLASK_DEBUG"}
 _SECRET_NAME = re.compile(
     r"(SECRET|PASSWORD|PASSWD|PASSPHRASE|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL|(^|_)KEY$)",
     re.IGNORECASE,
 )
+# Public: the Kubernetes renderer routes the same names to Secret references.
+SECRET_NAME = _SECRET_NAME
 _DEFAULT = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-)([^}]+)\}")
 
 
@@ -46,14 +54,18 @@ _DEFAULT = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-)([^}]+)\}")
     PROD,
     "No bind mount of the source folder in prod",
     "Remove the mount: the prod image copies the source at build, so it matches a commit.",
+    kinds=CODE,
 )
 def no_source_mount(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
-    for mount in source_mounts(context, service):
+    found, unsure = source_mounts(context, service)
+    for mount in found:
         yield Hit(
             f"bind-mounts {mount.source} over {mount.target}: the code that runs is not the "
             "code the image was built with",
             ("services", name, "volumes", mount.index),
         )
+    for mount, why in unsure:
+        yield Hit(why, ("services", name, "volumes", mount.index), unknown=True)
 
 
 @service_rule(
@@ -61,20 +73,19 @@ def no_source_mount(context: Context, name: str, service: dict[str, Any]) -> Ite
     Severity.HIGH,
     PROD,
     "No reload and no file watcher in prod",
-    "Drop --reload and any watcher from the prod command; reload belongs to dev.",
+    "Drop --reload, runserver's reload, fastapi dev, Flask debug and any watcher from prod.",
+    kinds=RUNS,
 )
 def no_reload(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
-    path = reload_in(service)
-    if path:
-        text = command_text(service, path[0])
+    hit = reload_in(context, name, service)
+    if hit is not None:
+        yield hit
+    elif context.command(name, service) is None:
         yield Hit(
-            f"the {path[0]} reloads or watches files: {text[:80]!r}", ("services", name, *path)
+            f"the command comes from the image; {context.missing(name, service)}",
+            ("services", name),
+            unknown=True,
         )
-    for variable in ("UVICORN_RELOAD", "HOT_RELOAD_ENABLED"):
-        if is_true(environment(service).get(variable, "")):
-            yield Hit(
-                f"{variable}=true turns reload on", ("services", name, "environment", variable)
-            )
 
 
 @service_rule(
@@ -83,6 +94,7 @@ def no_reload(context: Context, name: str, service: dict[str, Any]) -> Iterator[
     PROD,
     "The env file is mounted read-only",
     "Mount the env file with :ro (or read_only: true), or pass it with env_file: instead.",
+    kinds=CODE,
 )
 def env_file_read_only(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     for mount in mounts(service):
@@ -111,14 +123,18 @@ def _tmpfs_targets(service: Mapping[str, Any]) -> set[str]:
     "A read-only root filesystem, with a tmpfs for /tmp",
     "Set read_only: true and tmpfs: [/tmp]; give data that must persist a named volume.",
     covers=("CL-0007",),
+    kinds=RUNS,
 )
 def read_only_root(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
-    if service.get("read_only") is not True:
+    writable = service.get("read_only") is not True
+    no_tmp = "/tmp" not in _tmpfs_targets(service)  # noqa: S108 - asking for one, not using it
+    if writable:
+        also = ", and there is no tmpfs for /tmp" if no_tmp else ""
         yield Hit(
-            "the root filesystem is writable: code and binaries can be changed at run time",
+            f"the root filesystem is writable: code and binaries can be changed at run time{also}",
             ("services", name, "read_only"),
         )
-    if "/tmp" not in _tmpfs_targets(service):  # noqa: S108 - asking for a tmpfs, not using one
+    elif no_tmp:
         yield Hit("no tmpfs for /tmp", ("services", name, "tmpfs"))
 
 
@@ -129,6 +145,7 @@ def read_only_root(context: Context, name: str, service: dict[str, Any]) -> Iter
     "The process does not run as root",
     "Set user: to a non-root uid:gid (or a non-root USER in the Dockerfile's prod stage).",
     covers=("CL-0018",),
+    kinds=CODE,
 )
 def not_root(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     path = ("services", name, "user")
@@ -137,9 +154,9 @@ def not_root(context: Context, name: str, service: dict[str, Any]) -> Iterator[H
         if str(user).split(":")[0].strip() in _ROOT:
             yield Hit(f"user: {user} runs the process as root", path)
         return
-    build = service.get("build")
+    build = context.build(service)
     dockerfile = context.dockerfile(name, service)
-    if dockerfile is not None and isinstance(build, dict):
+    if dockerfile is not None and build is not None:
         image_user = dockerfile.user(build.get("target"))
         if image_user and image_user.split(":")[0] not in _ROOT:
             return
@@ -150,8 +167,15 @@ def not_root(context: Context, name: str, service: dict[str, Any]) -> Iterator[H
         )
         yield Hit(f"no user: is set and {why}: the process runs as root", path)
         return
-    image = service.get("image", "the image")
-    yield Hit(f"no user: is set, so {image} runs as its default user, root for most images", path)
+    image = service.get("image")
+    if build is None and isinstance(image, str) and split_image(image)[0] in PUBLIC_BASES:
+        yield Hit(f"no user: is set, and {image} runs as root unless told otherwise", path)
+        return
+    yield Hit(
+        f"no user: is set, so the image decides; {context.missing(name, service)}",
+        path,
+        unknown=True,
+    )
 
 
 @service_rule(
@@ -160,6 +184,7 @@ def not_root(context: Context, name: str, service: dict[str, Any]) -> Iterator[H
     PROD,
     "The build records the commit in the revision label",
     f"Label the image {REVISION_LABEL} at build, from a build arg or build.labels.",
+    kinds=CODE,
 )
 def revision_label(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     build = service.get("build")
@@ -167,10 +192,17 @@ def revision_label(context: Context, name: str, service: dict[str, Any]) -> Iter
         return
     labels = build.get("labels") or {}
     keys = set(labels) if isinstance(labels, dict) else {str(item).split("=")[0] for item in labels}
+    if REVISION_LABEL in keys:
+        return
     dockerfile = context.dockerfile(name, service)
-    if dockerfile is not None:
-        keys |= dockerfile.labels(build.get("target"))
-    if REVISION_LABEL not in keys:
+    if dockerfile is None:
+        yield Hit(
+            f"the revision label would be set in the Dockerfile; {unread(build)}",
+            ("services", name, "build"),
+            unknown=True,
+        )
+        return
+    if REVISION_LABEL not in dockerfile.labels(build.get("target")):
         yield Hit(
             f"the image built for {name} does not say which commit it is ({REVISION_LABEL})",
             ("services", name, "build", "labels"),
@@ -183,13 +215,14 @@ def revision_label(context: Context, name: str, service: dict[str, Any]) -> Iter
     PROD,
     "No debug mode and no debug log level in prod",
     "Remove DEBUG=true and debug/trace log levels from prod; keep them in the dev overlay.",
+    kinds=RUNS,
 )
 def no_debug(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
-    for variable, value in environment(service).items():
-        upper = variable.upper()
-        debug = upper == "DEBUG" and is_true(value)
+    for variable, setting in context.environment(name, service).items():
+        upper, value = variable.upper(), setting.value
+        debug = upper in _DEBUG_NAMES and is_true(value)
         if debug or (upper.endswith("LOG_LEVEL") and value.strip().lower() in _DEBUG_LEVELS):
-            yield Hit(f"{variable}={value} in prod", ("services", name, "environment", variable))
+            yield Hit(f"{variable}={value} in prod", setting.path, setting.location)
     for key in ("command", "entrypoint"):
         text = command_text(service, key)
         level = re.search(r"--log-level[= ]+(\w+)", text)
@@ -205,6 +238,7 @@ def no_debug(context: Context, name: str, service: dict[str, Any]) -> Iterator[H
     PROD,
     ".env files are kept out of the build context",
     "Add `.env` and `.env.*` (then `!.env.example`) to the build context's .dockerignore.",
+    kinds=CODE,
 )
 def dockerignore_env(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     build = service.get("build")
@@ -212,6 +246,11 @@ def dockerignore_env(context: Context, name: str, service: dict[str, Any]) -> It
         return
     path = ignore_file(build)
     if path is None:
+        yield Hit(
+            f"the .dockerignore would be in the build context; {unread(build)}",
+            ("services", name, "build", "context"),
+            unknown=True,
+        )
         return
     try:
         patterns = path.read_text(encoding="utf-8").splitlines()

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from hotmode import __version__
-from hotmode.audit.model import Finding, Report, Severity
+from hotmode.audit.model import Finding, Report, Severity, Unknown
+from hotmode.audit.roles import Kind, Role
 from hotmode.audit.rules import load_rules
 
-JSON_VERSION = 1
+JSON_VERSION = 2
 SCHEMA = Path(__file__).with_name("report.schema.json")
 _SARIF_LEVEL = {
     Severity.LOW: "note",
@@ -39,11 +40,21 @@ def _shown(path: Path, base: Path) -> str:
         return path.as_posix()
 
 
-def _where(finding: Finding, base: Path) -> str:
+def _where(finding: Finding | Unknown, base: Path) -> str:
     if finding.location is None:
         return "(merged configuration)"
     shown = _shown(finding.location.path, base)
     return f"{shown}:{finding.location.line}" if finding.location.line else shown
+
+
+def distinct_unknowns(report: Report) -> dict[tuple[Any, ...], list[Unknown]]:
+    """Unknowns grouped by what could not be checked: each is shown (and counted) once a run,
+    with the modes it concerns."""
+    groups: dict[tuple[Any, ...], list[Unknown]] = {}
+    for unknown in report.unknowns:
+        key = (unknown.rule_id, unknown.service, unknown.reason, unknown.location)
+        groups.setdefault(key, []).append(unknown)
+    return groups
 
 
 def summary(report: Report, threshold: Severity) -> str:
@@ -52,20 +63,42 @@ def summary(report: Report, threshold: Severity) -> str:
     parts = [f"{counted[s]} {s.label}" for s in sorted(Severity, reverse=True) if counted[s]]
     if suppressed:
         parts.append(f"{suppressed} waived")
+    unknowns = len(distinct_unknowns(report))
+    if unknowns:
+        parts.append(f"{unknowns} unknown")
     verdict = "FAIL" if report.failing(threshold) else "PASS"
     found = ", ".join(parts) if parts else "no findings"
     return f"{verdict}: {len(report.stacks)} mode(s) checked, {found}; fail-on {threshold.label}"
 
 
+def _judged(roles: dict[str, Role]) -> str:
+    """`app: web (runs gunicorn); companion: db (postgres:16)`: the roles, by kind."""
+    parts = []
+    for kind in Kind:
+        named = [f"{name} ({role.reason})" for name, role in roles.items() if role.kind is kind]
+        if named:
+            parts.append(f"{kind.value}: {', '.join(named)}")
+    return "; ".join(parts) if parts else "no services"
+
+
+def roles_lines(report: Report) -> list[str]:
+    """Which services each mode judged as what, modes that agree listed together."""
+    groups: dict[str, list[str]] = {}
+    for label, roles in report.roles.items():
+        groups.setdefault(_judged(dict(roles)), []).append(label)
+    return [f"services [{', '.join(labels)}]: {judged}" for judged, labels in groups.items()]
+
+
 def text(report: Report, threshold: Severity, base: Path, *, show_waived: bool = False) -> str:
-    """One line per problem (modes that share it listed together), its fix, then a verdict."""
+    """Which service is what, one line per problem (modes that share it listed together) with
+    its fix, one line per rule that could not decide and why, then a verdict."""
+    out = roles_lines(report)
     groups: dict[tuple[Any, ...], list[Finding]] = {}
     for finding in report.findings:
         if finding.suppressed is not None and not show_waived:
             continue
         key = (finding.rule_id, finding.location, finding.service, finding.message)
         groups.setdefault(key, []).append(finding)
-    out = []
     for findings in groups.values():
         first = findings[0]
         modes = ", ".join(f.stack for f in findings)
@@ -76,6 +109,14 @@ def text(report: Report, threshold: Severity, base: Path, *, show_waived: bool =
             f"{service}{first.message}{waived}"
         )
         out.append(f"    fix: {first.fix}")
+    for unknowns in distinct_unknowns(report).values():
+        first_unknown = unknowns[0]
+        modes = ", ".join(u.stack for u in unknowns)
+        service = f"{first_unknown.service}: " if first_unknown.service else ""
+        out.append(
+            f"{_where(first_unknown, base)}: unknown {first_unknown.rule_id} [{modes}] {service}"
+            f"not checked: {first_unknown.reason}"
+        )
     out.append(summary(report, threshold))
     return "\n".join(out) + "\n"
 
@@ -92,7 +133,12 @@ def catalogue() -> str:
         "CL-*    compose-lint's hardening rules (CIS Docker Benchmark, OWASP), on every mode.",
         "        Waived: CL-0004/CL-0019 (tag and digest pins) for services with build:; for",
         "        prod apps CL-0007/CL-0018 are reported as HM-P04/HM-P05. Low: CL-0018 in dev",
-        "        when user: comes from a variable (the host's user).",
+        "        when user: comes from a variable (the host's user). CL-0020/CL-0021 are waived",
+        "        for values the file takes from the environment (${NAME:?...}).",
+        "Roles: app rules are about the app (declared, --app, or judged: a Python web server,",
+        "        else a service built from source or mounting it); workers and jobs get the",
+        "        source and image rules; companions (databases, caches, brokers, proxies) only",
+        "        compose-lint's. `unknown`: a rule lacked its evidence (a Dockerfile, a folder).",
     ]
     return "\n".join(out) + "\n"
 
@@ -112,6 +158,18 @@ def _finding_json(finding: Finding, base: Path) -> dict[str, Any]:
     }
 
 
+def _unknown_json(group: list[Unknown], base: Path) -> dict[str, Any]:
+    first = group[0]
+    return {
+        "rule_id": first.rule_id,
+        "modes": [u.stack for u in group],
+        "service": first.service,
+        "reason": first.reason,
+        "file": _shown(first.location.path, base) if first.location else None,
+        "line": first.location.line if first.location else None,
+    }
+
+
 def to_json(report: Report, threshold: Severity, base: Path) -> str:
     """The report as JSON, in the shape `report.schema.json` describes."""
     counted = Counter(f.severity.label for f in report.findings if f.suppressed is None)
@@ -126,12 +184,20 @@ def to_json(report: Report, threshold: Severity, base: Path) -> str:
                 "mode": stack.mode,
                 "project": stack.project,
                 "files": [_shown(path, base) for path in stack.files],
+                "services": {
+                    name: {"role": role.kind.value, "reason": role.reason}
+                    for name, role in report.roles.get(stack.label, {}).items()
+                },
             }
             for stack in report.stacks
         ],
         "summary": {s.label: counted[s.label] for s in Severity}
-        | {"waived": sum(1 for f in report.findings if f.suppressed is not None)},
+        | {
+            "waived": sum(1 for f in report.findings if f.suppressed is not None),
+            "unknown": len(distinct_unknowns(report)),
+        },
         "findings": [_finding_json(f, base) for f in report.findings],
+        "unknowns": [_unknown_json(group, base) for group in distinct_unknowns(report).values()],
     }
     return json.dumps(document, indent=2) + "\n"
 
@@ -150,14 +216,18 @@ def _descriptors(report: Report) -> list[dict[str, Any]]:
     ours = {reg.rule.id: reg.rule for reg in load_rules().values()}
     theirs = _compose_lint_rules()
     descriptors = []
-    for rule_id in sorted({f.rule_id for f in report.findings}):
-        example = next(f for f in report.findings if f.rule_id == rule_id)
+    used = {f.rule_id for f in report.findings} | {u.rule_id for u in report.unknowns}
+    for rule_id in sorted(used):
+        example = next((f for f in report.findings if f.rule_id == rule_id), None)
         if rule_id in ours:
             rule = ours[rule_id]
             name, description, fix, severity = rule.title, rule.title, rule.fix, rule.severity
+            tool = "hotmode"
+        elif example is None:
+            continue
         else:
             name, description = theirs.get(rule_id, (rule_id, example.message))
-            fix, severity = example.fix, example.severity
+            fix, severity, tool = example.fix, example.severity, example.tool
         descriptors.append(
             {
                 "id": rule_id,
@@ -167,13 +237,43 @@ def _descriptors(report: Report) -> list[dict[str, Any]]:
                 "help": {"text": fix},
                 "defaultConfiguration": {"level": _SARIF_LEVEL[severity]},
                 "properties": {
-                    "tool": example.tool,
+                    "tool": tool,
                     "security-severity": _SECURITY_SEVERITY[severity],
-                    "tags": ["security", example.tool],
+                    "tags": ["security", tool],
                 },
             }
         )
     return descriptors
+
+
+def _physical(location: Any, base: Path) -> dict[str, Any]:
+    path = location.path
+    uri = _shown(path, base)
+    artifact = (
+        {"uri": path.as_uri()}
+        if path.is_absolute() and uri == path.as_posix()
+        else {"uri": uri, "uriBaseId": "SRCROOT"}
+    )
+    physical: dict[str, Any] = {"artifactLocation": artifact}
+    if location.line:
+        physical["region"] = {"startLine": location.line}
+    return {"physicalLocation": physical}
+
+
+def _unknown_result(group: list[Unknown], index: dict[str, int], base: Path) -> dict[str, Any]:
+    """An unknown as a SARIF note: the rule, and why it could not decide."""
+    first = group[0]
+    modes = ", ".join(u.stack for u in group)
+    result: dict[str, Any] = {
+        "ruleId": first.rule_id,
+        "ruleIndex": index[first.rule_id],
+        "level": "note",
+        "message": {"text": f"[{modes}] {first.service or 'stack'}: not checked: {first.reason}"},
+        "properties": {"verdict": "unknown", "mode": modes, "service": first.service or ""},
+    }
+    if first.location is not None:
+        result["locations"] = [_physical(first.location, base)]
+    return result
 
 
 def _result(finding: Finding, index: dict[str, int], base: Path) -> dict[str, Any]:
@@ -190,24 +290,15 @@ def _result(finding: Finding, index: dict[str, int], base: Path) -> dict[str, An
         },
     }
     if finding.location is not None:
-        path = finding.location.path
-        uri = _shown(path, base)
-        artifact = (
-            {"uri": path.as_uri()}
-            if path.is_absolute() and uri == path.as_posix()
-            else {"uri": uri, "uriBaseId": "SRCROOT"}
-        )
-        physical: dict[str, Any] = {"artifactLocation": artifact}
-        if finding.location.line:
-            physical["region"] = {"startLine": finding.location.line}
-        result["locations"] = [{"physicalLocation": physical}]
+        result["locations"] = [_physical(finding.location, base)]
     if finding.suppressed is not None:
         result["suppressions"] = [{"kind": "external", "justification": finding.suppressed}]
     return result
 
 
 def to_sarif(report: Report, base: Path) -> str:
-    """The report as one SARIF 2.1.0 run; waived findings carry a suppression."""
+    """The report as one SARIF 2.1.0 run; waived findings carry a suppression, unknowns are
+    notes, and the run's properties say which service was judged as what."""
     rules = _descriptors(report)
     index = {rule["id"]: i for i, rule in enumerate(rules)}
     document = {
@@ -223,7 +314,14 @@ def to_sarif(report: Report, base: Path) -> str:
                     }
                 },
                 "originalUriBaseIds": {"SRCROOT": {"uri": base.as_uri() + "/"}},
-                "results": [_result(f, index, base) for f in report.findings],
+                "results": [_result(f, index, base) for f in report.findings]
+                + [_unknown_result(g, index, base) for g in distinct_unknowns(report).values()],
+                "properties": {
+                    "roles": {
+                        label: {name: role.kind.value for name, role in roles.items()}
+                        for label, roles in report.roles.items()
+                    }
+                },
             }
         ],
     }

@@ -10,16 +10,24 @@ The rules themselves live in `prod`, `dev` and `every`, one module per mode.
 from __future__ import annotations
 
 import functools
-import re
-import shlex
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hotmode.audit.build import Dockerfile, read_dockerfile
+from hotmode.audit.build import Dockerfile, read_dockerfile, unread
+from hotmode.audit.commands import command_words, reloading
+from hotmode.audit.inputs import Prepared
 from hotmode.audit.model import Location, Rule, Severity, Stack
+from hotmode.audit.roles import CODE_TARGETS, Kind, Role, build_of, classify, service_command
 from hotmode.audit.sources import Segment, SourceSet
+
+ALL_KINDS = frozenset(Kind)
+# The app and what shares its code: the kinds the source and image rules are about.
+CODE = frozenset({Kind.APP, Kind.WORKER, Kind.JOB})
+# How many folder entries `holds_python` looks at before it answers no.
+_SCAN_LIMIT = 2000
 
 
 @dataclass(frozen=True)
@@ -29,44 +37,109 @@ class Context:
     stack: Stack
     merged: Mapping[str, Any]
     sources: SourceSet
+    prepared: Prepared | None = None
     _dockerfiles: dict[str, Dockerfile | None] = field(default_factory=dict, compare=False)
+    _roles: dict[str, Role] = field(default_factory=dict, compare=False)
 
-    def services(self, apps_only: bool = False) -> Iterator[tuple[str, dict[str, Any]]]:
-        """The services of the stack; with `apps_only`, the app's own (see `Stack.apps`)."""
-        services = self.merged.get("services") or {}
-        found = [(str(n), s) for n, s in services.items() if isinstance(s, dict)]
-        if apps_only:
-            apps = set(self.stack.apps) or {n for n, s in found if "build" in s}
-            found = [(n, s) for n, s in found if n in apps] if apps else found
-        yield from found
+    @property
+    def roles(self) -> dict[str, Role]:
+        """What each service is (see `roles.classify`); the declared apps win."""
+        if not self._roles:
+            self._roles.update(classify(self.merged.get("services") or {}, self.stack.apps))
+        return self._roles
 
     def is_app(self, name: str) -> bool:
-        return any(name == app for app, _ in self.services(apps_only=True))
+        """Whether a service is the app (declared, named with `--app`, or judged so)."""
+        role = self.roles.get(name)
+        return role is not None and role.is_app
+
+    def services(self, kinds: frozenset[Kind] = ALL_KINDS) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The services of the stack whose role is one of `kinds`."""
+        services = self.merged.get("services") or {}
+        for name, service in services.items():
+            role = self.roles.get(str(name))
+            if isinstance(service, dict) and role is not None and role.kind in kinds:
+                yield str(name), service
+
+    def build(self, service: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The build that makes the service's image (see `roles.build_of`)."""
+        return build_of(service, self.merged.get("services") or {})
 
     def dockerfile(self, name: str, service: Mapping[str, Any]) -> Dockerfile | None:
         if name not in self._dockerfiles:
-            build = service.get("build")
-            self._dockerfiles[name] = read_dockerfile(build) if isinstance(build, dict) else None
+            build = self.build(service)
+            self._dockerfiles[name] = read_dockerfile(build) if build is not None else None
         return self._dockerfiles[name]
 
-    def source_folders(self, service: Mapping[str, Any]) -> list[Path]:
-        """The app's source: the declared folder, else the service's local build context."""
+    def command(self, name: str, service: Mapping[str, Any]) -> tuple[list[str], str] | None:
+        """What a service runs and where that is said (`command`, or the Dockerfile); None if
+        it comes from an image or a Dockerfile that is not here."""
+        argv = service_command(service, self.merged.get("services") or {})
+        if command_words(service) or command_words(service, "entrypoint"):
+            return argv, "command" if command_words(service) else "entrypoint"
+        if self.dockerfile(name, service) is not None:
+            return argv, "Dockerfile"
+        return None
+
+    def environment(self, name: str, service: Mapping[str, Any]) -> dict[str, Setting]:
+        """The service's variables: its env files' values under its `environment:`, each with
+        where it is set (`path` in the merged configuration, or an env file's line)."""
+        found: dict[str, Setting] = {}
+        if self.prepared is not None:
+            for variable, from_file in self.prepared.env_values.get(name, {}).items():
+                found[variable] = Setting(from_file.value, (), from_file.location)
+        for variable, text in environment(service).items():
+            found[variable] = Setting(text, ("services", name, "environment", variable), None)
+        return found
+
+    @property
+    def project_directory(self) -> Path:
+        if self.prepared is not None:
+            return self.prepared.project_directory
+        return self.sources.files[0].path.parent if self.sources.files else Path.cwd()
+
+    def missing(self, name: str, service: Mapping[str, Any]) -> str:
+        """Why a service's image cannot be looked into: its Dockerfile, or its image, is not
+        here."""
+        build = self.build(service)
+        if build is not None:
+            return unread(build)
+        return f"it runs the image {service.get('image', '(none)')}, which is not inspected"
+
+    def source_folders(self) -> list[Path]:
+        """The app's source: the declared folder, else the local build contexts of the stack."""
         if self.stack.source is not None:
             return [self.stack.source]
-        build = service.get("build")
-        context = build.get("context") if isinstance(build, dict) else None
-        if isinstance(context, str) and Path(context).is_absolute():
-            return [Path(context)]
-        return []
+        folders = []
+        for _, service in self.services(CODE):
+            build = service.get("build")
+            context = build.get("context") if isinstance(build, dict) else None
+            if isinstance(context, str) and Path(context).is_absolute():
+                folders.append(Path(context))
+        return folders
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A variable's value and where it is set: a path of the merged configuration, or a
+    location (an env file's line)."""
+
+    value: str
+    path: tuple[Segment, ...]
+    location: Location | None
 
 
 @dataclass(frozen=True)
 class Hit:
-    """A rule's finding before it is located: the path in the merged configuration it is about."""
+    """A rule's finding before it is located: the path in the merged configuration it is about.
+
+    With `unknown`, the rule could not decide and `message` says which evidence was missing.
+    """
 
     message: str
     path: tuple[Segment, ...] = ()
     location: Location | None = None
+    unknown: bool = False
 
 
 ServiceCheck = Callable[[Context, str, dict[str, Any]], Iterator[Hit]]
@@ -80,8 +153,8 @@ class Registered:
     stack_check: StackCheck | None = None
     # compose-lint rules that say the same thing less precisely; their findings are folded in.
     covers: tuple[str, ...] = ()
-    # Mode rules are about the app's own services; the rules for every mode, about all.
-    every_service: bool = False
+    # The kinds of service the rule is about (see `roles`).
+    kinds: frozenset[Kind] = frozenset({Kind.APP})
 
 
 REGISTRY: dict[str, Registered] = {}
@@ -94,13 +167,13 @@ def service_rule(
     title: str,
     fix: str,
     covers: tuple[str, ...] = (),
-    every_service: bool = False,
+    kinds: frozenset[Kind] = frozenset({Kind.APP}),
 ) -> Callable[[ServiceCheck], ServiceCheck]:
-    """Register a rule that checks one service at a time (the app's, unless `every_service`)."""
+    """Register a rule that checks one service at a time, each service whose role is in `kinds`."""
 
     def register(check: ServiceCheck) -> ServiceCheck:
         rule = Rule(id, severity, modes, title, fix)
-        REGISTRY[id] = Registered(rule, check, None, covers, every_service)
+        REGISTRY[id] = Registered(rule, check, None, covers, kinds)
         return check
 
     return register
@@ -118,9 +191,11 @@ def stack_rule(
     return register
 
 
-def cross_rule(id: str, severity: Severity, title: str, fix: str) -> Rule:
-    """Register a rule the checker applies across stacks (it has no per-stack function)."""
-    rule = Rule(id, severity, ("prod", "dev"), title, fix)
+def cross_rule(
+    id: str, severity: Severity, title: str, fix: str, modes: tuple[str, ...] = ("prod", "dev")
+) -> Rule:
+    """Register a rule the checker applies itself (it has no per-stack function)."""
+    rule = Rule(id, severity, modes, title, fix)
     REGISTRY[id] = Registered(rule)
     return rule
 
@@ -136,7 +211,6 @@ def load_rules() -> dict[str, Registered]:
 # --- helpers the rule modules share ------------------------------------------------------------
 
 _TRUE = {"1", "true", "yes", "on"}
-WATCHERS = {"watchfiles", "watchmedo", "nodemon", "entr", "hupper", "reflex", "air"}
 
 
 def is_true(value: Any) -> bool:
@@ -150,21 +224,27 @@ def command_text(service: Mapping[str, Any], key: str) -> str:
     return str(value) if value is not None else ""
 
 
-def words(text: str) -> list[str]:
-    try:
-        return shlex.split(text)
-    except ValueError:
-        return text.split()
-
-
-def reload_in(service: Mapping[str, Any]) -> tuple[str, ...] | None:
-    """The path of the command (or entrypoint) that reloads or watches, if one does."""
-    for key in ("command", "entrypoint"):
-        text = command_text(service, key)
-        tokens = {Path(word).name for word in words(text)} | set(words(text))
-        if re.search(r"(^|\s)--reload\b", text) or tokens & (WATCHERS | {"--watch"}):
-            return ("command",) if key == "command" else ("entrypoint",)
-    return None
+def reload_in(context: Context, name: str, service: Mapping[str, Any]) -> Hit | None:
+    """Why the service reloads on change, as a hit at what makes it reload, if it does."""
+    settings = context.environment(name, service)
+    env = {variable: setting.value for variable, setting in settings.items()}
+    found = context.command(name, service)
+    argv, where = found if found else ([], "command")
+    why = reloading(argv, env)
+    if why is None:
+        return None
+    # Reasons from a variable start with its name: `UVICORN_RELOAD=true`.
+    named = why.split("=")[0].split(" ")[0]
+    variable = named if named in settings else None
+    if variable is not None and not reloading(argv, {}):
+        setting = settings[variable]
+        return Hit(f"{why}: it reloads on change", setting.path, setting.location)
+    if where == "Dockerfile":
+        dockerfile = context.dockerfile(name, service)
+        location = Location(dockerfile.path) if dockerfile else None
+        return Hit(f"the Dockerfile's command reloads ({why})", location=location)
+    text = " ".join(argv)
+    return Hit(f"the {where} reloads ({why}): {text[:80]!r}", ("services", name, where))
 
 
 @dataclass(frozen=True)
@@ -201,14 +281,58 @@ def inside(path: str | Path, folder: str | Path) -> bool:
     return child == parent or parent in child.parents
 
 
-def source_mounts(context: Context, service: Mapping[str, Any]) -> list[Mount]:
-    """The bind mounts of the source folder or of a path inside it."""
-    folders = context.source_folders(service)
-    binds = [m for m in mounts(service) if m.type == "bind" and m.source]
-    if not folders:
-        # No declaration and no build context: any folder bind mounted stands in for the source.
-        return [m for m in binds if m.source and Path(m.source).is_dir()]
-    return [m for m in binds if any(inside(m.source or "", f) for f in folders)]
+def holds_python(folder: Path) -> bool:
+    """Whether a folder holds Python source (a bounded look, a few levels deep)."""
+    seen = 0
+    for root, dirs, files in os.walk(folder):
+        if any(name.endswith(".py") for name in files):
+            return True
+        seen += len(files) + len(dirs)
+        if seen > _SCAN_LIMIT:
+            return False
+        deep = len(Path(root).relative_to(folder).parts) >= 2
+        skipped = {"node_modules", "venv", "__pycache__"}
+        dirs[:] = [] if deep else [d for d in dirs if not d.startswith(".") and d not in skipped]
+    return False
+
+
+def _code_target(target: str, service: Mapping[str, Any]) -> bool:
+    working_dir = str(service.get("working_dir") or "").rstrip("/")
+    homes = CODE_TARGETS | ({working_dir} if working_dir else set())
+    return any(inside(target, home) for home in homes)
+
+
+def source_mounts(
+    context: Context, service: Mapping[str, Any]
+) -> tuple[list[Mount], list[tuple[Mount, str]]]:
+    """The bind mounts of source code, and those that cannot be judged (with why).
+
+    Source is the declared folder or a build context of the stack, or a folder above one
+    within the project; without either, a mounted folder that holds Python files. A read-only
+    mount outside where code lives (`./config:/etc/app:ro`) is configuration, not code.
+    """
+    folders = context.source_folders()
+    project = context.project_directory
+    found: list[Mount] = []
+    unsure: list[tuple[Mount, str]] = []
+    for mount in mounts(service):
+        if mount.type != "bind" or not mount.source:
+            continue
+        if mount.read_only and not _code_target(mount.target, service):
+            continue
+        source = Path(mount.source)
+        if folders:
+            above = inside(source, project)
+            if any(inside(source, f) or (above and inside(f, source)) for f in folders):
+                found.append(mount)
+        elif source.is_dir():
+            if holds_python(source):
+                found.append(mount)
+        elif not source.exists() and _code_target(mount.target, service):
+            unsure.append(
+                (mount, f"{mount.source} is not here, so whether it holds source code is not known")
+            )
+    return found, unsure
 
 
 def table(mapping: Mapping[str, Any], key: str) -> dict[str, Any]:

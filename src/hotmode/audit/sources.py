@@ -43,7 +43,7 @@ class SourceFile:
         """The text of a scalar this file writes at a mapping path, if it writes one."""
         node = self.root
         for segment in segments:
-            found = _find_key(node, segment) if isinstance(node, yaml.MappingNode) else None
+            found = find_key(node, segment) if isinstance(node, yaml.MappingNode) else None
             if found is None:
                 return None
             node = found[1]
@@ -92,7 +92,13 @@ def _entries(node: yaml.MappingNode, budget: list[int]) -> Iterator[tuple[yaml.N
     yield from explicit
 
 
-def _find_key(node: yaml.MappingNode, name: str) -> tuple[yaml.Node, yaml.Node] | None:
+def entries(node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node]]:
+    """A mapping's entries as Compose reads them: `<<` merge keys expanded, then its own."""
+    return _entries(node, [_MAX_NODES])
+
+
+def find_key(node: yaml.MappingNode, name: str) -> tuple[yaml.Node, yaml.Node] | None:
+    """The last entry of a mapping named `name` (merge keys included), or None."""
     found = None
     for key, value in _entries(node, [_MAX_NODES]):
         if isinstance(key, yaml.ScalarNode) and key.value == name:
@@ -133,7 +139,7 @@ def node_signature(parent: Segment, node: yaml.Node) -> str | None:
         if isinstance(node, yaml.ScalarNode):
             return _short_target(node.value, parent == "ports").rstrip("/")
         if isinstance(node, yaml.MappingNode):
-            found = _find_key(node, "target")
+            found = find_key(node, "target")
             if found and isinstance(found[1], yaml.ScalarNode):
                 return str(found[1].value).rstrip("/")
         return None
@@ -167,7 +173,7 @@ def _descend(
         parent = segments[index - 1] if index else ""
         nxt: yaml.Node | None = None
         if isinstance(current, yaml.MappingNode) and isinstance(segment, str):
-            found = _find_key(current, segment)
+            found = find_key(current, segment)
             if found:
                 line, nxt = found[0].start_mark.line + 1, found[1]
         elif isinstance(current, yaml.SequenceNode):
@@ -228,3 +234,22 @@ class SourceSet:
 def read_sources(files: Sequence[Path]) -> SourceSet:
     """Parse every file of a stack, in order."""
     return SourceSet(tuple(read_source(path) for path in files))
+
+
+def written_value(sources: SourceSet, service: str, variable: str) -> str | None:
+    """The text the last file to set a service's `environment` variable wrote for it, in the
+    mapping form (`NAME: value`) or the list form (`- NAME=value`)."""
+    for source in reversed(sources.files):
+        mapped = source.scalar(("services", service, "environment", variable))
+        if mapped is not None:
+            return mapped
+        node = source.root
+        for segment in ("services", service, "environment"):
+            found = find_key(node, segment) if isinstance(node, yaml.MappingNode) else None
+            node = found[1] if found else None
+        if isinstance(node, yaml.SequenceNode):
+            for item in reversed(node.value):
+                text = str(item.value) if isinstance(item, yaml.ScalarNode) else ""
+                if text.startswith(f"{variable}="):
+                    return text.split("=", 1)[1]
+    return None

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("hotmode.cli.run", "run", "Serve an ASGI app, with the fast hot reload."),
     "check": ("hotmode.cli.check", "check", "Lint each mode's merged configuration."),
     "verify": ("hotmode.cli.verify", "verify", "Prove the running prod container is the commit."),
+    "deploy": ("hotmode.cli.deploy", "deploy", "Deploy prod to Docker Swarm (--swarm)."),
 }
 
 

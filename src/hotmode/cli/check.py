@@ -2,12 +2,14 @@
 
 Without `-f` the modes come from the declaration (`--dev/--prod`, `--edition`, or `--all`);
 with `-f FILE ...` any Compose file set is checked, in the mode `--dev/--prod` names (prod if
-neither), so files hotmode did not render can be audited too. Exit codes: 0 nothing at or above
+neither), so files hotmode did not render can be audited too; `--app` names the app's service
+when the shape of the files does not say it (see `audit.roles`). Exit codes: 0 nothing at or above
 `--fail-on` (default medium), 1 findings at or above it, 2 input that cannot be checked.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -33,6 +35,13 @@ from hotmode.modes import all_selections
     help="Check these Compose files (repeatable, in -f order) instead of the declaration's.",
 )
 @click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="SERVICE",
+    help="The app's service (repeatable); without it, the declaration's, or judged by shape.",
+)
+@click.option(
     "--format",
     "output",
     type=click.Choice(["text", "json", "sarif"]),
@@ -49,25 +58,34 @@ from hotmode.modes import all_selections
 )
 @click.option("--show-waived", is_flag=True, help="Also list waived findings (text format).")
 @click.option("--rules", "list_rules", is_flag=True, help="List hotmode's rules and exit.")
+@click.option("--k8s", is_flag=True, help="Check the Kubernetes manifests (render --k8s).")
+@click.option("--swarm", is_flag=True, help="Check the Swarm stack file (render --swarm).")
 def check(
     config_path: Path | None,
     mode: str | None,
     edition: str | None,
     every: bool,
     files: tuple[Path, ...],
+    apps: tuple[str, ...],
     output: str,
     fail_on: str,
     show_waived: bool,
     list_rules: bool,
+    k8s: bool,
+    swarm: bool,
 ) -> int:
     """Lint each mode's merged configuration: hotmode's mode rules and compose-lint's."""
     if list_rules:
         click.echo(report.catalogue(), nl=False)
         return 0
-    if files:
+    if k8s or swarm:
+        from hotmode.cli.deploy import orchestrator_report
+
+        result = orchestrator_report(load(config_path), k8s=k8s, edition=edition)
+    elif files:
         if every or edition:
             raise UsageError("-f checks the files given, in one mode; drop --all and --edition")
-        stacks = [checker.file_stack(files, mode or "prod")]
+        result = checker.check([checker.file_stack(files, mode or "prod", apps)])
     else:
         config = load(config_path)
         if every:
@@ -79,8 +97,10 @@ def check(
         else:
             selections = [select(config, mode, edition)]
         stacks = checker.declared_stacks(config, selections)
+        if apps:
+            stacks = [replace(stack, apps=apps) for stack in stacks]
+        result = checker.check(stacks)
     threshold = Severity.parse(fail_on)
-    result = checker.check(stacks)
     base = Path.cwd()
     if output == "json":
         click.echo(report.to_json(result, threshold, base), nl=False)

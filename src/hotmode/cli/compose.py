@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Any
 
 import click
 
+from hotmode.cli.deploy import orchestrator_options, render_orchestrator
 from hotmode.cli.options import config_option, load, mode_options, overlay_option, select
 from hotmode.compose import layout
 from hotmode.compose.engine import compose_environment, find_compose
@@ -47,11 +49,24 @@ def validate(config: Config, selections: list[Selection]) -> None:
     is_flag=True,
     help="Move hand-written files in the way to .hotmode/backup/<time>/ first (after init).",
 )
+@orchestrator_options
 def render(
-    config_path: Path | None, check: bool, force: bool, no_validate: bool, adopt: bool
+    config_path: Path | None,
+    check: bool,
+    force: bool,
+    no_validate: bool,
+    adopt: bool,
+    **orchestrator: Any,
 ) -> None:
-    """Write the deployment folder: Compose files for every mode x edition, Dockerfile, ..."""
+    """Write the deployment folder: Compose files for every mode x edition, Dockerfile, ...
+
+    With --k8s, Kubernetes manifests under deployment/k8s/ instead; with --swarm, the Swarm
+    stack file deployment/docker-stack.yml.
+    """
     config = load(config_path)
+    if orchestrator["k8s"] or orchestrator["swarm"]:
+        render_orchestrator(config, check=check, force=force, **orchestrator)
+        return
     rendered = render_files(config)
     if adopt and not check:
         from hotmode.backup import back_up

@@ -358,13 +358,27 @@ def _rows(config: Config, live: _Live | None) -> list[dict[str, Any]]:
 @overlay_option
 @native_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--swarm", is_flag=True, help="The Swarm service's tasks instead (deploy --swarm).")
+@click.option(
+    "--stack", "stack_name", default=None, metavar="NAME", help="With --swarm: the stack."
+)
 def status(
-    config_path: Path | None, overlays: tuple[Path, ...], native_only: bool, as_json: bool
+    config_path: Path | None,
+    overlays: tuple[Path, ...],
+    native_only: bool,
+    as_json: bool,
+    swarm: bool,
+    stack_name: str | None,
 ) -> None:
     """The Quick Reference, live: every mode x edition, and which one runs."""
     import os
 
     config = load(config_path)
+    if swarm:
+        from hotmode.cli.deploy import swarm_status
+
+        swarm_status(config, stack_name)
+        return
     chosen = resolve(config, environ=os.environ)
     _note(state.read(config.root).problem)
     live = _live(config, _docker(config, native_only), overlays)

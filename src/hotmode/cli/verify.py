@@ -13,7 +13,13 @@ from hotmode.errors import AuditFailed
 @click.command()
 @config_option
 @overlay_option
-def verify(config_path: Path | None, overlays: tuple[Path, ...]) -> None:
+@click.option("--swarm", is_flag=True, help="Verify the Swarm service's running tasks instead.")
+@click.option(
+    "--stack", "stack_name", default=None, metavar="NAME", help="With --swarm: the stack."
+)
+def verify(
+    config_path: Path | None, overlays: tuple[Path, ...], swarm: bool, stack_name: str | None
+) -> None:
     """Check the running prod container against the repository; exit 1 listing what differs.
 
     Image revision = HEAD, source digest = the committed source, the files served = HEAD's, nothing
@@ -23,6 +29,11 @@ def verify(config_path: Path | None, overlays: tuple[Path, ...]) -> None:
     from hotmode.compose.verify import verify as run_verify
 
     config = load(config_path)
+    if swarm:
+        from hotmode.cli.deploy import swarm_verify
+
+        swarm_verify(config, stack_name)
+        return
     verdict = run_verify(config, overlays)
     if verdict.problems:
         for problem in verdict.problems:

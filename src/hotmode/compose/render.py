@@ -363,6 +363,8 @@ GITIGNORE = """\
 .env.*
 !.env.example
 docker-compose.local.yml
+# `render --swarm` resolves .env into it: a site file, like .env.
+docker-stack.yml
 """
 
 
@@ -392,12 +394,25 @@ def _digest(body: str) -> str:
 
 
 def _with_header(body: str, declaration: str) -> str:
+    return with_header(body, declaration)
+
+
+def with_header(body: str, declaration: str, command: str = "hotmode render") -> str:
+    """`body` under hotmode's header: where it comes from and the digest of what was written."""
     return (
-        f"# Rendered by hotmode from {declaration}. Change that, then run `hotmode render`.\n"
+        f"# Rendered by hotmode from {declaration}. Change that, then run `{command}`.\n"
         "# A hand edit here is kept and reported, never overwritten without --force.\n"
         f"# hotmode-digest: sha256:{_digest(body)}\n"
         f"{body}"
     )
+
+
+def has_header(path: Path) -> bool:
+    """True if the file at `path` carries hotmode's header (so hotmode wrote it once)."""
+    try:
+        return _HEADER.search(path.read_text(encoding="utf-8")) is not None
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def is_hand_edited(text: str) -> bool:

@@ -1,0 +1,314 @@
+"""Docker Swarm: the prod configuration as a stack file that Swarm honours, and its losses.
+
+`stack_document` is pure: an edition's prod services, merged by Compose with the deployment
+`.env` resolved (`docker stack deploy` reads no `.env`), in; the stack file out. What Swarm would
+drop in silence is translated (`tmpfs` to tmpfs mounts, `restart` to `deploy.restart_policy`);
+what it ignores with a warning and has no equivalent for is either dropped and said in the file
+(`build`, `container_name`, `depends_on`, `no-new-privileges`) or refused with the key. The
+image is `<name>:<revision>`, so every update is a change of the stack file, never out of band
+(see shared/notes/swarm-on-one-machine.md).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hotmode import source
+from hotmode.compose.prod import ProdConfig, merge
+from hotmode.compose.render import with_header
+from hotmode.config import Config
+from hotmode.errors import UsageError
+
+STACK_FILE = "docker-stack.yml"
+REVISION_LABEL = "org.opencontainers.image.revision"
+NO_NEW_PRIVILEGES = (
+    "no-new-privileges has no per-service form on Swarm: set it for the whole engine, "
+    '"no-new-privileges": true in /etc/docker/daemon.json (dockerd --no-new-privileges) on '
+    "every node"
+)
+# Keys Swarm honours as they are.
+_KEPT = (
+    "command", "entrypoint", "environment", "healthcheck", "labels", "logging", "user",
+    "read_only", "cap_drop", "cap_add", "stop_grace_period", "stop_signal", "working_dir",
+    "hostname", "extra_hosts", "init", "ulimits", "sysctls",
+)  # fmt: skip
+# Keys hotmode translates or drops on purpose, saying so in the file.
+_HANDLED = {
+    "image", "build", "container_name", "restart", "tmpfs", "security_opt", "volumes",
+    "ports", "networks", "deploy", "depends_on", "secrets", "network_mode",
+}  # fmt: skip
+
+
+@dataclass
+class Stack:
+    """The stack file's document and the notes it carries about what was translated."""
+
+    document: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def _where(service: str, *keys: str | int) -> str:
+    return ".".join(["services", service, *(str(k) for k in keys)])
+
+
+def _seconds(value: Any, default: float) -> float:
+    from hotmode.k8s import duration_seconds
+
+    return duration_seconds(value) if value not in (None, "") else default
+
+
+def monitor_seconds(service: Mapping[str, Any]) -> int:
+    """How long Swarm watches a new task before it calls the update done.
+
+    Long enough for the healthcheck to pass after its start period; a task that is not healthy
+    by then rolls the update back.
+    """
+    check = service.get("healthcheck") or {}
+    start = _seconds(check.get("start_period"), 0)
+    interval = _seconds(check.get("interval"), 30)
+    retries = int(check.get("retries") or 3)
+    return math.ceil(start + interval * (retries + 1) + 5)
+
+
+def _image(name: str, service: Mapping[str, Any], revision: str) -> str:
+    image = str(service.get("image") or "")
+    if not image:
+        raise UsageError(f"{_where(name, 'image')} is missing; Swarm runs images by name")
+    if "build" not in service:
+        return image
+    last = image.rsplit("/", 1)[-1]
+    repository = image.rsplit(":", 1)[0] if ":" in last else image
+    return f"{repository}:{revision}"
+
+
+def _volumes(name: str, service: Mapping[str, Any]) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = []
+    for index, volume in enumerate(service.get("volumes") or []):
+        kind = volume.get("type")
+        if kind not in ("volume", "bind", "tmpfs"):
+            raise UsageError(f"{_where(name, 'volumes', index)} is a {kind} mount; Swarm has none")
+        entry = {k: v for k, v in volume.items() if k in ("type", "source", "target", "read_only")}
+        if kind == "tmpfs" and volume.get("tmpfs"):
+            entry["tmpfs"] = (
+                {"size": volume["tmpfs"].get("size")} if volume["tmpfs"].get("size") else {}
+            )
+            entry = {k: v for k, v in entry.items() if v != {}}
+        volumes.append(entry)
+    tmpfs = service.get("tmpfs") or []
+    for target in tmpfs if isinstance(tmpfs, list) else [tmpfs]:
+        # `tmpfs: [/tmp]` is dropped by `stack deploy` without a word; the mount form is kept.
+        volumes.append({"type": "tmpfs", "target": str(target).split(":")[0]})
+    return volumes
+
+
+def _ports(name: str, service: Mapping[str, Any], host_network: bool) -> list[dict[str, Any]]:
+    ports = []
+    for index, port in enumerate(service.get("ports") or []):
+        if host_network:
+            continue
+        address = port.get("host_ip") or ""
+        if address not in ("", "0.0.0.0", "::"):  # noqa: S104 - the address, compared as text
+            raise UsageError(
+                f"{_where(name, 'ports', index)} binds {address}; Swarm publishes on every "
+                "interface: set HOTMODE_BIND=0.0.0.0 in deployment/.env, or render with "
+                "--host-network"
+            )
+        entry: dict[str, Any] = {"target": int(port["target"]), "protocol": port.get("protocol")
+                                 or "tcp", "mode": port.get("mode") or "ingress"}  # fmt: skip
+        if port.get("published"):
+            entry["published"] = int(str(port["published"]).split("-")[0])
+        ports.append(entry)
+    return ports
+
+
+def _deploy(service: Mapping[str, Any], host_network: bool) -> dict[str, Any]:
+    given = dict(service.get("deploy") or {})
+    given.pop("placement", None) if not (given.get("placement") or {}) else None
+    restart = str(service.get("restart") or "")
+    condition = "on-failure" if restart.startswith("on-failure") else "any"
+    if restart == "no":
+        condition = "none"
+    monitor = f"{monitor_seconds(service)}s"
+    # With host networking one task holds the port: the old one stops before the new starts.
+    order = "stop-first" if host_network else "start-first"
+    deploy: dict[str, Any] = {
+        "mode": given.pop("mode", "replicated"),
+        "replicas": int(given.pop("replicas", 1) or 1),
+        "restart_policy": given.pop("restart_policy", None)
+        or {"condition": condition, "delay": "5s", "window": "30s"},
+        "update_config": given.pop("update_config", None)
+        or {
+            "parallelism": 1,
+            "order": order,
+            "failure_action": "rollback",
+            "monitor": monitor,
+            "max_failure_ratio": 0,
+        },
+        "rollback_config": given.pop("rollback_config", None)
+        or {"parallelism": 1, "order": "stop-first", "failure_action": "pause", "monitor": monitor},
+    }
+    resources = given.pop("resources", None)
+    if resources:
+        cleaned = {}
+        for kind in ("limits", "reservations"):
+            values = {k: str(v) for k, v in (resources.get(kind) or {}).items() if k in (
+                "cpus", "memory") and v not in (None, "")}  # fmt: skip
+            if values:
+                cleaned[kind] = values
+        deploy["resources"] = cleaned
+    deploy.update(given)
+    return deploy
+
+
+def service_document(
+    name: str,
+    service: Mapping[str, Any],
+    *,
+    revision: str,
+    env_files: list[str],
+    host_network: bool,
+    notes: list[str],
+) -> dict[str, Any]:
+    """One service of the stack file; refuses (by key) what Swarm cannot carry."""
+    for key in service:
+        # `x-` keys are annotations for tools (hotmode's waivers), kept for `check --swarm`.
+        if key not in _KEPT and key not in _HANDLED and not str(key).startswith("x-"):
+            raise UsageError(
+                f"{_where(name, key)}: Swarm ignores this key and hotmode has no translation; "
+                "remove it from the prod configuration"
+            )
+    for option in service.get("security_opt") or []:
+        if not str(option).startswith("no-new-privileges"):
+            raise UsageError(f"{_where(name, 'security_opt')}: {option} has no Swarm form")
+    if service.get("security_opt"):
+        notes.append(f"{name}: {NO_NEW_PRIVILEGES}")
+    if service.get("network_mode") not in (None, "host"):
+        raise UsageError(f"{_where(name, 'network_mode')}: Swarm has no network_mode")
+    if service.get("network_mode") == "host":
+        # `network_mode: host` is ignored by stack deploy; the host network is joined by name.
+        host_network = True
+        notes.append(f"{name}: network_mode: host is the external network `host`")
+    out: dict[str, Any] = {"image": _image(name, service, revision)}
+    for key in [*_KEPT, *sorted(k for k in service if str(k).startswith("x-"))]:
+        if key in service and service[key] not in (None, [], {}):
+            out[key] = service[key]
+    if env_files:
+        out["env_file"] = env_files
+    volumes = _volumes(name, service)
+    if volumes:
+        out["volumes"] = volumes
+    ports = _ports(name, service, host_network)
+    if ports:
+        out["ports"] = ports
+    secrets = service.get("secrets")
+    if secrets:
+        out["secrets"] = [
+            {k: v for k, v in s.items() if k in ("source", "target", "uid", "gid", "mode")}
+            for s in secrets
+        ]
+    if host_network:
+        out["networks"] = ["hostnet"]
+    out["deploy"] = _deploy(service, host_network)
+    if "build" in service:
+        out["deploy"]["labels"] = {REVISION_LABEL: revision}
+        notes.append(f"{name}: build: is done by `hotmode deploy --swarm` first ({out['image']})")
+    for key, what in (
+        ("container_name", "Swarm names the tasks"),
+        ("depends_on", "Swarm restarts a task until what it needs answers"),
+    ):
+        if service.get(key):
+            notes.append(f"{name}: {key}: dropped, {what}")
+    if service.get("restart"):
+        notes.append(f"{name}: restart: {service['restart']} is deploy.restart_policy")
+    if service.get("tmpfs"):
+        notes.append(f"{name}: tmpfs: is a tmpfs mount (stack deploy drops the short form)")
+    return out
+
+
+def stack_document(
+    prod: ProdConfig, *, revision: str, host_network: bool, deployment: Path
+) -> Stack:
+    """The stack file of an edition's prod configuration."""
+    notes: list[str] = []
+    services = {}
+    for name, service in sorted(prod.services.items()):
+        env_files = []
+        for reference in prod.env_files.get(name, ()):
+            path = deployment / reference.path
+            if path.is_file():
+                env_files.append(str(path))
+            elif reference.required:
+                raise UsageError(f"{path} does not exist and {_where(name, 'env_file')} needs it")
+            else:
+                notes.append(f"{name}: env_file {reference.path} is optional and absent: left out")
+        services[name] = service_document(
+            name, service, revision=revision, env_files=env_files,
+            host_network=host_network, notes=notes,
+        )  # fmt: skip
+    document: dict[str, Any] = {"version": "3.9", "services": services}
+    volumes = {
+        str(k): {key: v[key] for key in ("external", "name") if key in v} if v else None
+        for k, v in (prod.merged.get("volumes") or {}).items()
+    }
+    if volumes:
+        document["volumes"] = volumes
+        notes.append("named volumes survive `docker stack rm`; remove them by name")
+    secrets = prod.merged.get("secrets") or {}
+    if secrets:
+        for key, secret in secrets.items():
+            if "file" not in secret and not secret.get("external"):
+                raise UsageError(f"secrets.{key}: Swarm secrets come from a file or are external")
+        document["secrets"] = {
+            str(k): {key: v[key] for key in ("file", "external", "name") if key in v}
+            for k, v in secrets.items()
+        }
+    if any("hostnet" in (s.get("networks") or []) for s in services.values()):
+        document["networks"] = {"hostnet": {"external": True, "name": "host"}}
+    return Stack(document, notes)
+
+
+def _body(stack: Stack, edition: str, host_network: bool) -> str:
+    lines = [
+        f"# Swarm stack for prod {edition}{' (host network)' if host_network else ''}: "
+        "`hotmode deploy --swarm` deploys it.",
+        "# Variables are resolved from deployment/.env: `docker stack deploy` does not read it.",
+        *(f"# - {note}" for note in sorted(set(stack.notes))),
+    ]
+    text = yaml.safe_dump(stack.document, sort_keys=False, default_flow_style=False, width=100)
+    return "\n".join(lines) + "\n" + text
+
+
+def build_environment(config: Config, *, allow_dirty: bool) -> dict[str, str]:
+    """The revision and source digest the build and the stack file carry."""
+    return {
+        "HOTMODE_REVISION": source.build_revision(
+            config.source, config.deployment / "Dockerfile", allow_dirty=allow_dirty
+        ),
+        "HOTMODE_SOURCE_DIGEST": source.source_digest(config.source) or "unknown",
+    }
+
+
+def render_files(
+    config: Config, edition: str | None, *, allow_dirty: bool, host_network: bool = False
+) -> dict[Path, str]:
+    """`deployment/docker-stack.yml` for an edition, with hotmode's header."""
+    chosen = config.edition(edition) if edition else config.default_edition
+    env = build_environment(config, allow_dirty=allow_dirty)
+    prod = merge(config, chosen.name, site=True, env=env)
+    stack = stack_document(
+        prod,
+        revision=env["HOTMODE_REVISION"],
+        host_network=host_network,
+        deployment=config.deployment,
+    )
+    declaration = os.path.relpath(config.path, config.root)
+    command = "hotmode render --swarm" + (" --host-network" if host_network else "")
+    body = _body(stack, chosen.name, host_network)
+    return {config.deployment / STACK_FILE: with_header(body, declaration, command)}

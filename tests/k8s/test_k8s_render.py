@@ -1,0 +1,290 @@
+"""`hotmode render --k8s`: manifests that carry every prod promise and validate offline.
+
+Every manifest of every edition is validated against the official schemas of the newest
+Kubernetes release `kubernetes-validate` ships (strict: unknown fields fail). Where kubectl is
+installed, each overlay is built with its Kustomize and must equal what hotmode says the edition
+is, so the patches are proven, not assumed. No cluster runs here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from conftest import RunCli
+from helpers import commit, git
+from hotmode import k8s
+from hotmode.compose.prod import EnvFile, ProdConfig, merge
+from hotmode.config import load_config
+from hotmode.errors import UsageError
+
+VERSION = kubernetes_validate.latest_version()
+
+
+def validate(document: dict[str, Any]) -> None:
+    kubernetes_validate.validate(document, VERSION, strict=True)
+
+
+@pytest.fixture
+def committed(gateway: Path) -> Path:
+    git(gateway, "init", "-q")
+    commit(gateway, "the gateway")
+    return gateway
+
+
+def _load_all(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def test_render_k8s_writes_valid_manifests_for_every_edition(
+    committed: Path, run_cli: RunCli
+) -> None:
+    code, _, err = run_cli("render", "--k8s", cwd=committed)
+    assert code == 0, err
+    head = git(committed, "rev-parse", "HEAD")
+    folder = committed / "deployment" / "k8s"
+    resources = sorted((folder / "base").glob("*.yaml"))
+    assert {p.name for p in resources} >= {
+        "kustomization.yaml",
+        "linkedin-gateway.deployment.yaml",
+        "linkedin-gateway.service.yaml",
+        "linkedin-gateway-env.configmap.yaml",
+    }
+    for path in resources:
+        if path.name != "kustomization.yaml":
+            for document in _load_all(path):
+                validate(document)
+    deployment = _load_all(folder / "base" / "linkedin-gateway.deployment.yaml")[0]
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod = deployment["spec"]["template"]
+    assert pod["metadata"]["annotations"][k8s.REVISION_ANNOTATION] == head
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == f"linkedin-gateway:{head}"
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {"medium": "Memory"}} in pod["spec"]["volumes"]
+    assert container["readinessProbe"]["exec"]["command"][:2] == ["python", "-c"]
+    assert container["livenessProbe"]["initialDelaySeconds"] == 20
+    assert container["resources"]["limits"] == {"cpu": "1", "memory": "512Mi"}
+    assert container["resources"]["requests"] == {"cpu": "1", "memory": "512Mi"}
+    # Every edition, as its overlay builds it, validates too.
+    config = load_config(committed / "hotmode.toml")
+    options = k8s.K8sOptions(revision=head)
+    for edition in config.editions:
+        overlay = folder / "overlays" / edition.name / "kustomization.yaml"
+        assert overlay.is_file()
+        objects = k8s.expected_objects(
+            config.name, config.service, merge(config, edition.name), options
+        )
+        for document in objects:
+            validate(document)
+    saas = k8s.expected_objects(config.name, config.service, merge(config, "saas"), options)
+    configmap = next(d for d in saas if d["kind"] == "ConfigMap")
+    assert configmap["data"]["LG_BACKEND_EDITION"] == "saas"
+    assert configmap["metadata"]["namespace"] == "linkedin-gateway-saas"
+    env_from = next(d for d in saas if d["kind"] == "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]["envFrom"]
+    assert {"secretRef": {"name": "linkedin-gateway-saas-env-prod-saas", "optional": True}} in (
+        env_from
+    )
+
+
+def _normalise(documents: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
+    return {(d["kind"], d["metadata"]["name"]): d for d in documents}
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (its Kustomize) is absent")
+def test_each_overlay_builds_to_its_edition(committed: Path, run_cli: RunCli) -> None:
+    code, _, err = run_cli("render", "--k8s", cwd=committed)
+    assert code == 0, err
+    config = load_config(committed / "hotmode.toml")
+    options = k8s.K8sOptions(revision=git(committed, "rev-parse", "HEAD"))
+    for edition in config.editions:
+        overlay = committed / "deployment" / "k8s" / "overlays" / edition.name
+        built = subprocess.run(
+            ["kubectl", "kustomize", str(overlay)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        documents = [d for d in yaml.safe_load_all(built) if d]
+        for document in documents:
+            validate(document)
+        expected = k8s.expected_objects(
+            config.name, config.service, merge(config, edition.name), options
+        )
+        assert _normalise(documents) == _normalise(expected), edition.name
+
+
+def test_render_k8s_is_deterministic_and_keeps_hand_edits(committed: Path, run_cli: RunCli) -> None:
+    assert run_cli("render", "--k8s", cwd=committed)[0] == 0
+    code, out, _ = run_cli("render", "--k8s", cwd=committed)
+    assert code == 0 and "wrote" not in out and "unchanged" in out
+    assert run_cli("render", "--k8s", "--check", cwd=committed)[0] == 0
+    service = committed / "deployment" / "k8s" / "base" / "linkedin-gateway.service.yaml"
+    service.write_text(service.read_text() + "# mine\n")
+    code, _, err = run_cli("render", "--k8s", cwd=committed)
+    assert code == 1 and "kept hand-edited" in err and "linkedin-gateway.service.yaml" in err
+    assert service.read_text().endswith("# mine\n")
+    assert run_cli("render", "--k8s", "--force", cwd=committed)[0] == 0
+    assert not service.read_text().endswith("# mine\n")
+
+
+def test_render_k8s_refuses_a_dirty_tree(committed: Path, run_cli: RunCli) -> None:
+    (committed / "backend" / "new.py").write_text("x = 1\n")
+    code, _, err = run_cli("render", "--k8s", cwd=committed)
+    assert code == 2 and "uncommitted changes" in err and len(err.splitlines()) == 1
+
+
+def _prod(
+    services: dict[str, Any], env_files: dict[str, tuple[EnvFile, ...]] | None = None
+) -> ProdConfig:
+    return ProdConfig("core", "shop", (), {"services": services}, env_files or {})
+
+
+def _app(**changes: Any) -> dict[str, Any]:
+    service: dict[str, Any] = {
+        "image": "shop:prod",
+        "build": {"context": "."},
+        "user": "10001:10001",
+        "read_only": True,
+        "tmpfs": ["/tmp"],
+        "command": ["uvicorn", "shop:app"],
+        "environment": {
+            "PORT": "8000",
+            "SHOP_API_KEY": "not-in-the-manifest",
+            "DATABASE_PASSWORD_FILE": "/run/secrets/db",
+        },
+        "ports": [{"target": 8000, "published": "8000"}],
+        "healthcheck": {"test": ["CMD-SHELL", "true"], "interval": "1m30s", "retries": 2},
+    }
+    service.update(changes)
+    return {key: value for key, value in service.items() if value is not None}
+
+
+OPTIONS = k8s.K8sOptions(revision="0123abc")
+
+
+def test_credentials_are_secret_references_never_values() -> None:
+    objects = k8s.edition_objects(
+        "shop", "web", _prod({"web": _app()}, {"web": (EnvFile(".env.prod", True),)}), OPTIONS
+    )
+    text = yaml.safe_dump_all(objects)
+    assert "not-in-the-manifest" not in text
+    container = objects[0]["spec"]["template"]["spec"]["containers"][0]
+    assert container["env"] == [
+        {
+            "name": "SHOP_API_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "shop-secrets", "key": "SHOP_API_KEY"}},
+        }
+    ]
+    assert {"secretRef": {"name": "shop-env-prod"}} in container["envFrom"]
+    # A `*_FILE` variable names where the secret is, not the secret: it stays in the ConfigMap.
+    assert objects[1]["data"]["DATABASE_PASSWORD_FILE"] == "/run/secrets/db"  # noqa: S105 - a path
+    assert container["readinessProbe"]["periodSeconds"] == 90
+    assert container["readinessProbe"]["exec"]["command"] == ["/bin/sh", "-c", "true"]
+    for document in objects:
+        validate(document)
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        ({"user": None}, "services.web.user"),
+        ({"user": "0:0"}, "services.web.user"),
+        ({"user": "app"}, "services.web.user"),
+        ({"read_only": False}, "services.web.read_only"),
+        ({"healthcheck": None}, "services.web.healthcheck"),
+        ({"volumes": [{"type": "bind", "source": "/srv/code", "target": "/app"}]},
+         "services.web.volumes.0"),
+    ],
+)  # fmt: skip
+def test_what_a_manifest_cannot_carry_is_refused_by_key(changes: dict[str, Any], key: str) -> None:
+    with pytest.raises(UsageError, match=key.replace(".", r"\.")):
+        k8s.edition_objects("shop", "web", _prod({"web": _app(**changes)}), OPTIONS)
+
+
+def _postgres() -> dict[str, Any]:
+    return {
+        "image": "postgres:16-bookworm",
+        "user": "999:999",
+        "read_only": True,
+        "tmpfs": ["/tmp", "/var/run/postgresql"],
+        "environment": {"POSTGRES_DB": "shop", "POSTGRES_PASSWORD_FILE": "/run/secrets/db"},
+        "secrets": [{"source": "db_password", "target": "db"}],
+        "volumes": [{"type": "volume", "source": "pgdata", "target": "/var/lib/postgresql/data"}],
+        "ports": [{"target": 5432}],
+        "healthcheck": {"test": ["CMD", "pg_isready"], "interval": "5s"},
+    }
+
+
+def test_a_companion_is_a_managed_database_by_default_or_a_statefulset() -> None:
+    prod = _prod({"web": _app(), "postgres": _postgres()})
+    managed = k8s.edition_objects("shop", "web", prod, OPTIONS)
+    service = next(d for d in managed if d["metadata"]["name"] == "postgres")
+    assert service["spec"] == {
+        "type": "ExternalName",
+        "externalName": "postgres.managed-database.invalid",
+    }
+    named = k8s.K8sOptions(revision="0123abc", managed={"postgres": "db.internal"})
+    service = next(
+        d
+        for d in k8s.edition_objects("shop", "web", prod, named)
+        if d["metadata"]["name"] == "postgres"
+    )
+    assert service["spec"]["externalName"] == "db.internal"
+    stateful = k8s.K8sOptions(revision="0123abc", stateful=frozenset({"postgres"}))
+    objects = k8s.edition_objects("shop", "web", prod, stateful)
+    for document in objects:
+        validate(document)
+    workload = next(d for d in objects if d["kind"] == "StatefulSet")
+    assert workload["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "pgdata"
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "postgres:16-bookworm"
+    assert container["securityContext"]["runAsUser"] == 999
+    assert {"name": "secret-db-password", "mountPath": "/run/secrets/db", "subPath":
+            "db_password", "readOnly": True} in container["volumeMounts"]  # fmt: skip
+    headless = next(
+        d for d in objects if d["kind"] == "Service" and d["metadata"]["name"] == "postgres"
+    )
+    assert headless["spec"]["clusterIP"] == "None"
+    with pytest.raises(UsageError, match="no companion named 'redis'"):
+        k8s.edition_objects("shop", "web", prod, k8s.K8sOptions("x", frozenset({"redis"})))
+
+
+def test_overlay_patches_are_the_difference_from_the_base() -> None:
+    base = {"spec": {"containers": [{"name": "a", "envFrom": [1], "image": "x"}], "keep": 1}}
+    target = {"spec": {"containers": [{"name": "a", "envFrom": [1, 2], "image": "x"}]}}
+    assert k8s.patch_diff(base, target) == {
+        "spec": {"containers": [{"name": "a", "envFrom": [1, 2]}], "keep": None}
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("10s", 10), ("1m30s", 90), ("500ms", 0.5), (3, 3), ("1h", 3600)]
+)
+def test_compose_durations(value: Any, seconds: float) -> None:
+    assert k8s.duration_seconds(value) == seconds
+
+
+def test_quantities() -> None:
+    assert k8s.memory_quantity("536870912") == "512Mi"
+    assert k8s.memory_quantity("1g") == "1Gi"
+    assert k8s.cpu_quantity(0.5) == "500m"
+    assert k8s.cpu_quantity("2.0") == "2"
