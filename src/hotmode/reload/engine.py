@@ -277,7 +277,9 @@ class Runtime:
 
     def _save_modules(self, modules: list[str]) -> None:
         modules = [m for m in modules if m not in self.launcher.excluded]
-        if not self.options.reload or modules == self._cached_modules():
+        # Written only when it grows: every worker reports its list (in its own order), and a
+        # write at each reload would be churn in a folder the user may be cleaning.
+        if not self.options.reload or set(modules) <= set(self._cached_modules()):
             return
         from hotmode.atomic import write_atomic
 
