@@ -1,13 +1,18 @@
-"""Reload benchmark: `hotmode run --reload` against `uvicorn --reload`, same app, same run.
+"""Reload benchmark: `hotmode run --reload` against `uvicorn --reload` and `granian --reload`.
 
-On a temporary copy of the example gateway (examples/linkedin-gateway/backend), for each server:
-start it on 127.0.0.1, let it settle, measure the idle CPU and memory of its process tree, then
-run a bounded load of about 100 requests/s (a fresh connection each) while it makes N edits to
-app/routes.py (half written in place, half written to a temp file and renamed over), timing each
-from the save to the first response carrying the new code. Then it saves a syntax error, holds it
-for 3 s under the same load, fixes it, and times the recovery. Only 127.0.0.1 is ever contacted.
+On a temporary copy of the example gateway (examples/linkedin-gateway/backend), for each server
+in turn, in the same run: start it on 127.0.0.1, let it settle, measure the idle CPU and memory
+(PSS) of its process tree, then run three clients back to back -- a fresh connection per request,
+one keep-alive connection sending GETs, one keep-alive connection sending POSTs with a JSON body
+-- while it makes N edits to app/routes.py (half written in place, half to a temp file renamed
+over), timing each from the save to the first response carrying the new code, per client. Then
+it holds a WebSocket open across a few more edits, and ends with a broken edit held 3 s and its
+fix. Only 127.0.0.1 is ever contacted.
 
     .venv/bin/python bench/reload/bench.py [--edits 30] [--json results.json]
+
+granian is optional (`pip install 'granian[reload]'`, or the `bench` extra); without it, its
+column is left out.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import importlib.util
 import json
 import os
 import re
@@ -34,17 +40,25 @@ ROOT = Path(__file__).resolve().parents[2]
 GATEWAY = ROOT / "examples" / "linkedin-gateway" / "backend"
 HOST = "127.0.0.1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CLIENTS = ("fresh", "keep-alive GET", "keep-alive POST")
+TIMEOUT = 5.0  # per request
+PACE = 0.005  # between two requests of one client
 
 
 @dataclass
 class Result:
     tool: str
     start_s: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list)
-    in_place_ms: list[float] = field(default_factory=list)
-    renamed_ms: list[float] = field(default_factory=list)
-    reload_requests: int = 0
-    reload_failed: int = 0
+    latencies_ms: dict[str, list[float]] = field(default_factory=dict)
+    requests: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    stale: dict[str, int] = field(default_factory=dict)
+    connections: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    ws_latencies_ms: list[float] = field(default_factory=list)
+    ws_endings: dict[str, int] = field(default_factory=dict)
+    ws_new_greeting: int = 0
+    ws_edits: int = 0
     broken_requests: int = 0
     broken_failed: int = 0
     recovery_ms: float = 0.0
@@ -52,23 +66,13 @@ class Result:
     idle_pss_mb: float = 0.0
     idle_rss_mb: float = 0.0
     processes: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
+    load_average: str = ""
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
-
-
-def get(port: int, path: str, timeout: float) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        connection.request("GET", path, headers={"Connection": "close"})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
 
 
 def tree(pid: int) -> list[int]:
@@ -124,51 +128,116 @@ def quiet(pid: int, least: float, limit: float = 30.0) -> None:
             return
 
 
-class Load:
-    """About `rate` requests/s on /health, a fresh connection each, from a few threads."""
+class Client:
+    """One client sending requests back to back and recording what came back: (sent, received,
+    greeting) for answers, errors by type. Fresh: a new connection per request; else one
+    keep-alive connection (reopened only after an error)."""
 
-    def __init__(self, port: int, rate: float = 100.0, threads: int = 4, timeout: float = 2.0):
-        self.port, self.timeout = port, timeout
-        self.period = threads / rate
-        self.results: list[tuple[float, bool]] = []
+    def __init__(self, port: int, kind: str) -> None:
+        self.port, self.kind = port, kind
+        self.answers: list[tuple[float, float, str]] = []
         self.errors: dict[str, int] = {}
-        self._stop = threading.Event()
+        self.error_times: list[float] = []
+        self.connections = 0
+        self._connection: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _request(self, count: int) -> str:
+        if self._connection is None:
+            self._connection = http.client.HTTPConnection(HOST, self.port, timeout=TIMEOUT)
+            self.connections += 1
+        connection = self._connection
+        if self.kind == "keep-alive POST":
+            body = json.dumps({"n": count, "text": "x" * 200})
+            connection.request("POST", "/api/v1/echo", body=body,
+                               headers={"Content-Type": "application/json"})  # fmt: skip
+        else:
+            headers = {"Connection": "close"} if self.kind == "fresh" else {}
+            connection.request("GET", "/api/v1/server-info", headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+        if self.kind == "fresh":
+            connection.close()
+            self._connection = None
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}")
+        answer = json.loads(data)
+        if self.kind == "keep-alive POST" and answer["echo"]["n"] != count:
+            raise RuntimeError("wrong echo")
+        return str(answer["name"])
 
     def _run(self) -> None:
-        deadline = time.monotonic() + 600  # bounded, whatever happens
-        next_at = time.monotonic()
+        count = 0
+        deadline = time.monotonic() + 1800  # bounded, whatever happens
         while not self._stop.is_set() and time.monotonic() < deadline:
+            count += 1
             sent = time.monotonic()
-            error = ""
             try:
-                ok = get(self.port, "/health", self.timeout)[0] == 200
-            except OSError as exc:
-                ok, error = False, type(exc).__name__
+                name = self._request(count)
+            except Exception as exc:
+                with self._lock:
+                    key = type(exc).__name__
+                    self.errors[key] = self.errors.get(key, 0) + 1
+                    self.error_times.append(sent)
+                if self._connection is not None:
+                    self._connection.close()
+                    self._connection = None
+                self._stop.wait(0.05)
+                continue
             with self._lock:
-                self.results.append((sent, ok))
-                if error:
-                    self.errors[error] = self.errors.get(error, 0) + 1
-            next_at += self.period
-            self._stop.wait(max(0.0, next_at - time.monotonic()))
+                self.answers.append((sent, time.monotonic(), name))
+            self._stop.wait(PACE)
 
-    def __enter__(self) -> Load:
-        for index, thread in enumerate(self._threads):
-            time.sleep(self.period / len(self._threads) if index else 0)
-            thread.start()
+    def __enter__(self) -> Client:
+        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=10)
+        self._thread.join(timeout=TIMEOUT + 5)
+        if self._connection is not None:
+            self._connection.close()
+
+    def first_seen(self, name: str, since: float) -> float | None:
+        with self._lock:
+            for _sent, received, value in self.answers:
+                if value == name and received >= since:
+                    return received
+        return None
 
     def window(self, start: float, end: float) -> tuple[int, int]:
         """(requests, failed) among those sent in [start, end)."""
         with self._lock:
-            inside = [ok for sent, ok in self.results if start <= sent < end]
-        return len(inside), inside.count(False)
+            ok = sum(1 for sent, _r, _v in self.answers if start <= sent < end)
+            bad = sum(1 for sent in self.error_times if start <= sent < end)
+        return ok + bad, bad
+
+
+def stale_count(clients: list[Client], order: list[str]) -> dict[str, int]:
+    """Per client: answers with older code to requests sent after any client had received newer
+    code (the same or another client: what a user with a browser and a script would see)."""
+    rank = {name: index for index, name in enumerate(order)}
+    seen: list[tuple[float, int]] = sorted(
+        (received, rank[value]) for c in clients for _s, received, value in c.answers
+        if value in rank
+    )  # fmt: skip
+    newest: list[tuple[float, int]] = []  # (time, newest rank seen by then), increasing
+    best = -1
+    for received, value in seen:
+        if value > best:
+            best = value
+            newest.append((received, best))
+    counts = {}
+    for client in clients:
+        stale = 0
+        for sent, _received, value in client.answers:
+            known = [r for t, r in newest if t < sent]
+            if value in rank and known and rank[value] < known[-1]:
+                stale += 1
+        counts[client.kind] = stale
+    return counts
 
 
 def set_greeting(app: Path, value: str, *, rename: bool, source: str | None = None) -> None:
@@ -183,21 +252,47 @@ def set_greeting(app: Path, value: str, *, rename: bool, source: str | None = No
         routes.write_text(text)
 
 
-def serving(port: int) -> str | None:
-    try:
-        status, body = get(port, "/api/v1/server-info", 2.0)
-    except OSError:
-        return None
-    return str(json.loads(body)["name"]) if status == 200 else None
-
-
-def wait_greeting(port: int, value: str, timeout: float = 30.0) -> float:
+def wait_all(clients: list[Client], value: str, since: float, timeout: float) -> dict[str, float]:
+    """Per client, when it first received `value` (all of them, or RuntimeError past timeout)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if serving(port) == value:
-            return time.monotonic()
-        time.sleep(0.005)
-    raise RuntimeError(f"{value!r} not served within {timeout} s")
+        seen = {c.kind: c.first_seen(value, since) for c in clients}
+        if all(t is not None for t in seen.values()):
+            return {k: t for k, t in seen.items() if t is not None}
+        time.sleep(0.002)
+    raise RuntimeError(f"{value!r} not served to every client within {timeout} s")
+
+
+class HeldSocket:
+    """A WebSocket to /ws held open in a thread: its greeting, and how and when it ended."""
+
+    def __init__(self, port: int) -> None:
+        from websockets.sync.client import connect
+
+        self._stack = contextlib.ExitStack()
+        self.socket = self._stack.enter_context(
+            connect(f"ws://{HOST}:{port}/ws", open_timeout=TIMEOUT)
+        )
+        self.greeting = json.loads(self.socket.recv(timeout=TIMEOUT))["hello"]["name"]
+        self.ended: tuple[float, str] | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            while True:
+                self.socket.recv()
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd is not None else "no close frame"
+            self.ended = (time.monotonic(), f"close {code}")
+        except Exception as exc:
+            self.ended = (time.monotonic(), type(exc).__name__)
+
+    def close(self) -> None:
+        self._stack.close()
+        self._thread.join(timeout=5)
 
 
 def bench(
@@ -210,15 +305,13 @@ def bench(
     started = time.monotonic()
     process = subprocess.Popen(
         [*command, "--port", str(port), "--log-level", "warning"],
-        cwd=app,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+        cwd=app, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     try:
-        wait_greeting(port, "LinkedIn Gateway", timeout=60)
+        with Client(port, "fresh") as probe:
+            wait_all([probe], "LinkedIn Gateway", 0.0, 60)
         result.start_s = time.monotonic() - started
-        quiet(process.pid, settle)  # let both settle: a zygote rebuild, first bytecode writes
+        quiet(process.pid, settle)  # let each settle: a zygote rebuild, first bytecode writes
 
         pids = tree(process.pid)
         result.processes = len(pids)
@@ -227,18 +320,29 @@ def bench(
         time.sleep(idle)  # ticks are 10 ms: a long window keeps the reading meaningful
         result.idle_cpu_pct = 100 * (cpu_seconds(pids) - before) / (time.monotonic() - t0)
 
-        with Load(port) as load:
+        clients = [Client(port, kind) for kind in CLIENTS]
+        with contextlib.ExitStack() as stack:
+            for client in clients:
+                stack.enter_context(client)
+            wait_all(clients, "LinkedIn Gateway", 0.0, 30)
+            order = ["LinkedIn Gateway"]
+            result.latencies_ms = {kind: [] for kind in CLIENTS}
             begin = time.monotonic()
             for index in range(edits):
-                rename = index % 2 == 1
                 value = f"{tool}-edit-{index}"
+                order.append(value)
                 saved = time.monotonic()
-                set_greeting(app, value, rename=rename)
-                latency = (wait_greeting(port, value) - saved) * 1000
-                result.latencies_ms.append(latency)
-                (result.renamed_ms if rename else result.in_place_ms).append(latency)
+                set_greeting(app, value, rename=index % 2 == 1)
+                for kind, seen in wait_all(clients, value, saved, 60).items():
+                    result.latencies_ms[kind].append((seen - saved) * 1000)
                 time.sleep(0.3)
-            result.reload_requests, result.reload_failed = load.window(begin, time.monotonic())
+            end = time.monotonic()
+            for client in clients:
+                result.requests[client.kind], result.failed[client.kind] = client.window(begin, end)
+                result.connections[client.kind] = client.connections
+            result.stale = stale_count(clients, order)
+
+            held_socket(result, app, port, clients[0], tool)
 
             routes = app / "app" / "routes.py"
             good = routes.read_text()
@@ -247,15 +351,54 @@ def bench(
             time.sleep(3)
             fixed_at = time.monotonic()
             set_greeting(app, f"{tool}-fixed", rename=False, source=good)
-            result.recovery_ms = (wait_greeting(port, f"{tool}-fixed") - fixed_at) * 1000
-            result.broken_requests, result.broken_failed = load.window(broken_at, fixed_at)
-            time.sleep(2.5)  # requests sent while broken may still be waiting: let them finish
-            result.broken_requests, result.broken_failed = load.window(broken_at, fixed_at)
-            result.errors = dict(load.errors)
+            try:
+                seen = wait_all(clients, f"{tool}-fixed", fixed_at, 60)["fresh"]
+                result.recovery_ms = (seen - fixed_at) * 1000
+            except RuntimeError:
+                result.recovery_ms = -1.0  # not served within 60 s
+            time.sleep(TIMEOUT)  # requests sent while broken may still be waiting
+            for client in clients:
+                requests, failed = client.window(broken_at, fixed_at)
+                result.broken_requests += requests
+                result.broken_failed += failed
+        for client in clients:
+            for key, count in client.errors.items():
+                result.errors[key] = result.errors.get(key, 0) + count
         set_greeting(app, "LinkedIn Gateway", rename=False)
     finally:
         stop(process)
+    result.load_average = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     return result
+
+
+def held_socket(result: Result, app: Path, port: int, fresh: Client, tool: str) -> None:
+    """A few edits with a WebSocket held open: save-to-served for fresh requests, how the socket
+    ended, and whether a reconnect is greeted by the new code."""
+    for index in range(5):
+        value = f"{tool}-ws-{index}"
+        socket_ = HeldSocket(port)
+        saved = time.monotonic()
+        set_greeting(app, value, rename=False)
+        try:
+            seen = wait_all([fresh], value, saved, 15)["fresh"]
+            result.ws_latencies_ms.append((seen - saved) * 1000)
+        except RuntimeError:
+            result.ws_endings["reload held up (>15 s)"] = (
+                result.ws_endings.get("reload held up (>15 s)", 0) + 1
+            )
+        deadline = time.monotonic() + 10
+        while socket_.ended is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ending = socket_.ended[1] if socket_.ended else "still open after 10 s"
+        result.ws_endings[ending] = result.ws_endings.get(ending, 0) + 1
+        socket_.close()
+        result.ws_edits += 1
+        with contextlib.suppress(Exception):
+            wait_all([fresh], value, saved, 30)
+            again = HeldSocket(port)
+            result.ws_new_greeting += again.greeting == value
+            again.close()
+        time.sleep(0.3)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -277,15 +420,29 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def report(results: list[Result]) -> str:
+    def per_client(fn):  # type: ignore[no-untyped-def]
+        return [(f"  {kind}", lambda r, k=kind: fn(r, k)) for kind in CLIENTS]
+
     rows = [
         ("start to first response (s)", lambda r: f"{r.start_s:.2f}"),
-        ("reload p50 (ms)", lambda r: f"{statistics.median(r.latencies_ms):.0f}"),
-        ("reload p90 (ms)", lambda r: f"{percentile(r.latencies_ms, 0.9):.0f}"),
-        ("reload p50, in place / renamed (ms)", lambda r: (
-            f"{statistics.median(r.in_place_ms):.0f} / {statistics.median(r.renamed_ms):.0f}")),
-        ("requests failed during reloads", lambda r: f"{r.reload_failed} of {r.reload_requests}"),
-        ("requests failed, broken 3 s", lambda r: f"{r.broken_failed} of {r.broken_requests}"),
-        ("recovery after the fix (ms)", lambda r: f"{r.recovery_ms:.0f}"),
+        ("save-to-served p50 / p90 (ms)", lambda r: ""),
+        *per_client(lambda r, k: (f"{statistics.median(r.latencies_ms[k]):.0f} / "
+                                  f"{percentile(r.latencies_ms[k], 0.9):.0f}")),
+        ("failed requests during the edits", lambda r: ""),
+        *per_client(lambda r, k: f"{r.failed[k]} of {r.requests[k]}"),
+        ("old code after new code was served", lambda r: ""),
+        *per_client(lambda r, k: str(r.stale[k])),
+        ("connections opened (keep-alive clients)", lambda r: " / ".join(
+            str(r.connections[k]) for k in CLIENTS[1:])),
+        ("held WebSocket: save-to-served p50 (ms)", lambda r: (
+            f"{statistics.median(r.ws_latencies_ms):.0f}" if r.ws_latencies_ms else "-")),
+        ("held WebSocket: how it ended", lambda r: ", ".join(
+            f"{k} x{v}" for k, v in sorted(r.ws_endings.items()))),
+        ("held WebSocket: reconnect greeted by new code", lambda r: (
+            f"{r.ws_new_greeting} of {r.ws_edits}")),
+        ("failed requests, broken 3 s", lambda r: f"{r.broken_failed} of {r.broken_requests}"),
+        ("recovery after the fix (ms)", lambda r: (
+            f"{r.recovery_ms:.0f}" if r.recovery_ms >= 0 else "none within 60 s")),
         ("idle CPU of the tree (%)", lambda r: f"{r.idle_cpu_pct:.2f}"),
         ("idle memory, PSS / RSS (MB)", lambda r: f"{r.idle_pss_mb:.0f} / {r.idle_rss_mb:.0f}"),
         ("processes", lambda r: str(r.processes)),
@@ -293,17 +450,27 @@ def report(results: list[Result]) -> str:
             ", ".join(f"{k} {v}" for k, v in sorted(r.errors.items())) or "none")),
     ]  # fmt: skip
     width = max(len(name) for name, _ in rows)
-    lines = [f"| {'':{width}} | " + " | ".join(r.tool for r in results) + " |"]
-    lines.append(
-        f"|{'-' * (width + 2)}|" + "|".join("-" * (len(r.tool) + 2) for r in results) + "|"
-    )
-    for name, cell in rows:
-        lines.append(f"| {name:{width}} | " + " | ".join(cell(r) for r in results) + " |")
-    if len(results) == 2:
-        ratio = statistics.median(results[0].latencies_ms) / statistics.median(
-            results[1].latencies_ms
+    cells = [[cell(r) for r in results] for _name, cell in rows]
+    widths = [max(len(r.tool), *(len(row[i]) for row in cells)) for i, r in enumerate(results)]
+    lines = [f"| {'':{width}} | " + " | ".join(
+        f"{r.tool:{w}}" for r, w in zip(results, widths, strict=True)) + " |"]  # fmt: skip
+    lines.append(f"|{'-' * (width + 2)}|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for (name, _cell), row in zip(rows, cells, strict=True):
+        lines.append(
+            f"| {name:{width}} | "
+            + " | ".join(f"{c:{w}}" for c, w in zip(row, widths, strict=True))
+            + " |"
         )
-        lines.append(f"\nreload p50 ratio {results[0].tool}/{results[1].tool}: {ratio:.3f}")
+    base = results[0]
+    for other in results[1:]:
+        ratios = ", ".join(
+            f"{kind} {statistics.median(base.latencies_ms[kind]) / statistics.median(other.latencies_ms[kind]):.3f}"  # noqa: E501
+            for kind in CLIENTS
+        )
+        lines.append(f"\nsave-to-served p50, {base.tool}/{other.tool}: {ratios}")
+        lines.append(
+            f"idle PSS {base.tool}/{other.tool}: {base.idle_pss_mb / other.idle_pss_mb:.2f}"
+        )
     return "\n".join(lines)
 
 
@@ -312,6 +479,7 @@ def main() -> int:
     parser.add_argument("--edits", type=int, default=30)
     parser.add_argument("--settle", type=float, default=4.0)
     parser.add_argument("--idle", type=float, default=30.0, help="idle window (s)")
+    parser.add_argument("--only", action="append", help="run only this tool (repeatable)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     python = sys.executable
@@ -319,6 +487,16 @@ def main() -> int:
         ("hotmode", [python, "-m", "hotmode", "run", "main:app", "--reload"]),
         ("uvicorn", [python, "-m", "uvicorn", "main:app", "--reload"]),
     ]
+    if importlib.util.find_spec("granian") is not None:
+        # Its reloader watches every file by default, and the gateway writes its log under
+        # the app folder: without the ignore, each reload's log line triggers the next one.
+        granian = [python, "-m", "granian", "--interface", "asgi", "--reload"]
+        tools.append(("granian", [*granian, "--reload-ignore-dirs", "logs", "--host", HOST,
+                                  "main:app"]))  # fmt: skip
+    else:
+        print("granian is not installed: its column is left out", file=sys.stderr)
+    if args.only:
+        tools = [t for t in tools if t[0] in args.only]
     results = []
     with tempfile.TemporaryDirectory(prefix="hotmode-bench-") as temp:
         for tool, command in tools:
@@ -327,6 +505,7 @@ def main() -> int:
             print(f"benchmarking {tool}...", file=sys.stderr, flush=True)
             results.append(bench(tool, command, app, args.edits, args.settle, args.idle))
     print(report(results))
+    print(f"\nload average after each: {', '.join(r.load_average for r in results)}")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
     return 0

@@ -29,16 +29,34 @@ async def app(scope, receive, send):
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    if scope["path"] == "/stream":
-        await send({"type": "http.response.start", "status": 200, "headers": []})
+    if scope["type"] == "websocket":  # /ws
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": "hello from " + VERSION})
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            await send({"type": "websocket.send", "text": VERSION + ": " + message["text"]})
+    if scope["path"] in ("/stream", "/events"):
+        kind = b"text/event-stream" if scope["path"] == "/events" else b"text/plain"
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", kind)]})
         for _ in range(600):
-            await send({"type": "http.response.body", "body": b"tick\\n", "more_body": True})
+            line = b"data: " + VERSION.encode() + b"\\n\\n" if kind != b"text/plain" else b"tick\\n"
+            await send({"type": "http.response.body", "body": line, "more_body": True})
             await asyncio.sleep(0.05)
         await send({"type": "http.response.body", "body": b""})
         return
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
     body = json.dumps({
         "version": VERSION, "pid": os.getpid(), "greeting": os.environ.get("GREETING"),
-        "reload": os.environ.get("HOTMODE_RELOAD"),
+        "reload": os.environ.get("HOTMODE_RELOAD"), "echo": body.decode() or None,
     }).encode()
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json")]})
@@ -94,7 +112,13 @@ def alive(pid: int) -> bool:
 class Server:
     """A real `python -m hotmode run` process and its output."""
 
-    def __init__(self, app_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        app_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        ready: str = r"serving main:app on (http://\S+) \(pid (\d+)\)",
+    ) -> None:
         self.app_dir = app_dir
         full_env = {
             **os.environ,
@@ -112,7 +136,7 @@ class Server:
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        match = self.wait_for(r"serving main:app on (http://\S+) \(pid (\d+)\)", timeout=30)
+        match = self.wait_for(ready, timeout=30)
         self.url = match.group(1)
         self.port = int(self.url.rsplit(":", 1)[1])
 
@@ -143,20 +167,26 @@ class Server:
         except AssertionError as exc:
             raise AssertionError(f"{exc}: {pattern!r} not seen in:\n{self.output()}") from None
 
-    def get(self, path: str = "/", timeout: float = 5.0) -> dict[str, Any]:
+    def fetch(self, path: str = "/", timeout: float = 5.0) -> tuple[int, bytes]:
+        """(status, body) of a GET on a fresh connection."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             connection.request("GET", path, headers={"Connection": "close"})
             response = connection.getresponse()
-            assert response.status == 200, response.status
-            return json.loads(response.read())  # type: ignore[no-any-return]
+            return response.status, response.read()
         finally:
             connection.close()
 
+    def get(self, path: str = "/", timeout: float = 5.0) -> dict[str, Any]:
+        status, body = self.fetch(path, timeout)
+        assert status == 200, (status, body)
+        return json.loads(body)  # type: ignore[no-any-return]
+
     def wait_version(self, version: str, timeout: float = 10.0) -> dict[str, Any]:
         def check() -> dict[str, Any] | None:
-            body = self.get()
-            return body if body["version"] == version else None
+            status, raw = self.fetch()
+            body = json.loads(raw) if status == 200 else {}
+            return body if body.get("version") == version else None
 
         return wait_until(check, timeout)  # type: ignore[no-any-return]
 
@@ -196,3 +226,71 @@ def write_version(app_dir: Path, version: str, *, rename: bool = False) -> None:
         os.replace(temp, target)
     else:
         target.write_text(text)
+
+
+class Poller:
+    """One client sending requests back to back in a thread, on one keep-alive connection (or a
+    fresh one each, `fresh=True`), recording what it received: (sent, received, version), or the
+    error."""
+
+    def __init__(self, port: int, method: str = "GET", *, fresh: bool = False) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        self.method = method
+        self.fresh = fresh
+        self.received: list[tuple[float, float, str]] = []  # sent, received, version
+        self.errors: list[str] = []
+        self.ports: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        count = 0
+        while not self._stop.is_set():
+            count += 1
+            body = f"request {count}".encode() if self.method == "POST" else None
+            sent = time.monotonic()
+            try:
+                headers = {"Connection": "close"} if self.fresh else {}
+                self.connection.request(self.method, "/", body=body, headers=headers)
+                response = self.connection.getresponse()
+                answer = json.loads(response.read())
+                if self.fresh:
+                    self.connection.close()
+                assert response.status == 200
+                if body is not None:
+                    assert answer["echo"] == body.decode(), answer
+                if not self.fresh:
+                    self.ports.add(self.connection.sock.getsockname()[1])
+                self.received.append((sent, time.monotonic(), answer["version"]))
+            except Exception as exc:
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                self.connection.close()
+
+    def __enter__(self) -> Poller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.connection.close()
+
+    def wait_version(self, version: str, timeout: float = 10.0) -> None:
+        wait_until(lambda: self.received and self.received[-1][2] == version, timeout)
+
+    def versions(self) -> list[str]:
+        return [version for _sent, _received, version in self.received]
+
+
+def stale_answers(pollers: list[Poller], order: list[str]) -> list[str]:
+    """Answers with older code to requests sent after some client had received newer code."""
+    answers = sorted((r for p in pollers for r in p.received), key=lambda r: r[1])
+    first_seen: dict[str, float] = {}
+    for _sent, received, version in answers:
+        first_seen.setdefault(version, received)
+    stale = []
+    for sent, _received, version in answers:
+        newer = [v for v in order[order.index(version) + 1 :] if v in first_seen]
+        if any(first_seen[v] < sent for v in newer):
+            stale.append(f"{version} sent at {sent:.3f}")
+    return stale

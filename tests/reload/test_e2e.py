@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import re
 import signal
 import threading
 import time
@@ -27,7 +28,13 @@ def test_edit_reloads_and_leaves_no_pycache(app_dir: Path, servers: list[Server]
     server = Server(app_dir, "--reload")
     servers.append(server)
     first = server.get()
-    assert first == {"version": "v1", "pid": first["pid"], "greeting": None, "reload": "true"}
+    assert first == {
+        "version": "v1",
+        "pid": first["pid"],
+        "greeting": None,
+        "reload": "true",
+        "echo": None,
+    }
 
     mark = len(server.lines)
     write_version(app_dir, "v2")
@@ -68,6 +75,26 @@ def test_broken_edit_keeps_serving_then_the_fix_is_served(
     assert server.stop() == 143
 
 
+def test_a_broken_start_answers_503_naming_the_error_then_the_fix_serves(
+    app_dir: Path, servers: list[Server]
+) -> None:
+    (app_dir / "version.py").write_text("VERSION = 'v1'\nundefined_name\n")
+    server = Server(app_dir, "--reload", ready=r"answering 503 with the error on (http://\S+)")
+    servers.append(server)
+    assert "version.py:2: NameError: name 'undefined_name' is not defined" in server.output()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    for _ in range(3):  # answered at once, on a kept-alive connection
+        connection.request("POST", "/anything", body=b"payload")
+        response = connection.getresponse()
+        body = response.read().decode()
+        assert response.status == 503
+        assert "version.py:2: NameError: name 'undefined_name' is not defined" in body
+    write_version(app_dir, "v2")
+    assert server.wait_version("v2")["version"] == "v2"
+    connection.close()
+    assert server.stop() == 143
+
+
 def test_env_file_change_is_seen_without_touching_our_own_env(
     app_dir: Path, tmp_path: Path, servers: list[Server]
 ) -> None:
@@ -103,16 +130,21 @@ def test_two_workers_roll_and_sigint_exits_130(app_dir: Path, servers: list[Serv
     servers.append(server)
     server.wait_for(r"worker pid \d+ serving")
     before = {server.get()["pid"] for _ in range(30)}
+    mark = len(server.lines)
     write_version(app_dir, "v2")
     server.wait_version("v2")
-
-    def both_new() -> bool:
-        bodies = [server.get() for _ in range(10)]
-        return all(b["version"] == "v2" for b in bodies)
-
-    wait_until(both_new)
-    after = {server.get()["pid"] for _ in range(30)}
-    assert not after & before
+    swap = re.compile(r"reloaded \(version\.py changed\).* pid (\d+) serving")
+    wait_until(lambda: sum(1 for line in server.lines[mark:] if swap.search(line)) >= 2)
+    # Every worker that served before the first slot swapped (the first ones, or their refresh
+    # onto a rebuilt zygote) must be gone: sampling answers alone cannot tell when the rolling
+    # swap is over, since the kernel may hand every connection to the same worker.
+    first = next(i for i in range(mark, len(server.lines)) if swap.search(server.lines[i]))
+    served = re.compile(r"pid (\d+)\)? serving")
+    old = before | {int(m.group(1)) for line in server.lines[:first] if (m := served.search(line))}
+    wait_until(lambda: not any(alive(pid) for pid in old), timeout=15)
+    bodies = [server.get() for _ in range(30)]
+    assert {b["version"] for b in bodies} == {"v2"}
+    assert not {b["pid"] for b in bodies} & old
     assert server.stop(signal.SIGINT) == 130
 
 
@@ -172,8 +204,12 @@ def test_forced_polling_still_reloads(app_dir: Path, servers: list[Server]) -> N
     server = Server(app_dir, "--reload", env={"HOTMODE_FORCE_POLLING": "1"})
     servers.append(server)
     assert "watching by polling: HOTMODE_FORCE_POLLING is set" in server.output()
+    # The watcher is watching before anything serves, so this save (same size as v1, maybe in
+    # the same second) is seen; and so is the next one, made as soon as v2 is served.
     write_version(app_dir, "v2")
     server.wait_version("v2")
+    write_version(app_dir, "v3")
+    server.wait_version("v3")
     assert server.stop() == 143
 
 

@@ -15,16 +15,21 @@ CODE = [Change("code", "app/routes.py")]
 
 
 class FakeWorker:
-    def __init__(self, pid: int, env: Mapping[str, str]) -> None:
+    def __init__(self, pid: int, env: Mapping[str, str], error: str | None = None) -> None:
         self.pid = pid
         self.env = dict(env)
+        self.error = error
         self.signals: list[str] = []
+        self.served = 0
 
     def terminate(self) -> None:
         self.signals.append("TERM")
 
     def kill(self) -> None:
         self.signals.append("KILL")
+
+    def serve(self) -> None:
+        self.served += 1
 
 
 class FakeHost:
@@ -37,8 +42,8 @@ class FakeHost:
         self.installs = 0
         self.rebuilds = 0
 
-    def launch(self, worker_id: int, env: Mapping[str, str]) -> FakeWorker:
-        worker = FakeWorker(1000 + worker_id, env)
+    def launch(self, worker_id: int, env: Mapping[str, str], error: str | None) -> FakeWorker:
+        worker = FakeWorker(1000 + worker_id, env, error)
         self.launched[worker_id] = worker
         return worker
 
@@ -99,11 +104,56 @@ def test_start_serves_then_a_change_swaps_only_once_the_new_worker_is_ready(capl
     assert "80 ms after the change; pid 1002 serving" in caplog.text
 
 
+def test_the_new_worker_accepts_once_the_old_one_has_released():
+    sup, host, _ = make()
+    ready(sup, 1)
+    assert host.launched[1].served == 1  # nothing to wait for
+    sup.changes(CODE)
+    ready(sup, 2)
+    assert host.launched[1].signals == ["TERM"]
+    assert host.launched[2].served == 0
+    assert sup.adopter(1) is sup.workers[2]  # its connections go to the new one
+    assert sup.adopter(2) is None
+    sup.worker_released(1)
+    assert host.launched[2].served == 1
+    sup.worker_exited(1, 0)
+    assert host.launched[2].served == 1
+
+
+def test_a_worker_that_never_releases_delays_the_new_one_by_a_bound_only(caplog):
+    sup, host, clock = make()
+    ready(sup, 1)
+    sup.changes(CODE)
+    ready(sup, 2)
+    clock.now += 1.0
+    sup.tick()
+    assert host.launched[2].served == 1
+    assert host.launched[2].signals == []  # never killed for it
+    assert "pid 1001 did not release its connections in time" in caplog.text
+
+
+def test_an_old_worker_that_dies_lets_the_new_one_accept():
+    sup, host, _ = make()
+    ready(sup, 1)
+    sup.changes(CODE)
+    ready(sup, 2)
+    sup.worker_exited(1, -9)
+    assert host.launched[2].served == 1
+
+
+def test_while_stopping_connections_are_closed_not_adopted():
+    sup, _host, _ = make()
+    ready(sup, 1)
+    sup.stop(143)
+    assert sup.adopter(1) is None
+
+
 def test_a_draining_worker_is_killed_past_the_bound():
     sup, host, clock = make()
     ready(sup, 1)
     sup.changes(CODE)
     ready(sup, 2)
+    sup.worker_released(1)
     assert sup.next_deadline() == clock.now + 4.0
     clock.now += 3.9
     sup.tick()
@@ -144,14 +194,40 @@ def test_a_worker_dying_before_ready_without_a_report_counts_as_a_failure(caplog
     assert list(host.launched) == [1, 2]
 
 
-def test_a_broken_start_waits_for_a_fix(caplog):
+def test_a_broken_start_serves_an_error_page_until_a_fix(caplog):
+    caplog.set_level(logging.INFO, "hotmode")
     sup, host, _ = make()
-    sup.worker_failed(1, "main.py:1: NameError: name 'x' is not defined")
+    error = "main.py:1: NameError: name 'x' is not defined"
+    sup.worker_failed(1, error)
     sup.worker_exited(1, 1)
-    assert "nothing is serving; waiting for a fix" in caplog.text
-    assert list(host.launched) == [1]
-    sup.changes(CODE)
+    assert "nothing is serving; waiting for a fix (requests get a 503 naming it)" in caplog.text
     assert list(host.launched) == [1, 2]
+    assert host.launched[2].error == error
+    ready(sup, 2)
+    assert "answering 503 with the error on http://127.0.0.1:1 (pid 1002)" in caplog.text
+    assert "serving main:app" not in caplog.text
+
+    sup.changes(CODE)  # still broken, with another error: a new page replaces the old one
+    assert host.launched[3].error is None
+    sup.worker_failed(3, "main.py:2: SyntaxError")
+    assert host.launched[4].error == "main.py:2: SyntaxError"
+    ready(sup, 4)
+    assert host.launched[2].signals == ["TERM"]
+
+    sup.changes(CODE)  # the fix replaces the page like any swap
+    ready(sup, 5)
+    assert host.launched[5].error is None
+    assert host.launched[4].signals == ["TERM"]
+    assert "serving main:app on http://127.0.0.1:1 (pid 1005)" in caplog.text
+    assert [w.id for w in sup.serving_good()] == [5]
+
+
+def test_a_broken_edit_after_a_good_start_shows_no_error_page():
+    sup, host, _ = make()
+    ready(sup, 1)
+    sup.changes(CODE)
+    sup.worker_failed(2, "boom")
+    assert all(w.error is None for w in host.launched.values())
 
 
 def test_without_reload_a_failed_start_stops_with_code_1():
@@ -294,3 +370,32 @@ def test_a_worker_never_ready_is_killed_and_reported(caplog):
     sup.tick()
     assert host.launched[2].signals == ["KILL"]
     assert "not ready after 20 s -- still serving" in caplog.text
+
+
+def test_a_refreshed_zygote_moves_the_workers_unless_broken_or_busy():
+    sup, host, _ = make()
+    sup.refresh()  # nothing serves yet
+    assert list(host.launched) == [1]
+    ready(sup, 1)
+    sup.refresh()
+    assert list(host.launched) == [1, 2]
+    sup.refresh()  # one is starting already
+    assert list(host.launched) == [1, 2]
+    ready(sup, 2)
+    sup.changes(CODE)
+    sup.worker_failed(3, "boom")
+    sup.refresh()  # broken: a refresh would only fail again
+    assert list(host.launched) == [1, 2, 3]
+
+
+def test_a_worker_replaced_before_it_could_accept_is_never_told_to():
+    sup, host, _ = make()
+    ready(sup, 1)
+    sup.changes(CODE)
+    ready(sup, 2)  # waits for 1 to release
+    sup.changes(CODE)
+    ready(sup, 3)  # 2 is replaced already
+    sup.worker_released(1)
+    assert host.launched[2].served == 0  # it would accept while stopping
+    sup.worker_released(2)
+    assert host.launched[3].served == 1

@@ -26,7 +26,7 @@ from hotmode.modes import read_env_file
 from hotmode.reload import listen
 from hotmode.reload.launcher import Launcher, WorkerProcess, Zygote, pycache_prefix
 from hotmode.reload.options import RunOptions
-from hotmode.reload.protocol import StatusReader, WorkerSpec
+from hotmode.reload.protocol import StatusReader, WorkerSpec, receive_message
 from hotmode.reload.supervisor import Change, Supervisor, Timing
 from hotmode.reload.watcher import Watcher, needs_polling
 
@@ -159,7 +159,7 @@ class Runtime:
     def _unwatch_zygote(self, zygote: Zygote) -> None:
         self.selector.unregister(zygote.control)
 
-    def launch(self, worker_id: int, env: Mapping[str, str]) -> WorkerProcess:
+    def launch(self, worker_id: int, env: Mapping[str, str], error: str | None) -> WorkerProcess:
         spec = WorkerSpec(
             target=self.options.target,
             app_dir=self.app_dir,
@@ -168,19 +168,51 @@ class Runtime:
             log_level=self.options.log_level,
             drain_timeout=self.options.drain_timeout,
             parent_pid=os.getpid(),
+            handover=self.options.reload,
+            error=error,
         )
         process = self.launcher.launch(spec)
         reader = StatusReader(process.status_fd)
         self.processes[worker_id] = process
         self._register(process.status_fd, lambda: self._worker_readable(worker_id, reader))
+        self._register(process.channel.fileno(), lambda: self._channel_readable(worker_id))
         return process
+
+    def _channel_readable(self, worker_id: int) -> None:
+        """Connections a stopping worker hands over: to the worker replacing it, or closed."""
+        process = self.processes.get(worker_id)
+        if process is None:  # exited in this same round of the loop
+            return
+        while True:
+            received = receive_message(process.channel)
+            if not received:  # end of file: the status pipe's will follow
+                self.selector.unregister(process.channel.fileno())
+                return
+            message, fds = received
+            if not message and not fds:
+                return
+            target = self.supervisor.adopter(worker_id)
+            try:
+                adopting = self.processes.get(target.id) if target is not None else None
+                if fds and adopting is not None:
+                    adopting.send({"op": "adopt"}, fds)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            if message.get("op") == "released":
+                self.supervisor.worker_released(worker_id)
 
     def _worker_readable(self, worker_id: int, reader: StatusReader) -> None:
         messages = reader.read()
         if messages is None:
-            process = self.processes.pop(worker_id)
+            process = self.processes[worker_id]
+            with contextlib.suppress(KeyError, ValueError):
+                self._channel_readable(worker_id)  # what it handed over before exiting
+                self.selector.unregister(process.channel.fileno())
+            del self.processes[worker_id]
             self.selector.unregister(process.status_fd)
             os.close(process.status_fd)
+            process.channel.close()
             self.supervisor.worker_exited(worker_id, process.reap())
             return
         for message in messages:
@@ -192,7 +224,7 @@ class Runtime:
                 self.supervisor.worker_failed(worker_id, str(message["error"]))
             elif event == "modules":
                 modules = [str(m) for m in message["modules"]]
-                self.launcher.learn(modules)
+                self.launcher.learn(modules, then=self.supervisor.refresh)
                 self._save_modules(modules)
 
     # --- the rest of the Host -----------------------------------------------------------------
@@ -245,7 +277,9 @@ class Runtime:
 
     def _save_modules(self, modules: list[str]) -> None:
         modules = [m for m in modules if m not in self.launcher.excluded]
-        if not self.options.reload or modules == self._cached_modules():
+        # Written only when it grows: every worker reports its list (in its own order), and a
+        # write at each reload would be churn in a folder the user may be cleaning.
+        if not self.options.reload or set(modules) <= set(self._cached_modules()):
             return
         from hotmode.atomic import write_atomic
 

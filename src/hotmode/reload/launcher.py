@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from hotmode.reload.protocol import WorkerSpec
+from hotmode.reload.protocol import WorkerSpec, send_message
 
 log = logging.getLogger("hotmode.reload")
 
@@ -27,13 +27,31 @@ FORK_REPLY_TIMEOUT = 5.0
 
 
 class WorkerProcess:
-    """A started worker: its pid, its status pipe, and how to signal it."""
+    """A started worker: its pid, its status pipe, its handover channel, how to signal it."""
 
-    def __init__(self, pid: int, status_fd: int, popen: subprocess.Popen[bytes] | None) -> None:
+    def __init__(
+        self,
+        pid: int,
+        status_fd: int,
+        channel: socket.socket,
+        popen: subprocess.Popen[bytes] | None,
+    ) -> None:
         self.pid = pid
         self.status_fd = status_fd
+        self.channel = channel
         self.popen = popen
         self.gone = False
+
+    def serve(self) -> None:
+        """Start accepting (once the worker it replaces has released its connections)."""
+        self.send({"op": "serve"})
+
+    def send(self, message: dict[str, object], fds: list[int] | None = None) -> bool:
+        try:
+            send_message(self.channel, message, fds or [])
+        except OSError:
+            return False
+        return True
 
     def signal(self, sig: int) -> None:
         if self.gone:
@@ -116,9 +134,9 @@ class Zygote:
             self.control.settimeout(None)
         return self.ready
 
-    def fork(self, spec: WorkerSpec, status_w: int) -> int:
+    def fork(self, spec: WorkerSpec, fds: list[int]) -> int:
         """Ask for a worker; return its pid. Raises OSError if the zygote is gone or silent."""
-        socket.send_fds(self.control, [json.dumps({"spec": spec.to_json()}).encode()], [status_w])
+        socket.send_fds(self.control, [json.dumps({"spec": spec.to_json()}).encode()], fds)
         self.control.settimeout(FORK_REPLY_TIMEOUT)
         try:
             data = self.control.recv(1 << 16)
@@ -205,8 +223,9 @@ class Launcher:
         self.rebuilt_callback = then
         return True
 
-    def learn(self, modules: list[str]) -> None:
-        """A ready worker's preloadable modules: rebuild when they include new ones."""
+    def learn(self, modules: list[str], then: Callable[[], None] | None = None) -> None:
+        """A ready worker's preloadable modules: rebuild when they include new ones, then call
+        `then` (the workers forked from the old zygote may move to the new one)."""
         if not self.use_zygote or self.active is None or self.building is not None:
             return
         new = [m for m in modules if m not in self.active.modules and m not in self.known]
@@ -214,7 +233,7 @@ class Launcher:
             return
         self.known.update(new)
         log.debug("zygote: %d new modules to preload (%s...); rebuilding", len(new), new[0])
-        self.rebuild(modules)
+        self.rebuild(modules, then=then)
 
     def zygote_readable(self, zygote: Zygote) -> None:
         """The runtime calls this when a zygote's control socket has something to read."""
@@ -281,29 +300,33 @@ class Launcher:
     # --- workers ------------------------------------------------------------------------------
 
     def launch(self, spec: WorkerSpec) -> WorkerProcess:
-        """Start one worker, forked when possible; its status pipe is returned non-blocking."""
+        """Start one worker, forked when possible; its status pipe and its end of the handover
+        channel are returned non-blocking."""
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.setblocking(False)
         try:
             if self.active is not None and self.active.alive:
                 try:
-                    pid = self.active.fork(spec, write_fd)
-                    return WorkerProcess(pid, read_fd, None)
+                    pid = self.active.fork(spec, [write_fd, theirs.fileno()])
+                    return WorkerProcess(pid, read_fd, ours, None)
                 except OSError as exc:
                     log.warning("zygote: cannot fork (%s); spawning until it is rebuilt", exc)
                     self._retire(self.active)
                     self.active = None
             popen = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
                 [sys.executable, "-m", "hotmode.reload.worker", spec.to_json(),
-                 str(self.listen.fileno()), str(write_fd)],
-                pass_fds=(self.listen.fileno(), write_fd),
+                 str(self.listen.fileno()), str(write_fd), str(theirs.fileno())],
+                pass_fds=(self.listen.fileno(), write_fd, theirs.fileno()),
                 env=spec.env,
                 stdin=subprocess.DEVNULL,
                 process_group=0,
             )  # fmt: skip
-            return WorkerProcess(popen.pid, read_fd, popen)
+            return WorkerProcess(popen.pid, read_fd, ours, popen)
         finally:
             os.close(write_fd)
+            theirs.close()
 
     def close(self, timeout: float) -> None:
         """Retire every zygote and wait for them, bounded."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +26,8 @@ class WorkerSpec:
     log_level: str = "info"
     drain_timeout: float = 3.0
     parent_pid: int = 0
+    handover: bool = False  # hand connections over across reloads (see handover.py)
+    error: str | None = None  # serve an error page (503) with this error instead of the app
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -79,3 +83,39 @@ class StatusReader:
             if isinstance(message, dict):
                 messages.append(message)
         return messages
+
+
+# The handover channel: a SOCK_SEQPACKET socket pair per worker. One message is one JSON object,
+# with descriptors (connections) attached. Worker -> supervisor: `released` (the worker has
+# stopped accepting; its idle connections attached), `connections` (more of them, as they go
+# idle). Supervisor -> worker: `adopt` (connections to serve), `serve` (start accepting).
+MAX_CHANNEL_MESSAGE = 1 << 16
+MAX_CHANNEL_FDS = 253
+
+
+def send_message(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
+    """Send one message, with descriptors; raises OSError when the other side is gone."""
+    data = json.dumps(message).encode()
+    if fds:
+        socket.send_fds(sock, [data], list(fds))
+    else:
+        sock.send(data)
+
+
+def receive_message(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+    """One message and its descriptors (the caller owns them); None at end of file."""
+    try:
+        data, fds, _flags, _address = socket.recv_fds(sock, MAX_CHANNEL_MESSAGE, MAX_CHANNEL_FDS)
+    except BlockingIOError:
+        return {}, []
+    except OSError:
+        return None
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None
+    try:
+        message = json.loads(data)
+    except ValueError:
+        message = {}
+    return (message if isinstance(message, dict) else {}), list(fds)

@@ -6,9 +6,13 @@ worker, read the env file, run the install command, rebuild the zygote) and thro
 handles (terminate, kill). Tests drive it with scripted events and fake handles.
 
 The swap overlaps: a new worker imports the app and runs its startup while the old one serves;
-only once the new one is ready is the old one drained (SIGTERM, then SIGKILL past the bound). A
+only once the new one is ready is the old one drained (SIGTERM, then SIGKILL past the bound), and
+the new one accepts once the old one has released its connections (handed over, see handover.py),
+so that no request is read by old code after new code has answered one. A
 worker that fails to start is reported and the last good one keeps serving; the next change
-tries again at once. With several workers the swap rolls, one slot at a time.
+tries again at once. With several workers the swap rolls, one slot at a time. When no version
+has started yet, an *error page* worker (503 with the error's file:line) holds the slot, so that
+requests are answered at once instead of waiting for a fix; the fix replaces it like any swap.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ BACKOFF_MAX = 10.0
 STABLE_AFTER = 30.0
 # Extra time past uvicorn's own graceful-shutdown bound before SIGKILL.
 KILL_GRACE = 1.0
+# How long a ready worker waits for the one it replaces to release its connections before it
+# accepts anyway (the old one's loop may be stuck in a request).
+RELEASE_TIMEOUT = 1.0
 
 
 def backoff_delay(crashes: int) -> float:
@@ -50,11 +57,13 @@ class Handle(Protocol):
 
     def kill(self) -> None: ...
 
+    def serve(self) -> None: ...
+
 
 class Host(Protocol):
     """What the supervisor asks of the world around it."""
 
-    def launch(self, worker_id: int, env: Mapping[str, str]) -> Handle: ...
+    def launch(self, worker_id: int, env: Mapping[str, str], error: str | None) -> Handle: ...
 
     def read_env(self) -> dict[str, str]: ...
 
@@ -83,6 +92,8 @@ class Worker:
     deadline: float | None = None
     reason: str = ""
     changed_at: float | None = None
+    error: str | None = None  # set for an error page: it answers 503 with this error
+    awaiting: int | None = None  # ready, but waits for this worker's release to accept
 
 
 @dataclass(frozen=True)
@@ -165,6 +176,15 @@ class Supervisor:
         if not self.stopping:
             self._reload("SIGHUP", self.clock())
 
+    def refresh(self) -> None:
+        """The zygote was rebuilt with more modules: move the workers to it, so that the old one
+        (and its memory) can go. Connections are handed over, so clients see nothing."""
+        if self.stopping or self.waiting or self.broken is not None or not self.serving_good():
+            return
+        if any(w.state == "starting" for w in self.workers.values()):
+            return  # a reload under way already forks from the new zygote
+        self._reload("preloaded modules refreshed", None)
+
     def install_finished(self, code: int) -> None:
         self.waiting.discard("install")
         if code != 0:
@@ -187,8 +207,14 @@ class Supervisor:
         self.slots[worker.slot] = worker
         if old is not None:
             self._drain(old)
+        if old is not None and self.reload:  # without reload, workers hand nothing over
+            worker.awaiting, worker.deadline = old.id, now + RELEASE_TIMEOUT
+        else:
+            worker.handle.serve()
         pid = worker.handle.pid
-        if not self.served_once:
+        if worker.error is not None:
+            log.info("answering 503 with the error on %s (pid %d) until a fix", self.url, pid)
+        elif not self.served_once:
             self.served_once = True
             log.info("serving %s on %s (pid %d)", self.target, self.url, pid)
         elif worker.reason and worker.reason != "restart":
@@ -211,7 +237,27 @@ class Supervisor:
         worker.deadline = self.clock() + self.drain_timeout + KILL_GRACE
         self._report_failure(worker, error)
 
+    def worker_released(self, worker_id: int) -> None:
+        """A stopping worker accepts no more and has handed its idle connections over."""
+        for worker in self.workers.values():
+            if worker.awaiting == worker_id:
+                worker.awaiting = None
+                if worker.state == "serving":  # not if it is being replaced already
+                    worker.deadline = None
+                    worker.handle.serve()
+
+    def adopter(self, worker_id: int) -> Worker | None:
+        """The worker that takes over the connections `worker_id` hands over; None: close them."""
+        source = self.workers.get(worker_id)
+        if self.stopping or source is None:
+            return None
+        target = self.slots[source.slot]
+        if target is None or target is source or target.state != "serving":
+            return None
+        return target
+
     def worker_exited(self, worker_id: int, code: int | None) -> None:
+        self.worker_released(worker_id)
         worker = self.workers.pop(worker_id, None)
         if worker is None:
             return
@@ -252,6 +298,13 @@ class Supervisor:
             if worker.deadline is None or now < worker.deadline:
                 continue
             worker.deadline = None
+            if worker.awaiting is not None and worker.state == "serving":
+                old = self.workers.get(worker.awaiting)
+                if old is not None:
+                    pid = old.handle.pid
+                    log.warning("pid %d did not release its connections in time", pid)
+                self.worker_released(worker.awaiting)
+                continue
             worker.handle.kill()
             if worker.state == "starting":
                 worker.state = "failed"
@@ -280,6 +333,10 @@ class Supervisor:
 
     def serving(self) -> list[Worker]:
         return [w for w in self.slots if w is not None]
+
+    def serving_good(self) -> list[Worker]:
+        """Workers serving the app (not an error page)."""
+        return [w for w in self.serving() if w.error is None]
 
     # --- the machinery ------------------------------------------------------------------------
 
@@ -317,13 +374,14 @@ class Supervisor:
                 self._launch(slot, self.reason)
                 return
 
-    def _launch(self, slot: int, reason: str) -> None:
+    def _launch(self, slot: int, reason: str, error: str | None = None) -> None:
         self._ids += 1
         now = self.clock()
-        handle = self.host.launch(self._ids, self.env)
+        handle = self.host.launch(self._ids, self.env, error)
         self.workers[self._ids] = Worker(
             id=self._ids, slot=slot, generation=self.generation, handle=handle, launched_at=now,
             deadline=now + self.ready_timeout, reason=reason, changed_at=self.changed_at,
+            error=error,
         )  # fmt: skip
 
     def _drain(self, worker: Worker) -> None:
@@ -332,18 +390,35 @@ class Supervisor:
         worker.handle.terminate()
 
     def _report_failure(self, worker: Worker, error: str) -> None:
+        if worker.error is not None:
+            log.error("the error page did not start: %s", error)
+            return
         if worker.generation == self.generation:
             self.broken = self.generation
         if not self.reload and not self.served_once:
             log.error("%s", error)
             self.stop(1)
             return
-        serving = self.serving()
+        serving = self.serving_good()
         if serving:
             pids = ", ".join(str(w.handle.pid) for w in serving)
             log.error("%s -- still serving the last good version (pid %s)", error, pids)
-        else:
-            log.error("%s -- nothing is serving; waiting for a fix", error)
+            return
+        # "nothing is serving; waiting for a fix" is what `hotmode up` watches for (native.py).
+        log.error(
+            "%s -- nothing is serving; waiting for a fix (requests get a 503 naming it)", error
+        )
+        self._show_error(worker.slot, error)
+
+    def _show_error(self, slot: int, error: str) -> None:
+        """Start an error page in `slot`, unless one with this error holds or is taking it."""
+        if self.stopping or self.broken != self.generation:
+            return
+        for other in self.workers.values():
+            same_slot = other.slot == slot and other.state in ("starting", "serving")
+            if same_slot and other.error == error:
+                return
+        self._launch(slot, "error page", error)
 
     def _crashed(self, worker: Worker, how: str) -> None:
         now = self.clock()

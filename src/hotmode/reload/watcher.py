@@ -1,9 +1,13 @@
-"""Watching the source: watchfiles in a thread, ignored folders pruned, polling where needed.
+"""Watching the source: file events (or polling) in a thread, ignored folders pruned.
 
 Each folder is watched on its own (see `rules.watched_dirs`), so ignored trees are never watched;
-a folder created or deleted re-plans the watch. Polling is used where file events do not arrive:
-network and VM-backed mounts (read from /proc/self/mountinfo), or when HOTMODE_FORCE_POLLING is
-set. Batches are classified by `rules.Rules` and handed over with the time they were seen.
+a folder created or deleted re-plans the watch. Polling (`poller.Poller`) is used where file
+events do not arrive: network and VM-backed mounts (read from /proc/self/mountinfo), or when
+HOTMODE_FORCE_POLLING is set. File events come from inotify directly (`inotify.Inotify`: a save
+is delivered as soon as it completes), else from watchfiles. `Watcher.start` returns once the
+watches exist. Batches are classified by `rules.Rules` and handed over with the time the change
+happened (not the time the batch closed), so that the reported save-to-served time includes the
+watcher's own delay.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from hotmode.reload.inotify import Inotify
+from hotmode.reload.poller import Poller
 from hotmode.reload.rules import CODE, Rules, watched_dirs
 from hotmode.reload.supervisor import Change
 
@@ -27,13 +33,29 @@ POLLED_FILESYSTEMS = frozenset(
 )  # fmt: skip
 POLLED_FUSE = ("fuse.grpcfuse", "fuse.osxfs", "fuse.sshfs", "fuse.vmhgfs-fuse", "fuse.gcsfuse")
 
-# The quiet time that closes a batch, and the watcher thread's idle wake-up period: 50 ms is
-# uvicorn's, so idle CPU stays at par; 20 ms saved ~30 ms a reload but doubled the wake-ups.
+# watchfiles (used where inotify is not): the quiet time that closes a batch, and the watcher
+# thread's idle wake-up period: 50 ms is uvicorn's, so idle CPU stays at par.
 STEP_MS = 50
 DEBOUNCE_MS = 400  # the longest a batch may keep growing
 POLL_MS = 200
 
 _TRUE = {"1", "true", "yes", "on"}
+
+
+def changed_at(raw: Iterable[tuple[object, str]], seen: float) -> float:
+    """When a batch's change happened, on the monotonic clock: the oldest modification time of
+    its files, since a batch is delivered only after a quiet step (or the next poll), but never
+    earlier than the longest a batch can take to form (a copied file keeps an old time)."""
+    now_wall = time.time()
+    earliest = seen - (DEBOUNCE_MS + POLL_MS) / 1000
+    oldest = seen
+    for _kind, text in raw:
+        try:
+            mtime = os.stat(text).st_mtime
+        except OSError:
+            continue
+        oldest = min(oldest, seen - max(0.0, now_wall - mtime))
+    return max(earliest, oldest)
 
 
 def mount_types(mountinfo: str) -> list[tuple[str, str]]:
@@ -75,8 +97,39 @@ def needs_polling(roots: Iterable[Path], environ: Mapping[str, str]) -> str | No
     return None
 
 
+class _Events:
+    """Native file events through watchfiles' Rust backend: the kernel watches exist (and collect
+    events) from construction on, unlike `watchfiles.watch`, which only sets them up when its
+    generator is first iterated."""
+
+    def __init__(self, dirs: list[Path]) -> None:
+        from watchfiles._rust_notify import RustNotify
+
+        self.notify = RustNotify([str(d) for d in dirs], False, False, POLL_MS, False, True)
+
+    def wait(self, stop: threading.Event) -> set[tuple[int, str]] | None:
+        result = self.notify.watch(DEBOUNCE_MS, STEP_MS, 0, stop)
+        return None if isinstance(result, str) else result
+
+    def close(self) -> None:
+        self.notify.close()
+
+
+class _Inotify(Inotify):
+    def __init__(self, dirs: list[Path]) -> None:
+        super().__init__([str(d) for d in dirs], DEBOUNCE_MS / 1000)
+
+
+class _Polled(Poller):
+    def close(self) -> None:
+        pass
+
+
 class Watcher:
-    """Runs watchfiles in a thread and hands classified batches to `deliver`."""
+    """Watches the source in a thread and hands classified batches to `deliver`.
+
+    `start` returns once the folders are being watched: a save made after it is never lost.
+    """
 
     def __init__(
         self,
@@ -91,51 +144,61 @@ class Watcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hotmode-watcher", daemon=True)
         self._dirs: set[Path] = set()
-        self._watching = threading.Event()
+        self._source: _Inotify | _Events | _Polled | None = None
 
-    def start(self, timeout: float = 5.0) -> None:
-        """Start watching; returns once the first watch is being set up (bounded)."""
+    def start(self) -> None:
+        """Set up the watches (or the first polling snapshot), then watch in the thread."""
+        self._source = self._open()
         self._thread.start()
-        self._watching.wait(timeout)
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()
         self._thread.join(timeout)
 
-    def _run(self) -> None:
-        import watchfiles
-
-        while not self._stop.is_set():
-            dirs = watched_dirs(self.rules)
-            self._dirs = set(dirs)
-            log.debug("watching %d folders%s", len(dirs), " (polling)" if self.polling else "")
-            changes = watchfiles.watch(
-                *dirs,
-                watch_filter=None,
-                debounce=DEBOUNCE_MS,
-                step=STEP_MS,
-                stop_event=self._stop,
-                rust_timeout=0,
-                force_polling=self.polling,
-                poll_delay_ms=POLL_MS,
-                recursive=False,
-                raise_interrupt=False,
-                ignore_permission_denied=True,
-            )
-            self._watching.set()
+    def _open(self) -> _Inotify | _Events | _Polled:
+        dirs = watched_dirs(self.rules)
+        self._dirs = set(dirs)
+        source: _Inotify | _Events | _Polled | None = None
+        if not self.polling:
             try:
-                for raw in changes:
-                    seen = time.monotonic()
-                    batch, replan = self._classify(raw)
-                    if batch:
-                        self.deliver(batch, seen)
-                    if replan:
-                        break
-            except Exception:  # a vanished folder, an exhausted inotify limit: re-plan
+                source = _Inotify(dirs)
+            except OSError as exc:
+                log.debug("inotify: %s; watching through watchfiles", exc)
+                try:
+                    source = _Events(dirs)
+                except (OSError, RuntimeError) as exc:  # an exhausted inotify limit, for one
+                    log.warning("cannot watch with file events (%s); polling instead", exc)
+                    self.polling = True
+        if source is None:
+            source = _Polled([str(d) for d in dirs], POLL_MS / 1000)
+        log.debug("watching %d folders%s", len(dirs), " (polling)" if self.polling else "")
+        return source
+
+    def _replan(self) -> None:
+        # The new watches exist before the old ones go: nothing changes unseen in between.
+        old, self._source = self._source, self._open()
+        if old is not None:
+            old.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and self._source is not None:
+            try:
+                raw = self._source.wait(self._stop)
+            except Exception:  # a vanished folder, a closed watch: re-plan
                 log.debug("watcher restarted", exc_info=True)
-                self._stop.wait(0.2)
-            finally:
-                changes.close()
+                if not self._stop.wait(0.2):
+                    self._replan()
+                continue
+            if raw is None:
+                break
+            seen = time.monotonic()
+            batch, replan = self._classify(raw)
+            if replan:
+                self._replan()
+            if batch:
+                self.deliver(batch, changed_at(raw, seen))
+        if self._source is not None:
+            self._source.close()
 
     def _classify(self, raw: Iterable[tuple[object, str]]) -> tuple[list[Change], bool]:
         batch: list[Change] = []

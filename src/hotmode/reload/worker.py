@@ -1,9 +1,9 @@
 """A worker: import the app, run real uvicorn on the inherited socket, report over the pipe.
 
 The same code runs forked from the zygote (`serve`) and spawned as a fresh interpreter
-(`python -m hotmode.reload.worker SPEC LISTEN_FD STATUS_FD`). A failure to import or to start is
-reported as one line with the file and line of the user's code that raised, and the worker exits;
-the supervisor keeps the last good worker serving.
+(`python -m hotmode.reload.worker SPEC LISTEN_FD STATUS_FD [CHANNEL_FD]`). A failure to import or
+to start is reported as one line with the file and line of the user's code that raised, and the
+worker exits; the supervisor keeps the last good worker serving.
 """
 
 from __future__ import annotations
@@ -17,20 +17,19 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from types import FrameType
 from typing import Any
 
 import uvicorn
 
+from hotmode.reload.handover import Release, Stream, adopt
 from hotmode.reload.lifeline import bind_to_parent
-from hotmode.reload.protocol import StatusWriter, WorkerSpec
+from hotmode.reload.protocol import StatusWriter, WorkerSpec, receive_message, send_message
 from hotmode.reload.rules import is_app_file
 
 # uvicorn's own code for a failed lifespan startup.
 STARTUP_FAILURE = 3
-# How long a draining worker waits, no longer accepting, before closing idle connections.
-ACCEPT_GRACE = 0.2
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Any]
@@ -92,14 +91,50 @@ def preloadable_modules(roots: tuple[str, ...]) -> list[str]:
     return names
 
 
+def error_page(error: str) -> ASGIApp:
+    """An app that answers every request with 503 and the error that keeps the app from starting
+    (the way framework dev servers show an error page), until a fix replaces it."""
+    body = (
+        "The app failed to start, and no earlier version of it is running:\n\n"
+        f"    {error}\n\nSave a fix: it is served as soon as it starts.\n"
+    ).encode()
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"retry-after", b"1"),
+    ]
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+        elif scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        else:  # a WebSocket: refused before the handshake (uvicorn answers 403)
+            await send({"type": "websocket.close", "code": 1011})
+
+    return app
+
+
 class _Recorder:
-    """Wraps the app to keep the exception a lifespan startup raised: uvicorn only logs it."""
+    """Wraps the app to keep the exception a lifespan startup raised (uvicorn only logs it), and
+    the HTTP requests in progress (a releasing worker ends their streams)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.error: BaseException | None = None
+        self.streams: set[Stream] = set()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            stream = Stream(send)
+            self.streams.add(stream)
+            try:
+                await self.app(scope, receive, stream.send)
+            finally:
+                self.streams.discard(stream)
+            return
         if scope["type"] != "lifespan":
             await self.app(scope, receive, send)
             return
@@ -111,13 +146,30 @@ class _Recorder:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, reporting ready (or the startup failure) once startup completes."""
+    """uvicorn's server, reporting ready (or the startup failure) once startup completes.
 
-    def __init__(self, config: uvicorn.Config, on_started: Callable[[bool], None]) -> None:
+    With a handover channel, it accepts only when the supervisor says `serve`, adopts the
+    connections it is given, and releases its own when it stops (see handover.py).
+    """
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        on_started: Callable[[bool], None],
+        channel: socket.socket | None = None,
+        streams: set[Stream] | None = None,
+        release_timeout: float = 1.0,
+    ) -> None:
         super().__init__(config)
         self._on_started = on_started
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._channel = channel
+        self._streams = streams if streams is not None else set()
+        self._release_timeout = release_timeout
+        self._listen: list[socket.socket] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._releasing = False
 
     async def main_loop(self) -> None:
         # uvicorn polls for `should_exit` ten times a second; idle, that is most of a worker's
@@ -136,6 +188,9 @@ class _Server(uvicorn.Server):
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._channel is not None:  # accept later, when told to
+            self._listen, sockets = list(sockets or []), []
+            asyncio.get_running_loop().add_reader(self._channel.fileno(), self._channel_readable)
         try:
             await super().startup(sockets=sockets)
         except SystemExit:
@@ -143,17 +198,76 @@ class _Server(uvicorn.Server):
             raise
         self._on_started(self.started and not self.should_exit)
 
+    def _make_protocol(self) -> asyncio.Protocol:
+        return self.config.http_protocol_class(  # type: ignore[call-arg]
+            config=self.config,
+            server_state=self.server_state,
+            app_state=self.lifespan.state,
+            _loop=asyncio.get_running_loop(),
+        )
+
+    def _channel_readable(self) -> None:
+        if self._channel is None:
+            return
+        received = receive_message(self._channel)
+        if received is None:  # the supervisor is gone: the parent-death signal follows
+            asyncio.get_running_loop().remove_reader(self._channel.fileno())
+            return
+        message, fds = received
+        if message.get("op") == "adopt" and not self.should_exit:
+            self._spawn(adopt(fds, self._make_protocol, asyncio.get_running_loop()))
+            return
+        if fds:  # given while stopping (a newer worker took over): back to the supervisor
+            with contextlib.suppress(OSError):
+                send_message(self._channel, {"op": "connections"}, fds)
+            for fd in fds:
+                os.close(fd)
+        if message.get("op") == "serve" and not self.should_exit:
+            self._spawn(self._accept())
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _accept(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sock in self._listen:
+            server = await loop.create_server(
+                self._make_protocol, sock=sock, backlog=self.config.backlog
+            )
+            self.servers.append(server)
+        self._listen = []
+        if self._releasing:  # stopped meanwhile: what it accepted is released with the rest
+            self._stop_accepting()
+
+    def _stop_accepting(self) -> None:
+        # Not `server.close()`: asyncio sets up a connection accepted a moment ago in a task of
+        # its own, which fails on a closed server and leaves the socket open, unserved, until
+        # the process exits (the client then sees a reset). Removing the reader stops accepting
+        # and lets those connections join the others, to be handed over.
+        loop = asyncio.get_running_loop()
+        for server in self.servers:
+            for sock in server.sockets:
+                loop.remove_reader(sock.fileno())
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        # Stop accepting first, then give connections accepted a moment ago the time to send
-        # their request: uvicorn's shutdown closes a connection that has no request yet, and
-        # during a swap that would fail a request the new worker could have served.
-        for server in getattr(self, "servers", []):
-            server.close()
-        await asyncio.sleep(ACCEPT_GRACE)
+        if self._channel is not None:
+            self._releasing = True
+            self._listen = []
+            self._stop_accepting()
+            release = Release(self._channel, self._streams)
+            release.start(self.server_state.connections)
+            await release.finish(self.server_state.connections, self._release_timeout)
         await super().shutdown(sockets=sockets)
 
 
-def serve(spec: WorkerSpec, sock: socket.socket, status: StatusWriter) -> int:
+def serve(
+    spec: WorkerSpec,
+    sock: socket.socket,
+    status: StatusWriter,
+    channel: socket.socket | None = None,
+) -> int:
     """Import the app and serve it until told to stop; return the exit code."""
     began = time.perf_counter()
     status.send("started", pid=os.getpid())
@@ -161,7 +275,7 @@ def serve(spec: WorkerSpec, sock: socket.socket, status: StatusWriter) -> int:
         sys.path.insert(0, spec.app_dir)
     importlib.invalidate_caches()
     try:
-        app = import_target(spec.target, spec.app_dir)
+        app = error_page(spec.error) if spec.error else import_target(spec.target, spec.app_dir)
     except TargetError as exc:
         status.send("failed", error=str(exc))
         return 1
@@ -172,10 +286,16 @@ def serve(spec: WorkerSpec, sock: socket.socket, status: StatusWriter) -> int:
         return 1
     imported = time.perf_counter()
     recorder = _Recorder(app)
+    handover = spec.handover and channel is not None
+    # Half the drain bound to hand busy connections over, half for uvicorn's own shutdown.
+    bound = spec.drain_timeout / 2 if handover else spec.drain_timeout
     config = uvicorn.Config(
         recorder,
         log_level=spec.log_level,
-        timeout_graceful_shutdown=max(1, round(spec.drain_timeout)),
+        timeout_graceful_shutdown=max(1, round(bound)),
+        # The protocol whose connections are handed over, on the loop whose readers it stops.
+        http="h11" if handover else "auto",
+        loop="asyncio" if handover else "auto",
     )
 
     def on_started(ok: bool) -> None:
@@ -186,7 +306,8 @@ def serve(spec: WorkerSpec, sock: socket.socket, status: StatusWriter) -> int:
                 import_ms=round((imported - began) * 1000, 1),
                 ready_ms=round((time.perf_counter() - began) * 1000, 1),
             )
-            status.send("modules", modules=preloadable_modules(spec.roots))
+            if not spec.error:
+                status.send("modules", modules=preloadable_modules(spec.roots))
             return
         error = recorder.error
         text = (
@@ -196,7 +317,13 @@ def serve(spec: WorkerSpec, sock: socket.socket, status: StatusWriter) -> int:
         )
         status.send("failed", error=f"startup failed: {text}")
 
-    server = _Server(config, on_started)
+    server = _Server(
+        config,
+        on_started,
+        channel if handover else None,
+        recorder.streams,
+        release_timeout=bound,
+    )
     try:
         server.run(sockets=[sock])
     except SystemExit as exc:
@@ -209,7 +336,8 @@ def main(argv: list[str]) -> int:
     spec = WorkerSpec.from_json(argv[1])
     bind_to_parent(signal.SIGTERM, spec.parent_pid)
     sock = socket.socket(fileno=int(argv[2]))
-    return serve(spec, sock, StatusWriter(int(argv[3])))
+    channel = socket.socket(fileno=int(argv[4])) if len(argv) > 4 else None
+    return serve(spec, sock, StatusWriter(int(argv[3])), channel)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ watched folders), never runs an event loop, and reports whether it is single-thr
 preloading: forking a multi-threaded process can deadlock the child, so the supervisor then
 spawns workers instead. It talks to the supervisor over a SOCK_SEQPACKET socket: a `preload`
 message at start, answered by `ready`; then `fork` requests, each carrying the worker's status
-pipe as a passed descriptor, answered by the child's pid. End of file on that socket means
-"retire": fork no more, exit once the last child has exited. A dead supervisor kills it
+pipe and handover channel as passed descriptors, answered by the child's pid. End of file on that
+socket means "retire": fork no more, exit once the last child has exited. A dead supervisor kills it
 (parent-death signal), and its children follow (theirs).
 
 Run as `python -m hotmode.reload.zygote CONTROL_FD LISTEN_FD`.
@@ -73,7 +73,7 @@ def _reap(_signum: int, _frame: object) -> None:
             return
 
 
-def _child(spec: WorkerSpec, status_fd: int, control: socket.socket, listen: socket.socket) -> None:
+def _child(spec: WorkerSpec, fds: list[int], control: socket.socket, listen: socket.socket) -> None:
     """Runs in the forked worker; never returns into the zygote's loop."""
     code = 70
     try:
@@ -82,7 +82,8 @@ def _child(spec: WorkerSpec, status_fd: int, control: socket.socket, listen: soc
         bind_to_parent(signal.SIGTERM, spec.parent_pid)
         os.environ.clear()
         os.environ.update(spec.env)
-        code = worker.serve(spec, listen, StatusWriter(status_fd))
+        channel = socket.socket(fileno=fds[1]) if len(fds) > 1 else None
+        code = worker.serve(spec, listen, StatusWriter(fds[0]), channel)
     except BaseException:  # report anything, then leave through os._exit
         traceback.print_exc()
     finally:
@@ -110,7 +111,7 @@ def main(argv: list[str]) -> int:
     me = os.getpid()
     while True:
         try:
-            data, fds, _flags, _addr = socket.recv_fds(control, MAX_MESSAGE, 1)
+            data, fds, _flags, _addr = socket.recv_fds(control, MAX_MESSAGE, 2)
         except OSError:
             data, fds = b"", []
         if not data:
@@ -120,7 +121,7 @@ def main(argv: list[str]) -> int:
         spec = WorkerSpec(**{**spec.__dict__, "parent_pid": me})
         pid = os.fork()
         if pid == 0:
-            _child(spec, fds[0], control, listen)
+            _child(spec, fds, control, listen)
         for fd in fds:
             os.close(fd)
         _send(control, {"op": "forked", "pid": pid})

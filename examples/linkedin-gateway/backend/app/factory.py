@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from app import __version__, api_keys, routes, saas
 from app.db import open_database
+from app.live import router as live_router
 from app.logs import configure_logging
 from app.settings import load_settings
 
@@ -42,6 +43,7 @@ def create_app() -> FastAPI:
     app.state.settings = settings
     app.include_router(routes.router)
     app.include_router(api_keys.router)
+    app.include_router(live_router)
     if settings.edition == "saas":
         app.include_router(saas.router)
     return app
