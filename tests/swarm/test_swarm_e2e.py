@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLE, cli_environment
-from helpers import commit, free_port, git, wait_until
+from helpers import commit, free_port, git, run_hotmode, wait_until
 
 pytestmark = pytest.mark.swarm
 
@@ -198,6 +198,13 @@ def _gateway(root: Path, port: int, engine: Engine) -> Path:
         EXAMPLE, root, ignore=shutil.ignore_patterns("__pycache__", "logs", ".env", "*.local.yml")
     )
     deployment = root / "deployment"
+    # The app alone: companions on a swarm are rendered and linted (tests/swarm), not deployed
+    # here, where no database image can be pulled into the swarm's own engine.
+    declaration = root / "hotmode.toml"
+    text = declaration.read_text()
+    declaration.write_text(text[: text.index("\n[services.postgres]")] + "\n")
+    rendered = run_hotmode(root, "render", "--force")
+    assert rendered.returncode == 0, rendered.stderr
     wheels = engine.folder / "wheelhouse"
     requirements = root / "backend" / "requirements" / "base.txt"
     subprocess.run(
@@ -214,6 +221,8 @@ def _gateway(root: Path, port: int, engine: Engine) -> Path:
     (deployment / "docker-compose.local.yml").write_text(
         "services:\n  backend:\n    build:\n      network: host\n    network_mode: host\n"
         "    ports: !reset []\n    healthcheck:\n      interval: 1s\n      start_period: 5s\n"
+        # The embedded SQLite, in the task's one writable folder.
+        "    environment:\n      GATEWAY_DATA_DIR: /tmp\n"
     )
     (deployment / ".env").write_text(
         f"PORT={port}\nHOTMODE_HOST=127.0.0.1\nBASE_IMAGE=hotmode-swarm-base:test\n"
