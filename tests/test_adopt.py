@@ -116,3 +116,45 @@ def test_init_from_adopts_the_guides_four_modes(tmp_path: Path) -> None:
     adopted = run_hotmode(root, "render", "--adopt")
     assert adopted.returncode == 0, adopted.stderr
     assert len(list((root / ".hotmode" / "backup").glob("*/deployment/*.yml"))) == 4
+
+
+SHOP = REPO / "tests" / "fixtures" / "adopt-shop"
+
+
+def test_init_from_adopts_a_backend_with_its_database(tmp_path: Path) -> None:
+    """The shop: backend + postgres, a dev file that sets image: on the built service, an
+    edition only in dev, secrets with literal defaults, and a file with invalid YAML."""
+    root = tmp_path / "shop"
+    shutil.copytree(SHOP, root)
+    refused = run_hotmode(root, "init", "--from", "compose")
+    assert refused.returncode == 1
+    assert "data volumes would change name (dev enterprise: db's volume" in refused.stderr
+    assert not (root / "hotmode.toml").exists()
+
+    result = run_hotmode(root, "init", "--from", "compose", "--rename-volumes")
+    assert result.returncode == 1, result.stderr  # the broken file was left out
+    assert "left out" in result.stderr
+    assert "docker-compose.cloud.yml:5: invalid YAML" in result.stderr
+    config = load_config(root / "hotmode.toml")
+    assert (config.service, config.target, config.port, config.edition_variable) == (
+        "api", "main:app", 8080, "SHOP_EDITION",
+    )  # fmt: skip
+    assert [e.name for e in config.editions] == ["community", "enterprise", "pro"]
+    assert dict(config.edition("pro").env)["PRO_FEATURES"] == "reports,exports"
+    out = result.stdout
+    # Data continuity: each mode keeps the database volume it had.
+    assert "kept        db: volume shop_pgdata" in out
+    assert "kept        db: volume shop-dev_pgdata-dev" in out
+    # Kept, changed with a reason, or named as not carried: nothing silently dropped.
+    assert "kept        api: environment DATABASE_URL, SHOP_EDITION" in out
+    assert "db: environment POSTGRES_PASSWORD -> POSTGRES_PASSWORD_FILE" in out
+    assert "HM-P09" in out
+    assert "not carried api: environment SECRET_KEY" in out
+    declaration = (root / "hotmode.toml").read_text()
+    assert 'DATABASE_URL = "postgresql://shop@{host}:{port}/shop"' in declaration
+    assert 'secrets = { postgres_password = "shop" }' in declaration  # dev only
+
+    adopted = run_hotmode(root, "render", "--adopt")
+    assert adopted.returncode == 0, adopted.stderr
+    checked = run_hotmode(root, "check", "--all", "--fail-on", "high")
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -236,7 +236,10 @@ def compare(
         if added:
             report.changed.append(f"{who}environment adds {', '.join(added)} (hotmode's own)")
         for name in lost:
-            report.not_carried.append(f"{who}environment {name}")
+            if f"{name}_FILE" in env_names(after):
+                report.changed.append(f"{who}environment {name} -> {name}_FILE (a secret file)")
+            else:
+                report.not_carried.append(f"{who}environment {name}")
         old_volumes = named_volumes(old, before)
         new_volumes = named_volumes(new, after)
         instead = ", ".join(sorted(set(new_volumes.values()) - set(old_volumes.values())))
@@ -300,6 +303,12 @@ class Adoption:
     modes: list[OldMode]
     left_out: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # [services.NAME] and [services.NAME.MODE] tables, keyed "NAME" and "NAME.MODE".
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Data volumes whose name the declaration cannot keep, as "mode edition: old -> new".
+    renamed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    not_carried: list[str] = field(default_factory=list)
 
 
 def _edition_variable(
@@ -425,17 +434,32 @@ def adopt(root: Path, folder: Path, compose: Compose) -> Adoption:
     dev_table: dict[str, Any] = {"env": dev_env} if dev_env else {}
     if dev_facts.get("log_level"):
         dev_table["log_level"] = dev_facts["log_level"]
-    return Adoption(values, editions, dev_table, app, modes, left_out, notes)
+    from hotmode import adopt_companions
+    from hotmode.audit.roles import classify
+
+    roles = classify((reference.merged or {}).get("services") or {}, app)
+    companions = adopt_companions.infer(modes, app, root, default or "default", roles=roles)
+    for table, spec in companions.tables.items():
+        if "secrets" in spec and "." not in table:
+            names = ", ".join(f"{values['deployment']}/secrets/{n}" for n in spec["secrets"])
+            notes.append(f"prod reads {names}: create it before `hotmode up --prod`")
+    return Adoption(
+        values, editions, dev_table, app, modes, left_out, notes,
+        companions.tables, companions.renamed, companions.changed, companions.not_carried,
+    )  # fmt: skip
 
 
 def declaration_text(adoption: Adoption, origin: Path) -> str:
     """The declaration, as TOML with a comment saying where it came from."""
 
+    def key(text: str) -> str:
+        return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else json.dumps(text)
+
     def value(item: Any) -> str:
         if isinstance(item, bool):
             return "true" if item else "false"
         if isinstance(item, dict):
-            return "{ " + ", ".join(f"{k} = {value(v)}" for k, v in item.items()) + " }"
+            return "{ " + ", ".join(f"{key(k)} = {value(v)}" for k, v in item.items()) + " }"
         return json.dumps(item)
 
     lines = [
@@ -449,6 +473,9 @@ def declaration_text(adoption: Adoption, origin: Path) -> str:
     if adoption.dev:
         lines += ["", "[dev]"]
         lines += [f"{key} = {value(item)}" for key, item in adoption.dev.items()]
+    for table, spec in adoption.services.items():
+        lines += ["", f"[services.{table}]"]
+        lines += [f"{key} = {value(item)}" for key, item in spec.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -470,6 +497,7 @@ def reports(adoption: Adoption, config: Config, compose: Compose) -> list[ModeRe
         scratch_config = dataclasses.replace(config, deployment=Path(scratch))
         for path, text in render_files(scratch_config).items():
             if path.is_relative_to(scratch):
+                path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8")
         for old in adoption.modes:
             if old.merged is None:

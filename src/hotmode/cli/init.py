@@ -25,14 +25,19 @@ from hotmode import scaffold
     default=None,
     help="The folder of the Compose files to adopt (e.g. deployment).",
 )
+@click.option(
+    "--rename-volumes",
+    is_flag=True,
+    help="Adopt even where a data volume cannot keep its name (its data stays in the old one).",
+)
 @click.argument(
     "folder", required=False, type=click.Path(path_type=Path, file_okay=False, exists=True)
 )
-def init(yes: bool, origin: Path | None, folder: Path | None) -> int:
+def init(yes: bool, origin: Path | None, rename_volumes: bool, folder: Path | None) -> int:
     """Infer the declaration of the project in FOLDER (default: here) and write it."""
     root = (folder or Path.cwd()).resolve()
     if origin is not None:
-        return _adopt(root, origin.resolve())
+        return _adopt(root, origin.resolve(), rename_volumes)
     values = scaffold.infer(root)
     for note in values.notes:
         click.echo(f"hotmode: {note}")
@@ -49,13 +54,20 @@ def init(yes: bool, origin: Path | None, folder: Path | None) -> int:
     return 0
 
 
-def _adopt(root: Path, origin: Path) -> int:
+def _adopt(root: Path, origin: Path, rename_volumes: bool) -> int:
     from hotmode import adopt
     from hotmode.compose.engine import find_compose
     from hotmode.config import load_config
 
     compose = find_compose()
     adoption = adopt.adopt(root, origin, compose)
+    if adoption.renamed and not rename_volumes:
+        from hotmode.errors import StateError
+
+        raise StateError(
+            f"data volumes would change name ({'; '.join(adoption.renamed)}): their data would "
+            "not follow; rerun with --rename-volumes to adopt anyway (the old volumes are kept)"
+        )
     text = adopt.declaration_text(
         adoption, origin.relative_to(root) if origin.is_relative_to(root) else origin
     )
@@ -70,6 +82,12 @@ def _adopt(root: Path, origin: Path) -> int:
         ):
             for item in items:
                 click.echo(f"  {title:<11} {item}")
+    for item in adoption.changed:
+        click.echo(f"  changed     {item}")
+    for item in adoption.not_carried:
+        click.echo(f"  not carried {item}")
+    for item in adoption.renamed:
+        click.echo(f"  renamed     {item} (--rename-volumes)")
     for note in adoption.notes:
         click.echo(f"hotmode: {note}")
     for problem in adoption.left_out:
