@@ -35,6 +35,16 @@ TREE_UID = 1000
 HEX = set("0123456789abcdef")
 
 SITE_OVERLAY = REPO / ".ci" / "docker-compose.site.yml"
+# An overlay whose health check fails at once: a mode that never becomes healthy.
+FAILING_HEALTH = """\
+services:
+  backend:
+    healthcheck:
+      test: ["CMD", "false"]
+      interval: 1s
+      retries: 1
+      start_period: 0s
+"""
 ENGINE_LOCK = Path(tempfile.gettempdir()) / "hotmode-docker.lock"
 
 

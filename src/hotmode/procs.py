@@ -228,25 +228,27 @@ def session_members(leader: ProcessId, proc: Path = PROC) -> list[ProcessId]:
     earlier than the leader: a group id reused after every member died cannot match.
     """
     members = []
+    for pid, stat in _running(proc):
+        if (
+            pid != leader.pid
+            and stat.session == leader.pid
+            and stat.start_time >= leader.start_time
+            and (found := identify(pid, proc=proc)) is not None
+        ):
+            members.append(found)
+    return members
+
+
+def _running(proc: Path) -> Iterator[tuple[int, Stat]]:
+    """Every live process the system shows, with its stat fields."""
     try:
         entries = [e.name for e in proc.iterdir() if e.name.isdigit()]
     except OSError:
-        return []
+        return
     for name in entries:
-        pid = int(name)
-        if pid == leader.pid:
-            continue
-        stat = read_stat(pid, proc)
-        if (
-            alive(stat)
-            and stat is not None
-            and stat.session == leader.pid
-            and stat.start_time >= leader.start_time
-        ):
-            found = identify(pid, proc=proc)
-            if found is not None:
-                members.append(found)
-    return members
+        stat = read_stat(int(name), proc)
+        if stat is not None and alive(stat):
+            yield int(name), stat
 
 
 def stop(record: ProcessId, timeout: float, *, own_session: bool) -> bool:
@@ -270,14 +272,8 @@ def find_marked(project: Path, proc: Path = PROC) -> list[ProcessId]:
     puts the project's folder and a run id in the environment of every server it starts.
     """
     found = []
-    try:
-        entries = [e.name for e in proc.iterdir() if e.name.isdigit()]
-    except OSError:
-        return []
-    for name in entries:
-        pid = int(name)
-        stat = read_stat(pid, proc)
-        if not alive(stat) or stat is None or stat.session != pid:
+    for pid, stat in _running(proc):
+        if stat.session != pid:
             continue
         environ = read_environ(pid, proc)
         if not environ or environ.get(PROJECT_VARIABLE) != str(project):

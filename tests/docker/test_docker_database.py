@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from docker_support import Gateway, require_engine
+from docker_support import FAILING_HEALTH, Gateway, require_engine
 from helpers import get_json, run_hotmode
 from hotmode.compose import docker
 from hotmode.errors import StateError
@@ -19,15 +19,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
 require_engine()
 
-FAILING_HEALTH = """\
-services:
-  backend:
-    healthcheck:
-      test: ["CMD", "false"]
-      interval: 1s
-      retries: 1
-      start_period: 0s
-"""
 DEV_DATA = "linkedin-gateway-dev_pgdata"
 PROD_DATA = "linkedin-gateway_pgdata"
 

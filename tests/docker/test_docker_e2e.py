@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from docker_support import Gateway, require_engine
+from docker_support import FAILING_HEALTH, Gateway, require_engine
 from helpers import get_json, git, run_hotmode, wait_until
 from hotmode.compose import docker
 from hotmode.errors import StateError, UsageError
@@ -25,15 +25,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 require_engine()
 EDITED = 'GREETING = "edited on the host"'
 
-FAILING_HEALTH = """\
-services:
-  backend:
-    healthcheck:
-      test: ["CMD", "false"]
-      interval: 1s
-      retries: 1
-      start_period: 0s
-"""
 
 NEVER_HEALTHY = """\
 services:

@@ -265,6 +265,7 @@ def _switch_native(
             port=port,
             detach=True,
             allow_uncommitted=allow_uncommitted,
+            say=click.echo,
         )
     except (HotmodeError, OSError) as exc:
         if previous is None:
