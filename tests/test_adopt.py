@@ -158,3 +158,13 @@ def test_init_from_adopts_a_backend_with_its_database(tmp_path: Path) -> None:
     assert adopted.returncode == 0, adopted.stderr
     checked = run_hotmode(root, "check", "--all", "--fail-on", "high")
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_init_from_a_broken_base_names_it(tmp_path: Path) -> None:
+    (tmp_path / "deployment").mkdir()
+    (tmp_path / "deployment" / "docker-compose.yml").write_text("services: [\n")
+    result = run_hotmode(tmp_path, "init", "--from", "deployment")
+    assert result.returncode == 2
+    assert "docker-compose.yml:2: invalid YAML" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "hotmode.toml").exists()

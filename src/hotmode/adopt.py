@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,7 @@ from typing import Any
 import yaml
 
 from hotmode.compose.engine import Compose
-from hotmode.config import Config
-from hotmode.errors import ComposeError, ConfigError, HotmodeError, UsageError
+from hotmode.errors import ComposeError, UsageError
 
 _COMPOSE_NAME = re.compile(r"^(?:docker-)?compose(?:\.(?P<suffix>[a-z0-9][a-z0-9_-]*))?\.ya?ml$")
 _SERVER = re.compile(
@@ -173,93 +172,15 @@ def find_app(services: Mapping[str, Any]) -> str | None:
     return apps[0] if apps else None
 
 
-def published_ports(service: Mapping[str, Any]) -> list[str]:
-    ports = []
-    for port in service.get("ports") or []:
-        host = f"{port['host_ip']}:" if port.get("host_ip") else ""
-        ports.append(f"{host}{port.get('published')}:{port.get('target')}")
-    return sorted(ports)
-
-
 def named_volumes(document: Mapping[str, Any], service: Mapping[str, Any]) -> dict[str, str]:
-    """The named volumes a service uses: key -> the volume's real name on the engine."""
+    """The named volumes a service mounts: target folder -> the volume's real name."""
     volumes = document.get("volumes") or {}
     used = {}
     for volume in service.get("volumes") or []:
         key = volume.get("source")
         if volume.get("type") == "volume" and key:
-            used[key] = (volumes.get(key) or {}).get("name") or key
+            used[volume["target"]] = (volumes.get(key) or {}).get("name") or key
     return used
-
-
-def env_names(service: Mapping[str, Any]) -> set[str]:
-    return set((service.get("environment") or {}).keys())
-
-
-@dataclass
-class ModeReport:
-    """What adoption does to one mode x edition."""
-
-    label: str
-    kept: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    not_carried: list[str] = field(default_factory=list)
-
-
-def compare(
-    label: str,
-    old: Mapping[str, Any],
-    new: Mapping[str, Any],
-    old_service: str,
-    new_service: str,
-    fixed: Iterable[tuple[str, str]],
-) -> ModeReport:
-    """Old merged configuration against hotmode's, for the app and every companion."""
-    report = ModeReport(label)
-    old_services = old.get("services") or {}
-    new_services = new.get("services") or {}
-    pairs = [(old_service, new_service)] + [
-        (name, name) for name in old_services if name != old_service
-    ]
-    for before_name, after_name in pairs:
-        before = old_services.get(before_name) or {}
-        after = new_services.get(after_name)
-        if after is None:
-            report.not_carried.append(f"service {before_name}: not in the declaration")
-            continue
-        who = f"{after_name}: "
-        lost = sorted(env_names(before) - env_names(after))
-        kept_env = sorted(env_names(before) & env_names(after))
-        added = sorted(env_names(after) - env_names(before))
-        if kept_env:
-            report.kept.append(f"{who}environment {', '.join(kept_env)}")
-        if added:
-            report.changed.append(f"{who}environment adds {', '.join(added)} (hotmode's own)")
-        for name in lost:
-            if f"{name}_FILE" in env_names(after):
-                report.changed.append(f"{who}environment {name} -> {name}_FILE (a secret file)")
-            else:
-                report.not_carried.append(f"{who}environment {name}")
-        old_volumes = named_volumes(old, before)
-        new_volumes = named_volumes(new, after)
-        instead = ", ".join(sorted(set(new_volumes.values()) - set(old_volumes.values())))
-        for real in sorted(old_volumes.values()):
-            if real in new_volumes.values():
-                report.kept.append(f"{who}volume {real}")
-            else:
-                report.changed.append(
-                    f"{who}volume {real} -> {instead or 'none'} (the old volume keeps its data)"
-                )
-        old_ports, new_ports = published_ports(before), published_ports(after)
-        if old_ports and old_ports == new_ports:
-            report.kept.append(f"{who}ports {', '.join(old_ports)}")
-        elif old_ports:
-            report.changed.append(
-                f"{who}ports {', '.join(old_ports)} -> {', '.join(new_ports) or 'none'}"
-            )
-    for rule, why in fixed:
-        report.changed.append(f"{rule}: {why}")
-    return report
 
 
 def source_of(service: Mapping[str, Any], root: Path) -> Path | None:
@@ -350,9 +271,10 @@ def adopt(root: Path, folder: Path, compose: Compose) -> Adoption:
     left_out = [f"left out {problem}" for problem in broken.values()]
     notes = [f"not adopted: {path.name} (a site overlay; keep it as docker-compose.local.yml)"
              for path in files.other]  # fmt: skip
-    first = files.base if files.base and files.base not in broken else files.dev
-    if first is None or first in broken:
-        raise UsageError(f"{broken.get(first) if first else folder}: nothing can be adopted")
+    first = next((p for p in (files.base, files.dev) if p and p not in broken), None)
+    if first is None:
+        why = next(iter(broken.values()), f"{folder} has no base or dev Compose file")
+        raise UsageError(f"{why}; nothing can be adopted without a base or dev file")
     seed = merge(compose, "prod" if first == files.base else "dev", "?", (first,), broken)
     if seed.merged is None:
         raise UsageError(f"{first}: {seed.problem}; nothing can be adopted")
@@ -477,57 +399,3 @@ def declaration_text(adoption: Adoption, origin: Path) -> str:
         lines += ["", f"[services.{table}]"]
         lines += [f"{key} = {value(item)}" for key, item in spec.items()]
     return "\n".join(lines) + "\n"
-
-
-def reports(adoption: Adoption, config: Config, compose: Compose) -> list[ModeReport]:
-    """Each old mode against what hotmode renders for it, in a scratch deployment folder.
-
-    `fixed` items are the audit's findings on the old files: what hotmode changes, and why.
-    """
-    import dataclasses
-    import tempfile
-
-    from hotmode.audit import checker
-    from hotmode.compose import layout
-    from hotmode.compose.render import render_files
-    from hotmode.modes import Selection
-
-    done = []
-    with tempfile.TemporaryDirectory(prefix=".hotmode-adopt-", dir=config.root) as scratch:
-        scratch_config = dataclasses.replace(config, deployment=Path(scratch))
-        for path, text in render_files(scratch_config).items():
-            if path.is_relative_to(scratch):
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text, encoding="utf-8")
-        for old in adoption.modes:
-            if old.merged is None:
-                continue
-            selection = Selection(old.mode, old.edition, "init", "init")
-            try:
-                scratch_config.edition(old.edition)
-            except ConfigError:
-                continue
-            files = layout.compose_files(scratch_config, selection)
-            new = json.loads(
-                compose.run(
-                    files, layout.project_name(config, selection), "config", "--format", "json"
-                ).stdout
-            )
-            try:
-                found = checker.check([checker.file_stack(old.files, old.mode)], compose)
-                fixed = sorted(
-                    {
-                        (f.rule_id, _sentence(f.message))
-                        for f in found.findings
-                        if f.suppressed is None
-                    }
-                )
-            except HotmodeError:
-                fixed = []
-            done.append(compare(old.label, old.merged, new, adoption.service, config.service,
-                                fixed))  # fmt: skip
-    return done
-
-
-def _sentence(text: str) -> str:
-    return text.split(". ", 1)[0].rstrip(".")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hotmode.adopt import OldMode
+from hotmode.adopt import OldMode, named_volumes
 
 _SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|PASSPHRASE|PRIVATE_KEY", re.IGNORECASE)
 _DURATION = re.compile(r"^[0-9]+(ms|s|m|h)$")
@@ -38,17 +38,6 @@ class Companions:
 
 def _services(mode: OldMode | None) -> Mapping[str, Any]:
     return ((mode.merged or {}).get("services") or {}) if mode else {}
-
-
-def _volume_names(mode: OldMode, service: Mapping[str, Any]) -> dict[str, str]:
-    """target -> the real name of the named volume mounted there."""
-    volumes = (mode.merged or {}).get("volumes") or {}
-    names = {}
-    for volume in service.get("volumes") or []:
-        key = volume.get("source")
-        if volume.get("type") == "volume" and key:
-            names[volume["target"]] = (volumes.get(key) or {}).get("name") or key
-    return names
 
 
 def _healthcheck(check: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -148,7 +137,7 @@ def infer(
             this = _services(first).get(name) if first else None
             if first is None or this is None:
                 continue
-            names = _volume_names(first, this)
+            names = named_volumes(first.merged or {}, this)
             table = {
                 f"data{i}" if i else "data": {"target": target, "name": real, "shared": True}
                 for i, (target, real) in enumerate(sorted(names.items()))
@@ -156,7 +145,7 @@ def infer(
             if table:
                 volumes[mode] = {"volumes": table}
             for other in others:
-                theirs = _volume_names(other, _services(other).get(name) or {})
+                theirs = named_volumes(other.merged or {}, _services(other).get(name) or {})
                 for target, real in sorted(theirs.items()):
                     if names.get(target) != real:
                         found.renamed.append(

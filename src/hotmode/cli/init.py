@@ -55,7 +55,7 @@ def init(yes: bool, origin: Path | None, rename_volumes: bool, folder: Path | No
 
 
 def _adopt(root: Path, origin: Path, rename_volumes: bool) -> int:
-    from hotmode import adopt
+    from hotmode import adopt, adopt_report
     from hotmode.compose.engine import find_compose
     from hotmode.config import load_config
 
@@ -73,7 +73,7 @@ def _adopt(root: Path, origin: Path, rename_volumes: bool) -> int:
     )
     path = scaffold.write_text_declaration(root, text)
     config = load_config(path)
-    for report in adopt.reports(adoption, config, compose):
+    for report in adopt_report.reports(adoption, config, compose):
         click.echo(f"\n{report.label}:")
         for title, items in (
             ("kept", report.kept),

@@ -1,0 +1,151 @@
+"""The report of `hotmode init --from`: each old mode against what hotmode renders for it.
+
+For the app and every companion: the environment variable names, data volume names and ports
+that are kept, what hotmode changes (its own variables, and the audit's findings on the old
+files, with their rule ids) and what it cannot carry. Nothing the old files had is dropped
+without a line here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hotmode.adopt import Adoption, named_volumes
+from hotmode.compose.engine import Compose
+from hotmode.config import Config
+from hotmode.errors import ConfigError, HotmodeError
+
+
+def published_ports(service: Mapping[str, Any]) -> list[str]:
+    ports = []
+    for port in service.get("ports") or []:
+        host = f"{port['host_ip']}:" if port.get("host_ip") else ""
+        ports.append(f"{host}{port.get('published')}:{port.get('target')}")
+    return sorted(ports)
+
+
+def env_names(service: Mapping[str, Any]) -> set[str]:
+    return set((service.get("environment") or {}).keys())
+
+
+@dataclass
+class ModeReport:
+    """What adoption does to one mode x edition."""
+
+    label: str
+    kept: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    not_carried: list[str] = field(default_factory=list)
+
+
+def compare(
+    label: str,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    old_service: str,
+    new_service: str,
+    fixed: Iterable[tuple[str, str]],
+) -> ModeReport:
+    """Old merged configuration against hotmode's, for the app and every companion."""
+    report = ModeReport(label)
+    old_services = old.get("services") or {}
+    new_services = new.get("services") or {}
+    pairs = [(old_service, new_service)] + [
+        (name, name) for name in old_services if name != old_service
+    ]
+    for before_name, after_name in pairs:
+        before = old_services.get(before_name) or {}
+        after = new_services.get(after_name)
+        if after is None:
+            report.not_carried.append(f"service {before_name}: not in the declaration")
+            continue
+        who = f"{after_name}: "
+        lost = sorted(env_names(before) - env_names(after))
+        kept_env = sorted(env_names(before) & env_names(after))
+        added = sorted(env_names(after) - env_names(before))
+        if kept_env:
+            report.kept.append(f"{who}environment {', '.join(kept_env)}")
+        if added:
+            report.changed.append(f"{who}environment adds {', '.join(added)} (hotmode's own)")
+        for name in lost:
+            if f"{name}_FILE" in env_names(after):
+                report.changed.append(f"{who}environment {name} -> {name}_FILE (a secret file)")
+            else:
+                report.not_carried.append(f"{who}environment {name}")
+        old_volumes = named_volumes(old, before)
+        new_volumes = named_volumes(new, after)
+        instead = ", ".join(sorted(set(new_volumes.values()) - set(old_volumes.values())))
+        for real in sorted(old_volumes.values()):
+            if real in new_volumes.values():
+                report.kept.append(f"{who}volume {real}")
+            else:
+                report.changed.append(
+                    f"{who}volume {real} -> {instead or 'none'} (the old volume keeps its data)"
+                )
+        old_ports, new_ports = published_ports(before), published_ports(after)
+        if old_ports and old_ports == new_ports:
+            report.kept.append(f"{who}ports {', '.join(old_ports)}")
+        elif old_ports:
+            report.changed.append(
+                f"{who}ports {', '.join(old_ports)} -> {', '.join(new_ports) or 'none'}"
+            )
+    for rule, why in fixed:
+        report.changed.append(f"{rule}: {why}")
+    return report
+
+
+def reports(adoption: Adoption, config: Config, compose: Compose) -> list[ModeReport]:
+    """Each old mode against what hotmode renders for it, in a scratch deployment folder.
+
+    `fixed` items are the audit's findings on the old files: what hotmode changes, and why.
+    """
+    from hotmode.audit import checker
+    from hotmode.compose import layout
+    from hotmode.compose.render import render_files
+    from hotmode.modes import Selection
+
+    done = []
+    with tempfile.TemporaryDirectory(prefix=".hotmode-adopt-", dir=config.root) as scratch:
+        scratch_config = dataclasses.replace(config, deployment=Path(scratch))
+        for path, text in render_files(scratch_config).items():
+            if path.is_relative_to(scratch):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+        for old in adoption.modes:
+            if old.merged is None:
+                continue
+            selection = Selection(old.mode, old.edition, "init", "init")
+            try:
+                scratch_config.edition(old.edition)
+            except ConfigError:
+                continue
+            files = layout.compose_files(scratch_config, selection)
+            new = json.loads(
+                compose.run(
+                    files, layout.project_name(config, selection), "config", "--format", "json"
+                ).stdout
+            )
+            try:
+                found = checker.check([checker.file_stack(old.files, old.mode)], compose)
+                fixed = sorted(
+                    {
+                        (f.rule_id, _sentence(f.message))
+                        for f in found.findings
+                        if f.suppressed is None
+                    }
+                )
+            except HotmodeError:
+                fixed = []
+            done.append(compare(old.label, old.merged, new, adoption.service, config.service,
+                                fixed))  # fmt: skip
+    return done
+
+
+def _sentence(text: str) -> str:
+    return text.split(". ", 1)[0].rstrip(".")
