@@ -84,8 +84,14 @@ def test_each_mode_keeps_its_own_data_through_every_lifecycle_command(
     down = run_hotmode(deployed.root, "down")
     assert down.returncode == 0, down.stderr
     assert {DEV_DATA, PROD_DATA} <= volumes()
-    docker.up(deployed.config, selection("dev"))
+    # Someone watching sees the steps, and Compose's own progress between them, as they come.
+    steps: list[str] = []
+    docker.up(deployed.config, selection("dev"), progress=steps.append)
     assert keys(deployed.port) == ["written in dev"]
+    assert steps[0] == "building dev core (Compose's own progress follows)"
+    starting = steps.index("starting dev core")
+    assert any("linkedin-gateway-dev-postgres" in line for line in steps[starting + 1 :])
+    assert steps[-1].startswith("waiting until ") and steps[-1].endswith(" is healthy")
 
     # Only --volumes deletes data: it names the volumes, and needs --yes without a terminal.
     refused = run_hotmode(deployed.root, "down", "--volumes")
@@ -97,6 +103,10 @@ def test_each_mode_keeps_its_own_data_through_every_lifecycle_command(
     assert deleted.returncode == 0, deleted.stderr
     assert f"hotmode: deleted {DEV_DATA}" in deleted.stdout
     assert not {DEV_DATA, PROD_DATA} & volumes()
+    # The app's own volumes of every mode go too: dev's cache and prod's logs.
+    app_volumes = {"linkedin-gateway-dev_cache", "linkedin-gateway_logs"}
+    assert all(f"hotmode: deleted {name}" in deleted.stdout for name in app_volumes), deleted.stdout
+    assert not app_volumes & volumes()
 
 
 def test_a_native_app_gets_its_database_in_docker_when_an_engine_answers(

@@ -33,6 +33,12 @@ def test_dev_serves_edits_and_down_leaves_nothing(project: Project) -> None:
     wait_until(lambda: (get_json(project.port) or {}).get("name") == "Edited Gateway", 30)
     assert not list((project.root / "backend").rglob("__pycache__"))
 
+    # status says what runs and, on a line of its own, what a plain `up` would start.
+    status = project.hotmode("status", "--native")
+    assert status.returncode == 0, status.stderr
+    assert "Running now: dev core." in status.stdout
+    assert "`hotmode up` would start: prod core (mode from " in status.stdout
+
     down = project.hotmode("down", "--native")
     assert down.returncode == 0, down.stderr
     assert "stopped dev core" in down.stdout
