@@ -10,7 +10,6 @@ The rules themselves live in `prod`, `dev` and `every`, one module per mode.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,16 +17,17 @@ from typing import Any
 
 from hotmode.audit.build import Dockerfile, read_dockerfile, unread
 from hotmode.audit.commands import command_words, reloading
+from hotmode.audit.evidence import build_of, holds_python, service_command
 from hotmode.audit.inputs import Prepared
 from hotmode.audit.model import Location, Rule, Severity, Stack
-from hotmode.audit.roles import CODE_TARGETS, Kind, Role, build_of, classify, service_command
+from hotmode.audit.roles import Kind, Role, annotated_roles, classify
 from hotmode.audit.sources import Segment, SourceSet
 
 ALL_KINDS = frozenset(Kind)
 # The app and what shares its code: the kinds the source and image rules are about.
 CODE = frozenset({Kind.APP, Kind.WORKER, Kind.JOB})
-# How many folder entries `holds_python` looks at before it answers no.
-_SCAN_LIMIT = 2000
+# Where images usually keep an app's code: a missing folder mounted there may be the source.
+CODE_TARGETS = {"/app", "/code", "/src", "/usr/src/app", "/srv", "/srv/app", "/opt/app", "/web"}
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,9 @@ class Context:
     def roles(self) -> dict[str, Role]:
         """What each service is (see `roles.classify`); the declared apps win."""
         if not self._roles:
-            self._roles.update(classify(self.merged.get("services") or {}, self.stack.apps))
+            services = self.merged.get("services") or {}
+            annotated = annotated_roles(self.sources.files, [str(name) for name in services])
+            self._roles.update(classify(services, self.stack.apps, annotated))
         return self._roles
 
     def is_app(self, name: str) -> bool:
@@ -279,21 +281,6 @@ def inside(path: str | Path, folder: str | Path) -> bool:
     """Whether `path` is `folder` or below it (lexically: Compose gives absolute paths)."""
     child, parent = Path(path), Path(folder)
     return child == parent or parent in child.parents
-
-
-def holds_python(folder: Path) -> bool:
-    """Whether a folder holds Python source (a bounded look, a few levels deep)."""
-    seen = 0
-    for root, dirs, files in os.walk(folder):
-        if any(name.endswith(".py") for name in files):
-            return True
-        seen += len(files) + len(dirs)
-        if seen > _SCAN_LIMIT:
-            return False
-        deep = len(Path(root).relative_to(folder).parts) >= 2
-        skipped = {"node_modules", "venv", "__pycache__"}
-        dirs[:] = [] if deep else [d for d in dirs if not d.startswith(".") and d not in skipped]
-    return False
 
 
 def _code_target(target: str, service: Mapping[str, Any]) -> bool:
