@@ -160,6 +160,13 @@ def mode_findings(context: Context) -> tuple[list[Finding], list[Unknown]]:
     return findings, unknowns
 
 
+def role_unknowns(context: Context) -> list[Unknown]:
+    """HM-A06: where the evidence does not say which service is the app."""
+    from hotmode.audit.every import UNKNOWN_ROLE, role_hits
+
+    return [_unknown(context, UNKNOWN_ROLE, name, hit) for name, hit in role_hits(context)]
+
+
 def shared_port_findings(contexts: Sequence[Context]) -> list[Finding]:
     """HM-A02: stacks that publish the same port must not share a Compose project."""
     from hotmode.audit.every import SHARED_PORT, published_ports
@@ -218,7 +225,7 @@ def check(stacks: Sequence[Stack], compose: Compose | None = None) -> Report:
     for context in contexts:
         found, unsure = mode_findings(context)
         findings += found + lint(context) + input_findings(context)
-        unknowns += unsure
+        unknowns += unsure + role_unknowns(context)
     findings += shared_port_findings(contexts)
     order = {stack.label: index for index, stack in enumerate(stacks)}
 

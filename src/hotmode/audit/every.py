@@ -13,7 +13,7 @@ from typing import Any
 
 from hotmode.audit.dev import PUBLIC_BASES
 from hotmode.audit.model import Severity
-from hotmode.audit.roles import Kind
+from hotmode.audit.roles import FIX, Kind, app_candidates
 from hotmode.audit.rules import (
     ALL_KINDS,
     Context,
@@ -152,3 +152,38 @@ MISSING_INPUT = cross_rule(
     "The env files and required variables the files name are there",
     "Check where the env file or variable exists to lint its values too (in CI it may not).",
 )
+
+
+UNKNOWN_ROLE = cross_rule(
+    "HM-A06",
+    Severity.MEDIUM,
+    "The evidence says which service is the app",
+    "Name the app: --app NAME, or x-hotmode: {role: app} (or worker, job, companion, other).",
+)
+
+
+def role_hits(context: Context) -> Iterator[tuple[str | None, Hit]]:
+    """HM-A06: the services that may be the app when the evidence does not decide, or the
+    project when no service shows any sign of being the app; the app rules did not run there."""
+    roles = context.roles
+    candidates = app_candidates(roles)
+    for name in candidates:
+        others = ", ".join(c for c in candidates if c != name)
+        yield (
+            name,
+            Hit(
+                f"may be the app, as may {others}: {roles[name].reason.split(';')[0]}; the app rules "
+                f"did not run on it; {FIX}",
+                ("services", name),
+                unknown=True,
+            ),
+        )
+    if not candidates and not any(role.is_app for role in roles.values()):
+        yield (
+            None,
+            Hit(
+                "no service shows evidence of being the app (a Python server, a Python build or "
+                f"source, a shared build with workers): the app rules did not run; if one is, {FIX}",
+                unknown=True,
+            ),
+        )

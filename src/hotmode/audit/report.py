@@ -102,7 +102,7 @@ def text(report: Report, threshold: Severity, base: Path, *, show_waived: bool =
     for findings in groups.values():
         first = findings[0]
         modes = ", ".join(f.stack for f in findings)
-        service = f"{first.service}: " if first.service else ""
+        service = f"{first.service}: " if first.service else "project-wide: "
         waived = f" (waived: {first.suppressed})" if first.suppressed else ""
         out.append(
             f"{_where(first, base)}: {first.severity.label} {first.rule_id} [{modes}] "
@@ -112,7 +112,7 @@ def text(report: Report, threshold: Severity, base: Path, *, show_waived: bool =
     for unknowns in distinct_unknowns(report).values():
         first_unknown = unknowns[0]
         modes = ", ".join(u.stack for u in unknowns)
-        service = f"{first_unknown.service}: " if first_unknown.service else ""
+        service = f"{first_unknown.service}: " if first_unknown.service else "project-wide: "
         out.append(
             f"{_where(first_unknown, base)}: unknown {first_unknown.rule_id} [{modes}] {service}"
             f"not checked: {first_unknown.reason}"
