@@ -20,11 +20,11 @@ from hotmode.errors import ComposeError
 
 CORPUS = Path(__file__).resolve().parents[2] / "../shared/corpus"
 
-A, W, J, C, O = "app", "worker", "job", "companion", "other"
+A, W, J, C, X = "app", "worker", "job", "companion", "other"
 ROLES: dict[str, dict[str, str]] = {
     "01-prod": {"proxy": C, "db": C, "adminer": C, "backend": A},
     # playwright runs the browser tests against the backend: not Python, not the app.
-    "01-dev": {"proxy": C, "db": C, "adminer": C, "backend": A, "mailpit": C, "playwright": O},
+    "01-dev": {"proxy": C, "db": C, "adminer": C, "backend": A, "mailpit": C, "playwright": X},
     "02-dev": {"web": A, "db": C},
     "02-prod": {"web": A, "db": C, "nginx": C},
     "03-dev": {"web": A, "db": C},
@@ -33,7 +33,8 @@ ROLES: dict[str, dict[str, str]] = {
     "04-dev": {"web": A, "web-db": C},
     "05-dev": {
         "fastapi_server": A, "database": C, "redis_server": C, "celery_worker": W,
-        "celery_beat": W, "minio_server": C, "caddy_reverse_proxy": C,
+        "celery_beat": W, "minio_server": C,
+        "caddy_reverse_proxy": C,
     },
     "06-prod": {"fnano": A, "caddy": C},
     "07-prod": {"app": A, "db": C},
@@ -50,14 +51,14 @@ ROLES: dict[str, dict[str, str]] = {
     },
     # web, admin, space and live are Node frontends; proxy is the nginx in front of them all.
     "11-prod": {
-        "web": O, "admin": O, "space": O, "api": A, "worker": W, "beat-worker": W, "migrator": J,
-        "live": O, "plane-db": C, "plane-redis": C, "plane-mq": C, "plane-minio": C, "proxy": C,
+        "web": X, "admin": X, "space": X, "api": A, "worker": W, "beat-worker": W, "migrator": J,
+        "live": X, "plane-db": C, "plane-redis": C, "plane-mq": C, "plane-minio": C, "proxy": C,
     },
     # taiga-front (Angular), taiga-events (Node) and taiga-protected (an attachment signer)
     # ship as images that nothing here says are the app.
     "12-prod": {
         "taiga-db": C, "taiga-back": A, "taiga-async": W, "taiga-async-rabbitmq": C,
-        "taiga-front": O, "taiga-events": O, "taiga-events-rabbitmq": C, "taiga-protected": O,
+        "taiga-front": X, "taiga-events": X, "taiga-events-rabbitmq": C, "taiga-protected": X,
         "taiga-gateway": C,
     },
     "13-prod": {"mealie": A},

@@ -172,8 +172,8 @@ def role_hits(context: Context) -> Iterator[tuple[str | None, Hit]]:
         yield (
             name,
             Hit(
-                f"may be the app, as may {others}: {roles[name].reason.split(';')[0]}; the app rules "
-                f"did not run on it; {FIX}",
+                f"may be the app, as may {others}: {roles[name].reason.split(';')[0]}; "
+                f"the app rules did not run on it; {FIX}",
                 ("services", name),
                 unknown=True,
             ),
@@ -182,8 +182,9 @@ def role_hits(context: Context) -> Iterator[tuple[str | None, Hit]]:
         yield (
             None,
             Hit(
-                "no service shows evidence of being the app (a Python server, a Python build or "
-                f"source, a shared build with workers): the app rules did not run; if one is, {FIX}",
+                "no service shows evidence of being the app (a Python server, a Python build "
+                "or source, a shared build with workers): the app rules did not run; "
+                f"if one is, {FIX}",
                 unknown=True,
             ),
         )
