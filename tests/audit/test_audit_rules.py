@@ -40,6 +40,8 @@ PROD_FAILING: list[tuple[str, dict[str, Any], dict[str, str | None]]] = [
     ("HM-A04", {"logging": {"driver": "json-file"}}, {}),
     ("CL-0005", {"ports": ["8000:8000"]}, {}),
     ("HM-A05", {"env_file": [".env.missing"]}, {}),
+    ("HM-A07", {"env_file": ["../app/prod.env"]}, {"prod.env": "SECRET_KEY=change-me\n"}),
+    ("HM-A07", {"env_file": ["../app/prod.env"]}, {"prod.env": "DB_PASSWORD='password'\n"}),
     ("HM-A05", {"environment": {"TOKEN_FILE": "${HOTMODE_TEST_UNSET:?set it}"}}, {}),
 ]
 
@@ -84,6 +86,7 @@ PROD_PASSING: list[tuple[str, dict[str, Any], dict[str, str | None]]] = [
     ("HM-A04", {"logging": {"driver": "local"}}, {}),
     ("CL-0005", {"ports": ["127.0.0.1:8000:8000"]}, {}),
     ("HM-A05", {"env_file": [{"path": ".env.missing", "required": False}]}, {}),
+    ("HM-A07", {"env_file": ["../app/prod.env"]}, {"prod.env": "SECRET_KEY=kJ8s-Qz1\nMODE=test\n"}),
 ]
 
 
@@ -112,7 +115,9 @@ def test_prod_rule_fails(
     base = project.prod(**changes)
     found = only(project.check("prod", base), rule)
     assert found, f"{rule} did not fire"
-    assert all(f.location is not None and f.location.path == base for f in found)
+    # A placeholder secret is found at its line of the env file, the rest in the Compose file.
+    where = project.app / "prod.env" if rule == "HM-A07" else base
+    assert all(f.location is not None and f.location.path == where for f in found)
     assert all(f.fix and "\n" not in f.fix for f in found)
 
 

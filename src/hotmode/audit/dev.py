@@ -150,8 +150,11 @@ def own_image_tag(context: Context, name: str, service: dict[str, Any]) -> Itera
     prod = {context.stack.prod_image} if context.stack.prod_image else set()
     files = context.sources.files
     if len(files) > 1:
-        # The base file is prod's: the image tag it writes is prod's tag.
+        # The base file is prod's: the image tag it writes is prod's tag, once its variables
+        # are resolved as Compose resolved the merged one (`${IMAGE:-org/app}:${TAG:-latest}`).
         written = files[0].scalar(("services", name, "image"))
+        if written and context.prepared is not None:
+            written = context.prepared.interpolate(written)
         if written:
             prod.add(written)
     repository, _ = split_image(image)
