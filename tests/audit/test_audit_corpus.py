@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from hotmode.audit import checker
+from hotmode.audit.catalog import load_rules
 from hotmode.audit.model import Report
-from hotmode.audit.rules import ALL_KINDS, load_rules
+from hotmode.audit.rules import ALL_KINDS
 from hotmode.errors import ComposeError
 
 CORPUS = Path(__file__).resolve().parents[2] / "../shared/corpus"
