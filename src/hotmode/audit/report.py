@@ -155,10 +155,11 @@ def catalogue() -> str:
         "        prod apps CL-0007/CL-0018 are reported as HM-P04/HM-P05. Low: CL-0018 in dev",
         "        when user: comes from a variable (the host's user). CL-0020/CL-0021 are waived",
         "        for values the file takes from the environment (${NAME:?...}).",
-        "Roles: app rules are about the app (declared, --app, or judged: a Python web server,",
-        "        else a service built from source or mounting it); workers and jobs get the",
-        "        source and image rules; companions (databases, caches, brokers, proxies) only",
-        "        compose-lint's. `unknown`: a rule lacked its evidence (a Dockerfile, a folder).",
+        "Roles: weighed from evidence (command, Dockerfile base, image name, mounted Python",
+        "        source, dependencies, restart policy, a shared build): the app gets the app",
+        "        rules; workers and jobs the source and image rules; companions and others",
+        "        compose-lint's only. No clear app is unknown (HM-A06): --app NAME or",
+        "        x-hotmode: {role: app} decides. `unknown`: a rule lacked its evidence.",
     ]
     return "\n".join(out) + "\n"
 
