@@ -241,7 +241,9 @@ def dockerignore_env(context: Context, name: str, service: dict[str, Any]) -> It
     if not isinstance(build, dict):
         return
     path = ignore_file(build)
-    if path is None:
+    if path is None or context.dockerfile(name, service) is None:
+        # A context without the Dockerfile it names is not the whole context (a checkout of
+        # the deployment folder alone): its .dockerignore may be elsewhere too.
         yield Hit(
             f"the .dockerignore would be in the build context; {unread(build)}",
             ("services", name, "build", "context"),
