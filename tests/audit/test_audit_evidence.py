@@ -275,3 +275,23 @@ def test_a_dockerfile_is_read_as_buildkit_reads_it(tmp_path: Path) -> None:
     assert parsed.user("prod") == "app"
     assert parsed.labels("prod") == {"org.opencontainers.image.revision", "other"}
     assert parsed.command("prod") == "gunicorn app:app"
+
+
+@pytest.mark.parametrize(
+    ("target", "unknown"), [("/webodm", True), ("/usr/src/paperless", True), ("/var/lib/x", False)]
+)
+def test_a_missing_folder_mounted_where_code_may_be_is_unknown_in_dev(
+    tmp_path: Path, target: str, unknown: bool
+) -> None:
+    path = _write(
+        tmp_path,
+        f"services:\n  web:\n    image: python:3.12\n    command: uvicorn main:app --reload\n"
+        f"    volumes: ['./not-here:{target}']\n",
+    )
+    report = checker.check([checker.file_stack([path], "dev")])
+    unsure = [u for u in report.unknowns if u.rule_id == "HM-D01"]
+    found = [f for f in report.findings if f.rule_id == "HM-D01"]
+    if unknown:
+        assert len(unsure) == 1 and "not-here is not here" in unsure[0].reason and not found
+    else:
+        assert not unsure and "the source is not mounted" in found[0].message

@@ -280,6 +280,22 @@ def _code_target(target: str, service: Mapping[str, Any]) -> bool:
     return any(inside(target, home) for home in homes)
 
 
+# Where a mount holds configuration, data or sockets, not code: a missing folder there is not
+# asked about. Anywhere else (`.:/webodm`, `..:/usr/src/paperless`) it may be the source.
+_DATA_TARGETS = (
+    "/etc", "/var", "/run", "/tmp", "/data",  # noqa: S108 - paths in a container, compared
+    "/config", "/certs", "/docker-entrypoint-initdb.d",
+    "/srv/data", "/usr/share/nginx", "/bitnami", "/export", "/backups", "/media", "/static",
+)  # fmt: skip
+
+
+def _data_target(target: str) -> bool:
+    name = target.rsplit("/", 1)[-1]
+    return any(inside(target, folder) for folder in _DATA_TARGETS) or name in {
+        "data", "static", "media", "logs", "log", "uploads", "staticfiles", "mediafiles", "htmlcov",
+    }  # fmt: skip
+
+
 def source_mounts(
     context: Context, service: Mapping[str, Any]
 ) -> tuple[list[Mount], list[tuple[Mount, str]]]:
@@ -306,7 +322,7 @@ def source_mounts(
         elif source.is_dir():
             if holds_python(source):
                 found.append(mount)
-        elif not source.exists() and _code_target(mount.target, service):
+        elif not source.exists() and not _data_target(mount.target):
             unsure.append(
                 (mount, f"{mount.source} is not here, so whether it holds source code is not known")
             )
