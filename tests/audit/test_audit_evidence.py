@@ -73,6 +73,23 @@ def test_services_that_share_the_app_s_build_are_its_workers_and_jobs(tmp_path: 
     assert roles["fixtures"].kind is Kind.JOB and "waits for it" in roles["fixtures"].reason
 
 
+def test_a_worker_script_behind_a_wait_wrapper_is_a_worker() -> None:
+    build = {"context": "/nowhere/app", "dockerfile": "Dockerfile"}
+    wrapped = "/bin/bash -c 'wait-for-it.sh db:5432 -- /app/worker.sh start'"
+    services = {
+        "web": {"build": build, "entrypoint": "/bin/bash -c 'wait-for-it.sh db:5432 -- start.sh'"},
+        "tasks": {"build": build, "entrypoint": wrapped},
+        "db": {"image": "acme/db:1", "volumes": [{"type": "volume", "target": "/var/lib/mysql"}]},
+    }
+    roles = classify(services)
+    assert {n: r.kind.value for n, r in roles.items()} == {
+        "web": "app",
+        "tasks": "worker",
+        "db": "companion",
+    }
+    assert "mysqld's data directory" in roles["db"].reason
+
+
 def test_a_one_shot_chown_others_wait_for_is_a_job() -> None:
     services = {
         "perms": {"image": "busybox:1", "command": "chown -R 1000:1000 /data"},

@@ -50,17 +50,23 @@ def test_a_dev_build_into_prod_s_interpolated_tag_is_found(tmp_path: Path) -> No
     assert "prod's tag org/api:latest" in found.message and found.service == "api"
 
 
-def test_an_unset_port_variable_is_a_finding_at_its_line_not_an_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("entry", "variable"),
+    [("ports:\n      - '${HOST_PORT}'", "HOST_PORT"), ("volumes:\n      - ${MEDIA}:/m:z", "MEDIA")],
+)
+def test_an_unset_variable_compose_rejects_is_a_finding_at_its_line_not_an_error(
+    tmp_path: Path, entry: str, variable: str
+) -> None:
     path = _write(
         tmp_path,
         "compose.yml",
-        "services:\n  web:\n    image: python:3.12\n    command: gunicorn app:app\n"
-        "    ports:\n      - '${HOST_PORT}'\n",
+        f"services:\n  web:\n    image: python:3.12\n    command: gunicorn app:app\n"
+        f"    {entry}\n    environment:\n      OTHER: ${{NOT_SET_EITHER}}\n",
     )
     result = checker.check([checker.file_stack([path], "prod")])
     (found,) = [f for f in result.findings if f.rule_id == "HM-A05"]
     assert found.location == Location(path, 6) and found.service == "web"
-    assert "HOST_PORT is not set" in found.message
+    assert f"{variable} is not set" in found.message
 
 
 def test_messages_show_paths_relative_to_the_working_directory(tmp_path: Path) -> None:

@@ -140,11 +140,13 @@ def shared_key(service: Mapping[str, Any]) -> tuple[str, ...] | None:
     target), or its image when that is not a public base image."""
     build = service.get("build")
     if isinstance(build, dict):
+        # The same build tagged as two images is two images (a context from an unset variable).
         return (
             "build",
             str(build.get("context")),
             str(build.get("dockerfile") or "Dockerfile"),
             str(build.get("target") or ""),
+            image_of(service) or "",
         )
     image = image_of(service)
     if image and repository(image) not in BASES:
@@ -219,6 +221,10 @@ def companion(name: str, service: Mapping[str, Any], services: Mapping[str, Any]
     named = _named_like_companion(image, build)
     if named:
         return named
+    for mount in service.get("volumes") or []:
+        target = str(mount.get("target") or "").rstrip("/") if isinstance(mount, dict) else ""
+        if target in DATA_DIRS:
+            return f"keeps {DATA_DIRS[target]}'s data directory {target}"
     return _listens_as_database(name, service, services)
 
 
@@ -382,6 +388,10 @@ def command_role(argv: list[str]) -> tuple[str, str] | None:
     for arg in first.args[:1]:
         if not arg.startswith("-"):
             words |= _tokens(arg)
+    # Scripts a wrapper runs in turn (`wait-for-it.sh db -- /app/worker.sh start`).
+    for word in argv:
+        if word.endswith((".sh", ".py")) and not word.startswith("-"):
+            words |= _tokens(PurePosixPath(word).stem)
     if words & WORKER_WORDS:
         return "worker", f"runs {shown_command(argv)}, a worker by its name"
     if words & JOB_WORDS:

@@ -41,6 +41,8 @@ _NUMBER_KEYS = {
     "cpu_quota", "cpu_period", "mem_limit", "mem_reservation", "memswap_limit", "shm_size",
     "pids_limit", "replicas", "scale", "oom_score_adj", "retries", "memory", "size", "uid", "gid",
 }  # fmt: skip
+# Keys whose value has a shape (`src:dst:mode`, `host:container`) an empty part breaks.
+_SHAPED_KEYS = {"volumes", "ports", "expose", "context", "env_file", "secrets", "configs"}
 _DURATION_KEYS = {"interval", "timeout", "start_period", "start_interval", "stop_grace_period"}
 _BOOLEAN_KEYS = {"read_only", "tty", "stdin_open", "privileged", "init", "disable", "attach"}
 PLACEHOLDER = "unset"
@@ -84,9 +86,9 @@ class Prepared:
     unset: tuple[Unset, ...]
     # Each copy, and the user's file it stands in for.
     originals: Mapping[Path, Path]
-    # Unset variables with no default where Compose parses a number, a duration or a boolean
-    # (`${PORT}` in `ports:`): if Compose rejects the empty value, the check runs again with
-    # `retry` and reports them.
+    # Unset variables with no default where an empty value can break the file (`${PORT}` in
+    # `ports:`, `${DATA_DIR}:/data`): if Compose rejects the files, the check runs again with
+    # `retry` (a placeholder for every unset variable) and reports these.
     empty: tuple[Unset, ...] = ()
     retry: Mapping[str, str] = field(default_factory=dict)
     # What Compose interpolated with: the project's `.env`, the environment, the placeholders.
@@ -264,10 +266,15 @@ def prepare(sources: SourceSet, workdir: Path) -> Prepared:
             placeholder = _placeholder(path)
             for match in _PLAIN.finditer(str(node.value)):
                 name = match.group(1) or match.group(2)
-                if placeholder != PLACEHOLDER and name not in visible:
+                if name in visible:
+                    continue
+                keys = set(path)
+                # A bind mount's or a build's folder: a relative path, not a volume's name.
+                shaped = "./unset" if keys & {"volumes", "context", "env_file"} else placeholder
+                retry.setdefault(name, shaped)
+                if placeholder != PLACEHOLDER or keys & _SHAPED_KEYS:
                     where = Location(source.path, node.start_mark.line + 1)
                     empty.setdefault(name, Unset(name, where))
-                    retry.setdefault(name, placeholder)
             for match in _REQUIRED.finditer(str(node.value)):
                 name, colon = match.group(1), match.group(2)
                 value = visible.get(name)

@@ -149,7 +149,7 @@ def _shared(
         own = [n for n in open_ if not evidence.overrides_command(services[n])]
         if len(open_) == 1 and helpers:
             head = open_[0]
-            why = f"shares its build with {', '.join(helpers)}, which run workers and jobs"
+            why = f"shares its build with its workers and jobs ({', '.join(helpers)})"
         elif len(own) == 1 and len(open_) > 1:
             head = own[0]
             others = ", ".join(n for n in open_ if n != head)
