@@ -84,6 +84,7 @@ def test_messages_show_paths_relative_to_the_working_directory(tmp_path: Path) -
         result, Severity.LOW, tmp_path
     )
     assert str(tmp_path) not in shown
+    assert "no tmpfs for /tmp" in shown  # a container's path stays as written
     assert "bind-mounts app over /srv/code" in shown
     assert "app/.dockerignore does not exist" in shown
 

@@ -182,9 +182,17 @@ def worker(argv: list[str]) -> str | None:
     return None
 
 
+# Programs that do their work and exit: a command line made only of them runs once.
+_ONE_SHOT = {"chown", "chmod", "mkdir", "cp", "touch", "ln", "rm", "mv", "echo", "true", "chgrp"}
+
+
 def job(argv: list[str]) -> str | None:
-    """The one-shot job a command line runs: migrations, collectstatic, a test runner."""
-    for program in programs(argv):
+    """The one-shot job a command line runs: migrations, collectstatic, a test runner, or file
+    chores only (`chown -R 1000 /data`)."""
+    found = programs(argv)
+    if found and all(program.name in _ONE_SHOT for program in found):
+        return f"{found[0].name}, which exits when done"
+    for program in found:
         sub = _django(program)
         if sub in _DJANGO_JOBS:
             return f"manage.py {sub}"

@@ -42,7 +42,9 @@ def _shown(path: Path, base: Path) -> str:
         common = os.path.commonpath([path, base])
     except ValueError:
         return path.as_posix()
-    if not path.is_absolute() or common == os.path.sep:
+    # Sharing only `/` or one folder (`/tmp`, `/home`) is no relation: `/tmp` in a message
+    # is a container's path, not the parent of a checkout under /tmp.
+    if not path.is_absolute() or len(Path(common).parts) < 3:
         return path.as_posix()
     return Path(os.path.relpath(path, base)).as_posix()
 

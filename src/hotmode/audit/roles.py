@@ -226,6 +226,10 @@ def _candidates(services: Mapping[str, Mapping[str, Any]], roles: dict[str, Role
         weak.remove(name)
     if apps:
         for name in weak:
+            if evidence.fronts(services[name]):
+                why = f"listens only on the web's ports beside {apps[0]}: a web server or proxy"
+                roles[name] = Role(Kind.COMPANION, why)
+                continue
             why = _weakly(services[name], services)
             roles[name] = Role(
                 Kind.OTHER, f"{why}; nothing says it runs Python, the app is {apps[0]}"

@@ -293,6 +293,7 @@ def _data_target(target: str) -> bool:
     name = target.rsplit("/", 1)[-1]
     return any(inside(target, folder) for folder in _DATA_TARGETS) or name in {
         "data", "static", "media", "logs", "log", "uploads", "staticfiles", "mediafiles", "htmlcov",
+        "export", "import", "consume", "backup", "backups", "cache", "tmp",
     }  # fmt: skip
 
 
