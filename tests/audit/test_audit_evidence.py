@@ -102,6 +102,29 @@ def test_a_one_shot_chown_others_wait_for_is_a_job() -> None:
     assert _kinds(services) == {"perms": "job", "web": "app"}
 
 
+def test_file_chores_web_servers_and_dev_containers_beside_the_app() -> None:
+    services = {
+        "backend": {"image": "acme/api:1", "command": "gunicorn app:app"},
+        "fixer": {"image": "bash:5", "command": "chown 9999:9999 -R /media"},
+        "media": {
+            "build": {"context": "/nowhere/media", "dockerfile": "Dockerfile"},
+            "ports": [{"target": 80, "published": "4000"}],
+        },
+        "devcontainer": {
+            "build": {"context": "/nowhere/.devcontainer", "dockerfile": "Dockerfile"},
+            "command": "sleep infinity",
+        },
+    }
+    roles = classify(services)
+    assert {n: r.kind.value for n, r in roles.items()} == {
+        "backend": "app",
+        "fixer": "job",
+        "media": "companion",
+        "devcontainer": "other",
+    }
+    assert "idles" in roles["devcontainer"].reason
+
+
 def test_a_backend_shipped_as_an_image_is_the_app_and_says_why() -> None:
     services = {
         "backend": {"image": "org/backend:unset", "depends_on": {"db": {}}},

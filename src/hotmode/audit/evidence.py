@@ -299,6 +299,19 @@ def environment(service: Mapping[str, Any]) -> dict[str, str]:
     return {}
 
 
+def idles(argv: list[str]) -> str | None:
+    """A command that only keeps the container up (`sleep infinity`, `tail -f /dev/null`): a
+    dev container or a toolbox that people exec into, not a server."""
+    found = commands.programs(argv)
+    if len(found) != 1:
+        return None
+    program = found[0]
+    forever = program.name == "sleep" and program.args[:1] in (("infinity",), ("inf",))
+    if forever or (program.name == "tail" and "/dev/null" in program.args):
+        return f"idles ({shown_command(argv)}): a dev container or toolbox people exec into"
+    return None
+
+
 def not_python(service: Mapping[str, Any], services: Mapping[str, Any]) -> str | None:
     """Why a service runs something other than Python: its Dockerfile's base image, its image,
     or the name of the Dockerfile it is built with (`Dockerfile.playwright`)."""

@@ -104,7 +104,7 @@ def _own(name: str, service: Mapping[str, Any], services: Mapping[str, Any]) -> 
         return Role(
             kind, by_command[1] if kind.value == by_command[0] else f"{by_command[1]}; {once}"
         )
-    other = evidence.not_python(service, services)
+    other = evidence.idles(argv) or evidence.not_python(service, services)
     if other:
         return Role(Kind.OTHER, other)
     if once:
