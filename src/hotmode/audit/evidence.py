@@ -19,83 +19,26 @@ from typing import Any
 
 from hotmode.audit import commands
 from hotmode.audit.build import Dockerfile, read_dockerfile
-
-# Official (and widely used vendor) images of what sits beside an app, by repository name.
-COMPANIONS = {
-    # databases and search engines
-    "postgres", "postgresql", "postgis", "timescaledb", "mysql", "mariadb", "mongo", "mongodb",
-    "cassandra", "couchdb", "elasticsearch", "opensearch", "clickhouse-server", "clickhouse",
-    "influxdb", "neo4j", "cockroach", "minio", "qdrant", "weaviate", "chroma", "milvus",
-    "meilisearch", "typesense", "solr", "manticore", "pgvector", "pgbouncer", "etcd",
-    # caches
-    "redis", "redis-stack", "valkey", "keydb", "memcached", "dragonfly",
-    # brokers
-    "rabbitmq", "kafka", "cp-kafka", "zookeeper", "cp-zookeeper", "nats", "eclipse-mosquitto",
-    "activemq", "artemis", "pulsar",
-    # proxies
-    "nginx", "traefik", "caddy", "haproxy", "envoy", "httpd", "varnish", "openresty",
-    # model servers
-    "ollama", "text-generation-inference", "tritonserver", "vllm-openai", "tei",
-    "text-embeddings-inference", "localai",
-    # tools beside a backend: mail catchers, admin and monitoring UIs, document converters
-    "mailhog", "mailpit", "maildev", "smtp4dev", "adminer", "pgadmin4", "flower", "localstack",
-    "jaeger", "prometheus", "grafana", "otel-collector", "opentelemetry-collector", "kibana",
-    "tika", "gotenberg", "mongo-express", "redisinsight", "portainer", "dozzle", "loki",
-}  # fmt: skip
-# The programs companions run, when a local build hides which image they are.
-COMPANION_PROGRAMS = {
-    "postgres", "redis-server", "valkey-server", "mysqld", "mariadbd", "mongod", "memcached",
-    "rabbitmq-server", "nginx", "traefik", "caddy", "haproxy", "envoy", "httpd", "minio",
-    "ollama", "flower",
-}  # fmt: skip
-# Where a database built from a distribution image keeps its data: shipping one is being one.
-DATA_DIRS = {
-    "/var/lib/postgresql": "postgres", "/var/lib/postgresql/data": "postgres",
-    "/var/lib/mysql": "mysqld", "/data/db": "mongod", "/var/lib/rabbitmq": "rabbitmq",
-}  # fmt: skip
-# Packages a distribution image installs to become a database.
-_DB_PACKAGES = re.compile(
-    r"\b(postgresql(-\d+)?|postgresql-server|mysql-server|mariadb-server|mongodb-org|redis-server)\b"
+from hotmode.audit.names import (
+    BASES,
+    COMPANION_PROGRAMS,
+    COMPANIONS,
+    DATA_DIRS,
+    DB_PACKAGES,
+    DB_PORTS,
+    DB_VARIABLES,
+    DISTRIBUTIONS,
+    JOB_WORDS,
+    NOT_PYTHON,
+    PYTHON_VALUES,
+    PYTHON_VARIABLES,
+    URL_SCHEMES,
+    WORKER_WORDS,
+    known_companion,
+    repository,
 )
-# The default ports of databases: a service listening there and named by its image's variables
-# (`POSTGRES_PASSWORD` with 5432) is that database.
-DB_PORTS = {"5432": "postgres", "3306": "mysql", "27017": "mongo", "6379": "redis"}
-DB_VARIABLES = {
-    "postgres": ("POSTGRES_PASSWORD", "POSTGRES_USER", "POSTGRES_HOST_AUTH_METHOD"),
-    "mysql": ("MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD", "MARIADB_ROOT_PASSWORD"),
-    "mongo": ("MONGO_INITDB_ROOT_PASSWORD",),
-    "redis": ("REDIS_PASSWORD",),
-}
-_URL_SCHEMES = {
-    "postgres": "postgres", "postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql",
-    "mongodb": "mongo", "redis": "redis", "rediss": "redis", "amqp": "rabbitmq",
-}  # fmt: skip
-# Runtimes that are not Python: a service built from one is not the Python app.
-NOT_PYTHON = {
-    "node", "bun", "deno", "golang", "rust", "ruby", "php", "openjdk", "eclipse-temurin",
-    "amazoncorretto", "dotnet", "sdk", "aspnet", "nginx", "httpd", "caddy", "playwright",
-    "cypress", "selenium", "standalone-chrome", "puppeteer",
-}  # fmt: skip
-# Public base images: services that run one of these do not share "the app's image".
-BASES = {
-    "python", "pypy", "debian", "ubuntu", "alpine", "busybox", "fedora", "centos", "rockylinux",
-    "almalinux", "amazonlinux", "node", "golang", "rust", "ruby", "php", "openjdk",
-}  # fmt: skip
-DISTRIBUTIONS = {"debian", "ubuntu", "alpine", "fedora", "centos", "rockylinux", "almalinux"}
-# Words in a command (a script's name, an entrypoint's subcommand) that say what it starts.
-WORKER_WORDS = {"worker", "workers", "beat", "scheduler", "celery", "consumer", "cron", "rqworker"}
-JOB_WORDS = {"migrate", "migrator", "migration", "migrations", "init", "seed", "setup", "upgrade"}
-# Variables only a Python process reads.
-_PYTHON_VARIABLES = re.compile(r"^(DJANGO_SETTINGS_MODULE|PYTHON[A-Z_]*|FLASK_APP|UVICORN_\w+)$")
-_PYTHON_VALUES = re.compile(r"\b(django|flask|celery)\.[a-z_.]+|\b\w+\.(wsgi|asgi):\w+")
+
 _SCAN_LIMIT = 2000
-
-
-def repository(image: str) -> str:
-    """The last path part of an image reference, without tag or digest: `postgres`, `kafka`."""
-    name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return last.split(":", 1)[0].lower()
 
 
 def image_of(service: Mapping[str, Any]) -> str | None:
@@ -188,14 +131,6 @@ def _tokens(text: str) -> set[str]:
     return {t for t in re.split(r"[^a-z0-9]+", text.lower()) if t}
 
 
-def known_companion(image: str | None) -> bool:
-    if not image:
-        return False
-    name = repository(image)
-    prefixes = ("postgres", "redis", "rabbitmq", "mysql", "mongo")
-    return name in COMPANIONS or name.startswith(prefixes) or "/mssql/" in image
-
-
 def companion(name: str, service: Mapping[str, Any], services: Mapping[str, Any]) -> str | None:
     """Why a service is a database, cache, broker, proxy or tool beside the app, if it is."""
     image = image_of(service)
@@ -241,7 +176,7 @@ def _database_in(dockerfile: Dockerfile, target: str | None) -> str | None:
         program = DATA_DIRS.get(volume.rstrip("/"))
         if program:
             return f"ships {program}'s data directory {volume}"
-    installed = _DB_PACKAGES.search(dockerfile.runs(target))
+    installed = DB_PACKAGES.search(dockerfile.runs(target))
     return f"installs {installed.group(1)}" if installed else None
 
 
@@ -280,7 +215,7 @@ def _listens_as_database(
             continue
         for variable, value in environment(other).items():
             match = re.search(rf"\b([a-z]+)(\+\w+)?://[^\s/]*@{re.escape(name)}(:|/|$)", value)
-            kind = _URL_SCHEMES.get(match.group(1)) if match else None
+            kind = URL_SCHEMES.get(match.group(1)) if match else None
             if kind:
                 return f"{other_name}'s {variable} connects to it as {kind}"
     ports = _ports(service)
@@ -338,9 +273,9 @@ def python(service: Mapping[str, Any], services: Mapping[str, Any]) -> str | Non
         if Path(mount).is_dir() and holds_python(Path(mount)):
             return f"mounts {_shown(mount)}, which holds Python source"
     for variable, value in environment(service).items():
-        if _PYTHON_VARIABLES.match(variable):
+        if PYTHON_VARIABLES.match(variable):
             return f"sets {variable}"
-        found = _PYTHON_VALUES.search(value)
+        found = PYTHON_VALUES.search(value)
         if found:
             return f"its {variable} names {found.group(0)}"
     return None
