@@ -168,3 +168,33 @@ def test_init_from_a_broken_base_names_it(tmp_path: Path) -> None:
     assert "docker-compose.yml:2: invalid YAML" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "hotmode.toml").exists()
+
+
+def test_init_from_asks_which_service_is_the_app_and_the_overrides_decide(
+    tmp_path: Path,
+) -> None:
+    """Two services built from folders whose Dockerfiles are not there: the evidence cannot
+    tell the app, so init names both and the fix; --app or an x-hotmode annotation decides."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    (tmp_path / "deployment").mkdir()
+    compose = tmp_path / "deployment" / "docker-compose.yml"
+    text = (
+        "services:\n  a:\n    build: ../a\n  b:\n    build: ../b\n  db:\n    image: postgres:16\n"
+    )
+    compose.write_text(text)
+    refused = run_hotmode(tmp_path, "init", "--from", "deployment")
+    assert refused.returncode == 2
+    assert "it may be a or b" in refused.stderr and "--app NAME" in refused.stderr
+    assert not (tmp_path / "hotmode.toml").exists()
+
+    named = run_hotmode(tmp_path, "init", "--from", "deployment", "--app", "b")
+    assert named.returncode == 0, named.stderr
+    assert load_config(tmp_path / "hotmode.toml").service == "b"
+
+    (tmp_path / "hotmode.toml").unlink()
+    compose.write_text(text.replace("build: ../a\n", "build: ../a\n    x-hotmode: {role: app}\n"))
+    annotated = run_hotmode(tmp_path, "init", "--from", "deployment")
+    assert annotated.returncode == 0, annotated.stderr
+    assert load_config(tmp_path / "hotmode.toml").service == "a"

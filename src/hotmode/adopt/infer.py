@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -30,6 +30,9 @@ from hotmode.adopt.old import (
 from hotmode.compose.engine import Compose
 from hotmode.errors import UsageError
 
+if TYPE_CHECKING:
+    from hotmode.audit.roles import Kind
+
 _SERVER = re.compile(
     r"\b(?:uvicorn|gunicorn|hypercorn|granian|daphne|fastapi\s+(?:run|dev)|hotmode\s+run)\b"
     r"[^&;|]*?\b(?P<target>[A-Za-z_][\w.]*:[A-Za-z_]\w*)\b"
@@ -39,14 +42,39 @@ _LOG_LEVEL = re.compile(r"--log-level[= ](?P<level>[a-z]+)\b")
 _REQUIREMENTS = re.compile(r"-r\s+(?P<path>[\w./-]+\.(?:txt|in))")
 
 
-def find_app(services: Mapping[str, Any]) -> str | None:
-    """The app among the services, as `check` judges it (`hotmode.audit.roles`); of several,
-    the one built from source."""
-    from hotmode.audit.roles import classify
+def find_app(
+    services: Mapping[str, Any],
+    files: Sequence[Path] = (),
+    named: str | None = None,
+) -> tuple[str, dict[str, Kind]]:
+    """The app among the services, as `check` judges it (`hotmode.audit.roles`), with the
+    `x-hotmode` roles the files annotate; `named` (`--app`) and the annotation decide. Of
+    several apps, the one built from source; none, or several candidates the evidence cannot
+    tell apart, is an error naming them and the fix."""
+    from hotmode.audit.roles import FIX, annotated_roles, app_candidates, classify
+    from hotmode.audit.sources import read_sources
 
-    apps = [name for name, role in classify(services).items() if role.is_app]
+    annotated = annotated_roles(read_sources(files).files, [str(n) for n in services])
+    if named is not None:
+        if named not in services:
+            names = ", ".join(sorted(services)) or "none"
+            raise UsageError(f"--app {named}: no such service; the services are: {names}")
+        return named, annotated
+    roles = classify(services, None, annotated)
+    apps = [name for name, role in roles.items() if role.is_app]
     apps.sort(key=lambda name: "build" not in services[name])
-    return apps[0] if apps else None
+    if apps:
+        return apps[0], annotated
+    candidates = app_candidates(roles)
+    if candidates:
+        raise UsageError(
+            f"the evidence does not say which service is the app (it may be "
+            f"{' or '.join(candidates)}); {FIX}"
+        )
+    raise UsageError(
+        "no service shows evidence of being the app (a Python server, a Python build or source, "
+        f"a shared build with workers); {FIX}"
+    )
 
 
 def source_of(service: Mapping[str, Any], root: Path) -> Path | None:
@@ -122,8 +150,9 @@ def _env(mode: OldMode | None, app: str) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in (service.get("environment") or {}).items()}
 
 
-def adopt(root: Path, folder: Path, compose: Compose) -> Adoption:
-    """Read the Compose files in `folder`; infer the declaration of the project at `root`."""
+def adopt(root: Path, folder: Path, compose: Compose, app: str | None = None) -> Adoption:
+    """Read the Compose files in `folder`; infer the declaration of the project at `root`.
+    `app` (`--app`) names the app's service when the files' evidence does not."""
     from hotmode.adopt.scaffold import find_app_object, slug
 
     files = discover(folder)
@@ -144,12 +173,7 @@ def adopt(root: Path, folder: Path, compose: Compose) -> Adoption:
     seed = merge(compose, "prod" if first == files.base else "dev", "?", (first,), broken)
     if seed.merged is None:
         raise UsageError(f"{first}: {seed.problem}; nothing can be adopted")
-    app = find_app(seed.merged.get("services") or {})
-    if app is None:
-        raise UsageError(
-            f"no app service in {first}: none is built, mounts the source or runs a Python "
-            "server; write hotmode.toml by hand"
-        )
+    app, annotated = find_app(seed.merged.get("services") or {}, (first,), app)
     variable, default = (
         _edition_variable(files, seed.merged, app, broken)
         if files.editions or files.dev_editions
@@ -225,7 +249,7 @@ def adopt(root: Path, folder: Path, compose: Compose) -> Adoption:
     from hotmode.adopt import companions as adopt_companions
     from hotmode.audit.roles import classify
 
-    roles = classify((reference.merged or {}).get("services") or {}, app)
+    roles = classify((reference.merged or {}).get("services") or {}, app, annotated)
     companions = adopt_companions.infer(modes, app, root, default or "default", roles=roles)
     for table, spec in companions.tables.items():
         if "secrets" in spec and "." not in table:

@@ -26,6 +26,13 @@ from hotmode.adopt import scaffold
     help="The folder of the Compose files to adopt (e.g. deployment).",
 )
 @click.option(
+    "--app",
+    "app",
+    default=None,
+    metavar="NAME",
+    help="With --from: the app's service, when the files do not say which it is.",
+)
+@click.option(
     "--rename-volumes",
     is_flag=True,
     help="Adopt even where a data volume cannot keep its name (its data stays in the old one).",
@@ -33,11 +40,15 @@ from hotmode.adopt import scaffold
 @click.argument(
     "folder", required=False, type=click.Path(path_type=Path, file_okay=False, exists=True)
 )
-def init(yes: bool, origin: Path | None, rename_volumes: bool, folder: Path | None) -> int:
+def init(
+    yes: bool, origin: Path | None, app: str | None, rename_volumes: bool, folder: Path | None
+) -> int:
     """Infer the declaration of the project in FOLDER (default: here) and write it."""
     root = (folder or Path.cwd()).resolve()
     if origin is not None:
-        return _adopt(root, origin.resolve(), rename_volumes)
+        return _adopt(root, origin.resolve(), rename_volumes, app)
+    if app is not None:
+        raise click.UsageError("--app names the app among the files of --from DIR; add --from")
     values = scaffold.infer(root)
     for note in values.notes:
         click.echo(f"hotmode: {note}")
@@ -54,14 +65,14 @@ def init(yes: bool, origin: Path | None, rename_volumes: bool, folder: Path | No
     return 0
 
 
-def _adopt(root: Path, origin: Path, rename_volumes: bool) -> int:
+def _adopt(root: Path, origin: Path, rename_volumes: bool, app: str | None = None) -> int:
     from hotmode.adopt import infer as adopt
     from hotmode.adopt import report as adopt_report
     from hotmode.compose.engine import find_compose
     from hotmode.config import load_config
 
     compose = find_compose()
-    adoption = adopt.adopt(root, origin, compose)
+    adoption = adopt.adopt(root, origin, compose, app)
     if adoption.renamed and not rename_volumes:
         from hotmode.errors import StateError
 
