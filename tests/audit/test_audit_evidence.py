@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from hotmode.audit import checker, commands
-from hotmode.audit.roles import Kind, classify
+from hotmode.audit.model import Kind
+from hotmode.audit.roles import classify
 from hotmode.errors import UsageError
 
 

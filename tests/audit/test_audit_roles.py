@@ -10,8 +10,8 @@ import yaml
 
 from audit.audit_support import counted
 from hotmode.audit import checker, commands
-from hotmode.audit.model import Report
-from hotmode.audit.roles import Kind, classify
+from hotmode.audit.model import Kind, Report
+from hotmode.audit.roles import classify
 
 # Every form of "reloads on change" people use, as a service: command (and environment).
 RELOADING: dict[str, dict[str, Any]] = {

@@ -31,7 +31,7 @@ from hotmode.compose.engine import Compose
 from hotmode.errors import UsageError
 
 if TYPE_CHECKING:
-    from hotmode.audit.roles import Kind
+    from hotmode.audit.model import Kind
 
 _SERVER = re.compile(
     r"\b(?:uvicorn|gunicorn|hypercorn|granian|daphne|fastapi\s+(?:run|dev)|hotmode\s+run)\b"

@@ -15,9 +15,9 @@ from typing import Any
 
 from hotmode.audit.dev import PUBLIC_BASES
 from hotmode.audit.inputs import read_env_values
-from hotmode.audit.model import Severity
+from hotmode.audit.model import Kind, Severity
 from hotmode.audit.prod import SECRET_NAME
-from hotmode.audit.roles import FIX, Kind, app_candidates
+from hotmode.audit.roles import FIX, app_candidates
 from hotmode.audit.rules import (
     ALL_KINDS,
     Context,

@@ -14,8 +14,7 @@ from typing import Any
 
 from hotmode.audit.build import ignore_file, is_ignored, unread
 from hotmode.audit.dev import PUBLIC_BASES, unseen_reload
-from hotmode.audit.model import Severity
-from hotmode.audit.roles import Kind
+from hotmode.audit.model import Kind, Severity
 from hotmode.audit.rules import (
     CODE,
     Context,

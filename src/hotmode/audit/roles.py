@@ -26,42 +26,16 @@ mapping, what each service is and which evidence decided (`evidence` reads each 
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from hotmode.audit import commands, evidence
+from hotmode.audit.model import Kind, Role
 from hotmode.audit.sources import SourceFile
 from hotmode.errors import UsageError
 
 ANNOTATION = "x-hotmode"
 FIX = "name the app with --app NAME, or annotate the service with x-hotmode: {role: app}"
-
-
-class Kind(enum.Enum):
-    """What a service is to the audit."""
-
-    APP = "app"
-    WORKER = "worker"
-    JOB = "job"
-    COMPANION = "companion"
-    OTHER = "other"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class Role:
-    """A service's kind, the evidence that decided it (one short phrase), and, when the
-    evidence does not decide, the services that could be the app."""
-
-    kind: Kind
-    reason: str
-    candidates: tuple[str, ...] = ()
-
-    @property
-    def is_app(self) -> bool:
-        return self.kind is Kind.APP
 
 
 def annotated_roles(files: Sequence[SourceFile], names: Iterable[str]) -> dict[str, Kind]:

@@ -18,8 +18,8 @@ from hotmode.audit.build import Dockerfile, read_dockerfile, unread
 from hotmode.audit.commands import command_words, reloading
 from hotmode.audit.evidence import build_of, holds_python, service_command
 from hotmode.audit.inputs import Prepared
-from hotmode.audit.model import Location, Rule, Severity, Stack
-from hotmode.audit.roles import Kind, Role, annotated_roles, classify
+from hotmode.audit.model import Kind, Location, Role, Rule, Severity, Stack
+from hotmode.audit.roles import annotated_roles, classify
 from hotmode.audit.sources import Segment, SourceSet
 
 ALL_KINDS = frozenset(Kind)
