@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from hotmode import companions, native, procs, snapshot, source, state
+from hotmode import companion_record, companions, native, procs, snapshot, source, state
 from hotmode.cli import data
 from hotmode.cli.options import config_option, load, mode_options, overlay_option, select
 from hotmode.compose import layout
@@ -33,6 +33,9 @@ native_option = click.option(
     is_flag=True,
     help="Run as local processes even if Docker is reachable.",
 )
+
+
+RECORD_FILES = ("state.json", "companions.json")
 
 
 def _docker(config: Config, native_only: bool) -> Any:
@@ -71,8 +74,10 @@ def interruptible() -> contextlib.AbstractContextManager[None]:
 
 @contextlib.contextmanager
 def changing(config: Config) -> Iterator[None]:
-    """Hold the project lock; report and remove a stale or unreadable record first."""
+    """Hold the project lock; refuse a record file that is not a file (a FIFO, a folder), and
+    report and remove a stale or unreadable record first."""
     with state.project_lock(config.root):
+        state.check_record_files(config.root, RECORD_FILES)
         _note(native.clean_up(config))
         yield
 
@@ -196,9 +201,13 @@ def down(
             f"hotmode: stopped a {lost.label} server of this project that had no record "
             f"(pid {lost.server.pid})"
         )
+    for line in stopped.companions.stopped:
+        click.echo(f"hotmode: stopped {line}")
+    for note in stopped.companions.notes:
+        _note(note)
     for project in projects:
         click.echo(f"hotmode: stopped {project} in Docker")
-    if stopped.recorded is None and not stopped.unrecorded and not projects:
+    if not (stopped.recorded or stopped.unrecorded or stopped.companions.stopped or projects):
         click.echo("hotmode: nothing was running")
     if volumes:
         data.remove_volumes(config)
@@ -406,8 +415,17 @@ def status(
         return
     chosen = resolve(config, environ=os.environ)
     _note(state.read(config.root).problem)
+    for note in companion_record.read(config.root)[1]:
+        _note(note)
     live = _live(config, _docker(config, native_only), overlays)
     rows = _rows(config, live)
+    # Companions with no app: left by a server that died, or by an interrupted command.
+    alone = [] if live is not None else [c for c in companions.describe(config) if c["running"]]
+    for companion in alone:
+        _note(
+            f"{companion['name']} runs without the app ({companion['detail']}); "
+            "stop it with `hotmode down`"
+        )
     if as_json:
         document = {
             "app": config.name,
@@ -418,6 +436,7 @@ def status(
                 "edition_source": chosen.edition_source,
             },
             "modes": [{k: v for k, v in row.items() if k != "summary"} for row in rows],
+            "without_app": alone,
         }
         click.echo(json.dumps(document, indent=2))
         return
