@@ -190,7 +190,9 @@ def stop(root: Path, remove_containers: Callable[[Path], list[str]]) -> Stopped:
         if entry.process is None:
             continue
         why = procs.why_not(entry.process)
-        if why:
+        if why and not procs.alive(procs.read_stat(entry.process.pid)):
+            notes.append(f"{entry.name} had stopped unexpectedly (pid {entry.process.pid})")
+        elif why:
             notes.append(f"the record of {entry.name} is stale: {why}; nothing was signalled")
     for process in marked(root):
         if process.pid in seen:

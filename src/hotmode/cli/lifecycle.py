@@ -468,7 +468,9 @@ def status(
         f"Selected now: {chosen.label} (mode from {chosen.mode_source}; "
         f"edition from {chosen.edition_source})"
     )
-    if live is None:
+    if live is None and alone:
+        console.print("The app is not running; stop what runs without it with `hotmode down`.")
+    elif live is None:
         console.print("Nothing is running. Start with `hotmode up`.")
 
 
