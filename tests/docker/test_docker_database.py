@@ -103,9 +103,16 @@ def test_a_native_app_gets_its_database_in_docker_when_an_engine_answers(
         running = [r["running"] for r in status["modes"] if r["running"]]
         assert running[0]["runner"] == "native"
         assert [s["how"] for s in running[0]["services"]] == ["docker"]
+        # `down` acts on this project's labels, never on a name its record holds.
+        labelled = docker.docker("ps", "--quiet", "--filter",
+                                 f"label=hotmode.project={deployed.root}")  # fmt: skip
+        assert len(labelled.stdout.split()) == 1
+        record = deployed.root / ".hotmode" / "companions.json"
+        record.write_text(record.read_text().replace('"docker"', '"docker", "project": "x"'))
     finally:
         down = run_hotmode(deployed.root, "down")
     assert down.returncode == 0, down.stderr
+    assert "hotmode: stopped postgres in Docker" in down.stdout
     left = docker.docker("ps", "--all", "--quiet", "--filter", "name=linkedin-gateway-dev-postgres")
     assert left.stdout.strip() == ""
     assert DEV_DATA in volumes()
