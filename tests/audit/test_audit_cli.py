@@ -149,7 +149,7 @@ def test_the_schema_rejects_a_malformed_report() -> None:
 
 
 def test_rules_lists_every_rule_with_its_fix(capsys: pytest.CaptureFixture[str]) -> None:
-    from hotmode.audit.rules import load_rules
+    from hotmode.audit.catalog import load_rules
 
     code, out, _ = _run(capsys, "--rules")
     assert code == 0

@@ -18,9 +18,9 @@ import pytest
 
 from audit.audit_support import counted
 from hotmode.audit import checker
+from hotmode.audit.catalog import load_rules
 from hotmode.audit.model import Location, Report
 from hotmode.audit.report import SCHEMA
-from hotmode.audit.rules import load_rules
 from hotmode.cli import main
 
 PROJECTS = Path(__file__).parent / "projects"

@@ -9,9 +9,9 @@ import pytest
 
 from audit.audit_support import DOCKERFILE, Project, counted, only, rule_ids
 from hotmode.audit import checker
+from hotmode.audit.catalog import load_rules
 from hotmode.audit.model import Severity, Stack
 from hotmode.audit.report import text as report_text
-from hotmode.audit.rules import load_rules
 
 CURL = {"test": ["CMD", "curl", "-f", "http://127.0.0.1:8000/health"]}
 

@@ -10,8 +10,8 @@ import pytest
 
 from conftest import RunCli
 from helpers import commit, git
-from hotmode import k8s, k8s_audit
 from hotmode.compose.prod import ProdConfig
+from hotmode.orchestrate import k8s, k8s_audit
 
 GOOD = k8s.edition_objects(
     "shop",

@@ -19,10 +19,10 @@ import yaml
 
 from conftest import RunCli
 from helpers import commit, git
-from hotmode import k8s
 from hotmode.compose.prod import EnvFile, ProdConfig, merge
 from hotmode.config import load_config
 from hotmode.errors import UsageError
+from hotmode.orchestrate import k8s, units
 
 VERSION = kubernetes_validate.latest_version()
 
@@ -295,11 +295,11 @@ def test_overlay_patches_are_the_difference_from_the_base() -> None:
     ("value", "seconds"), [("10s", 10), ("1m30s", 90), ("500ms", 0.5), (3, 3), ("1h", 3600)]
 )
 def test_compose_durations(value: Any, seconds: float) -> None:
-    assert k8s.duration_seconds(value) == seconds
+    assert units.duration_seconds(value) == seconds
 
 
 def test_quantities() -> None:
-    assert k8s.memory_quantity("536870912") == "512Mi"
-    assert k8s.memory_quantity("1g") == "1Gi"
-    assert k8s.cpu_quantity(0.5) == "500m"
-    assert k8s.cpu_quantity("2.0") == "2"
+    assert units.memory_quantity("536870912") == "512Mi"
+    assert units.memory_quantity("1g") == "1Gi"
+    assert units.cpu_quantity(0.5) == "500m"
+    assert units.cpu_quantity("2.0") == "2"

@@ -17,10 +17,10 @@ import yaml
 from conftest import RunCli
 from helpers import commit, git
 from hotmode.compose.prod import EnvFile, ProdConfig
-from hotmode.compose.stack import task_problems
-from hotmode.compose.swarm import monitor_seconds, stack_document
-from hotmode.compose.swarm_audit import stack_findings
 from hotmode.errors import UsageError
+from hotmode.orchestrate.stack import task_problems
+from hotmode.orchestrate.swarm import monitor_seconds, stack_document
+from hotmode.orchestrate.swarm_audit import stack_findings
 
 
 def _service(**changes: Any) -> dict[str, Any]:

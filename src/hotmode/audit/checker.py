@@ -17,10 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from hotmode.audit.catalog import load_rules
 from hotmode.audit.inputs import Prepared, prepare, restore_paths
 from hotmode.audit.lint import lint
 from hotmode.audit.model import Finding, Report, Rule, Stack, Unknown
-from hotmode.audit.rules import Context, Hit, load_rules
+from hotmode.audit.rules import Context, Hit
 from hotmode.audit.sources import SourceSet, read_sources
 from hotmode.compose import layout
 from hotmode.compose.engine import Compose, find_compose

@@ -14,8 +14,9 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from hotmode.audit.catalog import load_rules
 from hotmode.audit.model import Finding, Severity
-from hotmode.audit.rules import Context, load_rules
+from hotmode.audit.rules import Context
 from hotmode.audit.sources import Segment, value_at, written_value
 from hotmode.errors import UsageError
 

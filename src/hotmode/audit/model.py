@@ -9,7 +9,7 @@ pass them around without owning them.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -116,3 +116,18 @@ class Report:
 
     def failing(self, threshold: Severity) -> list[Finding]:
         return [finding for finding in self.findings if finding.counts_at(threshold)]
+
+
+def findings_of(
+    rules: Mapping[str, tuple[Severity, str, str]],
+    label: str,
+    hits: Sequence[tuple[str, str, Path]],
+) -> list[Finding]:
+    """Findings from (rule id, message, file) hits, with each rule's severity, title and fix."""
+    findings = []
+    for rule, message, path in hits:
+        severity, title, fix = rules[rule]
+        findings.append(
+            Finding(rule, severity, label, None, message, fix, Location(path), title=title)
+        )
+    return findings

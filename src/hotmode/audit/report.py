@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from hotmode import __version__
+from hotmode.audit.catalog import load_rules
 from hotmode.audit.model import Finding, Report, Severity, Unknown
 from hotmode.audit.roles import Kind, Role
-from hotmode.audit.rules import load_rules
 
 JSON_VERSION = 2
 SCHEMA = Path(__file__).with_name("report.schema.json")

@@ -9,7 +9,6 @@ The rules themselves live in `prod`, `dev` and `every`, one module per mode.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -198,14 +197,6 @@ def cross_rule(
     rule = Rule(id, severity, modes, title, fix)
     REGISTRY[id] = Registered(rule)
     return rule
-
-
-@functools.cache
-def load_rules() -> dict[str, Registered]:
-    """Every registered rule; importing the rule modules registers them."""
-    from hotmode.audit import dev, every, prod  # noqa: F401
-
-    return REGISTRY
 
 
 # --- helpers the rule modules share ------------------------------------------------------------

@@ -69,7 +69,7 @@ def render(
         return
     rendered = render_files(config)
     if adopt and not check:
-        from hotmode.backup import back_up
+        from hotmode.adopt.backup import back_up
         from hotmode.compose.render import is_hand_edited
 
         hand = [p for p in rendered if p.is_file() and is_hand_edited(p.read_text("utf-8"))]

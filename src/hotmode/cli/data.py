@@ -18,7 +18,7 @@ from hotmode.errors import StateError, UsageError
 
 
 def _what(config: Config) -> tuple[list[str], list[Path]]:
-    from hotmode import companions
+    from hotmode.native import companions
 
     volumes: list[str] = []
     if config.services:

@@ -1,7 +1,7 @@
 """`render --k8s | --swarm` and `deploy --swarm`: prod beyond one Compose host.
 
 hotmode renders for the orchestrator and deploys through its own tool; the logic lives in
-`hotmode.k8s` and `hotmode.compose.swarm`, this module only parses, calls and prints.
+`hotmode.orchestrate`, this module only parses, calls and prints.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def render_orchestrator(
     if k8s and swarm:
         raise UsageError("--k8s and --swarm render different files; give one")
     if k8s:
-        from hotmode import k8s as kube
+        from hotmode.orchestrate import k8s as kube
 
         options = kube.K8sOptions(
             revision=revision(config, allow_dirty),
@@ -108,7 +108,7 @@ def render_orchestrator(
         rendered = kube.render_files(config, options)
         leftovers = kube.leftover_files(config, rendered)
     else:
-        from hotmode.compose import swarm as stack
+        from hotmode.orchestrate import swarm as stack
 
         rendered = stack.render_files(
             config, swarm_edition, allow_dirty=allow_dirty, host_network=host_network
@@ -146,10 +146,10 @@ def orchestrator_report(
     from hotmode.audit.model import Stack
 
     if k8s:
-        from hotmode import k8s as kube
-        from hotmode import k8s_audit
         from hotmode.compose.prod import merge
         from hotmode.compose.render import stale_files
+        from hotmode.orchestrate import k8s as kube
+        from hotmode.orchestrate import k8s_audit
 
         options = kube.K8sOptions(revision=revision(config, allow_dirty=True))
         rendered = kube.render_files(config, options)
@@ -174,7 +174,7 @@ def orchestrator_report(
         return Report(tuple(stacks), tuple(findings))
     import re
 
-    from hotmode.compose import stack, swarm, swarm_audit
+    from hotmode.orchestrate import stack, swarm, swarm_audit
 
     path = config.deployment / swarm.STACK_FILE
     header = path.read_text(encoding="utf-8")[:1000] if path.is_file() else ""
@@ -215,7 +215,7 @@ def deploy(
     service's update state and the revision its running task serves instead (exit 1 on a
     rollback, with the task's reason).
     """
-    from hotmode.compose import stack
+    from hotmode.orchestrate import stack
 
     if not swarm:
         raise UsageError("deploy needs an engine: --swarm (Kubernetes: `hotmode render --k8s`)")
@@ -238,7 +238,8 @@ def deploy(
 
 def swarm_status(config: Config, stack_name: str | None) -> None:
     """`status --swarm`: the service's tasks, their state and health, revision, update state."""
-    from hotmode.compose import docker, stack
+    from hotmode.compose import docker
+    from hotmode.orchestrate import stack
 
     name = stack.service_name(stack_name or config.name, config)
     service = docker.docker("service", "inspect", name, check=False)
@@ -265,8 +266,8 @@ def swarm_status(config: Config, stack_name: str | None) -> None:
 
 def swarm_verify(config: Config, stack_name: str | None) -> None:
     """`verify --swarm`: the running tasks are HEAD, read from the service and task specs."""
-    from hotmode.compose import stack
     from hotmode.compose.verify import _served_files, file_problems
+    from hotmode.orchestrate import stack
 
     name = stack.service_name(stack_name or config.name, config)
     running = [t for t in stack.tasks(name) if t["Status"]["State"] == "running"]

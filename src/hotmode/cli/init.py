@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from hotmode import scaffold
+from hotmode.adopt import scaffold
 
 
 @click.command()
@@ -55,7 +55,8 @@ def init(yes: bool, origin: Path | None, rename_volumes: bool, folder: Path | No
 
 
 def _adopt(root: Path, origin: Path, rename_volumes: bool) -> int:
-    from hotmode import adopt, adopt_report
+    from hotmode.adopt import infer as adopt
+    from hotmode.adopt import report as adopt_report
     from hotmode.compose.engine import find_compose
     from hotmode.config import load_config
 

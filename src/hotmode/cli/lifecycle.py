@@ -19,13 +19,14 @@ from typing import Any
 
 import click
 
-from hotmode import companion_record, companions, native, procs, snapshot, source, state
+from hotmode import procs, source
 from hotmode.cli import data
 from hotmode.cli.options import config_option, load, mode_options, overlay_option, select
 from hotmode.compose import layout
 from hotmode.config import Config
 from hotmode.errors import HotmodeError, Interrupted, StateError
 from hotmode.modes import Selection, all_selections, resolve
+from hotmode.native import companion_record, companions, runner, snapshot, state
 
 native_option = click.option(
     "--native",
@@ -78,13 +79,13 @@ def changing(config: Config) -> Iterator[None]:
     report and remove a stale or unreadable record first."""
     with state.project_lock(config.root):
         state.check_record_files(config.root, RECORD_FILES)
-        _note(native.clean_up(config))
+        _note(runner.clean_up(config))
         yield
 
 
 def _prune(config: Config, running: state.RunState | None) -> None:
     keep = {running.revision} if running is not None and running.mode == "prod" else set()
-    snapshot.prune(native.state_dir(config), keep)
+    snapshot.prune(runner.state_dir(config), keep)
 
 
 def _announce(record: state.RunState, detach: bool) -> None:
@@ -107,7 +108,7 @@ def _start_native(
 ) -> int:
     received: list[int] = []
     with changing(config), interruptible():
-        record, process = native.start(
+        record, process = runner.start(
             config,
             selection,
             host=host,
@@ -120,9 +121,9 @@ def _start_native(
     _announce(record, detach)
     if detach:
         return 0
-    # Handlers only record; `native.supervise` stops the server in order.
+    # Handlers only record; `runner.supervise` stops the server in order.
     with _signals(lambda signum, _frame: received.append(signum)):
-        return native.supervise(
+        return runner.supervise(
             config, process, record.server, lambda: received.pop(0) if received else None
         )
 
@@ -192,7 +193,7 @@ def down(
         data.confirm_volumes(config, yes=yes)
     docker = _docker(config, native_only)
     with changing(config), procs.deferred_signals():
-        stopped = native.stop(config)
+        stopped = runner.stop(config)
         projects = docker.down(config, overlays=overlays) if docker is not None else []
     if stopped.recorded is not None:
         click.echo(f"hotmode: stopped {stopped.recorded.label} (pid {stopped.recorded.pid})")
@@ -245,7 +246,7 @@ def switch(
         click.echo(f"hotmode: {switched.current.describe()} is up in Docker")
         return
     with changing(config):
-        previous = native.read_state(config)
+        previous = runner.read_state(config)
         with interruptible():
             record = _switch_native(config, selection, previous, port, allow_uncommitted)
         _prune(config, record)
@@ -266,8 +267,8 @@ def _switch_native(
     host = previous.host if previous is not None else "127.0.0.1"
     port = port or (previous.port if previous is not None else None)
     try:
-        native.stop(config)
-        record, _ = native.start(
+        runner.stop(config)
+        record, _ = runner.start(
             config,
             selection,
             host=host,
@@ -292,8 +293,8 @@ def _roll_back(config: Config, previous: state.RunState, why: BaseException) -> 
     back = Selection(previous.mode, previous.edition, previous.mode_source, previous.edition_source)
     revision = previous.revision if previous.mode == "prod" else None
     try:
-        native.stop(config)
-        native.start(
+        runner.stop(config)
+        runner.start(
             config,
             back,
             host=previous.host,
@@ -322,7 +323,7 @@ class _Live:
 
 
 def _live(config: Config, docker: Any, overlays: tuple[Path, ...]) -> _Live | None:
-    record = native.read_state(config)
+    record = runner.read_state(config)
     if record is not None:
         # A prod server keeps serving the commit it started from; once HEAD moves it is stale.
         head = source.revision(config.source) if record.mode == "prod" else None
@@ -330,7 +331,7 @@ def _live(config: Config, docker: Any, overlays: tuple[Path, ...]) -> _Live | No
         return _Live(
             record.mode,
             record.edition,
-            {"runner": "native", **native.describe(record), "services": beside},
+            {"runner": "native", **runner.describe(record), "services": beside},
             f"pid {record.pid} on {record.host}:{record.port}, rev {record.revision[:12]}, "
             f"by {record.mode_source}" + "".join(f"; {c['name']} {c['detail']}" for c in beside),
             "HEAD moved" if head and record.revision != head else "",
@@ -482,7 +483,7 @@ def status(
 def logs(config_path: Path | None, native_only: bool, follow: bool, service: str | None) -> int:
     """Print the running mode's log, and follow it."""
     config = load(config_path)
-    record = native.read_state(config)
+    record = runner.read_state(config)
     if record is None:
         docker = _docker(config, native_only)
         if docker is not None:

@@ -25,6 +25,7 @@ from hotmode.compose.prod import ProdConfig, merge
 from hotmode.compose.render import with_header
 from hotmode.config import Config
 from hotmode.errors import UsageError
+from hotmode.orchestrate.units import duration_seconds
 
 STACK_FILE = "docker-stack.yml"
 REVISION_LABEL = "org.opencontainers.image.revision"
@@ -59,8 +60,6 @@ def _where(service: str, *keys: str | int) -> str:
 
 
 def _seconds(value: Any, default: float) -> float:
-    from hotmode.k8s import duration_seconds
-
     return duration_seconds(value) if value not in (None, "") else default
 
 

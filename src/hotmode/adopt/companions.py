@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hotmode.adopt import OldMode, named_volumes
+from hotmode.adopt.old import OldMode, named_volumes
 
 _SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|PASSPHRASE|PRIVATE_KEY", re.IGNORECASE)
 _DURATION = re.compile(r"^[0-9]+(ms|s|m|h)$")

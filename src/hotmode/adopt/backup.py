@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from hotmode.state import ensure_state_dir, fs_error
+from hotmode.native.state import ensure_state_dir, fs_error
 
 
 def back_up(root: Path, paths: Iterable[Path]) -> list[tuple[Path, Path]]:

@@ -30,13 +30,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from hotmode import companion_record, procs
+from hotmode import procs
 from hotmode.atomic import write_atomic
-from hotmode.companion_record import Entry
 from hotmode.compose import companions as rendered
 from hotmode.config import Config
 from hotmode.errors import ComposeError, StateError
 from hotmode.modes import Selection
+from hotmode.native import companion_record
+from hotmode.native.companion_record import Entry
 from hotmode.services import Companion
 
 READY_TIMEOUT = 60.0

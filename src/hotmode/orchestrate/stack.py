@@ -19,10 +19,10 @@ from hotmode.compose import docker, layout
 from hotmode.compose.docker import DIGEST_LABEL, REVISION_LABEL
 from hotmode.compose.engine import find_compose
 from hotmode.compose.render import stale_files, write_files
-from hotmode.compose.swarm import STACK_FILE, build_environment, render_files
 from hotmode.config import Config
 from hotmode.errors import AuditFailed, ComposeError, StateError
 from hotmode.modes import Selection
+from hotmode.orchestrate.swarm import STACK_FILE, build_environment, render_files
 
 DEPLOY_TIMEOUT = 900
 _ROLLED_BACK = {"rollback_started", "rollback_paused", "rollback_completed", "paused"}

@@ -18,11 +18,11 @@ from typing import Any
 
 import yaml
 
-from hotmode.audit.model import Finding, Report, Severity
-from hotmode.compose.swarm import NO_NEW_PRIVILEGES, REVISION_LABEL, STACK_FILE, monitor_seconds
+from hotmode.audit.model import Finding, Report, Severity, findings_of
 from hotmode.config import Config
 from hotmode.errors import UsageError
-from hotmode.k8s_audit import findings_of
+from hotmode.orchestrate.swarm import NO_NEW_PRIVILEGES, REVISION_LABEL, STACK_FILE, monitor_seconds
+from hotmode.orchestrate.units import duration_seconds
 
 _IGNORED = ("build", "container_name", "restart", "network_mode", "security_opt", "depends_on")
 _VARIABLE = re.compile(r"\$\{?[A-Za-z_]")
@@ -61,8 +61,6 @@ def _service_hits(name: str, service: Mapping[str, Any]) -> Iterator[tuple[str, 
     elif update.get("failure_action") != "rollback":
         yield "HM-S04", f"{name}: a failed update is not rolled back (failure_action)"
     else:
-        from hotmode.k8s import duration_seconds
-
         needed = monitor_seconds(service)
         monitor = duration_seconds(update.get("monitor") or "5s")
         if monitor < needed:

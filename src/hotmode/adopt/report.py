@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hotmode.adopt import Adoption, named_volumes
+from hotmode.adopt.infer import Adoption
+from hotmode.adopt.old import named_volumes
 from hotmode.compose.engine import Compose
 from hotmode.config import Config
 from hotmode.errors import ConfigError, HotmodeError

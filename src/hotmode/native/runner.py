@@ -2,7 +2,7 @@
 
 Native prod serves a read-only snapshot of the committed source (`git archive`), so the served
 code is exactly a commit; native dev serves the working tree with the reload engine. One mode
-runs at a time. What runs is recorded in `.hotmode/state.json` (`hotmode.state`), and a process
+runs at a time. What runs is recorded in `.hotmode/state.json` (`native.state`), and a process
 is signalled only when it is provably the one hotmode started (`hotmode.procs`). The callers
 that change what runs hold the project lock (`state.project_lock`).
 """
@@ -19,12 +19,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hotmode import companion_record, companions, procs, snapshot, source, state
+from hotmode import procs, source
 from hotmode.config import Config
 from hotmode.errors import StateError
 from hotmode.modes import Selection, read_env_file
+from hotmode.native import companion_record, companions, snapshot, state
+from hotmode.native.state import RunState
 from hotmode.ports import check_host, find_holder, port_is_free, read_command, url_host
-from hotmode.state import RunState
 
 STOP_TIMEOUT = 10.0
 READY_TIMEOUT = 60.0

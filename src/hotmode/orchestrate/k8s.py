@@ -29,14 +29,13 @@ from hotmode.compose.prod import EnvFile, ProdConfig, merge
 from hotmode.compose.render import has_header, with_header
 from hotmode.config import Config
 from hotmode.errors import UsageError
+from hotmode.orchestrate.units import cpu_quantity, duration_seconds, memory_quantity
 
 FOLDER = "k8s"
 REVISION_ANNOTATION = "hotmode.dev/revision"
 EDITION_LABEL = "hotmode.dev/edition"
 MANAGED_HOST = "{name}.managed-database.invalid"
 SECRETS_DIR = "/run/secrets"
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|ns)")
-_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 # Lists that strategic merge patches merge by a key; every other list is replaced whole.
 _MERGE_KEYS = {
     "containers": "name",
@@ -58,39 +57,8 @@ class K8sOptions:
     managed: Mapping[str, str] = field(default_factory=dict)
 
 
-def duration_seconds(value: Any) -> float:
-    """A Compose duration (`1m30s`, `500ms`, or a number of seconds) in seconds."""
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip()
-    parts = _DURATION.findall(text)
-    if not parts or "".join(a + b for a, b in parts) != text:
-        raise UsageError(f"{value!r} is not a duration (e.g. 10s, 1m30s)")
-    return sum(float(amount) * _UNITS[unit] for amount, unit in parts)
-
-
 def _seconds(value: Any, default: int) -> int:
     return max(1, math.ceil(duration_seconds(value))) if value is not None else default
-
-
-def memory_quantity(value: Any) -> str:
-    """Compose memory (bytes, or `512M`) as a Kubernetes quantity (`512Mi`)."""
-    text = str(value).strip().lower()
-    match = re.fullmatch(r"(\d+)([bkmg]?)b?", text)
-    if match is None:
-        raise UsageError(f"memory {value!r} is not a size (e.g. 512M)")
-    factor = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[match.group(2)]
-    size = int(match.group(1)) * factor
-    for unit, scale in (("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)):
-        if size % scale == 0:
-            return f"{size // scale}{unit}"
-    return str(size)
-
-
-def cpu_quantity(value: Any) -> str:
-    """Compose cpus (`1.0`, `0.5`) as a Kubernetes quantity (`1`, `500m`)."""
-    millis = round(float(value) * 1000)
-    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
 
 
 def _name(*parts: str) -> str:

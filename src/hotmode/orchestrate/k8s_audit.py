@@ -13,8 +13,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hotmode.audit.model import Finding, Location, Severity
-from hotmode.k8s import is_credential
+from hotmode.audit.model import Finding, Severity, findings_of
+from hotmode.orchestrate.k8s import is_credential
 
 _RELOADERS = ("--reload", "watchfiles", "hupper", "watchgod")
 _DEBUG = {"debug", "trace"}
@@ -138,18 +138,3 @@ def audit(
     ]
     hits += [(("HM-K10", f"{path.name} is stale or edited by hand"), path) for path in stale]
     return findings_of(RULES, label, [(rule, message, path) for (rule, message), path in hits])
-
-
-def findings_of(
-    rules: Mapping[str, tuple[Severity, str, str]],
-    label: str,
-    hits: Sequence[tuple[str, str, Path]],
-) -> list[Finding]:
-    """Findings from (rule id, message, file) hits, with each rule's severity, title and fix."""
-    findings = []
-    for rule, message, path in hits:
-        severity, title, fix = rules[rule]
-        findings.append(
-            Finding(rule, severity, label, None, message, fix, Location(path), title=title)
-        )
-    return findings
