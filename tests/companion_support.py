@@ -75,13 +75,19 @@ def pg_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     assert down.returncode == 0, down.stderr
 
 
-def postgres_pids() -> set[int]:
+def postgres_pids(root: Path) -> set[int]:
+    """PostgreSQL servers on a data folder of the project at `root` (others' are not counted:
+    other suites on this machine run their own)."""
     found = set()
     for stat in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             argv = stat.read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv and argv[0].endswith(b"postgres") and b"-D" in argv:
+        if (
+            argv[0].endswith(b"postgres")
+            and b"-D" in argv
+            and str(root).encode() in b" ".join(argv)
+        ):
             found.add(int(stat.parent.name))
     return found
