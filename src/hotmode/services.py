@@ -57,18 +57,19 @@ _SPEC_KEYS = {
 _TOP_ONLY = {
     "dev": "a table: what dev changes",
     "prod": "a table: what prod changes",
-    "native": "a table: path, init, command, ready, user, port",
+    "native": "a table: path, init, command, ready, setup, user, port",
     "embedded": "a table of the app's environment when the service cannot run natively",
 }
 _DEV_ONLY = {"secrets": "a table NAME = 'dev-only value'"}
 _NATIVE_KEYS = {
     "path": "a list of folders (globs) searched for the commands",
-    "init": "a command (list) run once to create the data folder {data}",
+    "init": "a command (list) that creates the data folder {data}; run again if interrupted",
     "command": "the command (list) that runs the service in the foreground",
     "ready": "a command (list) that exits 0 once the service accepts work",
-    "first_start": "commands (a list of lists) run once, when a new data folder first starts",
+    "setup": "commands (a list of lists) run at every start once it is ready, finishing its "
+    "set-up (a database, a role): each must be safe to run again",
     "user": "the unprivileged user it runs as when hotmode runs as root",
-    "port": "the port it listens on natively, default: the first published port",
+    "port": "the port it listens on natively, default: a free port chosen at each start",
 }
 _HEALTH_KEYS = {
     "test": "a command (list)",
@@ -161,7 +162,7 @@ class NativeSpec:
     path: tuple[str, ...] = ()
     init: tuple[str, ...] = ()
     ready: tuple[str, ...] = ()
-    first_start: tuple[tuple[str, ...], ...] = ()
+    setup: tuple[tuple[str, ...], ...] = ()
     user: str | None = None
     port: int | None = None
 
@@ -397,10 +398,10 @@ def _native(reader: _Reader, value: Any, at: str) -> NativeSpec:
         for key in ("path", "init", "ready")
         if key in value
     }
-    first = value.get("first_start", [])
-    if not isinstance(first, list):
-        raise reader.fail(f"{at}.first_start", _NATIVE_KEYS["first_start"])
-    lists["first_start"] = tuple(_strings(reader, c, f"{at}.first_start") for c in first)
+    setup = value.get("setup", [])
+    if not isinstance(setup, list):
+        raise reader.fail(f"{at}.setup", _NATIVE_KEYS["setup"])
+    lists["setup"] = tuple(_strings(reader, c, f"{at}.setup") for c in setup)
     native = replace(native, **lists)
     user = value.get("user")
     if user is not None and (not isinstance(user, str) or not user):

@@ -26,7 +26,7 @@ from hotmode.compose import layout
 from hotmode.config import Config
 from hotmode.errors import HotmodeError, Interrupted, StateError
 from hotmode.modes import Selection, all_selections, resolve
-from hotmode.native import companions, runner, snapshot, state
+from hotmode.native import companion_record, companions, runner, snapshot, state
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +34,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 def native_option(help: str) -> Callable[[F], F]:
     """`--native`: leave Docker out of this command; `help` says what that means for it."""
     return click.option("--native", "native_only", is_flag=True, help=help)
+
+
+RECORD_FILES = ("state.json", "companions.json")
 
 
 def _docker(config: Config, native_only: bool) -> Any:
@@ -79,8 +82,10 @@ def interruptible() -> contextlib.AbstractContextManager[None]:
 
 @contextlib.contextmanager
 def changing(config: Config) -> Iterator[None]:
-    """Hold the project lock; report and remove a stale or unreadable record first."""
+    """Hold the project lock; refuse a record file that is not a file (a FIFO, a folder), and
+    report and remove a stale or unreadable record first."""
     with state.project_lock(config.root):
+        state.check_record_files(config.root, RECORD_FILES)
         _note(runner.clean_up(config))
         yield
 
@@ -206,9 +211,13 @@ def down(
             f"hotmode: stopped a {lost.label} server of this project that had no record "
             f"(pid {lost.server.pid})"
         )
+    for line in stopped.companions.stopped:
+        click.echo(f"hotmode: stopped {line}")
+    for note in stopped.companions.notes:
+        _note(note)
     for project in projects:
         click.echo(f"hotmode: stopped {project} in Docker")
-    if stopped.recorded is None and not stopped.unrecorded and not projects:
+    if not (stopped.recorded or stopped.unrecorded or stopped.companions.stopped or projects):
         click.echo("hotmode: nothing was running")
     if volumes:
         data.remove_volumes(config)
@@ -419,8 +428,17 @@ def status(
         return
     chosen = resolve(config, environ=os.environ)
     _note(state.read(config.root).problem)
+    for note in companion_record.read(config.root)[1]:
+        _note(note)
     live = _live(config, _docker(config, native_only), overlays)
     rows = _rows(config, live)
+    # Companions with no app: left by a server that died, or by an interrupted command.
+    alone = [] if live is not None else [c for c in companions.describe(config) if c["running"]]
+    for companion in alone:
+        _note(
+            f"{companion['name']} runs without the app ({companion['detail']}); "
+            "stop it with `hotmode down`"
+        )
     if as_json:
         document = {
             "app": config.name,
@@ -431,6 +449,7 @@ def status(
                 "edition_source": chosen.edition_source,
             },
             "modes": [{k: v for k, v in row.items() if k != "summary"} for row in rows],
+            "without_app": alone,
         }
         click.echo(json.dumps(document, indent=2))
         return
@@ -459,7 +478,9 @@ def status(
     console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(table)
     # What runs and what `up` would start are two facts; one line each, never one for the other.
-    if live is None:
+    if live is None and alone:
+        console.print("Running now: no app; stop what runs without it with `hotmode down`.")
+    elif live is None:
         console.print("Running now: nothing.")
     else:
         console.print(f"Running now: {live.mode} {live.edition}.")

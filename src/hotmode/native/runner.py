@@ -23,7 +23,7 @@ from hotmode import procs, source
 from hotmode.config import Config
 from hotmode.errors import StateError
 from hotmode.modes import Selection, read_env_file
-from hotmode.native import companions, snapshot, state
+from hotmode.native import companion_record, companions, snapshot, state
 from hotmode.native.state import RunState
 from hotmode.ports import check_host, find_holder, port_is_free, read_command, url_host
 
@@ -68,6 +68,8 @@ def unrecorded(config: Config) -> list[Unrecorded]:
         if recorded is not None and recorded.server.pid == server.pid:
             continue
         environ = procs.read_environ(server.pid) or {}
+        if environ.get(companion_record.COMPANION_VARIABLE):
+            continue  # a companion: `companions.stop` stops it
         label = f"{environ.get('HOTMODE_MODE', '?')} {environ.get('HOTMODE_EDITION', '?')}"
         found.append(Unrecorded(server, label))
     return found
@@ -233,7 +235,7 @@ def _launch(
             output.close()
     server: procs.ProcessId | None = None
     try:
-        server = procs.identify_started(process.pid, argv, run_id)
+        server = procs.identify_started(process.pid, argv, run_id, project=str(config.root))
         if server is None or server.argv != tuple(argv):
             server = None
             raise StateError(f"the server exited at once: {_tail(log)}")
@@ -277,9 +279,11 @@ def abandon(config: Config, process: subprocess.Popen[bytes], server: procs.Proc
     state.clear(config.root, server)
 
 
-def answered_by(port: int, server: procs.ProcessId) -> bool:
-    """True if the socket listening on `port` belongs to `server` or a process of its session."""
-    holder = find_holder(port)
+def answered_by(host: str, port: int, server: procs.ProcessId) -> bool:
+    """True if the socket listening on `host:port`, the address the server was told to bind,
+    belongs to `server` or a process of its session (a listener on another address of the
+    same port, `[::1]` beside `127.0.0.1`, is not it)."""
+    holder = find_holder(port, host=host)
     if holder.pid is None:
         return False
     stat = procs.read_stat(holder.pid)
@@ -313,7 +317,7 @@ def wait_ready(
             raise StateError(f"the server cannot start: {failure}")
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200 and answered_by(port, server):
+                if response.status == 200 and answered_by(host, port, server):
                     return
         except (urllib.error.URLError, OSError):
             pass
@@ -344,10 +348,11 @@ def _tail(log: Path | None) -> str:
 
 @dataclass(frozen=True)
 class Stopped:
-    """What `stop` stopped: the recorded mode, and servers found without a record."""
+    """What `stop` stopped: the recorded mode, servers found without a record, companions."""
 
     recorded: RunState | None
     unrecorded: tuple[Unrecorded, ...]
+    companions: companion_record.Stopped
 
 
 def stop(config: Config, timeout: float = STOP_TIMEOUT) -> Stopped:
@@ -362,8 +367,7 @@ def stop(config: Config, timeout: float = STOP_TIMEOUT) -> Stopped:
     lost = tuple(unrecorded(config))
     for server in lost:
         procs.stop(server.server, timeout, own_session=True)
-    companions.stop(config)
-    return Stopped(running, lost)
+    return Stopped(running, lost, companions.stop(config))
 
 
 def supervise(
