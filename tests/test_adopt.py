@@ -126,12 +126,7 @@ def test_init_from_adopts_a_backend_with_its_database(tmp_path: Path) -> None:
     edition only in dev, secrets with literal defaults, and a file with invalid YAML."""
     root = tmp_path / "shop"
     shutil.copytree(SHOP, root)
-    refused = run_hotmode(root, "init", "--from", "compose")
-    assert refused.returncode == 1
-    assert "data volumes would change name (dev enterprise: db's volume" in refused.stderr
-    assert not (root / "hotmode.toml").exists()
-
-    result = run_hotmode(root, "init", "--from", "compose", "--rename-volumes")
+    result = run_hotmode(root, "init", "--from", "compose")
     assert result.returncode == 1, result.stderr  # the broken file was left out
     assert "left out" in result.stderr
     assert "docker-compose.cloud.yml:5: invalid YAML" in result.stderr
@@ -151,7 +146,18 @@ def test_init_from_adopts_a_backend_with_its_database(tmp_path: Path) -> None:
     assert "HM-P09" in out
     assert "not carried api: environment SECRET_KEY" in out
     declaration = (root / "hotmode.toml").read_text()
-    assert 'DATABASE_URL = "postgresql://shop@{host}:{port}/shop"' in declaration
+    # The URL's password is named, not written: the app still gets a whole URL.
+    assert (
+        'DATABASE_URL = "postgresql://shop:{secret:postgres_password}@{host}:{port}/shop"'
+        in declaration
+    )
+    # Every mode x edition keeps the volume it had, by name.
+    config = load_config(root / "hotmode.toml")
+    (db,) = config.services
+    assert dict(db.dev.volumes[0].names) == {
+        "community": "shop-dev_pgdata-dev",
+        "enterprise": "shop-dev-enterprise_pgdata",
+    }
     assert 'secrets = { postgres_password = "shop" }' in declaration  # dev only
 
     adopted = run_hotmode(root, "render", "--adopt")

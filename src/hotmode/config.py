@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hotmode.errors import ConfigError
-from hotmode.services import Companion, read_services
+from hotmode.services import Companion, check_volumes, read_services
 
 DECLARATION = "hotmode.toml"
 PYPROJECT = "pyproject.toml"
@@ -265,6 +265,9 @@ class _Reader:
         service = self.string(table, "service") or "backend"
         if not _NAME.match(service):
             raise self.fail("service", f"{service!r}; lower-case letters, digits, '-' and '_'")
+        editions = self.editions(table.get("editions"), variable)
+        services = read_services(self, table.get("services"), root, service)
+        check_volumes(self, name, [e.name for e in editions], services, reserved=("logs", "cache"))
         return Config(
             path=self.path,
             root=root,
@@ -274,7 +277,7 @@ class _Reader:
             port=port,
             requirements=requirements,
             edition_variable=variable,
-            editions=self.editions(table.get("editions"), variable),
+            editions=editions,
             deployment=deployment,
             dev=self.dev(table.get("dev", {})),
             service=service,
@@ -285,7 +288,7 @@ class _Reader:
             install=self.string(table, "install") or "",
             watch_ignore=self.globs(table, "watch_ignore"),
             watch_include=self.globs(table, "watch_include"),
-            services=read_services(self, table.get("services"), root, service),
+            services=services,
         )
 
     def matching(

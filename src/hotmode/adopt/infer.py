@@ -96,6 +96,7 @@ class Adoption:
     renamed: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     not_carried: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
 
 
 def _edition_variable(
@@ -122,7 +123,7 @@ def _env(mode: OldMode | None, app: str) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in (service.get("environment") or {}).items()}
 
 
-def adopt(root: Path, folder: Path, compose: Compose) -> Adoption:
+def adopt(root: Path, folder: Path, compose: Compose, *, share_data: bool = False) -> Adoption:
     """Read the Compose files in `folder`; infer the declaration of the project at `root`."""
     from hotmode.adopt.scaffold import find_app_object, slug
 
@@ -226,7 +227,9 @@ def adopt(root: Path, folder: Path, compose: Compose) -> Adoption:
     from hotmode.audit.roles import classify
 
     roles = classify((reference.merged or {}).get("services") or {}, app)
-    companions = adopt_companions.infer(modes, app, root, default or "default", roles=roles)
+    companions = adopt_companions.infer(
+        modes, app, root, default or "default", roles=roles, share_data=share_data
+    )
     for table, spec in companions.tables.items():
         if "secrets" in spec and "." not in table:
             names = ", ".join(f"{values['deployment']}/secrets/{n}" for n in spec["secrets"])
@@ -234,6 +237,7 @@ def adopt(root: Path, folder: Path, compose: Compose) -> Adoption:
     return Adoption(
         values, editions, dev_table, app, modes, left_out, notes,
         companions.tables, companions.renamed, companions.changed, companions.not_carried,
+        companions.kept,
     )  # fmt: skip
 
 

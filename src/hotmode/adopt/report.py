@@ -43,6 +43,8 @@ class ModeReport:
     kept: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     not_carried: list[str] = field(default_factory=list)
+    # The audit's findings on the old files: what hotmode's rendering answers, by rule.
+    findings: list[str] = field(default_factory=list)
 
 
 def compare(
@@ -97,7 +99,7 @@ def compare(
                 f"{who}ports {', '.join(old_ports)} -> {', '.join(new_ports) or 'none'}"
             )
     for rule, why in fixed:
-        report.changed.append(f"{rule}: {why}")
+        report.findings.append(f"{rule}: {why}")
     return report
 
 

@@ -30,14 +30,22 @@ from hotmode.adopt import scaffold
     is_flag=True,
     help="Adopt even where a data volume cannot keep its name (its data stays in the old one).",
 )
+@click.option(
+    "--share-data",
+    is_flag=True,
+    help="Keep a data volume shared where the old files shared it across modes (dev on "
+    "prod's data); by default dev gets its own.",
+)
 @click.argument(
     "folder", required=False, type=click.Path(path_type=Path, file_okay=False, exists=True)
 )
-def init(yes: bool, origin: Path | None, rename_volumes: bool, folder: Path | None) -> int:
+def init(
+    yes: bool, origin: Path | None, rename_volumes: bool, share_data: bool, folder: Path | None
+) -> int:
     """Infer the declaration of the project in FOLDER (default: here) and write it."""
     root = (folder or Path.cwd()).resolve()
     if origin is not None:
-        return _adopt(root, origin.resolve(), rename_volumes)
+        return _adopt(root, origin.resolve(), rename_volumes, share_data)
     values = scaffold.infer(root)
     for note in values.notes:
         click.echo(f"hotmode: {note}")
@@ -54,14 +62,14 @@ def init(yes: bool, origin: Path | None, rename_volumes: bool, folder: Path | No
     return 0
 
 
-def _adopt(root: Path, origin: Path, rename_volumes: bool) -> int:
+def _adopt(root: Path, origin: Path, rename_volumes: bool, share_data: bool) -> int:
     from hotmode.adopt import infer as adopt
     from hotmode.adopt import report as adopt_report
     from hotmode.compose.engine import find_compose
     from hotmode.config import load_config
 
     compose = find_compose()
-    adoption = adopt.adopt(root, origin, compose)
+    adoption = adopt.adopt(root, origin, compose, share_data=share_data)
     if adoption.renamed and not rename_volumes:
         from hotmode.errors import StateError
 
@@ -80,6 +88,7 @@ def _adopt(root: Path, origin: Path, rename_volumes: bool) -> int:
             ("kept", report.kept),
             ("changed", report.changed),
             ("not carried", report.not_carried),
+            ("finding", report.findings),
         ):
             for item in items:
                 click.echo(f"  {title:<11} {item}")

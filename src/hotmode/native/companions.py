@@ -322,7 +322,8 @@ def _start_docker(config: Config, selection: Selection, companion: Companion) ->
         docker.remove_project(project)
         raise StateError(f"{companion.name} did not start in Docker: {exc}") from exc
     volumes = ", ".join(
-        e["name"] for e in rendered.volume_names(config, project, selection.mode).values()
+        e["name"]
+        for e in rendered.volume_names(config, project, selection.mode, selection.edition).values()
     )
     return Started(
         companion.name,
@@ -393,15 +394,25 @@ def start(
             _write(config, started)
             say(f"hotmode: {companion.name} {run.detail}")
             port = run.port
-            env.update(
-                rendered.companion_environment(
-                    companion, selection.mode, "127.0.0.1", port, str(config.deployment / secrets)
-                )
+            told = rendered.companion_environment(
+                companion, selection.mode, "127.0.0.1", port, str(config.deployment / secrets)
             )
+            env.update(rendered.fill_url_secrets(told, lambda n: _secret(config, selection, n)))
     except BaseException:
         stop(config)
         raise
     return env
+
+
+def _secret(config: Config, selection: Selection, name: str) -> str:
+    path = rendered.secret_file(config, selection.mode, name)
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError:
+        raise StateError(
+            f"{path} does not exist; write the secret {name} there, or run `hotmode render` "
+            "for a dev-only one"
+        ) from None
 
 
 def stop(config: Config) -> list[Started]:
