@@ -93,7 +93,7 @@ _VOLUME_KEYS = {
 class _Reader(Protocol):
     def fail(self, key: str, problem: str) -> ConfigError: ...
     def check_keys(self, table: Mapping[str, Any], allowed: Mapping[str, str], at: str) -> None: ...
-    def env_table(self, value: Any, at: str) -> dict[str, str]: ...
+    def env_table(self, value: Any, at: str, *, dotted: bool = False) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -321,7 +321,7 @@ def _override(
             changes[key] = _strings(reader, value, where)
         elif key in ("environment", "app_env"):
             merged = dict(getattr(base, key))
-            merged.update(reader.env_table(value, where))
+            merged.update(reader.env_table(value, where, dotted=key == "environment"))
             changes[key] = merged
         elif key == "volumes":
             volumes = {v.key: v for v in base.volumes} | _volumes(reader, value, where)

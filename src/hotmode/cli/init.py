@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -36,40 +38,80 @@ from hotmode.adopt import scaffold
     help="Keep a data volume shared where the old files shared it across modes (dev on "
     "prod's data); by default dev gets its own.",
 )
+@click.option(
+    "--requirements",
+    default=None,
+    help="The requirements file, relative to the source folder (when init finds none).",
+)
+@click.option("--target", default=None, help="The ASGI target, module:attribute (when not found).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="The app's port.")
+@click.option(
+    "--app",
+    "app",
+    default=None,
+    help="With --from: the app's service, where its files do not show which one it is.",
+)
 @click.argument(
     "folder", required=False, type=click.Path(path_type=Path, file_okay=False, exists=True)
 )
 def init(
-    yes: bool, origin: Path | None, rename_volumes: bool, share_data: bool, folder: Path | None
+    yes: bool,
+    origin: Path | None,
+    rename_volumes: bool,
+    share_data: bool,
+    requirements: str | None,
+    target: str | None,
+    port: int | None,
+    app: str | None,
+    folder: Path | None,
 ) -> int:
     """Infer the declaration of the project in FOLDER (default: here) and write it."""
     root = (folder or Path.cwd()).resolve()
+    scaffold.refuse_existing(root)
     if origin is not None:
-        return _adopt(root, origin.resolve(), rename_volumes, share_data)
+        given = {"target": target, "port": port, "requirements": requirements, "service": app}
+        return _adopt(root, origin.resolve(), rename_volumes, share_data, given)
     values = scaffold.infer(root)
     for note in values.notes:
         click.echo(f"hotmode: {note}")
-    if not yes and sys.stdin.isatty():
+    values = dataclasses.replace(
+        values,
+        requirements=requirements or values.requirements,
+        target=target or values.target,
+        port=port or values.port,
+    )
+    asking = not yes and sys.stdin.isatty()
+    if not values.requirements and not asking:
+        from hotmode.errors import StateError
+
+        raise StateError(
+            f"no requirements file found in {values.source}/ (requirements.txt, "
+            "requirements/base.txt, ...); pass --requirements FILE"
+        )
+    if asking:
         values = scaffold.Inferred(
             name=click.prompt("App name", default=values.name),
             source=click.prompt("Source folder", default=values.source),
             target=click.prompt("ASGI target (module:attribute)", default=values.target),
             port=click.prompt("Port", default=values.port, type=click.IntRange(1, 65535)),
-            requirements=click.prompt("Requirements file", default=values.requirements),
+            requirements=click.prompt("Requirements file", default=values.requirements or None),
+            health=values.health,
         )
     path = scaffold.write_declaration(root, values)
     click.echo(f"hotmode: wrote {path}; next: `hotmode render`, then `hotmode up --dev`")
     return 0
 
 
-def _adopt(root: Path, origin: Path, rename_volumes: bool, share_data: bool) -> int:
+def _adopt(
+    root: Path, origin: Path, rename_volumes: bool, share_data: bool, given: dict[str, Any]
+) -> int:
     from hotmode.adopt import infer as adopt
     from hotmode.adopt import report as adopt_report
     from hotmode.compose.engine import find_compose
     from hotmode.config import load_config
 
     compose = find_compose()
-    adoption = adopt.adopt(root, origin, compose, share_data=share_data)
+    adoption = adopt.adopt(root, origin, compose, share_data=share_data, given=given)
     if adoption.renamed and not rename_volumes:
         from hotmode.errors import StateError
 

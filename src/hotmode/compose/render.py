@@ -70,11 +70,19 @@ def _port(config: Config) -> str:
 
 
 def _healthcheck(config: Config) -> dict[str, Any]:
-    # Slim images have no curl; the image's own Python is always there.
-    probe = (
-        "import os, urllib.request; urllib.request.urlopen("
-        f"'http://127.0.0.1:%s/health' % os.environ.get('PORT', '{config.port}'), timeout=3)"
-    )
+    # Slim images have no curl; the image's own Python is always there. With a declared health
+    # path, a 2xx from it; without one, any HTTP answer at all (the app has no such route).
+    port = f"os.environ.get('PORT', '{config.port}')"
+    if config.health:
+        probe = (
+            "import os, urllib.request; urllib.request.urlopen("
+            f"'http://127.0.0.1:%s{config.health}' % {port}, timeout=3)"
+        )
+    else:
+        probe = (
+            "import os, http.client; c = http.client.HTTPConnection("
+            f"'127.0.0.1', int({port}), timeout=3); c.request('GET', '/'); c.getresponse()"
+        )
     return {
         "test": ["CMD", "python", "-c", probe],
         "interval": "10s",
