@@ -127,6 +127,8 @@ def _spec(
     ports = service.get("ports") or []
     if ports:
         spec["port"] = int(ports[0]["target"])
+    elif known is not None and known.port:
+        spec["port"] = known.port
     check = _healthcheck(service.get("healthcheck") or {})
     if check is None and known is not None and known.healthcheck is not None:
         check = {"test": known.healthcheck(env)}
@@ -224,6 +226,11 @@ def _volumes(
                 f"{first[2]}'s; {mode} {edition} gets a volume of its own and {real} stays "
                 f"{first[1]} {first[2]}'s (init --share-data keeps them shared)"
             )
+    # A mode that had no volume where another mode kept data gets one of its own.
+    for (name, target), key in keys.items():
+        for which in ("prod", "dev"):
+            volume = tables.setdefault(name, {}).setdefault(which, {})
+            volume.setdefault(key, {"target": target})
     for name, kind in known.items():
         targets = {t for (n, t) in keys if n == name}
         if kind is not None and kind.data and kind.data not in targets:

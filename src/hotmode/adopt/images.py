@@ -28,6 +28,7 @@ class Known:
 
     family: str
     data: str | None = None
+    port: int | None = None
     user: str | None = None
     tmpfs: tuple[str, ...] = (TMP,)
     healthcheck: Callable[[Env], list[str]] | None = None
@@ -99,47 +100,47 @@ _PROXY = {"CL-0007": "a proxy's entrypoint writes its configuration at start"}
 
 KNOWN: dict[str, Known] = {
     "postgres": Known(
-        "postgres", "/var/lib/postgresql/data", "postgres", (TMP, "/var/run/postgresql"),
+        "postgres", "/var/lib/postgresql/data", 5432, "postgres", (TMP, "/var/run/postgresql"),
         _postgres_health, _postgres_native, secret_files=True,
     ),
     "mariadb": Known(
-        "mariadb", "/var/lib/mysql", "mysql", (TMP, "/run/mysqld"),
+        "mariadb", "/var/lib/mysql", 3306, "mysql", (TMP, "/run/mysqld"),
         lambda env: ["healthcheck.sh", "--connect", "--innodb_initialized"], _mariadb_native,
         secret_files=True,
     ),
     "mysql": Known(
-        "mysql", "/var/lib/mysql", "mysql", (TMP, "/var/run/mysqld"),
+        "mysql", "/var/lib/mysql", 3306, "mysql", (TMP, "/var/run/mysqld"),
         lambda env: ["mysqladmin", "ping", "--host=127.0.0.1", "--silent"], _mariadb_native,
         secret_files=True,
     ),
     "redis": Known(
-        "redis", "/data", "redis", (TMP,), lambda env: ["redis-cli", "ping"],
+        "redis", "/data", 6379, "redis", (TMP,), lambda env: ["redis-cli", "ping"],
         _redis_native("redis-server"),
     ),
     "valkey": Known(
-        "valkey", "/data", "valkey", (TMP,), lambda env: ["valkey-cli", "ping"],
+        "valkey", "/data", 6379, "valkey", (TMP,), lambda env: ["valkey-cli", "ping"],
         _redis_native("valkey-server"),
     ),
     "mongo": Known(
-        "mongo", "/data/db", "mongodb", (TMP,),
+        "mongo", "/data/db", 27017, "mongodb", (TMP,),
         lambda env: ["mongosh", "--quiet", "--eval", "db.adminCommand('ping').ok"],
         secret_files=True,
     ),
     "rabbitmq": Known(
-        "rabbitmq", "/var/lib/rabbitmq", "rabbitmq", (TMP,),
+        "rabbitmq", "/var/lib/rabbitmq", 5672, "rabbitmq", (TMP,),
         lambda env: ["rabbitmq-diagnostics", "-q", "ping"], read_only=False,
         why={"CL-0007": "rabbitmq's entrypoint writes its configuration under /etc at start"},
     ),
     # Proxies start as root to bind low ports and drop to their own user themselves.
     "nginx": Known(
-        "nginx", None, None, (TMP, "/var/cache/nginx", "/var/run"),
+        "nginx", None, 80, None, (TMP, "/var/cache/nginx", "/var/run"),
         cap_add=("CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE"), read_only=False, why=_PROXY,
     ),
     "caddy": Known(
-        "caddy", "/data", None, (TMP, "/config"), cap_add=("NET_BIND_SERVICE",),
+        "caddy", "/data", 80, None, (TMP, "/config"), cap_add=("NET_BIND_SERVICE",),
     ),
-    "traefik": Known("traefik", None, None, (TMP,), cap_add=("NET_BIND_SERVICE",)),
-    "haproxy": Known("haproxy", None, "haproxy", (TMP, "/var/run")),
+    "traefik": Known("traefik", None, 80, None, (TMP,), cap_add=("NET_BIND_SERVICE",)),
+    "haproxy": Known("haproxy", None, 80, "haproxy", (TMP, "/var/run")),
 }  # fmt: skip
 _ALIASES = {
     "postgresql": "postgres", "postgis": "postgres", "timescaledb": "postgres",

@@ -357,7 +357,6 @@ def start(
     """Start every companion for a native app; return the app's environment for them."""
     started: list[Started] = []
     env: dict[str, str] = {}
-    secrets = rendered.DEV_SECRETS if selection.dev else "secrets"
     try:
         for companion in config.services:
             use_docker = engine()
@@ -394,13 +393,33 @@ def start(
             _write(config, started)
             say(f"hotmode: {companion.name} {run.detail}")
             port = run.port
-            told = rendered.companion_environment(
-                companion, selection.mode, "127.0.0.1", port, str(config.deployment / secrets)
-            )
-            env.update(rendered.fill_url_secrets(told, lambda n: _secret(config, selection, n)))
+            env.update(_told(config, selection, companion, port))
     except BaseException:
         stop(config)
         raise
+    return env
+
+
+def _told(config: Config, selection: Selection, companion: Companion, port: int) -> dict[str, str]:
+    """What the native app is told about a companion on 127.0.0.1:`port`, secrets filled."""
+    secrets = rendered.DEV_SECRETS if selection.dev else "secrets"
+    told = rendered.companion_environment(
+        companion, selection.mode, "127.0.0.1", port, str(config.deployment / secrets)
+    )
+    return rendered.fill_url_secrets(told, lambda n: _secret(config, selection, n))
+
+
+def running_environment(config: Config, selection: Selection) -> dict[str, str]:
+    """The app's environment for the companions that run now (`hotmode exec`), or the
+    embedded default of those that do not."""
+    ports = {run.name: run.port for run in _read(config) if run.port}
+    env: dict[str, str] = {}
+    for companion in config.services:
+        if companion.name in ports:
+            env.update(_told(config, selection, companion, ports[companion.name]))
+        elif companion.embedded:
+            folder = data_folder(config, selection, companion)
+            env.update({k: v.replace("{data}", str(folder)) for k, v in companion.embedded.items()})
     return env
 
 

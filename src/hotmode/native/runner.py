@@ -150,6 +150,19 @@ def build_command(
     return argv, env, served, folder
 
 
+def exec_environment(config: Config, running: RunState) -> tuple[dict[str, str], Path]:
+    """The environment and folder of the running native mode, for one more command in it
+    (`hotmode exec -- alembic upgrade head`): what its server was given, companions included."""
+    selection = Selection(running.mode, running.edition, "running", "running")
+    env = _base_env(config, selection)
+    env["PORT"] = str(running.port)
+    if selection.dev:
+        env.update(config.dev.env)
+        env["HOT_RELOAD_ENABLED"] = "true"
+    env.update(companions.running_environment(config, selection))
+    return env, config.source
+
+
 def _run_log(config: Config, selection: Selection, run_id: str) -> Path:
     """A log file of this run's own, so that an error never quotes another run's line."""
     runs = state.ensure_state_dir(config.root) / "runs"
