@@ -100,7 +100,7 @@ def test_init_from_adopts_the_guides_four_modes(tmp_path: Path) -> None:
     root = tmp_path / "project"
     shutil.copytree(GUIDE, root)
     result = run_hotmode(root, "init", "--from", "deployment")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # SECRET_KEY is not carried, and said so
     config = load_config(root / "hotmode.toml")
     assert (config.name, config.service, config.target, config.port) == (
         "linkedin-gateway", "backend", "main:app", 7778,

@@ -27,7 +27,7 @@ from typing import Any
 from hotmode.adopt import images
 from hotmode.adopt.old import OldMode
 
-_SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|PASSPHRASE|PRIVATE_KEY", re.IGNORECASE)
+_SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|PASSPHRASE|PRIVATE_KEY|_PASS$|_PWD$", re.IGNORECASE)
 _DURATION = re.compile(r"^[0-9]+(ms|s|m|h)$")
 _INLINE_PASSWORD = re.compile(r"(?P<user>://[^/@:\s]+):(?P<password>[^/@\s]+)@")
 
@@ -85,13 +85,12 @@ def _secret_env(
                 "(HM-P09: no credential in the environment; the old value is dev's only)"
             )
         else:
-            # The image reads no NAME_FILE: prod takes the value from its environment at start.
-            env[key] = f"${{{key}:?set {key} in the environment of hotmode up}}"
-            if text:
-                dev_env[key] = text
+            # The image reads no NAME_FILE: the value comes from the deployment's .env (git-
+            # ignored), never from a file hotmode renders.
+            env[key] = f"${{{key}}}"
             found.changed.append(
-                f"{name}: {key} comes from the environment in prod ({key} must be set), "
-                "the old value is dev's only (the image reads no secret file)"
+                f"{name}: {key} comes from {key} in the deployment's .env, in every mode (the "
+                "image reads no secret file); write it there"
             )
     return env, dev_env, secrets
 

@@ -87,6 +87,12 @@ def compare(
         for real in sorted(old_volumes.values()):
             if real in new_volumes.values():
                 report.kept.append(f"{who}volume {real}")
+            elif before_name == old_service:
+                # The app's own data (uploads, media): never swapped for another volume.
+                report.not_carried.append(
+                    f"{who}data volume {real} (the app declares no data volumes; its data "
+                    "stays in it)"
+                )
             else:
                 report.changed.append(
                     f"{who}volume {real} -> {instead or 'none'} (the old volume keeps its data)"

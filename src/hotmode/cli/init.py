@@ -124,7 +124,8 @@ def _adopt(
     )
     path = scaffold.write_text_declaration(root, text)
     config = load_config(path)
-    for report in adopt_report.reports(adoption, config, compose):
+    reports = adopt_report.reports(adoption, config, compose)
+    for report in reports:
         click.echo(f"\n{report.label}:")
         for title, items in (
             ("kept", report.kept),
@@ -145,4 +146,11 @@ def _adopt(
     for problem in adoption.left_out:
         click.echo(f"hotmode: {problem}", err=True)
     click.echo(f"\nhotmode: wrote {path}; next: `hotmode render --adopt`")
-    return 1 if adoption.left_out else 0
+    lost = adoption.left_out or adoption.not_carried or any(r.not_carried for r in reports)
+    if lost:
+        click.echo(
+            "hotmode: not everything was carried (listed above as `not carried` or left out); "
+            "the declaration is written: check those items, then `hotmode render --adopt`",
+            err=True,
+        )
+    return 1 if lost else 0
