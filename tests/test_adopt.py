@@ -174,3 +174,22 @@ def test_init_from_a_broken_base_names_it(tmp_path: Path) -> None:
     assert "docker-compose.yml:2: invalid YAML" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "hotmode.toml").exists()
+
+
+def test_init_finds_an_app_below_subfolders_with_its_import_root(tmp_path: Path) -> None:
+    """`project/app/main.py` importing `app.db`: source `project`, target `app.main:app`, the
+    requirements beside it; no health route, so none is written."""
+    root = tmp_path / "notes"
+    shutil.copytree(REPO / "tests" / "fixtures" / "adopt-notes", root)
+    result = run_hotmode(root, "init", "--yes")
+    assert result.returncode == 0, result.stderr
+    config = load_config(root / "hotmode.toml")
+    assert (config.source.name, config.target, config.requirements, config.health) == (
+        "project", "app.main:app", "requirements.txt", None,
+    )  # fmt: skip
+    (root / "hotmode.toml").unlink()
+    (root / "project" / "requirements.txt").unlink()
+    refused = run_hotmode(root, "init", "--yes")
+    assert refused.returncode == 1
+    assert "pass --requirements FILE" in refused.stderr
+    assert not (root / "hotmode.toml").exists()
