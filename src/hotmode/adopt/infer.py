@@ -28,7 +28,7 @@ from hotmode.adopt.old import (
     yaml_problem,
 )
 from hotmode.compose.engine import Compose
-from hotmode.errors import UsageError
+from hotmode.errors import StateError, UsageError
 
 if TYPE_CHECKING:
     from hotmode.audit.model import Kind
@@ -124,6 +124,7 @@ class Adoption:
     renamed: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     not_carried: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
 
 
 def _edition_variable(
@@ -150,12 +151,57 @@ def _env(mode: OldMode | None, app: str) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in (service.get("environment") or {}).items()}
 
 
-def adopt(root: Path, folder: Path, compose: Compose, app: str | None = None) -> Adoption:
-    """Read the Compose files in `folder`; infer the declaration of the project at `root`.
-    `app` (`--app`) names the app's service when the files' evidence does not."""
-    from hotmode.adopt.scaffold import find_app_object, slug
+_BESIDE = ("requirements.txt", "requirements/base.txt", "requirements/prod.txt")
+# Where projects keep their Compose files when not beside the code.
+_USUAL = ("docker", "docker/compose", "deploy", "deployment", "compose", ".devcontainer")
+# Files `render` writes into the deployment folder beside the Compose files.
+_RENDERED_BESIDE = (".gitignore", "Dockerfile", ".env.example")
 
+
+def _deployment(root: Path, folder: Path, notes: list[str]) -> str:
+    """The deployment folder: the old files' own, unless rendering there would replace a file
+    of the project's own (the root's .gitignore); then a folder of its own."""
+    clash = [n for n in _RENDERED_BESIDE if (folder / n).exists()]
+    if folder.resolve() != root.resolve() and ".gitignore" not in clash:
+        return folder.resolve().relative_to(root.resolve()).as_posix()
+    chosen = next(
+        name for name in ("deployment", "hotmode-deployment", "deploy-hotmode")
+        if not (root / name).exists() or not any((root / name).iterdir())
+    )  # fmt: skip
+    notes.append(
+        f"deployment = {chosen!r}: rendering into {folder.name or '.'}/ would replace "
+        f"{', '.join(clash) or 'the project root'}; the old files stay where they are"
+    )
+    return chosen
+
+
+def _find_files(folder: Path) -> OldFiles:
+    """The Compose files of `folder`, else of the first usual place below it that has some."""
     files = discover(folder)
+    if files.base or files.dev or files.editions or files.dev_editions:
+        return files
+    for below in _USUAL:
+        if (folder / below).is_dir():
+            found = discover(folder / below)
+            if found.base or found.dev or found.editions or found.dev_editions:
+                return found
+    return files
+
+
+def adopt(
+    root: Path,
+    folder: Path,
+    compose: Compose,
+    *,
+    share_data: bool = False,
+    given: Mapping[str, Any] | None = None,
+) -> Adoption:
+    """Read the Compose files in `folder` (or a usual place below it: docker/, deploy/,
+    .devcontainer/); infer the declaration of the project at `root`."""
+    from hotmode.adopt.scaffold import find_app_object, find_health, slug
+
+    files = _find_files(folder)
+    folder = files.folder
     every = [p for p in (files.base, files.dev) if p] + [
         *files.editions.values(),
         *files.dev_editions.values(),
@@ -173,7 +219,8 @@ def adopt(root: Path, folder: Path, compose: Compose, app: str | None = None) ->
     seed = merge(compose, "prod" if first == files.base else "dev", "?", (first,), broken)
     if seed.merged is None:
         raise UsageError(f"{first}: {seed.problem}; nothing can be adopted")
-    app, annotated = find_app(seed.merged.get("services") or {}, (first,), app)
+    given = {k: v for k, v in (given or {}).items() if v}
+    app, annotated = find_app(seed.merged.get("services") or {}, (first,), given.get("service"))
     variable, default = (
         _edition_variable(files, seed.merged, app, broken)
         if files.editions or files.dev_editions
@@ -195,19 +242,40 @@ def adopt(root: Path, folder: Path, compose: Compose, app: str | None = None) ->
     source = source_of(service, root) or source_of(dev_service, root)
     if source is None:
         raise UsageError(f"cannot tell the source folder of service {app!r}; write it by hand")
-    target = facts.get("target") or dev_facts.get("target")
+    target = given.get("target") or facts.get("target") or dev_facts.get("target")
     if target is None:
         found = find_app_object(source)
-        target = f"{found[0]}:{found[1]}" if found else "main:app"
-        notes.append(f"target {target}: found in the source, not in a command")
-    port_text = facts.get("port") or _env(reference, app).get("PORT") or ""
-    port = int(port_text) if port_text.isdigit() else 8000
-    requirements = facts.get("requirements") or dev_facts.get("requirements")
+        if found is None:
+            raise StateError(
+                f"cannot tell the app's target: no server command in the files and no app "
+                f"object in {source}; pass --target MODULE:ATTRIBUTE"
+            )
+        target = f"{found[0]}:{found[1]}"
+        notes.append(f"target {target}: the app object in the source (no command names it)")
+    port_text = str(
+        given.get("port") or facts.get("port") or _env(reference, app).get("PORT") or ""
+    )
+    published = [str(p.get("target")) for p in service.get("ports") or []]
+    port_text = port_text or next((p for p in published if p.isdigit()), "")
+    if not port_text.isdigit():
+        raise StateError(
+            "cannot tell the app's port: no --port in its command, no PORT and no published "
+            "port; pass --port PORT"
+        )
+    port = int(port_text)
+    requirements = (
+        given.get("requirements") or facts.get("requirements") or dev_facts.get("requirements")
+    )
     if requirements is None:
         dockerfile = source / "Dockerfile"
         text = dockerfile.read_text(encoding="utf-8") if dockerfile.is_file() else ""
         match = _REQUIREMENTS.search(text)
-        requirements = match.group("path") if match else "requirements.txt"
+        beside = next((r for r in _BESIDE if (source / r).is_file()), None)
+        requirements = match.group("path") if match else beside
+        if requirements is None:
+            raise StateError(
+                f"no requirements file in {source} or its Dockerfile; pass --requirements FILE"
+            )
     top = (reference.merged or {}).get("name")
     container = str(service.get("container_name") or "")
     name = container.removesuffix(f"-{app}") if container else ""
@@ -239,8 +307,14 @@ def adopt(root: Path, folder: Path, compose: Compose, app: str | None = None) ->
         "target": target,
         "port": port,
         "requirements": requirements,
-        "deployment": folder.resolve().relative_to(root.resolve()).as_posix(),
+        "deployment": _deployment(root, folder, notes),
     }
+    health = find_health(source)
+    if health:
+        values["health"] = health
+        notes.append(f"health {health}: the app's own route")
+    else:
+        notes.append("health: the app has no health route; ready means it answers HTTP at all")
     if default:
         values["edition_variable"] = variable
     dev_table: dict[str, Any] = {"env": dev_env} if dev_env else {}
@@ -250,7 +324,9 @@ def adopt(root: Path, folder: Path, compose: Compose, app: str | None = None) ->
     from hotmode.audit.roles import classify
 
     roles = classify((reference.merged or {}).get("services") or {}, app, annotated)
-    companions = adopt_companions.infer(modes, app, root, default or "default", roles=roles)
+    companions = adopt_companions.infer(
+        modes, app, root, default or "default", roles=roles, share_data=share_data
+    )
     for table, spec in companions.tables.items():
         if "secrets" in spec and "." not in table:
             names = ", ".join(f"{values['deployment']}/secrets/{n}" for n in spec["secrets"])
@@ -258,6 +334,7 @@ def adopt(root: Path, folder: Path, compose: Compose, app: str | None = None) ->
     return Adoption(
         values, editions, dev_table, app, modes, left_out, notes,
         companions.tables, companions.renamed, companions.changed, companions.not_carried,
+        companions.kept,
     )  # fmt: skip
 
 

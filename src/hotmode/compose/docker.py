@@ -329,7 +329,9 @@ def data_volumes(config: Config) -> list[str]:
     for selection in all_selections(config):
         project = layout.project_name(config, selection)
         projects.add(project)
-        for entry in companions.volume_names(config, project, selection.mode).values():
+        for entry in companions.volume_names(
+            config, project, selection.mode, selection.edition
+        ).values():
             if entry["name"] not in wanted:
                 wanted.append(entry["name"])
     listing = docker(

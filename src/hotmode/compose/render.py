@@ -70,11 +70,19 @@ def _port(config: Config) -> str:
 
 
 def _healthcheck(config: Config) -> dict[str, Any]:
-    # Slim images have no curl; the image's own Python is always there.
-    probe = (
-        "import os, urllib.request; urllib.request.urlopen("
-        f"'http://127.0.0.1:%s/health' % os.environ.get('PORT', '{config.port}'), timeout=3)"
-    )
+    # Slim images have no curl; the image's own Python is always there. With a declared health
+    # path, a 2xx from it; without one, any HTTP answer at all (the app has no such route).
+    port = f"os.environ.get('PORT', '{config.port}')"
+    if config.health:
+        probe = (
+            "import os, urllib.request; urllib.request.urlopen("
+            f"'http://127.0.0.1:%s{config.health}' % {port}, timeout=3)"
+        )
+    else:
+        probe = (
+            "import os, http.client; c = http.client.HTTPConnection("
+            f"'127.0.0.1', int({port}), timeout=3); c.request('GET', '/'); c.getresponse()"
+        )
     return {
         "test": ["CMD", "python", "-c", probe],
         "interval": "10s",
@@ -157,7 +165,7 @@ def base_document(config: Config) -> dict[str, Any]:
     if env_files:
         service["env_file"] = env_files
     if config.services:
-        service["environment"].update(companions.app_environment(config, "prod"))
+        _companion_settings(config, "prod", service)
         service["depends_on"] = companions.depends_on(config)
     secrets = companions.secrets_documents(config, "prod", _OverrideMap)
     if secrets:
@@ -172,12 +180,22 @@ def base_document(config: Config) -> dict[str, Any]:
         "services": services,
         "volumes": {
             "logs": {"name": names["logs"]},
-            **companions.volume_names(config, names["project"], "prod"),
+            **companions.volume_names(config, names["project"], "prod", selection.edition),
         },
     }
     if secrets:
         document["secrets"] = secrets
     return document
+
+
+def _companion_settings(config: Config, mode: str, service: dict[str, Any]) -> None:
+    """The app's settings that name its companions; a URL's password stays in its secret file,
+    put back by the launcher in front of the server."""
+    env, secrets = companions.split_url_secrets(companions.app_environment(config, mode))
+    service["environment"].update(env)
+    if secrets:
+        service["environment"][companions.URL_SECRETS_VARIABLE] = secrets
+        service["command"] = companions.launch(service["command"], secrets)
 
 
 def _labels(config: Config, selection: Selection) -> dict[str, str]:
@@ -206,7 +224,7 @@ def edition_document(config: Config, edition: Edition) -> dict[str, Any]:
         "services": {config.service: service, **_overlay_companions(config, selection)},
         "volumes": {
             "logs": {"name": names["logs"]},
-            **companions.volume_names(config, names["project"], "prod"),
+            **companions.volume_names(config, names["project"], "prod", selection.edition),
         },
     }
 
@@ -273,14 +291,14 @@ def dev_document(config: Config) -> dict[str, Any]:
         "labels": _labels(config, selection),
     }
     if config.services:
-        service["environment"].update(companions.app_environment(config, "dev"))
+        _companion_settings(config, "dev", service)
     document = {
         "name": names["project"],
         "services": {config.service: service, **_overlay_companions(config, selection)},
         "volumes": {
             "logs": {"name": names["logs"]},
             "cache": {"name": names["cache"]},
-            **companions.volume_names(config, names["project"], "dev"),
+            **companions.volume_names(config, names["project"], "dev", selection.edition),
         },
     }
     secrets = companions.secrets_documents(config, "dev", _OverrideMap)
@@ -308,7 +326,7 @@ def dev_edition_document(config: Config, edition: Edition) -> dict[str, Any]:
         "volumes": {
             "logs": {"name": names["logs"]},
             "cache": {"name": names["cache"]},
-            **companions.volume_names(config, names["project"], "dev"),
+            **companions.volume_names(config, names["project"], "dev", selection.edition),
         },
     }
 

@@ -347,7 +347,8 @@ def _start_docker(config: Config, selection: Selection, companion: Companion, ru
         remove_containers(config.root)
         raise StateError(f"{companion.name} did not start in Docker: {exc}") from exc
     volumes = ", ".join(
-        e["name"] for e in rendered.volume_names(config, project, selection.mode).values()
+        e["name"]
+        for e in rendered.volume_names(config, project, selection.mode, selection.edition).values()
     )
     return Entry(
         companion.name, "docker", "running", f"in Docker on {published}, data {volumes}", port
@@ -414,7 +415,6 @@ def start(
     run_id = uuid.uuid4().hex[:12]
     started: list[Entry] = []
     env: dict[str, str] = {}
-    secrets = rendered.DEV_SECRETS if selection.dev else "secrets"
     try:
         for companion in config.services:
             use_docker = engine()
@@ -452,15 +452,7 @@ def start(
             run = started[-1]
             companion_record.write(config.root, started)
             say(f"hotmode: {companion.name} {run.detail}")
-            env.update(
-                rendered.companion_environment(
-                    companion,
-                    selection.mode,
-                    "127.0.0.1",
-                    run.port,
-                    str(config.deployment / secrets),
-                )
-            )
+            env.update(_told(config, selection, companion, run.port))
     except BaseException:
         stop(config)
         raise
@@ -470,6 +462,41 @@ def start(
 def stop(config: Config) -> companion_record.Stopped:
     """Stop every companion of this project, recorded or not; their data stays."""
     return companion_record.stop(config.root, remove_containers)
+
+
+def _told(config: Config, selection: Selection, companion: Companion, port: int) -> dict[str, str]:
+    """What the native app is told about a companion on 127.0.0.1:`port`, secrets filled."""
+    secrets = rendered.DEV_SECRETS if selection.dev else "secrets"
+    told = rendered.companion_environment(
+        companion, selection.mode, "127.0.0.1", port, str(config.deployment / secrets)
+    )
+    return rendered.fill_url_secrets(told, lambda n: _secret(config, selection, n))
+
+
+def running_environment(config: Config, selection: Selection) -> dict[str, str]:
+    """The app's environment for the companions that run now (`hotmode exec`), or the
+    embedded default of those that do not."""
+    entries, _problems = companion_record.read(config.root)
+    ports = {run.name: run.port for run in entries if run.port}
+    env: dict[str, str] = {}
+    for companion in config.services:
+        if companion.name in ports:
+            env.update(_told(config, selection, companion, ports[companion.name]))
+        elif companion.embedded:
+            folder = data_folder(config, selection, companion)
+            env.update({k: v.replace("{data}", str(folder)) for k, v in companion.embedded.items()})
+    return env
+
+
+def _secret(config: Config, selection: Selection, name: str) -> str:
+    path = rendered.secret_file(config, selection.mode, name)
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError:
+        raise StateError(
+            f"{path} does not exist; write the secret {name} there, or run `hotmode render` "
+            "for a dev-only one"
+        ) from None
 
 
 def describe(config: Config) -> list[dict[str, Any]]:

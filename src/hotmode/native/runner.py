@@ -152,6 +152,19 @@ def build_command(
     return argv, env, served, folder
 
 
+def exec_environment(config: Config, running: RunState) -> tuple[dict[str, str], Path]:
+    """The environment and folder of the running native mode, for one more command in it
+    (`hotmode exec -- alembic upgrade head`): what its server was given, companions included."""
+    selection = Selection(running.mode, running.edition, "running", "running")
+    env = _base_env(config, selection)
+    env["PORT"] = str(running.port)
+    if selection.dev:
+        env.update(config.dev.env)
+        env["HOT_RELOAD_ENABLED"] = "true"
+    env.update(companions.running_environment(config, selection))
+    return env, config.source
+
+
 def _run_log(config: Config, selection: Selection, run_id: str) -> Path:
     """A log file of this run's own, so that an error never quotes another run's line."""
     runs = state.ensure_state_dir(config.root) / "runs"
@@ -254,7 +267,7 @@ def _launch(
         )
         state.write(config.root, record)
         if log is not None:
-            wait_ready(process, server, host, port, log, ready_timeout)
+            wait_ready(process, server, host, port, log, ready_timeout, health=config.health)
     except BaseException:
         # Interrupted or failed: stop what this run started, remove only this run's record.
         if server is not None:
@@ -297,17 +310,21 @@ def wait_ready(
     port: int,
     log: Path,
     timeout: float = READY_TIMEOUT,
+    *,
+    health: str | None = None,
 ) -> None:
-    """Wait until the server itself answers `GET /health` with 200.
+    """Wait until the server itself answers: `GET health` with 200 where the declaration names
+    a health path, else any HTTP answer to `GET /` (an app without a health route is ready once
+    it serves).
 
     Fails at once when the process exits or the reload engine reports that nothing can serve;
-    a 200 from a socket that is not the server's own does not count.
+    an answer from a socket that is not the server's own does not count.
     """
     import urllib.error  # here, not at the top: `status` must start fast
     import urllib.request
 
     deadline = time.monotonic() + timeout
-    url = f"http://{url_host(host)}:{port}/health"
+    url = f"http://{url_host(host)}:{port}{health or '/'}"
     while time.monotonic() < deadline:
         code = process.poll()
         if code is not None:
@@ -317,12 +334,16 @@ def wait_ready(
             raise StateError(f"the server cannot start: {failure}")
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200 and answered_by(host, port, server):
-                    return
+                answered = response.status == 200 or health is None
+        except urllib.error.HTTPError:
+            answered = health is None
         except (urllib.error.URLError, OSError):
-            pass
+            answered = False
+        if answered and answered_by(host, port, server):
+            return
         time.sleep(0.1)
-    raise StateError(f"the server did not answer {url} within {timeout:.0f} s: {_tail(log)}")
+    wanted = f"200 from {url}" if health else f"an HTTP answer from {url}"
+    raise StateError(f"the server did not give {wanted} within {timeout:.0f} s: {_tail(log)}")
 
 
 def _engine_failure(log: Path) -> str:
