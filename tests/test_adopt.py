@@ -184,6 +184,7 @@ def test_init_from_asks_which_service_is_the_app_and_the_overrides_decide(
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+        (tmp_path / name / "requirements.txt").write_text("fastapi\n")
     (tmp_path / "deployment").mkdir()
     compose = tmp_path / "deployment" / "docker-compose.yml"
     text = (
@@ -195,14 +196,17 @@ def test_init_from_asks_which_service_is_the_app_and_the_overrides_decide(
     assert "it may be a or b" in refused.stderr and "--app NAME" in refused.stderr
     assert not (tmp_path / "hotmode.toml").exists()
 
-    named = run_hotmode(tmp_path, "init", "--from", "deployment", "--app", "b")
-    assert named.returncode == 0, named.stderr
+    # No command, PORT or published port says the port: it is given, never assumed.
+    named = run_hotmode(tmp_path, "init", "--from", "deployment", "--app", "b", "--port", "8000")
+    assert named.returncode == 1, named.stderr  # the other built service is named, not carried
+    assert "not carried service a" in named.stdout
     assert load_config(tmp_path / "hotmode.toml").service == "b"
 
     (tmp_path / "hotmode.toml").unlink()
     compose.write_text(text.replace("build: ../a\n", "build: ../a\n    x-hotmode: {role: app}\n"))
-    annotated = run_hotmode(tmp_path, "init", "--from", "deployment")
-    assert annotated.returncode == 0, annotated.stderr
+    annotated = run_hotmode(tmp_path, "init", "--from", "deployment", "--port", "8000")
+    assert annotated.returncode == 1, annotated.stderr
+    assert "not carried service b" in annotated.stdout
     assert load_config(tmp_path / "hotmode.toml").service == "a"
 
 
