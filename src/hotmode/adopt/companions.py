@@ -19,7 +19,7 @@ unless `share_data` keeps it shared on purpose.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -265,6 +265,7 @@ def infer(
     *,
     roles: Mapping[str, Any],
     share_data: bool = False,
+    jobs: Collection[str] = (),
 ) -> Companions:
     """Every companion of the old modes, its data volumes named as each mode x edition named
     them, no volume mounted by two places that did not share it."""
@@ -277,7 +278,7 @@ def infer(
     app_env = dict(_services(reference).get(app, {}).get("environment") or {})
     chosen: dict[str, Mapping[str, Any]] = {}
     for name, service in sorted(_services(reference).items()):
-        if name == app:
+        if name == app or name in jobs:
             continue
         role = roles.get(name)
         if role is None or role.kind.value != "companion" or not service.get("image"):

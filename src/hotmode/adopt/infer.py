@@ -97,6 +97,8 @@ class Adoption:
     changed: list[str] = field(default_factory=list)
     not_carried: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    # [jobs.NAME]: what runs before the app and must succeed (a migration), NAME -> command.
+    jobs: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _edition_variable(
@@ -176,6 +178,32 @@ def _dev_if_dev_style(mode: OldMode, app: str, notes: list[str]) -> OldMode:
         "declaration (the source baked in, no reload), there being no prod file to compare"
     )
     return dataclasses.replace(mode, mode="dev")
+
+
+def app_jobs(services: Mapping[str, Any], app: str, notes: list[str]) -> dict[str, list[str]]:
+    """The services the app waits for to finish with exit 0 (`depends_on: condition:
+    service_completed_successfully`) that run the app's own image or build: its jobs."""
+    from hotmode.audit.evidence import build_name, build_of, image_of
+
+    this = services.get(app) or {}
+    jobs = {}
+    for name, wait in (this.get("depends_on") or {}).items():
+        service = services.get(name) or {}
+        if (wait or {}).get("condition") != "service_completed_successfully":
+            continue
+        build, own = build_of(service, services), build_of(this, services)
+        same = (image_of(service) is not None and image_of(service) == image_of(this)) or (
+            build is not None and own is not None and build_name(build) == build_name(own)
+        )
+        command = service.get("command") or service.get("entrypoint")
+        if not same or not command:
+            continue
+        jobs[name] = [str(part) for part in command]
+        notes.append(
+            f"[jobs.{name}]: {app} waits for {name} to succeed (service_completed_successfully): "
+            "it runs before the app in every mode, natively too, with the app's environment"
+        )
+    return jobs
 
 
 def _find_files(folder: Path) -> OldFiles:
@@ -312,8 +340,9 @@ def adopt(
     from hotmode.audit.roles import classify
 
     roles = classify((reference.merged or {}).get("services") or {}, app, annotated)
+    jobs = app_jobs((reference.merged or {}).get("services") or {}, app, notes)
     companions = adopt_companions.infer(
-        modes, app, root, default or "default", roles=roles, share_data=share_data
+        modes, app, root, default or "default", roles=roles, share_data=share_data, jobs=jobs
     )
     for table, spec in companions.tables.items():
         if "secrets" in spec and "." not in table:
@@ -322,7 +351,7 @@ def adopt(
     return Adoption(
         values, editions, dev_table, app, modes, left_out, notes,
         companions.tables, companions.renamed, companions.changed, companions.not_carried,
-        companions.kept,
+        companions.kept, jobs,
     )  # fmt: skip
 
 
@@ -353,4 +382,6 @@ def declaration_text(adoption: Adoption, origin: Path) -> str:
     for table, spec in adoption.services.items():
         lines += ["", f"[services.{table}]"]
         lines += [f"{key} = {value(item)}" for key, item in spec.items()]
+    for name, command in adoption.jobs.items():
+        lines += ["", f"[jobs.{name}]", f"command = {value(command)}"]
     return "\n".join(lines) + "\n"
