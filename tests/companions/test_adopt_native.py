@@ -1,8 +1,9 @@
 """A project hotmode has never seen, end to end with no hand edit: `init --from .`, `render
 --adopt`, native `up --dev` with its PostgreSQL (Debian's binaries, a real local process), the
-migration through `hotmode exec`, a database route answering 200, an edit served, a row that
-survives `down` and `up`, and `switch --prod` onto prod's own database (dev's row not in it).
-No Docker engine (DOCKER_HOST points nowhere)."""
+migration as a declared job (the migrate service the app waited for) and through `hotmode
+exec`, a database route answering 200, an edit served, a row that survives `down` and `up`, and
+`switch --prod` onto prod's own database (dev's row not in it). No Docker engine (DOCKER_HOST
+points nowhere)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,7 @@ def test_an_unseen_app_adopts_and_runs_with_its_database(project: Project) -> No
     gitignore = (project.root / ".gitignore").read_text()
     adopted = project.hotmode("init", "--from", ".")
     assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    assert "[jobs.migrate]" in adopted.stdout
     assert "deployment = 'deployment'" in adopted.stdout  # not the root: its .gitignore stays
     assert "ready means it answers HTTP at all" in adopted.stdout
     project.ok("render", "--adopt")
@@ -93,7 +95,8 @@ def test_an_unseen_app_adopts_and_runs_with_its_database(project: Project) -> No
     commit(project.root, "adopted")
 
     project.ok("up", "--native", "--dev", "--detach", "--port", str(project.port))
-    assert project.notes()[0] == 500  # no schema yet
+    # The migrate service the app waited for is a declared job: it ran before the app.
+    assert project.notes() == (200, {"notes": [], "version": 1})
     migrated = project.hotmode("exec", "--", sys.executable, "migrate.py")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     project.add("kept")
@@ -113,6 +116,7 @@ def test_an_unseen_app_adopts_and_runs_with_its_database(project: Project) -> No
     (secrets / "postgres_password").write_text("prod-only\n")
     git(project.root, "checkout", "--", "project")
     project.ok("switch", "--prod", "--native", "--port", str(project.port))
+    assert project.notes() == (200, {"notes": [], "version": 1})  # the job migrated prod's
     migrated = project.hotmode("exec", "--", sys.executable, "migrate.py")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     assert project.notes() == (200, {"notes": [], "version": 1})

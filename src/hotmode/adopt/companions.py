@@ -19,7 +19,7 @@ unless `share_data` keeps it shared on purpose.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,7 +142,9 @@ def _spec(
         )
         return spec, secrets, dev_env
     old_tmpfs = [str(t).split(":", 1)[0] for t in service.get("tmpfs") or []]
-    spec["tmpfs"] = list(dict.fromkeys([*known.tmpfs, *old_tmpfs]))
+    # A folder the team mounts a volume on keeps its volume, not a tmpfs over it.
+    mounted = {str(v.get("target")) for v in service.get("volumes") or []}
+    spec["tmpfs"] = [t for t in dict.fromkeys([*known.tmpfs, *old_tmpfs]) if t not in mounted]
     if not known.read_only:
         spec["read_only"] = False
     if known.cap_add:
@@ -231,8 +233,20 @@ def _volumes(
             volume = tables.setdefault(name, {}).setdefault(which, {})
             volume.setdefault(key, {"target": target})
     for name, kind in known.items():
-        targets = {t for (n, t) in keys if n == name}
-        if kind is not None and kind.data and kind.data not in targets:
+        targets = {Path(t) for (n, t) in keys if n == name}
+        # A volume at the data folder, below it (PGDATA=/var/lib/postgresql/data/pgdata) or
+        # above it already keeps the data.
+        holds = (
+            kind is not None
+            and kind.data
+            and any(
+                t == Path(kind.data)
+                or t.is_relative_to(kind.data)
+                or Path(kind.data).is_relative_to(t)
+                for t in targets
+            )
+        )
+        if kind is not None and kind.data and not holds:
             key = _volume_key(name, "data", taken)
             for which in ("prod", "dev"):
                 tables.setdefault(name, {}).setdefault(which, {})[key] = {"target": kind.data}
@@ -251,6 +265,7 @@ def infer(
     *,
     roles: Mapping[str, Any],
     share_data: bool = False,
+    jobs: Collection[str] = (),
 ) -> Companions:
     """Every companion of the old modes, its data volumes named as each mode x edition named
     them, no volume mounted by two places that did not share it."""
@@ -263,7 +278,7 @@ def infer(
     app_env = dict(_services(reference).get(app, {}).get("environment") or {})
     chosen: dict[str, Mapping[str, Any]] = {}
     for name, service in sorted(_services(reference).items()):
-        if name == app:
+        if name == app or name in jobs:
             continue
         role = roles.get(name)
         if role is None or role.kind.value != "companion" or not service.get("image"):

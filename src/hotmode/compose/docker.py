@@ -25,6 +25,7 @@ from typing import Any
 from hotmode import procs, source
 from hotmode.compose import layout
 from hotmode.compose.engine import Compose, find_compose
+from hotmode.compose.offline import pull_hint
 from hotmode.config import Config
 from hotmode.errors import ComposeError, Interrupted, StateError
 from hotmode.modes import Selection
@@ -380,7 +381,8 @@ def _build(compose: Compose, plan: _Plan, timeout: float, progress: Progress) ->
         compose.run(plan.files, plan.project, *args, env=plan.env, timeout=timeout,
                     on_output=progress)  # fmt: skip
     except ComposeError as exc:
-        raise StateError(f"building {plan.selection.label} failed: {exc}") from exc
+        message = f"building {plan.selection.label} failed: {exc}"
+        raise StateError(message + pull_hint(str(exc), plan.config)) from exc
 
 
 def _project_containers(project: str, *, every: bool = True) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ import yaml
 
 from hotmode.atomic import write_atomic
 from hotmode.compose import companions, layout
+from hotmode.compose.jobs import job_services, waits_for_jobs
 from hotmode.config import Config, Edition
 from hotmode.modes import Selection
 
@@ -170,7 +171,9 @@ def base_document(config: Config) -> dict[str, Any]:
     secrets = companions.secrets_documents(config, "prod", _OverrideMap)
     if secrets:
         service["secrets"] = list(secrets)
-    services = {config.service: service}
+    services = {config.service: service, **job_services(config, service, whole=True)}
+    if config.jobs:
+        service["depends_on"] = {**service.get("depends_on", {}), **waits_for_jobs(config)}
     for companion in config.services:
         services[companion.name] = companions.prod_service(
             config, companion, names["project"], edition.name
@@ -221,7 +224,11 @@ def edition_document(config: Config, edition: Edition) -> dict[str, Any]:
         service["env_file"] = _Override(env_files)
     return {
         "name": names["project"],
-        "services": {config.service: service, **_overlay_companions(config, selection)},
+        "services": {
+            config.service: service,
+            **job_services(config, service, whole=False),
+            **_overlay_companions(config, selection),
+        },
         "volumes": {
             "logs": {"name": names["logs"]},
             **companions.volume_names(config, names["project"], "prod", selection.edition),
@@ -294,7 +301,11 @@ def dev_document(config: Config) -> dict[str, Any]:
         _companion_settings(config, "dev", service)
     document = {
         "name": names["project"],
-        "services": {config.service: service, **_overlay_companions(config, selection)},
+        "services": {
+            config.service: service,
+            **job_services(config, service, whole=False),
+            **_overlay_companions(config, selection),
+        },
         "volumes": {
             "logs": {"name": names["logs"]},
             "cache": {"name": names["cache"]},
@@ -312,15 +323,17 @@ def dev_edition_document(config: Config, edition: Edition) -> dict[str, Any]:
     selection = Selection("dev", edition.name, "render", "render")
     names = _names(config, selection)
     env_files: list[Any] = [{"path": ".env", "required": False}, *_env_files(edition)]
+    service = {
+        "container_name": names["container"],
+        "environment": dict(edition.env),
+        "env_file": _Override(env_files),
+        "labels": _labels(config, selection),
+    }
     return {
         "name": names["project"],
         "services": {
-            config.service: {
-                "container_name": names["container"],
-                "environment": dict(edition.env),
-                "env_file": _Override(env_files),
-                "labels": _labels(config, selection),
-            },
+            config.service: service,
+            **job_services(config, service, whole=False),
             **_overlay_companions(config, selection),
         },
         "volumes": {
