@@ -78,3 +78,23 @@ def run_hotmode(cwd: Path, *args: str, timeout: float = 90) -> subprocess.Comple
         text=True,
         timeout=timeout,
     )
+
+
+def corpus() -> Path:
+    """The real projects' Compose files (`shared/corpus`, read in place, never copied into the
+    project): `HOTMODE_CORPUS`, else `../shared/corpus` beside this checkout, else the
+    workplace's own `/work/shared/corpus` (a clone elsewhere, as CI's may be). A machine with
+    none of them skips the calling module, saying where it looked."""
+    import pytest
+
+    places = [Path(p) for p in [os.environ.get("HOTMODE_CORPUS", "")] if p]
+    places += [Path(__file__).resolve().parents[1].parent / "shared" / "corpus"]
+    places += [Path("/work/shared/corpus")]
+    for place in places:
+        if (place / "runs.txt").is_file():
+            return place.resolve()
+    pytest.skip(
+        f"no corpus of real projects in {', '.join(map(str, places))}; set HOTMODE_CORPUS",
+        allow_module_level=True,
+    )
+    raise AssertionError("unreachable")

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
-from helpers import run_hotmode
+from helpers import corpus, run_hotmode
 from hotmode.config import load_config
 
-CORPUS = REPO / "../shared/corpus"
+CORPUS = corpus()
 
 # Where a checkout has the app: (source folder, module file) as the Compose files build it.
 PLANTED = {
