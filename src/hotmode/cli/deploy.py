@@ -6,7 +6,8 @@ hotmode renders for the orchestrator and deploys through its own tool; the logic
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from hotmode.audit.model import Report
 from hotmode.cli.options import config_option, load
 from hotmode.config import Config
 from hotmode.errors import AuditFailed, StateError, UsageError
+from hotmode.orchestrate.swarm import Target
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +36,14 @@ def orchestrator_options(func: F) -> F:
         click.option(
             "--edition", "swarm_edition", default=None, metavar="NAME",
             help="With --swarm: the edition (default: declared).",
+        ),
+        click.option(
+            "--stack", "stack_name", default=None, metavar="NAME",
+            help="With --swarm: the stack, which names its volumes, secrets and configs.",
+        ),
+        click.option(
+            "--registry", default=None, metavar="HOST:PORT",
+            help="The registry the built image is pushed to and pulled from.",
         ),
         click.option(
             "--stateful", multiple=True, metavar="NAME",
@@ -79,6 +89,23 @@ def _managed(pairs: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_REGISTRY = re.compile(r"^[A-Za-z0-9.-]+(:\d+)?(/[a-z0-9._/-]+)?$")
+
+
+def swarm_target(
+    edition: str | None, stack_name: str | None, host_network: bool, registry: str | None
+) -> Target:
+    """The Swarm render's target, its stack name and registry checked."""
+    if stack_name is not None and not _NAME.match(stack_name):
+        raise UsageError(
+            f"--stack {stack_name!r} is not a stack name: letters, digits, '_', '.', '-'"
+        )
+    if registry is not None and not _REGISTRY.match(registry):
+        raise UsageError(f"--registry {registry!r} is not HOST[:PORT][/PATH], e.g. 10.9.0.1:5000")
+    return Target(edition, stack_name, host_network, registry)
+
+
 def render_orchestrator(
     config: Config,
     *,
@@ -88,6 +115,8 @@ def render_orchestrator(
     swarm: bool,
     swarm_edition: str | None,
     host_network: bool,
+    stack_name: str | None,
+    registry: str | None,
     stateful: tuple[str, ...],
     managed: tuple[str, ...],
     allow_dirty: bool,
@@ -110,9 +139,8 @@ def render_orchestrator(
     else:
         from hotmode.orchestrate import swarm as stack
 
-        rendered = stack.render_files(
-            config, swarm_edition, allow_dirty=allow_dirty, host_network=host_network
-        )
+        target = swarm_target(swarm_edition, stack_name, host_network, registry)
+        rendered = stack.render_files(config, target, allow_dirty=allow_dirty)
         leftovers = []
     if check:
         stale = stale_files(rendered) + leftovers
@@ -172,23 +200,15 @@ def orchestrator_report(
         if not stacks:
             config.edition(edition or "")
         return Report(tuple(stacks), tuple(findings))
-    import re
-
     from hotmode.orchestrate import stack, swarm, swarm_audit
 
     path = config.deployment / swarm.STACK_FILE
-    header = path.read_text(encoding="utf-8")[:1000] if path.is_file() else ""
-    # Compared with what the same render would give now: its edition and networking.
-    rendered_for = re.search(r"^# Swarm stack for prod ([\w.-]+)", header, re.MULTILINE)
-    found = (
-        stack.stale(
-            config,
-            edition or (rendered_for.group(1) if rendered_for else None),
-            "--host-network" in header,
-        )
-        if header
-        else []
-    )
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    # Compared with what the same render would give now: its edition, stack and networking.
+    target = swarm.rendered_target(text) or Target()
+    if edition is not None:
+        target = dataclasses.replace(target, edition=edition)
+    found = stack.stale(config, target) if text else []
     return swarm_audit.audit_report(config, found)
 
 
@@ -198,6 +218,9 @@ def orchestrator_report(
 @click.option("--edition", default=None, metavar="NAME", help="The edition (default: declared).")
 @click.option("--stack", "stack_name", default=None, metavar="NAME", help="The stack's name.")
 @click.option("--host-network", is_flag=True, help="Host networking, no ingress (one host, tests).")
+@click.option(
+    "--registry", default=None, metavar="HOST:PORT", help="Push the image there; nodes pull it."
+)
 @click.option("--allow-dirty", is_flag=True, help="Deploy an uncommitted tree (marked -dirty).")
 @click.option("--force", is_flag=True, help="Overwrite a hand-edited stack file.")
 def deploy(
@@ -206,92 +229,141 @@ def deploy(
     edition: str | None,
     stack_name: str | None,
     host_network: bool,
+    registry: str | None,
     allow_dirty: bool,
     force: bool,
 ) -> None:
     """Build, render and deploy prod to Docker Swarm; exit 0 only when the new revision serves.
 
-    `docker stack deploy` exits 0 even after Swarm rolled the update back: hotmode reads the
-    service's update state and the revision its running task serves instead (exit 1 on a
-    rollback, with the task's reason).
+    `docker stack deploy` exits 0 even after Swarm rolled the update back: hotmode waits for each
+    service's update state and reads the revision its running task serves instead (exit 1 on a
+    rollback, with the failing task's error, health output and last log line).
     """
     from hotmode.orchestrate import stack
 
     if not swarm:
         raise UsageError("deploy needs an engine: --swarm (Kubernetes: `hotmode render --k8s`)")
     config = load(config_path)
+    target = swarm_target(edition, stack_name, host_network, registry)
     name = stack_name or config.name
     click.echo(f"deploying {config.name} to Swarm stack {name} ...", err=True)
-    done = stack.deploy(
-        config, edition, name, host_network=host_network, allow_dirty=allow_dirty, force=force
-    )
+    done = stack.deploy(config, target, allow_dirty=allow_dirty, force=force)
+    for other in done.others:
+        click.echo(f"{other.service}: {other.state}", err=True)
+    failed = [other for other in done.others if other.failed]
     if done.reason:
         serving = done.running_revision or "nothing"
         raise AuditFailed(f"rolled back: {done.reason}; {done.service} serves {serving}")
+    if failed:
+        raise AuditFailed(f"{failed[0].service} {failed[0].state}: {failed[0].reason}")
     if not done.serves_new:
         raise AuditFailed(
             f"{done.service} serves {done.running_revision or 'nothing'}, not {done.revision} "
             f"(update state {done.state}); see `hotmode status --swarm`"
         )
+    if done.outage is not None:
+        click.echo(
+            f"host network: this update was stop-first, {done.outage:.1f}s from the old task's "
+            "stop to the new one's first passing healthcheck without an answer on the port",
+            err=True,
+        )
     click.echo(f"deployed: {done.service} serves {done.revision} (update {done.state})")
 
 
+def _stack_services(config: Config, stack_name: str | None) -> tuple[str, dict[str, Any]]:
+    """The stack's name and its rendered stack file's document (every service it runs)."""
+    import yaml
+
+    from hotmode.orchestrate import swarm
+
+    path = config.deployment / swarm.STACK_FILE
+    if not path.is_file():
+        raise UsageError(f"{path} does not exist; deploy with `hotmode deploy --swarm`")
+    text = path.read_text(encoding="utf-8")
+    rendered = swarm.rendered_target(text)
+    name = stack_name or (rendered.stack if rendered else None) or config.name
+    document: dict[str, Any] = yaml.safe_load(text) or {}
+    return name, document
+
+
 def swarm_status(config: Config, stack_name: str | None) -> None:
-    """`status --swarm`: the service's tasks, their state and health, revision, update state."""
-    from hotmode.compose import docker
+    """`status --swarm`: each service's update state, then its tasks, health and revision."""
     from hotmode.orchestrate import stack
 
-    name = stack.service_name(stack_name or config.name, config)
-    service = docker.docker("service", "inspect", name, check=False)
-    if service.returncode != 0:
-        raise StateError(f"no Swarm service {name}; deploy with `hotmode deploy --swarm`")
-    update = (json.loads(service.stdout)[0].get("UpdateStatus") or {}).get("State", "none")
-    click.echo(f"{name}: update {update}, serving {stack.running_revision(name) or 'nothing'}")
-    for task in stack.tasks(name):
-        status = task["Status"]
-        container = (status.get("ContainerStatus") or {}).get("ContainerID")
-        health = "-"
-        if container and status["State"] == "running":
-            inspected = docker.docker("inspect", container, check=False)
-            if inspected.returncode == 0:
-                state = json.loads(inspected.stdout)[0]["State"]
-                health = (state.get("Health") or {}).get("Status", "none")
-        revision = stack.task_revision(task) or "?"
-        error = f"  {status['Err']}" if status.get("Err") else ""
-        click.echo(
-            f"  {task['ID'][:12]}  {status['State']:<9} desired {task['DesiredState']:<9} "
-            f"health {health:<9} {revision[:12]}{error}"
-        )
+    name, document = _stack_services(config, stack_name)
+    services = [f"{name}_{service}" for service in document.get("services") or {}]
+    found = stack.inspect_services(services)
+    if not found:
+        raise StateError(f"no Swarm service of stack {name}; deploy with `hotmode deploy --swarm`")
+    for service in services:
+        if service not in found:
+            click.echo(f"{service}: not deployed")
+            continue
+        update = (found[service].get("UpdateStatus") or {}).get("State", "none")
+        image = str(found[service]["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]).split("@")[0]
+        serving = stack.running_revision(service) or image
+        click.echo(f"{service}: update {update}, serving {serving}")
+        for task in stack.tasks(service):
+            status = task["Status"]
+            state = stack.container_state(task) if status["State"] == "running" else None
+            health = (state.get("Health") or {}).get("Status", "none") if state else "-"
+            revision = stack.task_revision(task) or "-"
+            error = f"  {status['Err']}" if status.get("Err") else ""
+            click.echo(
+                f"  {task['ID'][:12]}  {status['State']:<9} desired {task['DesiredState']:<9} "
+                f"health {health:<9} {revision[:12]}{error}"
+            )
 
 
 def swarm_verify(config: Config, stack_name: str | None) -> None:
-    """`verify --swarm`: the running tasks are HEAD, read from the service and task specs."""
+    """`verify --swarm`: every service is as rendered, hardened, and the app's tasks are HEAD."""
     from hotmode.compose.verify import _served_files, file_problems
-    from hotmode.orchestrate import stack
+    from hotmode.orchestrate import stack, swarm_verify
 
-    name = stack.service_name(stack_name or config.name, config)
-    running = [t for t in stack.tasks(name) if t["Status"]["State"] == "running"]
-    if not running:
-        raise AuditFailed(f"no running task of {name}; deploy with `hotmode deploy --swarm`")
+    name, document = _stack_services(config, stack_name)
     head = source.revision(config.source)
     digest = source.source_digest(config.source)
     committed = source.committed_blobs(config.source)
-    problems = []
-    for task in running:
-        spec = task["Spec"]["ContainerSpec"]
-        found = stack.task_problems(spec, stack.image_labels(task), head, digest)
-        container = (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
-        served = _served_files(container) if container else None
-        if served is None:
-            found.append("could not read the code inside the task to compare it")
-        elif committed is not None:
-            found += file_problems(served, committed)
-        problems += [f"task {task['ID'][:12]}: {p}" for p in found]
+    problems: list[str] = []
+    waived: list[str] = []
+    counted = 0
+    for key, rendered in (document.get("services") or {}).items():
+        service = f"{name}_{key}"
+        spec = swarm_verify.live_spec(service)
+        if spec is None:
+            problems.append(f"{service}: not deployed")
+            continue
+        problems += [f"{service}: {p}" for p in swarm_verify.spec_drift(rendered, spec, document)]
+        running = [t for t in stack.tasks(service) if t["Status"]["State"] == "running"]
+        if not running:
+            problems.append(f"{service}: no running task")
+        waivers = {str(k): str(v) for k, v in (rendered.get("x-hotmode-waivers") or {}).items()}
+        for task in running:
+            counted += 1
+            where = f"{service} task {task['ID'][:12]}"
+            container = (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
+            found: list[str] = []
+            if key == config.service:
+                task_spec = task["Spec"]["ContainerSpec"]
+                found += swarm_verify.task_problems(
+                    task_spec, stack.image_labels(task), head, digest
+                )
+                served = _served_files(container) if container else None
+                if served is None:
+                    found.append("could not read the code inside the task to compare it")
+                elif committed is not None:
+                    found += file_problems(served, committed)
+            privileges = swarm_verify.privilege_problem(container, waivers) if container else None
+            if privileges is not None:
+                (waived if privileges[1] else found).append(privileges[0])
+            problems += [f"{where}: {p}" for p in found]
+    for note in waived:
+        click.echo(f"- waived: {note}")
     if problems:
         for problem in problems:
             click.echo(f"- {problem}")
-        raise AuditFailed(f"{name} is not the commit: {len(problems)} problem(s) above")
+        raise AuditFailed(f"stack {name} is not what was rendered: {len(problems)} problem(s)")
     click.echo(
-        f"verified: {name} ({len(running)} task(s)) serves {head}, read-only, non-root, "
-        "no reload, tmpfs /tmp"
+        f"verified: stack {name} ({counted} task(s)) is as rendered; {config.service} serves "
+        f"{head}, read-only, non-root, no reload, tmpfs /tmp; no-new-privileges in every task"
     )
