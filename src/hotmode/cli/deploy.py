@@ -10,7 +10,7 @@ import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -19,9 +19,70 @@ from hotmode.audit.model import Report
 from hotmode.cli.options import config_option, load
 from hotmode.config import Config
 from hotmode.errors import AuditFailed, StateError, UsageError
-from hotmode.orchestrate.swarm import Target
+
+if TYPE_CHECKING:
+    from hotmode.orchestrate.swarm import Target
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def k8s_companion_options() -> list[Callable[[F], F]]:
+    """How each companion lives in a cluster: `render --k8s` and `check --k8s` take the same."""
+    return [
+        click.option(
+            "--stateful", multiple=True, metavar="NAME[=UID:GID]",
+            help="With --k8s: this companion as a StatefulSet (UID:GID if its user is a name).",
+        ),
+        click.option(
+            "--managed", multiple=True, metavar="NAME=HOST",
+            help="With --k8s: this companion is a managed database at HOST.",
+        ),
+        click.option(
+            "--storage-class", default=None, metavar="NAME",
+            help="With --k8s: the storage class of the StatefulSets' claims.",
+        ),
+    ]  # fmt: skip
+
+
+def k8s_options(
+    config: Config,
+    *,
+    allow_dirty: bool,
+    stateful: tuple[str, ...],
+    managed: tuple[str, ...],
+    registry: str | None,
+    storage_class: str | None,
+) -> Any:
+    """The Kubernetes render's options from the command line's."""
+    from hotmode.orchestrate import k8s as kube
+
+    users = {}
+    for given in stateful:
+        name, _, user = given.partition("=")
+        if user:
+            users[name] = user
+    return kube.K8sOptions(
+        revision=revision(config, allow_dirty),
+        stateful=frozenset(given.partition("=")[0] for given in stateful),
+        managed=_managed(managed),
+        users=users,
+        ports={c.name: c.prod.port for c in config.services if c.prod.port},
+        registry=registry,
+        storage_class=storage_class,
+    )
+
+
+def k8s_check_options(func: F) -> F:
+    """`check --k8s`: the companion options of `render --k8s`, and the registry."""
+    options = [
+        *k8s_companion_options(),
+        click.option(
+            "--registry", default=None, metavar="HOST:PORT", help="With --k8s: as rendered."
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
 
 def orchestrator_options(func: F) -> F:
@@ -45,14 +106,7 @@ def orchestrator_options(func: F) -> F:
             "--registry", default=None, metavar="HOST:PORT",
             help="The registry the built image is pushed to and pulled from.",
         ),
-        click.option(
-            "--stateful", multiple=True, metavar="NAME",
-            help="With --k8s: render this companion as a StatefulSet, not a managed database.",
-        ),
-        click.option(
-            "--managed", multiple=True, metavar="NAME=HOST",
-            help="With --k8s: the managed database's host for a companion.",
-        ),
+        *k8s_companion_options(),
         click.option(
             "--allow-dirty", is_flag=True,
             help="Render for an uncommitted tree (the revision is marked -dirty).",
@@ -103,6 +157,8 @@ def swarm_target(
         )
     if registry is not None and not _REGISTRY.match(registry):
         raise UsageError(f"--registry {registry!r} is not HOST[:PORT][/PATH], e.g. 10.9.0.1:5000")
+    from hotmode.orchestrate.swarm import Target
+
     return Target(edition, stack_name, host_network, registry)
 
 
@@ -119,6 +175,7 @@ def render_orchestrator(
     registry: str | None,
     stateful: tuple[str, ...],
     managed: tuple[str, ...],
+    storage_class: str | None,
     allow_dirty: bool,
 ) -> None:
     """Render (or with `check`, compare) the Kubernetes manifests or the Swarm stack file."""
@@ -129,11 +186,10 @@ def render_orchestrator(
     if k8s:
         from hotmode.orchestrate import k8s as kube
 
-        options = kube.K8sOptions(
-            revision=revision(config, allow_dirty),
-            stateful=frozenset(stateful),
-            managed=_managed(managed),
-        )
+        options = k8s_options(
+            config, allow_dirty=allow_dirty, stateful=stateful, managed=managed,
+            registry=registry, storage_class=storage_class,
+        )  # fmt: skip
         rendered = kube.render_files(config, options)
         leftovers = kube.leftover_files(config, rendered)
     else:
@@ -168,7 +224,14 @@ def render_orchestrator(
 
 
 def orchestrator_report(
-    config: Config, *, k8s: bool, edition: str | None, host_network: bool = False
+    config: Config,
+    *,
+    k8s: bool,
+    edition: str | None,
+    stateful: tuple[str, ...] = (),
+    managed: tuple[str, ...] = (),
+    registry: str | None = None,
+    storage_class: str | None = None,
 ) -> Report:
     """`check --k8s | --swarm`: the prod rules on what the orchestrator is given."""
     from hotmode.audit.model import Stack
@@ -179,11 +242,14 @@ def orchestrator_report(
         from hotmode.orchestrate import k8s as kube
         from hotmode.orchestrate import k8s_audit
 
-        options = kube.K8sOptions(revision=revision(config, allow_dirty=True))
-        rendered = kube.render_files(config, options)
+        options = k8s_options(
+            config, allow_dirty=True, stateful=stateful, managed=managed,
+            registry=registry, storage_class=storage_class,
+        )  # fmt: skip
         folder = config.deployment / kube.FOLDER
         if not folder.is_dir():
             raise UsageError(f"{folder} does not exist; run `hotmode render --k8s` first")
+        rendered = kube.render_files(config, options)
         stale = stale_files(rendered) + kube.leftover_files(config, rendered)
         stacks, findings = [], []
         for declared in config.editions:
@@ -205,7 +271,7 @@ def orchestrator_report(
     path = config.deployment / swarm.STACK_FILE
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
     # Compared with what the same render would give now: its edition, stack and networking.
-    target = swarm.rendered_target(text) or Target()
+    target = swarm.rendered_target(text) or swarm.Target()
     if edition is not None:
         target = dataclasses.replace(target, edition=edition)
     found = stack.stale(config, target) if text else []
