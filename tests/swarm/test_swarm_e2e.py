@@ -7,9 +7,12 @@ after `swarm init`; `DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1` and a proxy on 127.0
 refuses, so no pull can slip out. It never touches another engine. The base image is loaded
 from the tarball `.ci/base-image` caches, with a wheelhouse on top (the build has no network).
 The engine is started with `--no-new-privileges`, the daemon-wide setting hotmode points to,
-since Swarm has no per-service form of it. One test walks the whole story (deploy v1, update
-to v2 while a client measures the outage, a broken v3 rolled back with exit 1 while v2 still
-serves); its clean-up removes the stack, leaves the swarm and stops the dockerd by its PID.
+since Swarm has no per-service form of it. The database is the image `.ci/postgres-image`
+caches, loaded into this engine. One test walks the whole story: deploy v1 with its database;
+check, hardening and verify on both services; an out-of-band env change that verify names;
+update to v2 while a client measures the outage (and compares hotmode's own account); rotate the
+password as a normal deploy; a broken v3 rolled back with exit 1 and its last log line while v2
+still serves. Its clean-up removes the stack, leaves the swarm and stops the dockerd by its PID.
 """
 
 from __future__ import annotations

@@ -144,7 +144,10 @@ def tasks(name: str) -> list[dict[str, Any]]:
     ids = docker.docker("service", "ps", "--quiet", "--no-trunc", name, check=False).stdout.split()
     if not ids:
         return []
-    found: list[dict[str, Any]] = json.loads(docker.docker("inspect", *ids).stdout)
+    # Swarm prunes old tasks at any moment: one gone between the listing and this read is
+    # skipped (`docker inspect` still prints the others).
+    result = docker.docker("inspect", "--type", "task", *ids, check=False)
+    found: list[dict[str, Any]] = json.loads(result.stdout or "[]")
     return sorted(found, key=lambda t: str(t.get("UpdatedAt")), reverse=True)
 
 
@@ -283,15 +286,20 @@ def wait_for_verdicts(
             update = current.get("UpdateStatus") or {}
             previous = before.get(name)
             replicas = int((service.get("deploy") or {}).get("replicas") or 1)
+            late = time.monotonic() > deadlines[name]
             if previous is not None and update and update != previous.get("UpdateStatus"):
-                if update.get("State") in _VERDICTS:
-                    verdicts[name] = Verdict(name, str(update["State"]))
+                state = str(update.get("State"))
+                # Swarm may say `completed` (or `rollback_completed`) while the task it
+                # started is still passing its first healthcheck: wait until it runs.
+                settled = state not in ("completed", "rollback_completed")
+                if state in _VERDICTS and (settled or late or _converged(name, replicas)):
+                    verdicts[name] = Verdict(name, state)
             elif previous is not None and _template(previous) == _template(current):
                 if _converged(name, replicas):
                     verdicts[name] = Verdict(name, "unchanged")
             elif previous is None and _converged(name, replicas):
                 verdicts[name] = Verdict(name, "created")
-            if name not in verdicts and time.monotonic() > deadlines[name]:
+            if name not in verdicts and late:
                 verdicts[name] = Verdict(name, "failed", "no verdict from Swarm in time")
         if len(verdicts) < len(services):
             time.sleep(_POLL)
