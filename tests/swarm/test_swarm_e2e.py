@@ -110,7 +110,7 @@ def test_deploy_update_rotate_and_rollback_on_a_real_swarm(engine: Engine, tmp_p
     assert inside.count("Read-only file system") == 2
     verified = hotmode(root, engine, "verify", "--swarm", "--stack", STACK)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert "(2 task(s))" in verified.stdout
+    assert "(2 task(s) read inside)" in verified.stdout
     status = hotmode(root, engine, "status", "--swarm", "--stack", STACK)
     assert f"{STACK}_postgres: update" in status.stdout, status.stdout
 

@@ -181,3 +181,8 @@ def test_two_nodes_pull_from_the_registry_and_the_database_stays_with_its_volume
         assert served(engine, port)["revision"] == head
     status = hotmode(root, manager, "status", "--swarm", "--stack", STACK)
     assert f"{STACK}_postgres: update" in status.stdout, status.stdout
+    # verify reads inside the manager's tasks; the worker's is checked by its spec, and said so.
+    verified = hotmode(root, manager, "verify", "--swarm", "--stack", STACK)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "(2 task(s) read inside; 1 on other nodes by spec)" in verified.stdout
+    assert f"checked by its spec only: {STACK}_backend task" in verified.stdout

@@ -383,53 +383,27 @@ def swarm_status(config: Config, stack_name: str | None) -> None:
 
 def swarm_verify(config: Config, stack_name: str | None) -> None:
     """`verify --swarm`: every service is as rendered, hardened, and the app's tasks are HEAD."""
-    from hotmode.compose.verify import _served_files, file_problems
-    from hotmode.orchestrate import stack, swarm_verify
+    from hotmode.orchestrate import swarm_verify
 
     name, document = _stack_services(config, stack_name)
     head = source.revision(config.source)
-    digest = source.source_digest(config.source)
-    committed = source.committed_blobs(config.source)
-    problems: list[str] = []
-    waived: list[str] = []
-    counted = 0
-    for key, rendered in (document.get("services") or {}).items():
-        service = f"{name}_{key}"
-        spec = swarm_verify.live_spec(service)
-        if spec is None:
-            problems.append(f"{service}: not deployed")
-            continue
-        problems += [f"{service}: {p}" for p in swarm_verify.spec_drift(rendered, spec, document)]
-        running = [t for t in stack.tasks(service) if t["Status"]["State"] == "running"]
-        if not running:
-            problems.append(f"{service}: no running task")
-        waivers = {str(k): str(v) for k, v in (rendered.get("x-hotmode-waivers") or {}).items()}
-        for task in running:
-            counted += 1
-            where = f"{service} task {task['ID'][:12]}"
-            container = (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
-            found: list[str] = []
-            if key == config.service:
-                task_spec = task["Spec"]["ContainerSpec"]
-                found += swarm_verify.task_problems(
-                    task_spec, stack.image_labels(task), head, digest
-                )
-                served = _served_files(container) if container else None
-                if served is None:
-                    found.append("could not read the code inside the task to compare it")
-                elif committed is not None:
-                    found += file_problems(served, committed)
-            privileges = swarm_verify.privilege_problem(container, waivers) if container else None
-            if privileges is not None:
-                (waived if privileges[1] else found).append(privileges[0])
-            problems += [f"{where}: {p}" for p in found]
-    for note in waived:
+    result = swarm_verify.verify_stack(
+        name, document, config.service, head,
+        source.source_digest(config.source), source.committed_blobs(config.source),
+    )  # fmt: skip
+    for note in result.waived:
         click.echo(f"- waived: {note}")
-    if problems:
-        for problem in problems:
+    for note in result.elsewhere:
+        click.echo(f"- checked by its spec only: {note}")
+    if result.problems:
+        for problem in result.problems:
             click.echo(f"- {problem}")
-        raise AuditFailed(f"stack {name} is not what was rendered: {len(problems)} problem(s)")
+        raise AuditFailed(
+            f"stack {name} is not what was rendered: {len(result.problems)} problem(s)"
+        )
+    remote = f"; {len(result.elsewhere)} on other nodes by spec" if result.elsewhere else ""
     click.echo(
-        f"verified: stack {name} ({counted} task(s)) is as rendered; {config.service} serves "
-        f"{head}, read-only, non-root, no reload, tmpfs /tmp; no-new-privileges in every task"
+        f"verified: stack {name} ({result.inside} task(s) read inside{remote}) is as rendered; "
+        f"{config.service} serves {head}, read-only, non-root, no reload, tmpfs /tmp; "
+        "no-new-privileges in every task read"
     )

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hotmode.compose import docker
 from hotmode.compose.docker import DIGEST_LABEL, REVISION_LABEL
 from hotmode.compose.render import APP_DIR
+from hotmode.compose.verify import _served_files, file_problems
+from hotmode.orchestrate import stack
 
 _RELOADERS = ("--reload", "watchfiles", "hupper", "watchgod")
 
@@ -127,7 +130,7 @@ def spec_drift(
         problems.append(f"a {kind} mount {source or ''} at {target} is not in the rendered file")
     for kind, _, target in sorted(rendered - running):
         problems.append(f"the rendered {kind} mount at {target} is missing")
-    for key, field in (("secrets", "SecretName"), ("configs", "ConfigName")):
+    for key, attribute in (("secrets", "SecretName"), ("configs", "ConfigName")):
         objects = document.get(key) or {}
         wanted = {
             (
@@ -137,7 +140,7 @@ def spec_drift(
             for ref in service.get(key) or []
         }
         live_refs = {
-            (str(ref.get(field)), str((ref.get("File") or {}).get("Name")))
+            (str(ref.get(attribute)), str((ref.get("File") or {}).get("Name")))
             for ref in spec.get(key.capitalize()) or []
         }
         for name, target in sorted(live_refs ^ wanted):
@@ -148,9 +151,11 @@ def spec_drift(
         problems.append(f"user {user or 'unset'} is not the rendered {service.get('user')}")
     if bool(spec.get("ReadOnly")) != bool(service.get("read_only")):
         problems.append("read_only differs from the rendered file")
-    for key, field in (("cap_drop", "CapabilityDrop"), ("cap_add", "CapabilityAdd")):
-        if sorted(spec.get(field) or []) != sorted(service.get(key) or []):
-            problems.append(f"{key} {spec.get(field) or []} is not the rendered {service.get(key)}")
+    for key, attribute in (("cap_drop", "CapabilityDrop"), ("cap_add", "CapabilityAdd")):
+        if sorted(spec.get(attribute) or []) != sorted(service.get(key) or []):
+            problems.append(
+                f"{key} {spec.get(attribute) or []} is not the rendered {service.get(key)}"
+            )
     return problems
 
 
@@ -199,3 +204,72 @@ def live_spec(name: str) -> dict[str, Any] | None:
         return None
     spec: dict[str, Any] = json.loads(result.stdout)[0]["Spec"]["TaskTemplate"]["ContainerSpec"]
     return spec
+
+
+@dataclass
+class Verified:
+    """What `verify --swarm` found: problems, waived ones, and how each task was read."""
+
+    problems: list[str] = field(default_factory=list)
+    waived: list[str] = field(default_factory=list)
+    # Tasks read from inside (on this engine's node), and those elsewhere, checked by spec.
+    inside: int = 0
+    elsewhere: list[str] = field(default_factory=list)
+
+
+def _local_node() -> str:
+    return docker.docker("info", "--format", "{{.Swarm.NodeID}}", check=False).stdout.strip()
+
+
+def verify_stack(
+    name: str,
+    document: Mapping[str, Any],
+    app: str,
+    head: str | None,
+    digest: str | None,
+    committed: Mapping[str, str] | None,
+) -> Verified:
+    """Every service of the stack against its rendered form; every running task against prod.
+
+    A task on another node cannot be looked inside from here (its container is that node's
+    engine's): its spec and image are checked, and it is listed as such, not passed in silence.
+    """
+    result = Verified()
+    node = _local_node()
+    for key, rendered in (document.get("services") or {}).items():
+        service = f"{name}_{key}"
+        spec = live_spec(service)
+        if spec is None:
+            result.problems.append(f"{service}: not deployed")
+            continue
+        result.problems += [f"{service}: {p}" for p in spec_drift(rendered, spec, document)]
+        running = [t for t in stack.tasks(service) if t["Status"]["State"] == "running"]
+        if not running:
+            result.problems.append(f"{service}: no running task")
+        waivers = {str(k): str(v) for k, v in (rendered.get("x-hotmode-waivers") or {}).items()}
+        for task in running:
+            where = f"{service} task {task['ID'][:12]}"
+            found: list[str] = []
+            if key == app:
+                labels = stack.image_labels(task)
+                found += task_problems(task["Spec"]["ContainerSpec"], labels, head, digest)
+            if task.get("NodeID") != node:
+                result.elsewhere.append(
+                    f"{where} runs on node {str(task.get('NodeID'))[:12]}: its NoNewPrivs and "
+                    "served files were not read"
+                )
+                result.problems += [f"{where}: {p}" for p in found]
+                continue
+            result.inside += 1
+            container = (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
+            if key == app:
+                served = _served_files(container) if container else None
+                if served is None:
+                    found.append("could not read the code inside the task to compare it")
+                elif committed is not None:
+                    found += file_problems(served, committed)
+            privileges = privilege_problem(container, waivers) if container else None
+            if privileges is not None:
+                (result.waived if privileges[1] else found).append(privileges[0])
+            result.problems += [f"{where}: {p}" for p in found]
+    return result
