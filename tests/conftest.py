@@ -22,7 +22,7 @@ EXAMPLE = REPO / "examples" / "linkedin-gateway"
 
 # The container tests' fixtures (engine, base image, a gateway on it): a module, not a conftest
 # in tests/docker, because tests import this conftest by name.
-pytest_plugins = ["docker_support", "native_support"]
+pytest_plugins = ["docker_support", "native_support", "companion_support"]
 
 # Variables that choose a mode, an edition or a declaration: never inherited by a test.
 SELECTION_VARIABLES = (

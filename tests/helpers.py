@@ -43,6 +43,16 @@ def get_json(port: int, path: str = "/api/v1/server-info") -> dict[str, object] 
         return None
 
 
+def add_key(port: int, name: str) -> None:
+    """Create an API key through the gateway: a row written to its database."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/api-keys", method="POST",
+        data=json.dumps({"name": name}).encode(), headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - 127.0.0.1
+        assert response.status == 201
+
+
 def git(folder: Path, *args: str) -> str:
     """Run git in `folder`; its stripped output. A failure fails the test."""
     return subprocess.run(

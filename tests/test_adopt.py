@@ -100,7 +100,7 @@ def test_init_from_adopts_the_guides_four_modes(tmp_path: Path) -> None:
     root = tmp_path / "project"
     shutil.copytree(GUIDE, root)
     result = run_hotmode(root, "init", "--from", "deployment")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # SECRET_KEY is not carried, and said so
     config = load_config(root / "hotmode.toml")
     assert (config.name, config.service, config.target, config.port) == (
         "linkedin-gateway", "backend", "main:app", 7778,
@@ -126,12 +126,7 @@ def test_init_from_adopts_a_backend_with_its_database(tmp_path: Path) -> None:
     edition only in dev, secrets with literal defaults, and a file with invalid YAML."""
     root = tmp_path / "shop"
     shutil.copytree(SHOP, root)
-    refused = run_hotmode(root, "init", "--from", "compose")
-    assert refused.returncode == 1
-    assert "data volumes would change name (dev enterprise: db's volume" in refused.stderr
-    assert not (root / "hotmode.toml").exists()
-
-    result = run_hotmode(root, "init", "--from", "compose", "--rename-volumes")
+    result = run_hotmode(root, "init", "--from", "compose")
     assert result.returncode == 1, result.stderr  # the broken file was left out
     assert "left out" in result.stderr
     assert "docker-compose.cloud.yml:5: invalid YAML" in result.stderr
@@ -151,7 +146,18 @@ def test_init_from_adopts_a_backend_with_its_database(tmp_path: Path) -> None:
     assert "HM-P09" in out
     assert "not carried api: environment SECRET_KEY" in out
     declaration = (root / "hotmode.toml").read_text()
-    assert 'DATABASE_URL = "postgresql://shop@{host}:{port}/shop"' in declaration
+    # The URL's password is named, not written: the app still gets a whole URL.
+    assert (
+        'DATABASE_URL = "postgresql://shop:{secret:postgres_password}@{host}:{port}/shop"'
+        in declaration
+    )
+    # Every mode x edition keeps the volume it had, by name.
+    config = load_config(root / "hotmode.toml")
+    (db,) = config.services
+    assert dict(db.dev.volumes[0].names) == {
+        "community": "shop-dev_pgdata-dev",
+        "enterprise": "shop-dev-enterprise_pgdata",
+    }
     assert 'secrets = { postgres_password = "shop" }' in declaration  # dev only
 
     adopted = run_hotmode(root, "render", "--adopt")
@@ -168,3 +174,58 @@ def test_init_from_a_broken_base_names_it(tmp_path: Path) -> None:
     assert "docker-compose.yml:2: invalid YAML" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "hotmode.toml").exists()
+
+
+def test_init_from_asks_which_service_is_the_app_and_the_overrides_decide(
+    tmp_path: Path,
+) -> None:
+    """Two services built from folders whose Dockerfiles are not there: the evidence cannot
+    tell the app, so init names both and the fix; --app or an x-hotmode annotation decides."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+        (tmp_path / name / "requirements.txt").write_text("fastapi\n")
+    (tmp_path / "deployment").mkdir()
+    compose = tmp_path / "deployment" / "docker-compose.yml"
+    text = (
+        "services:\n  a:\n    build: ../a\n  b:\n    build: ../b\n  db:\n    image: postgres:16\n"
+    )
+    compose.write_text(text)
+    refused = run_hotmode(tmp_path, "init", "--from", "deployment")
+    assert refused.returncode == 2
+    assert "it may be a or b" in refused.stderr and "--app NAME" in refused.stderr
+    assert not (tmp_path / "hotmode.toml").exists()
+
+    # The port is in none of the files: given, since init never writes a guess.
+    named = run_hotmode(tmp_path, "init", "--from", "deployment", "--app", "b", "--port", "8000")
+    # The other built service is not carried (hotmode declares the app and its companions), so
+    # the declaration is written and the exit code says that not everything was carried.
+    assert named.returncode == 1, named.stderr
+    assert "not carried service a" in named.stdout
+    assert load_config(tmp_path / "hotmode.toml").service == "b"
+
+    (tmp_path / "hotmode.toml").unlink()
+    compose.write_text(text.replace("build: ../a\n", "build: ../a\n    x-hotmode: {role: app}\n"))
+    annotated = run_hotmode(tmp_path, "init", "--from", "deployment", "--port", "8000")
+    assert annotated.returncode == 1, annotated.stderr
+    assert "not carried service b" in annotated.stdout
+    assert load_config(tmp_path / "hotmode.toml").service == "a"
+
+
+def test_init_finds_an_app_below_subfolders_with_its_import_root(tmp_path: Path) -> None:
+    """`project/app/main.py` importing `app.db`: source `project`, target `app.main:app`, the
+    requirements beside it; no health route, so none is written."""
+    root = tmp_path / "notes"
+    shutil.copytree(REPO / "tests" / "fixtures" / "adopt-notes", root)
+    result = run_hotmode(root, "init", "--yes")
+    assert result.returncode == 0, result.stderr
+    config = load_config(root / "hotmode.toml")
+    assert (config.source.name, config.target, config.requirements, config.health) == (
+        "project", "app.main:app", "requirements.txt", None,
+    )  # fmt: skip
+    (root / "hotmode.toml").unlink()
+    (root / "project" / "requirements.txt").unlink()
+    refused = run_hotmode(root, "init", "--yes")
+    assert refused.returncode == 1
+    assert "pass --requirements FILE" in refused.stderr
+    assert not (root / "hotmode.toml").exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hotmode.errors import ConfigError
-from hotmode.services import Companion, read_services
+from hotmode.services import Companion, check_volumes, read_services
 
 DECLARATION = "hotmode.toml"
 PYPROJECT = "pyproject.toml"
@@ -28,6 +28,7 @@ _APP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]+$")  # Compose's container names ne
 _MEMORY = re.compile(r"^[1-9][0-9]*[bkmg]?$", re.IGNORECASE)
 _CPUS = re.compile(r"^(0\.[0-9]*[1-9][0-9]*|[1-9][0-9]*(\.[0-9]+)?)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DOTTED_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _DEV_ENV = {"DEBUG": "true", "LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"}
 
 
@@ -47,6 +48,15 @@ class DevSettings:
 
     env: Mapping[str, str] = field(default_factory=lambda: dict(_DEV_ENV))
     log_level: str = "debug"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A command run before the app starts, in every mode, with the app's environment; it must
+    succeed (exit 0) or the app does not start. A migration is the usual one."""
+
+    name: str
+    command: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,9 @@ class Config:
     watch_ignore: tuple[str, ...] = ()
     watch_include: tuple[str, ...] = ()
     services: tuple[Companion, ...] = ()
+    jobs: tuple[Job, ...] = ()
+    # The path that answers 200 once the app is ready; None: any HTTP answer means ready.
+    health: str | None = None
 
     @property
     def default_edition(self) -> Edition:
@@ -120,6 +133,9 @@ _TOP_KEYS = {
     "watch_ignore": "a list of globs the reloader ignores",
     "watch_include": "a list of globs that reload besides *.py (templates, static files do not)",
     "services": "companion services, as [services.NAME] tables",
+    "jobs": "commands run before the app in every mode, as [jobs.NAME] tables: command = [...]",
+    "health": "the path that answers 200 once the app is ready, e.g. '/health'; false: any "
+    "HTTP answer means ready (the default)",
 }
 _EDITION_KEYS = {"env": "a table of strings", "env_file": "a file name", "default": "true or false"}
 _DEV_KEYS = {"env": "a table of strings", "log_level": "debug, info, warning, error or critical"}
@@ -224,12 +240,14 @@ class _Reader:
             raise self.fail(f"{at}{key}", f"expected a string, got {type(value).__name__}")
         return value
 
-    def env_table(self, value: Any, at: str) -> dict[str, str]:
+    def env_table(self, value: Any, at: str, *, dotted: bool = False) -> dict[str, str]:
+        """NAME = "value" pairs; `dotted` allows `bootstrap.memory_lock`, which images such as
+        Elasticsearch read from their environment."""
         if not isinstance(value, dict):
             raise self.fail(at, 'expected a table of NAME = "value"')
         env: dict[str, str] = {}
         for name, item in value.items():
-            if not _ENV_NAME.match(name):
+            if not (_DOTTED_NAME if dotted else _ENV_NAME).match(name):
                 raise self.fail(f"{at}.{name}", "not a valid environment variable name")
             if isinstance(item, bool):
                 item = "true" if item else "false"
@@ -265,6 +283,13 @@ class _Reader:
         service = self.string(table, "service") or "backend"
         if not _NAME.match(service):
             raise self.fail("service", f"{service!r}; lower-case letters, digits, '-' and '_'")
+        health = table.get("health", False)
+        if health is not False and (not isinstance(health, str) or not health.startswith("/")):
+            raise self.fail("health", f"{health!r} is not {_TOP_KEYS['health']}")
+        editions = self.editions(table.get("editions"), variable)
+        services = read_services(self, table.get("services"), root, service)
+        jobs = self.jobs(table.get("jobs", {}), {service, *(c.name for c in services)})
+        check_volumes(self, name, [e.name for e in editions], services, reserved=("logs", "cache"))
         return Config(
             path=self.path,
             root=root,
@@ -274,7 +299,7 @@ class _Reader:
             port=port,
             requirements=requirements,
             edition_variable=variable,
-            editions=self.editions(table.get("editions"), variable),
+            editions=editions,
             deployment=deployment,
             dev=self.dev(table.get("dev", {})),
             service=service,
@@ -285,7 +310,9 @@ class _Reader:
             install=self.string(table, "install") or "",
             watch_ignore=self.globs(table, "watch_ignore"),
             watch_include=self.globs(table, "watch_include"),
-            services=read_services(self, table.get("services"), root, service),
+            jobs=jobs,
+            services=services,
+            health=health or None,
         )
 
     def matching(
@@ -347,6 +374,27 @@ class _Reader:
                 f"{name!r} is outside the deployment folder; name a file in it, "
                 "e.g. '.env.prod.saas'",
             )
+
+    def jobs(self, value: Any, taken: set[str]) -> tuple[Job, ...]:
+        if not isinstance(value, dict):
+            raise self.fail("jobs", _TOP_KEYS["jobs"])
+        jobs = []
+        for name, spec in value.items():
+            at = f"jobs.{name}"
+            if not _NAME.match(name) or name in taken:
+                raise self.fail(at, "a service name of its own: lower-case letters, digits, '-'")
+            if not isinstance(spec, dict):
+                raise self.fail(at, "expected a table with command = [...]")
+            self.check_keys(spec, {"command": "a command (list of strings)"}, f"{at}.")
+            command = spec.get("command")
+            if (
+                not isinstance(command, list)
+                or not command
+                or not all(isinstance(part, str) for part in command)
+            ):
+                raise self.fail(f"{at}.command", "expected a non-empty list of strings")
+            jobs.append(Job(name, tuple(command)))
+        return tuple(jobs)
 
     def dev(self, value: Any) -> DevSettings:
         if not isinstance(value, dict):

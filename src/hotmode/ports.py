@@ -9,6 +9,7 @@ import errno
 import ipaddress
 import os
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,9 +73,9 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def find_holder(port: int, proc: Path = Path("/proc")) -> PortHolder:
-    """The process listening on `port`, as far as `/proc` tells."""
-    inodes = _listening_inodes(port, proc)
+def find_holder(port: int, proc: Path = Path("/proc"), host: str | None = None) -> PortHolder:
+    """The process listening on `port` (on `host` only, if given), as far as `/proc` tells."""
+    inodes = _listening_inodes(port, proc, _proc_address(host) if host else None)
     if inodes:
         for entry in proc.iterdir():
             if not entry.name.isdigit():
@@ -108,7 +109,15 @@ def read_command(pid: int, proc: Path = Path("/proc")) -> str:
     return " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
 
 
-def _listening_inodes(port: int, proc: Path) -> set[str]:
+def _proc_address(host: str) -> str:
+    """`host` as `/proc/net/tcp{,6}` writes a local address: hex, in 32-bit host-order words."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    packed = socket.inet_pton(family, host)
+    words = [packed[i : i + 4] for i in range(0, len(packed), 4)]
+    return "".join(f"{int.from_bytes(word, sys.byteorder):08X}" for word in words)
+
+
+def _listening_inodes(port: int, proc: Path, address: str | None = None) -> set[str]:
     inodes: set[str] = set()
     for table in ("tcp", "tcp6"):
         try:
@@ -121,6 +130,7 @@ def _listening_inodes(port: int, proc: Path) -> set[str]:
                 len(fields) > 9
                 and fields[3] == _LISTEN
                 and int(fields[1].rsplit(":", 1)[1], 16) == port
+                and (address is None or fields[1].rsplit(":", 1)[0].upper() == address)
             ):
                 inodes.add(f"socket:[{fields[9]}]")
     return inodes

@@ -3,18 +3,21 @@
 A PID alone names nothing for long: it is reused, a record holding it can be edited, truncated
 or copied with a project, and `kill(-1)` or `kill(0)` mean "every process" and "my own group".
 So a process is identified by its PID *and* its start time (`/proc/PID/stat`, field 22, in clock
-ticks since boot) *and* its argv *and* the run id hotmode put in its environment when it started
-it. Every signal goes through `signal_process`, which opens a pidfd first,
-then checks the identity, then signals through the pidfd: a PID reused in between can never be
-hit. Process groups are never signalled as such; their members are listed and proved one by one.
+ticks since boot) *and* its argv *and* the run id and project folder hotmode put in its
+environment when it started it: one proof for every record (the app, its workers, companions).
+Every signal goes through `signal_process`, which opens a pidfd first, then checks the identity,
+then signals through the pidfd: a PID reused in between can never be hit. Process groups are
+never signalled as such; their members are listed and proved one by one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import signal
+import stat as stat_module
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,12 +45,14 @@ class Stat:
 
 @dataclass(frozen=True)
 class ProcessId:
-    """A process as hotmode recorded it: PID, start time and argv; the run id it was given."""
+    """A process as hotmode recorded it: PID, start time and argv; the run id and project
+    folder it was given."""
 
     pid: int
     start_time: int
     argv: tuple[str, ...]
     run_id: str = ""
+    project: str = ""
 
 
 def valid_pid(pid: object) -> bool:
@@ -103,21 +108,86 @@ def read_environ(pid: int, proc: Path = PROC) -> dict[str, str] | None:
     return {name: value for name, _, value in pairs}
 
 
+def parse_record(data: object, field: str, project: Path) -> ProcessId:
+    """A process record read from a file, every field checked; `ValueError` says what is wrong.
+
+    Every record file (`state.json`, `companions.json`) goes through here: a PID that is not a
+    positive int, a start time, an argv, a run id, and the project folder the record belongs to.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"{field} is not an object")
+    pid, start, argv, run_id, folder = (
+        data.get(k) for k in ("pid", "start_time", "argv", "run_id", "project")
+    )
+    if not valid_pid(pid):
+        raise ValueError(f"{field}.pid {pid!r} cannot name a process hotmode started")
+    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+        raise ValueError(f"{field}.start_time {start!r} is not a start time")
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise ValueError(f"{field}.argv is not a command line")
+    if not isinstance(run_id, str) or not run_id:
+        raise ValueError(f"{field}.run_id is not a run id")
+    if folder != str(project):
+        raise ValueError(f"{field} belongs to another project folder ({folder!r})")
+    assert isinstance(pid, int)  # noqa: S101 - valid_pid proved it; for the type checker
+    return ProcessId(pid, start, tuple(argv), run_id, folder)
+
+
+def record_file_problem(path: Path) -> str:
+    """'' if `path` is missing or a regular file; else why hotmode cannot keep a record there.
+
+    Checked before anything is opened: reading a FIFO would block for ever.
+    """
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        return f"{path} cannot be read ({exc.strerror})"
+    if stat_module.S_ISREG(mode):
+        return ""
+    kind = {
+        stat_module.S_IFDIR: "a folder",
+        stat_module.S_IFIFO: "a FIFO",
+        stat_module.S_IFLNK: "a symbolic link",
+        stat_module.S_IFSOCK: "a socket",
+    }.get(stat_module.S_IFMT(mode), "not a regular file")
+    return f"{path} is {kind}, not hotmode's record; move it away"
+
+
+def read_record_bytes(path: Path) -> bytes | None:
+    """A record file's bytes, or None if it is missing; `OSError` if it is not a regular file.
+
+    Opened without blocking and without following a link, then checked: a FIFO, a device or a
+    folder put there never hangs or crashes a command.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat_module.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return handle.read(1 << 20)
+
+
 def alive(stat: Stat | None) -> bool:
     return stat is not None and stat.state not in ("Z", "X", "x")
 
 
-def identify(pid: int, run_id: str = "", proc: Path = PROC) -> ProcessId | None:
+def identify(pid: int, run_id: str = "", proc: Path = PROC, project: str = "") -> ProcessId | None:
     """The identity of a running user-space process, to record now and prove later."""
     stat = read_stat(pid, proc)
     argv = read_argv(pid, proc)
     if not alive(stat) or not argv or stat is None or stat.flags & _PF_KTHREAD:
         return None
-    return ProcessId(pid, stat.start_time, argv, run_id)
+    return ProcessId(pid, stat.start_time, argv, run_id, project)
 
 
 def identify_started(
-    pid: int, argv: list[str], run_id: str, timeout: float = 5.0
+    pid: int, argv: list[str], run_id: str, timeout: float = 5.0, project: str = ""
 ) -> ProcessId | None:
     """The identity of a child just started with `argv`, or None if it died first.
 
@@ -126,7 +196,7 @@ def identify_started(
     """
     deadline = time.monotonic() + timeout
     while True:
-        found = identify(pid, run_id)
+        found = identify(pid, run_id, project=project)
         if found is not None and found.argv == tuple(argv):
             return found
         if not alive(read_stat(pid)) or time.monotonic() >= deadline:
@@ -151,13 +221,16 @@ def why_not(record: ProcessId, proc: Path = PROC, *, started_by_us: bool = True)
         return f"pid {record.pid} is now another process (it started at another time)"
     if read_argv(record.pid, proc) != record.argv:
         return f"pid {record.pid} is now another program"
-    # The run id hotmode put in the server's environment is the proof: a record that copies
-    # another process's PID, start time and argv still cannot name it.
+    # The run id and project hotmode put in the server's environment are the proof: a record
+    # that copies another process's PID, start time and argv still cannot name it, and a
+    # record copied from another project names that project's processes, not this one's.
     if not started_by_us:
         return ""
     environ = read_environ(record.pid, proc)
     if not record.run_id or environ is None or environ.get(RUN_VARIABLE) != record.run_id:
         return f"pid {record.pid} was not started by hotmode for this record"
+    if not record.project or environ.get(PROJECT_VARIABLE) != record.project:
+        return f"pid {record.pid} was started for another project folder"
     return ""
 
 
@@ -251,13 +324,27 @@ def _running(proc: Path) -> Iterator[tuple[int, Stat]]:
             yield int(name), stat
 
 
-def stop(record: ProcessId, timeout: float, *, own_session: bool) -> bool:
-    """SIGTERM the process, wait up to `timeout`, then SIGKILL it and, if it leads a session
-    hotmode created, every proven member of that session. True if it was ours to stop."""
+def stop(
+    record: ProcessId,
+    timeout: float,
+    *,
+    own_session: bool,
+    gentle: tuple[int, ...] = (signal.SIGTERM,),
+) -> bool:
+    """Send each `gentle` signal in turn (SIGTERM), waiting for an equal share of `timeout`,
+    then SIGKILL it and, if it leads a session hotmode created, every proven member of that
+    session. True if it was ours to stop."""
     members = session_members(record) if own_session and is_same(record) else []
-    if not signal_process(record, signal.SIGTERM):
+    if not signal_process(record, gentle[0]):
         return False
-    if not wait_gone(record, timeout):
+    share = timeout / len(gentle)
+    gone = wait_gone(record, share)
+    for signum in gentle[1:]:
+        if gone:
+            break
+        signal_process(record, signum)
+        gone = wait_gone(record, share)
+    if not gone:
         signal_process(record, signal.SIGKILL)
         wait_gone(record, 2.0)
     for member in [*members, *(session_members(record) if own_session else [])]:
@@ -278,7 +365,7 @@ def find_marked(project: Path, proc: Path = PROC) -> list[ProcessId]:
         environ = read_environ(pid, proc)
         if not environ or environ.get(PROJECT_VARIABLE) != str(project):
             continue
-        process = identify(pid, environ.get(RUN_VARIABLE, ""), proc)
+        process = identify(pid, environ.get(RUN_VARIABLE, ""), proc, str(project))
         if process is not None:
             found.append(process)
     return found

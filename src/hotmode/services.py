@@ -14,7 +14,7 @@ value (`[services.NAME.dev] secrets = { db_password = "..." }`), which never rea
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +30,8 @@ VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 # Environment names that hold a secret: a literal value for one in prod is refused.
 _SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|PASSPHRASE|PRIVATE_KEY", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"://[^/@:\s]+:[^/@\s]+@")
+# A URL's password named, not written: `user:{secret:NAME}@`, filled from the secret file.
+URL_SECRET = re.compile(r":\{secret:(?P<name>[a-z0-9][a-z0-9_-]*)\}@")
 MODES = ("dev", "prod")
 
 _SPEC_KEYS = {
@@ -38,18 +40,21 @@ _SPEC_KEYS = {
     "command": "a list of strings",
     "environment": "a table of strings",
     "env_file": "a file name, in the deployment folder",
-    "volumes": "a table NAME = '/target', or NAME = { target, name, shared }",
+    "volumes": "a table NAME = '/target', or NAME = { target, name, names, shared }",
     "mounts": "a table 'host path' = '/target', mounted read-only",
     "port": "the port it listens on in its container ({port} in app_env)",
     "ports": "a list: PORT, 'HOST:CONTAINER' or 'IP:HOST:CONTAINER'",
     "healthcheck": "a command (list), or a table: test, interval, timeout, retries, start_period",
     "user": "the user the service runs as, e.g. 'postgres'",
     "app_env": "a table of the app's environment; {host}, {port} and {secrets} (the folder of "
-    "the secret files) name this service",
+    "the secret files) name this service, and user:{secret:NAME}@ in a URL puts the secret "
+    "NAME in as its password",
     "secrets": "a list of secret names: files in deployment/secrets/, at /run/secrets/NAME",
     "memory": "the memory limit in prod, e.g. '512M'",
     "cpus": "the CPU limit in prod, e.g. '1.0'",
     "read_only": "true or false: a read-only root filesystem in prod",
+    "hardened": "false: run the image as it was adopted (no read-only root, no dropped "
+    "capabilities), for an image hotmode does not know",
     "tmpfs": "a list of folders that stay writable with a read-only root",
     "cap_add": "a list of capabilities the image needs after cap_drop ALL",
     "waivers": "a table RULE = 'why': findings `check` reports as waived for this service",
@@ -57,18 +62,19 @@ _SPEC_KEYS = {
 _TOP_ONLY = {
     "dev": "a table: what dev changes",
     "prod": "a table: what prod changes",
-    "native": "a table: path, init, command, ready, user, port",
+    "native": "a table: path, init, command, ready, setup, user, port",
     "embedded": "a table of the app's environment when the service cannot run natively",
 }
 _DEV_ONLY = {"secrets": "a table NAME = 'dev-only value'"}
 _NATIVE_KEYS = {
     "path": "a list of folders (globs) searched for the commands",
-    "init": "a command (list) run once to create the data folder {data}",
+    "init": "a command (list) that creates the data folder {data}; run again if interrupted",
     "command": "the command (list) that runs the service in the foreground",
     "ready": "a command (list) that exits 0 once the service accepts work",
-    "first_start": "commands (a list of lists) run once, when a new data folder first starts",
+    "setup": "commands (a list of lists) run at every start once it is ready, finishing its "
+    "set-up (a database, a role): each must be safe to run again",
     "user": "the unprivileged user it runs as when hotmode runs as root",
-    "port": "the port it listens on natively, default: the first published port",
+    "port": "the port it listens on natively, default: a free port chosen at each start",
 }
 _HEALTH_KEYS = {
     "test": "a command (list)",
@@ -81,13 +87,14 @@ _VOLUME_KEYS = {
     "target": "the folder in the container",
     "name": "a fixed volume name",
     "shared": "true: every mode and edition uses the same volume, on purpose",
+    "names": "a table EDITION = 'volume name': the volume this mode uses in each edition",
 }
 
 
 class _Reader(Protocol):
     def fail(self, key: str, problem: str) -> ConfigError: ...
     def check_keys(self, table: Mapping[str, Any], allowed: Mapping[str, str], at: str) -> None: ...
-    def env_table(self, value: Any, at: str) -> dict[str, str]: ...
+    def env_table(self, value: Any, at: str, *, dotted: bool = False) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,14 @@ class Volume:
     target: str
     name: str | None = None
     shared: bool = False
+    # The real volume name of each edition that keeps one of its own (adopted names).
+    names: Mapping[str, str] = field(default_factory=dict)
+
+    def real_name(self, project: str, edition: str) -> str:
+        """The volume's name on the engine for one mode x edition (`project` is its own)."""
+        if edition in self.names:
+            return self.names[edition]
+        return str(self.name) if self.shared and self.name else f"{project}_{self.key}"
 
 
 @dataclass(frozen=True)
@@ -151,6 +166,7 @@ class ServiceSpec:
     tmpfs: tuple[str, ...] = ("/tmp",)  # noqa: S108 - inside the container
     cap_add: tuple[str, ...] = ()
     waivers: Mapping[str, str] = field(default_factory=dict)
+    hardened: bool = True
 
 
 @dataclass(frozen=True)
@@ -161,7 +177,7 @@ class NativeSpec:
     path: tuple[str, ...] = ()
     init: tuple[str, ...] = ()
     ready: tuple[str, ...] = ()
-    first_start: tuple[tuple[str, ...], ...] = ()
+    setup: tuple[tuple[str, ...], ...] = ()
     user: str | None = None
     port: int | None = None
 
@@ -231,13 +247,18 @@ def _volumes(reader: _Reader, value: Any, at: str) -> dict[str, Volume]:
             raise reader.fail(f"{where}.name", "expected a string")
         if not isinstance(shared, bool):
             raise reader.fail(f"{where}.shared", "expected true or false")
+        names = item.get("names", {})
+        if not isinstance(names, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in names.items()
+        ):
+            raise reader.fail(f"{where}.names", _VOLUME_KEYS["names"])
         if name and not shared:
             raise reader.fail(
                 f"{where}.name",
                 f"every mode and edition would share volume {name!r} (dev data in prod); "
                 "drop `name` for one volume per mode, or add `shared = true` if that is meant",
             )
-        volumes[key] = Volume(key, target, name, shared)
+        volumes[key] = Volume(key, target, name, shared, names)
     return volumes
 
 
@@ -301,7 +322,7 @@ def _override(
             changes[key] = _strings(reader, value, where)
         elif key in ("environment", "app_env"):
             merged = dict(getattr(base, key))
-            merged.update(reader.env_table(value, where))
+            merged.update(reader.env_table(value, where, dotted=key == "environment"))
             changes[key] = merged
         elif key == "volumes":
             volumes = {v.key: v for v in base.volumes} | _volumes(reader, value, where)
@@ -337,10 +358,10 @@ def _override(
             ):
                 raise reader.fail(where, "expected RULE-ID = 'why it does not apply'")
             changes["waivers"] = {**base.waivers, **value}
-        elif key == "read_only":
+        elif key in ("read_only", "hardened"):
             if not isinstance(value, bool):
                 raise reader.fail(where, "expected true or false")
-            changes["read_only"] = value
+            changes[key] = value
     return replace(base, **changes)
 
 
@@ -397,10 +418,10 @@ def _native(reader: _Reader, value: Any, at: str) -> NativeSpec:
         for key in ("path", "init", "ready")
         if key in value
     }
-    first = value.get("first_start", [])
-    if not isinstance(first, list):
-        raise reader.fail(f"{at}.first_start", _NATIVE_KEYS["first_start"])
-    lists["first_start"] = tuple(_strings(reader, c, f"{at}.first_start") for c in first)
+    setup = value.get("setup", [])
+    if not isinstance(setup, list):
+        raise reader.fail(f"{at}.setup", _NATIVE_KEYS["setup"])
+    lists["setup"] = tuple(_strings(reader, c, f"{at}.setup") for c in setup)
     native = replace(native, **lists)
     user = value.get("user")
     if user is not None and (not isinstance(user, str) or not user):
@@ -417,6 +438,14 @@ def _check_secrets(reader: _Reader, spec: ServiceSpec, at: str) -> None:
     """Prod: no secret in the environment, literal or defaulted; secrets are files."""
     for key in ("environment", "app_env"):
         for name, value in getattr(spec, key).items():
+            for secret in URL_SECRET.findall(value) if key == "app_env" else ():
+                if secret not in spec.secrets:
+                    raise reader.fail(
+                        f"{at}.{key}.{name}",
+                        f"{{secret:{secret}}} names no secret of the service; "
+                        f"add {secret!r} to its `secrets`",
+                    )
+            value = URL_SECRET.sub("@", value) if key == "app_env" else value
             if _URL_PASSWORD.search(value):
                 raise reader.fail(
                     f"{at}.{key}.{name}",
@@ -432,6 +461,65 @@ def _check_secrets(reader: _Reader, spec: ServiceSpec, at: str) -> None:
                     "a secret would be rendered into prod; list it in `secrets` and pass its "
                     f"file instead ({name}_FILE = '/run/secrets/NAME', if the image reads one)",
                 )
+
+
+def project_of(app: str, mode: str, edition: str, default_edition: str) -> str:
+    """The Compose project of a mode x edition: distinct for every combination."""
+    parts = [app]
+    if mode == "dev":
+        parts.append("dev")
+    if edition != default_edition:
+        parts.append(edition)
+    return "-".join(parts)
+
+
+def check_volumes(
+    reader: _Reader,
+    app: str,
+    editions: Sequence[str],
+    companions: Sequence[Companion],
+    reserved: Collection[str],
+) -> None:
+    """No data volume is mounted by two services, or by two modes x editions, that do not
+    share it on purpose (`shared = true` on every side): the data-mixing guard."""
+    default = editions[0]
+    for companion in companions:
+        for mode in MODES:
+            for volume in companion.spec(mode).volumes:
+                unknown = sorted(set(volume.names) - set(editions))
+                if unknown:
+                    raise reader.fail(
+                        f"services.{companion.name}.{mode}.volumes.{volume.key}.names",
+                        f"edition {unknown[0]!r} is not declared; use one of {', '.join(editions)}",
+                    )
+    users: dict[str, list[tuple[str, str, str, bool]]] = {}
+    keys: dict[str, str] = {}
+    for companion in companions:
+        for mode in MODES:
+            for volume in companion.spec(mode).volumes:
+                owner = keys.setdefault(volume.key, companion.name)
+                if owner != companion.name or volume.key in reserved:
+                    other = owner if owner != companion.name else "the app"
+                    raise reader.fail(
+                        f"services.{companion.name}.volumes.{volume.key}",
+                        f"volume {volume.key!r} is also {other}'s: one volume would hold both "
+                        "services' data; give this one another name",
+                    )
+                for edition in editions:
+                    real = volume.real_name(project_of(app, mode, edition, default), edition)
+                    users.setdefault(real, []).append(
+                        (companion.name, mode, edition, volume.shared)
+                    )
+    for real, used in users.items():
+        places = {(name, mode, edition) for name, mode, edition, _ in used}
+        if len(places) > 1 and not all(shared for *_, shared in used):
+            (name, mode, edition), (name2, mode2, edition2) = sorted(places)[:2]
+            raise reader.fail(
+                f"services.{name2}.{mode2}.volumes",
+                f"volume {real!r} would hold the data of {name} {mode} {edition} and of "
+                f"{name2} {mode2} {edition2}; give each its own name, or mark it "
+                "`shared = true` if that is meant",
+            )
 
 
 def read_services(

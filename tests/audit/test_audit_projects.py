@@ -88,12 +88,12 @@ VERDICTS: dict[str, dict[str, tuple[set[str], set[str]]]] = {
     | {"web": ({A04, A05, "HM-P04", "HM-P06", "HM-P02"}, set())},
     "flask prod": {
         # FLASK_DEBUG=1 comes from notes.env; the user comes from a pushed image: unknown.
-        "api": ({A04, "HM-P04", "HM-P07"}, {"HM-P05"}),
+        "api": ({A04, A05, "HM-P04", "HM-P07"}, {"HM-P05"}),
         # Its build context is another checkout: nothing about its image is stated.
         "worker": ({A04, "HM-P04"}, {"HM-P05", "HM-P06", "HM-P08"}),
         "redis": ({A04}, set()),
     },
-    "flask dev": {"api": (set(), set()), "worker": (set(), set()), "redis": (set(), set())},
+    "flask dev": {"api": ({A05}, set()), "worker": (set(), set()), "redis": (set(), set())},
     "fastapi prod": FASTAPI_PROD,
     "fastapi dev": {
         "api": ({A05}, set()),  # fastapi dev reloads

@@ -4,13 +4,12 @@ command (switch, a failed switch's rollback, down and up), deleted only when ask
 from __future__ import annotations
 
 import json
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from docker_support import FAILING_HEALTH, Gateway, require_engine
-from helpers import get_json, run_hotmode
+from helpers import add_key, get_json, run_hotmode
 from hotmode.compose import docker
 from hotmode.errors import StateError
 from hotmode.modes import Selection
@@ -25,15 +24,6 @@ PROD_DATA = "linkedin-gateway_pgdata"
 
 def selection(mode: str) -> Selection:
     return Selection(mode, "core", "test", "test")
-
-
-def add_key(port: int, name: str) -> None:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/api/v1/api-keys", method="POST",
-        data=json.dumps({"name": name}).encode(), headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - 127.0.0.1
-        assert response.status == 201
 
 
 def keys(port: int) -> list[str]:
@@ -84,8 +74,14 @@ def test_each_mode_keeps_its_own_data_through_every_lifecycle_command(
     down = run_hotmode(deployed.root, "down")
     assert down.returncode == 0, down.stderr
     assert {DEV_DATA, PROD_DATA} <= volumes()
-    docker.up(deployed.config, selection("dev"))
+    # Someone watching sees the steps, and Compose's own progress between them, as they come.
+    steps: list[str] = []
+    docker.up(deployed.config, selection("dev"), progress=steps.append)
     assert keys(deployed.port) == ["written in dev"]
+    assert steps[0] == "building dev core (Compose's own progress follows)"
+    starting = steps.index("starting dev core")
+    assert any("linkedin-gateway-dev-postgres" in line for line in steps[starting + 1 :])
+    assert steps[-1].startswith("waiting until ") and steps[-1].endswith(" is healthy")
 
     # Only --volumes deletes data: it names the volumes, and needs --yes without a terminal.
     refused = run_hotmode(deployed.root, "down", "--volumes")
@@ -97,6 +93,10 @@ def test_each_mode_keeps_its_own_data_through_every_lifecycle_command(
     assert deleted.returncode == 0, deleted.stderr
     assert f"hotmode: deleted {DEV_DATA}" in deleted.stdout
     assert not {DEV_DATA, PROD_DATA} & volumes()
+    # The app's own volumes of every mode go too: dev's cache and prod's logs.
+    app_volumes = {"linkedin-gateway-dev_cache", "linkedin-gateway_logs"}
+    assert all(f"hotmode: deleted {name}" in deleted.stdout for name in app_volumes), deleted.stdout
+    assert not app_volumes & volumes()
 
 
 def test_a_native_app_gets_its_database_in_docker_when_an_engine_answers(
@@ -113,9 +113,16 @@ def test_a_native_app_gets_its_database_in_docker_when_an_engine_answers(
         running = [r["running"] for r in status["modes"] if r["running"]]
         assert running[0]["runner"] == "native"
         assert [s["how"] for s in running[0]["services"]] == ["docker"]
+        # `down` acts on this project's labels, never on a name its record holds.
+        labelled = docker.docker("ps", "--quiet", "--filter",
+                                 f"label=hotmode.project={deployed.root}")  # fmt: skip
+        assert len(labelled.stdout.split()) == 1
+        record = deployed.root / ".hotmode" / "companions.json"
+        record.write_text(record.read_text().replace('"docker"', '"docker", "project": "x"'))
     finally:
         down = run_hotmode(deployed.root, "down")
     assert down.returncode == 0, down.stderr
+    assert "hotmode: stopped postgres in Docker" in down.stdout
     left = docker.docker("ps", "--all", "--quiet", "--filter", "name=linkedin-gateway-dev-postgres")
     assert left.stdout.strip() == ""
     assert DEV_DATA in volumes()

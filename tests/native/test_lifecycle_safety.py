@@ -295,3 +295,45 @@ def test_a_server_whose_record_was_deleted_is_found_and_stopped(project: Project
         down.stdout
     )
     wait_until(lambda: not pid_alive(pid), 10)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_record_that_is_not_a_file_is_refused_in_one_line(project: Project, kind: str) -> None:
+    """A FIFO never makes a command hang; a folder is refused before anything starts."""
+    record = project.root / ".hotmode" / "state.json"
+    record.parent.mkdir()
+    if kind == "fifo":
+        os.mkfifo(record)
+    else:
+        record.mkdir()
+    what = "a FIFO" if kind == "fifo" else "a folder"
+    status = project.hotmode("status", "--native", timeout=30)
+    assert status.returncode == 0
+    assert f"{record} is {what}, not hotmode's record; move it away" in status.stderr
+    for args in (("up", "--native", "--detach", "--dev"), ("down", "--native")):
+        result = project.hotmode(*args, timeout=30)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == (
+            f"hotmode: error: {record} is {what}, not hotmode's record; move it away"
+        )
+    assert not procs.find_marked(project.root)
+    assert record.is_fifo() if kind == "fifo" else record.is_dir()
+
+
+def test_a_foreign_listener_on_another_address_does_not_delay_up(project: Project) -> None:
+    """Another program on [::1] at the same port: the server bound 127.0.0.1 and answers there."""
+    import socket
+
+    try:
+        foreign = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        foreign.bind(("::1", project.port))
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    with foreign:
+        foreign.listen()
+        started = time.monotonic()
+        result = project.up("--prod")
+        assert result.returncode == 0, result.stderr
+        # Not the readiness deadline (60 s): the server's own 127.0.0.1 socket counted.
+        assert time.monotonic() - started < 30
+        assert served(project).get("mode") == "prod"

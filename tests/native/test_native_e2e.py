@@ -33,6 +33,12 @@ def test_dev_serves_edits_and_down_leaves_nothing(project: Project) -> None:
     wait_until(lambda: (get_json(project.port) or {}).get("name") == "Edited Gateway", 30)
     assert not list((project.root / "backend").rglob("__pycache__"))
 
+    # status says what runs and, on a line of its own, what a plain `up` would start.
+    status = project.hotmode("status", "--native")
+    assert status.returncode == 0, status.stderr
+    assert "Running now: dev core." in status.stdout
+    assert "`hotmode up` would start: prod core (mode from " in status.stdout
+
     down = project.hotmode("down", "--native")
     assert down.returncode == 0, down.stderr
     assert "stopped dev core" in down.stdout
@@ -107,25 +113,31 @@ def test_port_held_by_another_process_is_named(project: Project) -> None:
         holder.communicate(timeout=5)
 
 
-@pytest.mark.parametrize("owner", ["dead", "reused"])
+@pytest.mark.parametrize("owner", ["dead", "reused", "copied"])
 def test_stale_state_is_reported_then_cleaned_up(project: Project, owner: str) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait(timeout=10)
     # "reused": the PID is alive, but it is another program (this test run), not the server.
+    # "copied": a faithful record of a live process, from another project's folder.
     pid = dead.pid if owner == "dead" else os.getpid()
+    folder = "/elsewhere/project" if owner == "copied" else str(project.root)
     state_dir = project.root / ".hotmode"
     state_dir.mkdir(exist_ok=True)
     record = {
-        "version": 2, "mode": "prod", "edition": "core", "host": "127.0.0.1",
+        "version": 3, "mode": "prod", "edition": "core", "host": "127.0.0.1",
         "port": project.port, "revision": "x", "mode_source": "--prod",
         "edition_source": "default", "log": "", "started": 0.0, "owner": None,
-        "server": {"pid": pid, "start_time": 1, "argv": ["python"], "run_id": "abc"},
+        "server": {"pid": pid, "start_time": 1, "argv": ["python"], "run_id": "abc",
+                   "project": folder},
     }  # fmt: skip
     (state_dir / "state.json").write_text(json.dumps(record))
     status = project.hotmode("status", "--json", "--native")
     assert status.returncode == 0
     assert not any(row["running"] for row in json.loads(status.stdout)["modes"])
-    assert f"the record of prod core is stale: pid {pid}" in status.stderr
+    if owner == "copied":
+        assert "server belongs to another project folder ('/elsewhere/project')" in status.stderr
+    else:
+        assert f"the record of prod core is stale: pid {pid}" in status.stderr
     down = project.hotmode("down", "--native")
     assert down.returncode == 0, down.stderr
     assert "nothing was running" in down.stdout

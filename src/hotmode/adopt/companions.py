@@ -2,27 +2,34 @@
 
 What sits beside the app in the team's merged configurations (a database, a cache) becomes a
 declared companion: its image, command, environment, data volumes, read-only mounts (init
-scripts), ports, healthcheck and user. Two things change on purpose and are reported: a
-credential in the environment becomes a secret file (`NAME_FILE`, the official images'
-convention; the old default stays as a dev-only value), and the app's settings that name the
-companion (`DATABASE_URL`) name it through `{host}` and `{port}`, without an inline password.
-Data continuity: each mode keeps the real name of the data volume it used, so the team's data is
-still there after `hotmode up`; a name hotmode cannot keep is returned as a rename.
+scripts), ports, healthcheck and user, plus what its image needs to start hardened and natively
+(`hotmode.adopt.images`). Things that change on purpose are reported: a credential in the
+environment becomes a secret file (`NAME_FILE`, where the image reads one; the old default stays
+as a dev-only value), and the app's settings that name the companion (`DATABASE_URL`) name it
+through `{host}` and `{port}`, its password through `{secret:NAME}`, so the app still gets a
+whole URL.
+
+Data continuity: each companion keeps, per mode and edition, the real name of the data volume it
+used (`names = { EDITION = "..." }`), so the team's data is still there after `hotmode up`. A
+volume that two places used (dev on prod's data, two services on one volume) stays with the first
+(prod before dev, the default edition first) and the others get their own, said in the report,
+unless `share_data` keeps it shared on purpose.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hotmode.adopt.old import OldMode, named_volumes
+from hotmode.adopt import images
+from hotmode.adopt.old import OldMode
 
-_SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|PASSPHRASE|PRIVATE_KEY", re.IGNORECASE)
+_SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|PASSPHRASE|PRIVATE_KEY|_PASS$|_PWD$", re.IGNORECASE)
 _DURATION = re.compile(r"^[0-9]+(ms|s|m|h)$")
-_INLINE_PASSWORD = re.compile(r"(://[^/@:\s]+):[^/@\s]+@")
+_INLINE_PASSWORD = re.compile(r"(?P<user>://[^/@:\s]+):(?P<password>[^/@\s]+)@")
 
 
 @dataclass
@@ -34,6 +41,7 @@ class Companions:
     changed: list[str] = field(default_factory=list)
     not_carried: list[str] = field(default_factory=list)
     renamed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
 
 
 def _services(mode: OldMode | None) -> Mapping[str, Any]:
@@ -57,28 +65,49 @@ def _healthcheck(check: Mapping[str, Any]) -> dict[str, Any] | None:
     return table
 
 
-def _spec(
-    name: str, service: Mapping[str, Any], root: Path, found: Companions
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """The companion's table, and its dev-only secret values."""
-    spec: dict[str, Any] = {"image": service["image"]}
-    if service.get("command"):
-        spec["command"] = [str(part) for part in service["command"]]
-    if service.get("user"):
-        spec["user"] = str(service["user"])
+def _secret_env(
+    name: str, service: Mapping[str, Any], known: images.Known | None, found: Companions
+) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """(prod environment, dev-only environment, secrets with their dev values)."""
     env: dict[str, str] = {}
+    dev_env: dict[str, str] = {}
     secrets: dict[str, str] = {}
     for key, value in sorted((service.get("environment") or {}).items()):
-        if _SECRET.search(key) and not key.upper().endswith("_FILE"):
+        text = "" if value is None else str(value)
+        if not _SECRET.search(key) or key.upper().endswith("_FILE"):
+            env[key] = text
+        elif known is not None and known.secret_files:
             secret = key.lower()
-            secrets[secret] = "" if value is None else str(value)
+            secrets[secret] = text
             env[f"{key}_FILE"] = f"{{secrets}}/{secret}"
             found.changed.append(
                 f"{name}: {key} -> {key}_FILE, the secret file deployment/secrets/{secret} "
                 "(HM-P09: no credential in the environment; the old value is dev's only)"
             )
         else:
-            env[key] = "" if value is None else str(value)
+            # The image reads no NAME_FILE: the value comes from the deployment's .env (git-
+            # ignored), never from a file hotmode renders.
+            env[key] = f"${{{key}}}"
+            found.changed.append(
+                f"{name}: {key} comes from {key} in the deployment's .env, in every mode (the "
+                "image reads no secret file); write it there"
+            )
+    return env, dev_env, secrets
+
+
+def _spec(
+    name: str, service: Mapping[str, Any], root: Path, found: Companions
+) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """The companion's table, its dev-only secret values and its dev-only environment."""
+    image = str(service["image"])
+    known = images.known(image)
+    spec: dict[str, Any] = {"image": image}
+    if service.get("command"):
+        spec["command"] = [str(part) for part in service["command"]]
+    user = service.get("user") or (known.user if known else None)
+    if user:
+        spec["user"] = str(user)
+    env, dev_env, secrets = _secret_env(name, service, known, found)
     if env:
         spec["environment"] = env
     if secrets:
@@ -97,9 +126,39 @@ def _spec(
     ports = service.get("ports") or []
     if ports:
         spec["port"] = int(ports[0]["target"])
-    if (check := _healthcheck(service.get("healthcheck") or {})) is not None:
+    elif known is not None and known.port:
+        spec["port"] = known.port
+    check = _healthcheck(service.get("healthcheck") or {})
+    if check is None and known is not None and known.healthcheck is not None:
+        check = {"test": known.healthcheck(env)}
+        found.changed.append(f"{name}: a health check ({' '.join(check['test'])}), the app waits")
+    if check is not None:
         spec["healthcheck"] = check
-    return spec, secrets
+    if known is None:
+        spec["hardened"] = False
+        found.changed.append(
+            f"{name}: {image} is an image hotmode does not know: kept as it was (not "
+            "hardened: no read-only root, its capabilities kept; the waivers say why)"
+        )
+        return spec, secrets, dev_env
+    old_tmpfs = [str(t).split(":", 1)[0] for t in service.get("tmpfs") or []]
+    # A folder the team mounts a volume on keeps its volume, not a tmpfs over it.
+    mounted = {str(v.get("target")) for v in service.get("volumes") or []}
+    spec["tmpfs"] = [t for t in dict.fromkeys([*known.tmpfs, *old_tmpfs]) if t not in mounted]
+    if not known.read_only:
+        spec["read_only"] = False
+    if known.cap_add:
+        spec["cap_add"] = list(known.cap_add)
+    if known.why:
+        spec["waivers"] = dict(known.why)
+    if known.native is not None:
+        spec["native"] = known.native(env)
+    found.changed.append(
+        f"{name}: hardened as {known.family} starts: user {user or 'the image default'}, tmpfs "
+        f"{', '.join(spec['tmpfs'])}"
+        + (", a native command from Debian's packages" if known.native else "")
+    )
+    return spec, secrets, dev_env
 
 
 def _modes(
@@ -110,10 +169,106 @@ def _modes(
     return first, [m for m in modes if m.mode == mode and m is not first and m.merged]
 
 
+def _data(mode: OldMode, service: str) -> dict[str, tuple[str, str]]:
+    """The named volumes a service mounts in one old mode: target -> (key, real name)."""
+    document = mode.merged or {}
+    declared = document.get("volumes") or {}
+    this = (document.get("services") or {}).get(service) or {}
+    used = {}
+    for volume in this.get("volumes") or []:
+        key = volume.get("source")
+        if volume.get("type") == "volume" and key:
+            used[volume["target"]] = (key, (declared.get(key) or {}).get("name") or key)
+    return used
+
+
+def _volume_key(name: str, key: str, taken: dict[str, str]) -> str:
+    """A declaration key for a companion's volume, no other service's."""
+    key = re.sub(r"[^a-z0-9_-]+", "-", key.lower()).strip("-_") or "data"
+    if taken.get(key, name) != name:
+        key = f"{name}-{key}"
+    taken[key] = name
+    return key
+
+
+def _volumes(
+    names: Sequence[str],
+    ordered: Sequence[OldMode],
+    known: Mapping[str, images.Known | None],
+    found: Companions,
+    share_data: bool,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every companion's `volumes` table per mode: each target with its names per edition."""
+    taken: dict[str, str] = {"logs": "the app", "cache": "the app"}
+    places: dict[str, list[tuple[str, str, str, str]]] = {}  # real -> (service, mode, ed., target)
+    keys: dict[tuple[str, str], str] = {}
+    for old in ordered:
+        for name in names:
+            for target, (key, real) in sorted(_data(old, name).items()):
+                if (name, target) not in keys:
+                    keys[name, target] = _volume_key(name, key, taken)
+                places.setdefault(real, []).append((name, old.mode, old.edition, target))
+    tables: dict[str, dict[str, dict[str, Any]]] = {}
+    for real, used in places.items():
+        first = used[0]
+        # Editions of one mode that shared a volume keep sharing it (as they ran); dev on prod's
+        # data, or two services on one volume, do not, unless asked.
+        keep = [u for u in used if u[:2] == first[:2] or (share_data and u[0] == first[0])]
+        for name, mode, edition, target in keep:
+            volume = tables.setdefault(name, {}).setdefault(mode, {})
+            entry = volume.setdefault(keys[name, target], {"target": target, "names": {}})
+            entry["names"][edition] = real
+            if len(keep) > 1:
+                entry["shared"] = True
+            found.kept.append(f"{name}: {mode} {edition} keeps its volume {real}")
+        for name, mode, edition, _ in (u for u in used if u not in keep):
+            found.changed.append(
+                f"{mode} {edition}: {name}'s volume {real} is also {first[0]} {first[1]} "
+                f"{first[2]}'s; {mode} {edition} gets a volume of its own and {real} stays "
+                f"{first[1]} {first[2]}'s (init --share-data keeps them shared)"
+            )
+    # A mode that had no volume where another mode kept data gets one of its own.
+    for (name, target), key in keys.items():
+        for which in ("prod", "dev"):
+            volume = tables.setdefault(name, {}).setdefault(which, {})
+            volume.setdefault(key, {"target": target})
+    for name, kind in known.items():
+        targets = {Path(t) for (n, t) in keys if n == name}
+        # A volume at the data folder, below it (PGDATA=/var/lib/postgresql/data/pgdata) or
+        # above it already keeps the data.
+        holds = (
+            kind is not None
+            and kind.data
+            and any(
+                t == Path(kind.data)
+                or t.is_relative_to(kind.data)
+                or Path(kind.data).is_relative_to(t)
+                for t in targets
+            )
+        )
+        if kind is not None and kind.data and not holds:
+            key = _volume_key(name, "data", taken)
+            for which in ("prod", "dev"):
+                tables.setdefault(name, {}).setdefault(which, {})[key] = {"target": kind.data}
+            found.changed.append(
+                f"{name}: a data volume at {kind.data}, one per mode and edition (before, its "
+                "data lived in the container and went with it)"
+            )
+    return tables
+
+
 def infer(
-    modes: Sequence[OldMode], app: str, root: Path, default: str, *, roles: Mapping[str, Any]
+    modes: Sequence[OldMode],
+    app: str,
+    root: Path,
+    default: str,
+    *,
+    roles: Mapping[str, Any],
+    share_data: bool = False,
+    jobs: Collection[str] = (),
 ) -> Companions:
-    """Every companion of the old modes, its data volumes named as each mode named them."""
+    """Every companion of the old modes, its data volumes named as each mode x edition named
+    them, no volume mounted by two places that did not share it."""
     found = Companions()
     prod, prod_others = _modes(modes, "prod", default)
     dev, dev_others = _modes(modes, "dev", default)
@@ -121,8 +276,9 @@ def infer(
     if reference is None:
         return found
     app_env = dict(_services(reference).get(app, {}).get("environment") or {})
+    chosen: dict[str, Mapping[str, Any]] = {}
     for name, service in sorted(_services(reference).items()):
-        if name == app:
+        if name == app or name in jobs:
             continue
         role = roles.get(name)
         if role is None or role.kind.value != "companion" or not service.get("image"):
@@ -131,26 +287,12 @@ def infer(
                 f"service {name} ({what}): hotmode declares the app and its companions only"
             )
             continue
-        spec, secrets = _spec(name, service, root, found)
-        volumes: dict[str, dict[str, Any]] = {}
-        for mode, first, others in (("prod", prod, prod_others), ("dev", dev, dev_others)):
-            this = _services(first).get(name) if first else None
-            if first is None or this is None:
-                continue
-            names = named_volumes(first.merged or {}, this)
-            table = {
-                f"data{i}" if i else "data": {"target": target, "name": real, "shared": True}
-                for i, (target, real) in enumerate(sorted(names.items()))
-            }
-            if table:
-                volumes[mode] = {"volumes": table}
-            for other in others:
-                theirs = named_volumes(other.merged or {}, _services(other).get(name) or {})
-                for target, real in sorted(theirs.items()):
-                    if names.get(target) != real:
-                        found.renamed.append(
-                            f"{other.label}: {name}'s volume {real} -> {names.get(target)}"
-                        )
+        chosen[name] = service
+    ordered = [m for m in (prod, *prod_others, dev, *dev_others) if m is not None]
+    known = {name: images.known(str(service["image"])) for name, service in chosen.items()}
+    volumes = _volumes(sorted(chosen), ordered, known, found, share_data)
+    for name, service in chosen.items():
+        spec, secrets, dev_env = _spec(name, service, root, found)
         ports = [
             str(p["published"]) if str(p["published"]) == str(p.get("target"))
             else f"{p['published']}:{p.get('target')}"
@@ -159,17 +301,31 @@ def infer(
         if ports:
             spec["ports"] = ports
             found.changed.append(f"{name}: ports {', '.join(ports)} bound to 127.0.0.1 (CL-0005)")
-        found.tables[name] = spec
-        if secrets or "dev" in volumes:
-            dev_table = dict(volumes.get("dev", {}))
-            if secrets:
-                dev_table["secrets"] = secrets
-            found.tables[f"{name}.dev"] = dev_table
-        if "prod" in volumes:
-            found.tables[f"{name}.prod"] = volumes["prod"]
-        carried = _app_env(name, spec.get("port"), app_env, found)
+        native = spec.pop("native", None)
+        carried = _app_env(name, spec, secrets, app_env, found)
         if carried:
             spec["app_env"] = carried
+        found.tables[name] = spec
+        mine = volumes.get(name, {})
+        dev_table: dict[str, Any] = {}
+        if "dev" in mine:
+            dev_table["volumes"] = mine["dev"]
+        dev_values = {k: v for k, v in secrets.items() if v}
+        if dev_values:
+            dev_table["secrets"] = dev_values
+        for secret in sorted(set(secrets) - set(dev_values)):
+            found.changed.append(
+                f"{name}: the secret {secret} had no value; dev reads deployment/secrets/{secret}"
+                " too: write it there"
+            )
+        if dev_env:
+            dev_table["environment"] = dev_env
+        if dev_table:
+            found.tables[f"{name}.dev"] = dev_table
+        if "prod" in mine:
+            found.tables[f"{name}.prod"] = {"volumes": mine["prod"]}
+        if native is not None:
+            found.tables[f"{name}.native"] = native
     return found
 
 
@@ -178,9 +334,15 @@ def this_ports(service: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _app_env(
-    name: str, port: int | None, app_env: Mapping[str, Any], found: Companions
+    name: str,
+    spec: dict[str, Any],
+    secrets: dict[str, str],
+    app_env: Mapping[str, Any],
+    found: Companions,
 ) -> dict[str, str]:
-    """The app's settings that name the companion, with `{host}` and `{port}` in its place."""
+    """The app's settings that name the companion, with `{host}` and `{port}` in its place and
+    a URL's password named as the secret that holds it (`{secret:NAME}`)."""
+    port = spec.get("port")
     carried = {}
     for key, value in sorted(app_env.items()):
         text = "" if value is None else str(value)
@@ -189,10 +351,18 @@ def _app_env(
         if port:
             text = re.sub(rf"(?<![\w.-]){re.escape(name)}:{port}\b", "{host}:{port}", text)
         text = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", "{host}", text)
-        if _INLINE_PASSWORD.search(text):
-            text = _INLINE_PASSWORD.sub(r"\1@", text)
+        match = _INLINE_PASSWORD.search(text)
+        if match:
+            password = match.group("password")
+            secret = next((s for s, v in sorted(secrets.items()) if v == password), None)
+            if secret is None:
+                secret = f"{key.lower()}_password"
+                secrets[secret] = password
+                spec["secrets"] = sorted({*spec.get("secrets", []), secret})
+            text = _INLINE_PASSWORD.sub(rf"\g<user>:{{secret:{secret}}}@", text, count=1)
             found.changed.append(
-                f"app: {key} keeps no inline password (CL-0021); give the app the secret file"
+                f"app: {key}'s password is the secret file deployment/secrets/{secret} "
+                "(CL-0021); the app still gets the whole URL, in every mode"
             )
         carried[key] = text
     return carried

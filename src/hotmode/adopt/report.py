@@ -43,6 +43,8 @@ class ModeReport:
     kept: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     not_carried: list[str] = field(default_factory=list)
+    # The audit's findings on the old files: what hotmode's rendering answers, by rule.
+    findings: list[str] = field(default_factory=list)
 
 
 def compare(
@@ -85,6 +87,12 @@ def compare(
         for real in sorted(old_volumes.values()):
             if real in new_volumes.values():
                 report.kept.append(f"{who}volume {real}")
+            elif before_name == old_service:
+                # The app's own data (uploads, media): never swapped for another volume.
+                report.not_carried.append(
+                    f"{who}data volume {real} (the app declares no data volumes; its data "
+                    "stays in it)"
+                )
             else:
                 report.changed.append(
                     f"{who}volume {real} -> {instead or 'none'} (the old volume keeps its data)"
@@ -97,7 +105,7 @@ def compare(
                 f"{who}ports {', '.join(old_ports)} -> {', '.join(new_ports) or 'none'}"
             )
     for rule, why in fixed:
-        report.changed.append(f"{rule}: {why}")
+        report.findings.append(f"{rule}: {why}")
     return report
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from hotmode.atomic import write_atomic
 from hotmode.config import DECLARATION, DEFAULT_PORT, load_config
-from hotmode.errors import StateError, UsageError
+from hotmode.errors import ConfigError, StateError, UsageError
 
 _ENTRY_FILES = ("main.py", "app.py", "asgi.py", "server.py")
 _SOURCE_DIRS = (".", "backend", "app", "src", "api", "server", "service")
@@ -47,8 +47,9 @@ class Inferred:
     source: str
     target: str
     port: int
-    requirements: str
+    requirements: str  # "" when none was found: asked for, never assumed
     notes: tuple[str, ...] = ()
+    health: str | None = None
 
 
 def slug(text: str) -> str:
@@ -78,6 +79,74 @@ def find_app_object(folder: Path) -> tuple[str, str] | None:
     return None
 
 
+_SKIP = {".git", ".hotmode", ".venv", "venv", "node_modules", "__pycache__", "tests", "test",
+         "site-packages", "migrations", "alembic", "docs"}  # fmt: skip
+_IMPORT = re.compile(r"^\s*(?:from|import)\s+(?P<top>[A-Za-z_]\w*)(?:\.[\w.]+)?\b", re.MULTILINE)
+_HEALTH_ROUTE = re.compile(
+    r"@(?P<owner>\w+)\.(?:get|api_route|route|head)\(\s*[\"'](?P<path>/(?:health|healthz|"
+    r"healthcheck|health-check|ping|livez|readyz)/?)[\"']"
+)
+
+
+def _python_files(root: Path, depth: int = 4) -> list[Path]:
+    """The project's own Python files, shallow first, virtualenvs and tests left out."""
+    found: list[Path] = []
+    level = [root]
+    for _ in range(depth):
+        below = []
+        for folder in level:
+            try:
+                entries = sorted(folder.iterdir())
+            except OSError:
+                continue
+            found += [e for e in entries if e.suffix == ".py" and e.is_file()]
+            below += [e for e in entries if e.is_dir() and e.name not in _SKIP
+                      and not e.name.startswith(".")]  # fmt: skip
+        level = below
+    return found
+
+
+def import_root(path: Path, top: Path) -> tuple[Path, str]:
+    """The folder the app is imported from, and its module: `project`, `app.main` for
+    `project/app/main.py` that imports `app.db` (its own imports say which package it is in)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    tops = set(_IMPORT.findall(text))
+    for folder in path.parents:
+        if folder == top.parent or not folder.is_relative_to(top):
+            break
+        if folder.name in tops:
+            dotted = path.relative_to(folder.parent).with_suffix("").parts
+            return folder.parent, ".".join(dotted)
+    return path.parent, path.stem
+
+
+def find_app_below(top: Path) -> tuple[Path, str, str] | None:
+    """(import root, module, attribute) of the first file below `top` that defines an app
+    object, imported as its own imports say (`project/app/main.py` importing `app.db`: the
+    import root `project`, the module `app.main`)."""
+    for path in _python_files(top):
+        match = _APP_OBJECT.search(path.read_text(encoding="utf-8", errors="replace"))
+        if match is not None:
+            folder, module = import_root(path, top)
+            return folder, module, match.group("name")
+    return None
+
+
+def find_health(source: Path) -> str | None:
+    """The app's own health route (`@app.get("/health")`), with its router's literal prefix."""
+    for path in _python_files(source):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        match = _HEALTH_ROUTE.search(text)
+        if match is None:
+            continue
+        prefix = re.search(
+            rf"{match.group('owner')}\s*=\s*\w*Router\([^)]*prefix\s*=\s*[\"'](?P<p>/[^\"']*)",
+            text,
+        )
+        return (prefix.group("p").rstrip("/") if prefix else "") + match.group("path")
+    return None
+
+
 def infer(root: Path) -> Inferred:
     """The declaration's values for the project at `root`; `UsageError` if no app is found."""
     notes = []
@@ -89,13 +158,25 @@ def infer(root: Path) -> Inferred:
             found = (candidate, folder, app)
             break
     if found is None:
+        below = find_app_below(root.resolve())
+        if below is not None:
+            folder, module, attribute = below
+            source = folder.relative_to(root.resolve()).as_posix() or "."
+            found = (source, folder, (module, attribute))
+    if found is None:
         raise UsageError(
             f"no ASGI app found in {root} (looked for `app = FastAPI(...)` and the like in "
             f"{', '.join(_ENTRY_FILES)} of {', '.join(_SOURCE_DIRS)}); "
             f"write {DECLARATION} by hand, or run init in the project's folder"
         )
     source, folder, (module, attribute) = found
-    notes.append(f"target {module}:{attribute}: the app object in {source}/{module}.py")
+    where = f"{source}/{module.replace('.', '/')}.py"
+    notes.append(f"target {module}:{attribute}: the app object in {where}")
+    health = find_health(folder)
+    notes.append(
+        f"health {health}: the app's own route" if health else
+        "health: no health route found; ready means the server answers HTTP at all"
+    )  # fmt: skip
     project = _pyproject(root).get("project")
     name = project.get("name") if isinstance(project, dict) else None
     if isinstance(name, str) and name:
@@ -103,9 +184,7 @@ def infer(root: Path) -> Inferred:
     else:
         name = root.resolve().name
         notes.append(f"name from the folder ({name})")
-    requirements = next((r for r in _REQUIREMENTS if (folder / r).is_file()), "requirements.txt")
-    if not (folder / requirements).is_file():
-        notes.append(f"no requirements file found in {source}/: {requirements} is assumed")
+    requirements = next((r for r in _REQUIREMENTS if (folder / r).is_file()), "")
     return Inferred(
         name=slug(name),
         source=source,
@@ -113,6 +192,7 @@ def infer(root: Path) -> Inferred:
         port=DEFAULT_PORT,
         requirements=requirements,
         notes=tuple(notes),
+        health=health,
     )
 
 
@@ -126,6 +206,8 @@ def declaration_text(values: Inferred) -> str:
         ("requirements", values.requirements, "relative to source; baked into the images"),
         ("deployment", "deployment", "where `hotmode render` writes the Compose files"),
     ]
+    if values.health:
+        lines.append(("health", values.health, "answers 200 once the app is ready"))
     body = "\n".join(
         f"{f'{key} = {json.dumps(value)}':<40} # {comment}" for key, value, comment in lines
     )
@@ -152,6 +234,14 @@ def write_declaration(root: Path, values: Inferred) -> Path:
     return write_text_declaration(root, declaration_text(values))
 
 
+def refuse_existing(root: Path) -> None:
+    """Init never replaces a declaration: say so before inferring anything."""
+    if (root / DECLARATION).exists():
+        raise StateError(
+            f"{root / DECLARATION} exists; init never replaces it (edit it, or move it away)"
+        )
+
+
 def write_text_declaration(root: Path, text: str) -> Path:
     """Write `hotmode.toml` at `root`, once it loads back cleanly; never over an existing one."""
     path = root / DECLARATION
@@ -161,7 +251,11 @@ def write_text_declaration(root: Path, text: str) -> Path:
     probe = root / f".{DECLARATION}.init"
     write_atomic(probe, text)
     try:
-        load_config(probe)
+        try:
+            load_config(probe)
+        except ConfigError as exc:
+            # Named as the file it would be, not the probe no one will ever see.
+            raise ConfigError(str(exc).replace(str(probe), str(path))) from None
         # A hard link fails if the name exists: a declaration made meanwhile is never replaced.
         os.link(probe, path)
     except FileExistsError:

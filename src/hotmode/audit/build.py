@@ -2,8 +2,10 @@
 
 Some mode rules are about the image rather than the Compose file: who the process runs as, which
 labels the build sets, what the base image ships, whether `.env` files reach the build context.
-This module reads just enough of a Dockerfile (stages, `ARG`, `USER`, `LABEL`, `RUN`) and of a
-`.dockerignore` to answer those questions; it never builds anything.
+The Dockerfile is parsed by BuildKit's own parser (the `dockerfile` package), so continuations,
+heredocs and the exec form read as Docker reads them; this module keeps only the questions on
+top (stages, `ARG`, `USER`, `LABEL`, `VOLUME`, `RUN`, the command) and reads `.dockerignore`. It
+never builds anything.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import dockerfile
 
 _ARG_REF = re.compile(
     r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-+]([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)"
@@ -85,6 +89,19 @@ class Dockerfile:
                     found[instruction] = _exec_form(args)
         return " ".join(found[key] for key in ("ENTRYPOINT", "CMD") if key in found)
 
+    def volumes(self, target: str | None) -> list[str]:
+        """The folders the image declares as `VOLUME`s."""
+        found: list[str] = []
+        for stage in self.chain(target):
+            for instruction, args in stage.instructions:
+                if instruction == "VOLUME":
+                    try:
+                        parsed = json.loads(args)
+                    except ValueError:
+                        parsed = args.split()
+                    found += [str(item) for item in parsed] if isinstance(parsed, list) else []
+        return found
+
     def runs(self, target: str | None) -> str:
         """The text of every `RUN` of the chain, for looking up what the build installs."""
         return "\n".join(
@@ -117,45 +134,41 @@ def _substitute(text: str, values: Mapping[str, str]) -> str:
     return _ARG_REF.sub(replace, text)
 
 
-def _logical_lines(text: str) -> list[str]:
-    lines: list[str] = []
-    pending = ""
-    for raw in text.splitlines():
-        stripped = raw.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.startswith("#"):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        lines.append(pending + stripped)
-        pending = ""
-    if pending:
-        lines.append(pending)
-    return lines
+def _instruction_text(command: dockerfile.Command) -> str:
+    """An instruction's arguments as written: the exec form as JSON, the rest joined."""
+    if command.json:
+        return json.dumps(list(command.value))
+    if command.cmd.upper() == "LABEL":
+        # The parser gives a label's keys and values in turn: `a`, `1`, `b`, `2`.
+        pairs = zip(command.value[::2], command.value[1::2], strict=False)
+        return " ".join(f"{key}={value}" for key, value in pairs)
+    return " ".join(command.value)
 
 
 def parse_dockerfile(path: Path, text: str) -> Dockerfile:
-    """Parse the parts of a Dockerfile the mode rules need."""
+    """Parse a Dockerfile with BuildKit's own parser (the `dockerfile` package): stages, global
+    `ARG` defaults, and each instruction's arguments, continuations and heredocs resolved."""
+    try:
+        parsed = dockerfile.parse_string(text)
+    except dockerfile.GoParseError:
+        return Dockerfile(path, {}, ())
     args: dict[str, str] = {}
     stages: list[Stage] = []
-    for line in _logical_lines(text):
-        instruction, _, rest = line.partition(" ")
-        instruction = instruction.upper()
-        rest = rest.strip()
+    for command in parsed:
+        instruction = command.cmd.upper()
         if instruction == "FROM":
-            words = [w for w in rest.split() if not w.startswith("--")]
+            words = list(command.value)
             if not words:
                 continue
             name = words[2] if len(words) >= 3 and words[1].lower() == "as" else None
             stages.append(Stage(base=words[0], name=name))
         elif not stages:
             if instruction == "ARG":
-                name, _, default = rest.partition("=")
-                args[name.strip()] = default.strip().strip("\"'")
+                for item in command.value:
+                    name, _, default = item.partition("=")
+                    args[name.strip()] = default.strip().strip("\"'")
         else:
-            stages[-1].instructions.append((instruction, rest))
+            stages[-1].instructions.append((instruction, _instruction_text(command)))
     return Dockerfile(path, args, tuple(stages))
 
 

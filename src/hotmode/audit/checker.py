@@ -14,6 +14,7 @@ import json
 import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,13 +66,27 @@ def merged_config(
             *("config", "--format", "json", "--no-env-resolution"),
         )
         try:
-            result = compose.run(
-                prepared.files,
-                stack.project,
-                *args,
-                env=prepared.environment,
-                cwd=prepared.project_directory,
-            )
+            try:
+                result = compose.run(
+                    prepared.files,
+                    stack.project,
+                    *args,
+                    env=prepared.environment,
+                    cwd=prepared.project_directory,
+                )
+                prepared = replace(prepared, empty=())
+            except ComposeError:
+                if not prepared.empty:
+                    raise
+                # An unset `${PORT}` where Compose wants a number: the file is valid once the
+                # variable is set, so check it with a placeholder and report the variable.
+                result = compose.run(
+                    prepared.files,
+                    stack.project,
+                    *args,
+                    env=prepared.retry,
+                    cwd=prepared.project_directory,
+                )
         except ComposeError as exc:
             # Name the user's files in full, not the copies Compose was given.
             short = ", ".join(path.name for path in prepared.files)
@@ -109,6 +124,12 @@ def input_findings(context: Context) -> list[Finding]:
                 message = f"env file {shown} is not here: its values were not checked"
                 hit = Hit(message, ("services", service, "env_file"), env_file.named_at)
                 hits.setdefault((env_file.path, env_file.named_at), (service, hit))
+    for unset in prepared.empty:
+        message = (
+            f"variable {unset.name} is not set, and Compose rejects the empty value here: "
+            "checked with a placeholder in its place"
+        )
+        hits.setdefault((unset.name,), (None, Hit(message, location=unset.location)))
     for unset in prepared.unset:
         message = (
             f"required variable {unset.name} is not set: checked with a placeholder in its place"
@@ -119,6 +140,8 @@ def input_findings(context: Context) -> list[Finding]:
 
 def _finding(context: Context, rule: Rule, service: str | None, hit: Hit) -> Finding:
     location = hit.location or context.sources.locate(hit.path, context.merged)
+    # A stack rule's hit at a line of one service's block is about that service.
+    service = service or context.sources.service_at(location)
     return Finding(
         rule_id=rule.id,
         severity=rule.severity,
@@ -133,6 +156,7 @@ def _finding(context: Context, rule: Rule, service: str | None, hit: Hit) -> Fin
 
 def _unknown(context: Context, rule: Rule, service: str | None, hit: Hit) -> Unknown:
     location = hit.location or context.sources.locate(hit.path, context.merged)
+    service = service or context.sources.service_at(location)
     return Unknown(rule.id, context.stack.label, service, hit.message, location, rule.title)
 
 
@@ -159,6 +183,13 @@ def mode_findings(context: Context) -> tuple[list[Finding], list[Unknown]]:
                 for hit in registered.service_check(context, name, service):
                     add(rule, name, hit)
     return findings, unknowns
+
+
+def role_unknowns(context: Context) -> list[Unknown]:
+    """HM-A06: where the evidence does not say which service is the app."""
+    from hotmode.audit.every import UNKNOWN_ROLE, role_hits
+
+    return [_unknown(context, UNKNOWN_ROLE, name, hit) for name, hit in role_hits(context)]
 
 
 def shared_port_findings(contexts: Sequence[Context]) -> list[Finding]:
@@ -219,7 +250,7 @@ def check(stacks: Sequence[Stack], compose: Compose | None = None) -> Report:
     for context in contexts:
         found, unsure = mode_findings(context)
         findings += found + lint(context) + input_findings(context)
-        unknowns += unsure
+        unknowns += unsure + role_unknowns(context)
     findings += shared_port_findings(contexts)
     order = {stack.label: index for index, stack in enumerate(stacks)}
 

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 # Python web servers, by the program name people type.
-SERVERS = {"uvicorn", "gunicorn", "hypercorn", "granian", "daphne"}
+SERVERS = {"uvicorn", "gunicorn", "hypercorn", "granian", "daphne", "uwsgi", "waitress-serve"}
 WORKERS = {"celery", "rq", "rqworker", "dramatiq", "arq", "huey_consumer", "huey_consumer.py"}
 WATCHERS = {"watchfiles", "watchmedo", "nodemon", "entr", "hupper", "reflex", "air"}
 _TRUE = {"1", "true", "yes", "on"}
 # `manage.py <command>` (or `django-admin <command>`) that are one-shot jobs.
 _DJANGO_JOBS = {"migrate", "collectstatic", "test", "makemigrations", "loaddata", "check"}
+# `manage.py <command>` that run a task worker (django-rq, django-q, background_task, channels).
+_DJANGO_WORKERS = {"rqworker", "rqscheduler", "qcluster", "process_tasks", "runworker", "celery"}
 _TEST_RUNNERS = {"pytest", "py.test", "tox", "nox", "unittest"}
 _SEPARATORS = {"&&", "||", ";", "|", "&"}
 
@@ -65,6 +67,7 @@ def _segments(argv: list[str]) -> list[list[str]]:
 
 
 _RUNNERS = {"exec", "poetry", "uv", "pipenv", "pdm", "hatch", "rye", "nice", "tini", "dumb-init"}
+_SHELLS = {"sh", "bash", "ash", "dash", "zsh"}
 # Python options that take a value as the next word.
 _PYTHON_VALUE_OPTIONS = {"-X", "-W", "-Q"}
 
@@ -74,7 +77,11 @@ def _after_python(segment: list[str]) -> list[str]:
     rest = list(segment)
     while rest:
         head = _program(rest[0])
-        if head in _RUNNERS and len(rest) > 1:
+        if head in _SHELLS and len(rest) > 1 and rest[1].startswith("-"):
+            rest = rest[1:]  # `sh -c 'script'`: the script's words follow the options
+            while rest and rest[0].startswith("-"):
+                rest = rest[1:]
+        elif head in _RUNNERS and len(rest) > 1:
             rest = rest[2:] if rest[1] == "run" else rest[1:]
             while rest and rest[0] == "--":
                 rest = rest[1:]
@@ -169,12 +176,23 @@ def worker(argv: list[str]) -> str | None:
         if program.name in WORKERS:
             role = next((a for a in program.args if a in {"worker", "beat", "flower"}), "")
             return f"{program.name} {role}".strip()
+        sub = _django(program)
+        if sub in _DJANGO_WORKERS:
+            return f"manage.py {sub}"
     return None
 
 
+# Programs that do their work and exit: a command line made only of them runs once.
+_ONE_SHOT = {"chown", "chmod", "mkdir", "cp", "touch", "ln", "rm", "mv", "echo", "true", "chgrp"}
+
+
 def job(argv: list[str]) -> str | None:
-    """The one-shot job a command line runs: migrations, collectstatic, a test runner."""
-    for program in programs(argv):
+    """The one-shot job a command line runs: migrations, collectstatic, a test runner, or file
+    chores only (`chown -R 1000 /data`)."""
+    found = programs(argv)
+    if found and all(program.name in _ONE_SHOT for program in found):
+        return f"{found[0].name}, which exits when done"
+    for program in found:
         sub = _django(program)
         if sub in _DJANGO_JOBS:
             return f"manage.py {sub}"
@@ -218,6 +236,9 @@ def reloading(argv: list[str], env: Mapping[str, str] | None = None) -> str | No
             return "flask run in debug mode reloads"
         if name == "celery" and program.has("--autoreload"):
             return "celery --autoreload"
+        flag = next((f for f in ("--py-autoreload", "--touch-reload") if program.has(f)), None)
+        if name == "uwsgi" and flag and program.flag_value(flag) not in {"0", None}:
+            return f"uwsgi {flag}"
         if "--reload" in program.args:
             return f"{name} --reload"
         value = program.flag_value("--reload")

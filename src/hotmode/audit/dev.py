@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
-from hotmode.audit.commands import words
+from hotmode.audit.commands import server, words, worker
 from hotmode.audit.model import Severity
 from hotmode.audit.rules import (
     CODE,
@@ -83,14 +83,56 @@ def mounted_and_reloading(context: Context, name: str, service: dict[str, Any]) 
         yield Hit("the source is not mounted: edits need a rebuild", ("services", name, "volumes"))
     if reload_in(context, name, service) is not None:
         return
-    if context.command(name, service) is None:
-        yield Hit(
-            f"the command comes from the image; {context.missing(name, service)}",
-            ("services", name),
+    hidden = unseen_reload(context, name, service, "check it reloads on change")
+    if hidden is not None:
+        yield hidden
+        return
+    seen = context.command(name, service)
+    where = seen[1] if seen else "command"
+    yield Hit("the server does not reload on change", ("services", name, where))
+
+
+def unseen_reload(context: Context, name: str, service: dict[str, Any], ask: str) -> Hit | None:
+    """Why whether a service reloads cannot be seen, as an unknown, or None when its command
+    shows a Python server (or worker) and everything that could turn reloading on is here.
+
+    The reload rules know a reloader only when they see it: a command from an image that is not
+    here, a script (`./bin/start.sh`, an entrypoint's `dev_server`), or, for `flask run`, an env
+    file that is not here (FLASK_DEBUG) hide it."""
+    seen = context.command(name, service)
+    if seen is None:
+        why = f"the command comes from the image; {context.missing(name, service)}"
+        return Hit(f"{why}: {ask}", ("services", name), unknown=True)
+    argv, where = seen
+    path: tuple[str, ...] = ("services", name, where if where != "Dockerfile" else "build")
+    if not argv:
+        return Hit(f"no command is set, so the image decides: {ask}", path, unknown=True)
+    if server(argv) is None and worker(argv) is None:
+        shown = " ".join(argv)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        return Hit(
+            f"cannot see the command: the {where} runs {shown!r}, which may start a server "
+            f"that reloads: {ask}",
+            path,
             unknown=True,
         )
-    else:
-        yield Hit("the server does not reload on change", ("services", name, "command"))
+    # Flask reloads when FLASK_DEBUG says so, which teams keep in a git-ignored env file.
+    missing = missing_env_files(context, name) if server(argv) == "flask run" else []
+    if missing:
+        return Hit(
+            f"its env file {missing[0]} is not here, and it may turn reloading on: {ask}",
+            ("services", name, "env_file"),
+            unknown=True,
+        )
+    return None
+
+
+def missing_env_files(context: Context, name: str) -> list[str]:
+    """The env files a service names that are not here."""
+    if context.prepared is None:
+        return []
+    files = context.prepared.env_files.get(name, ())
+    return [f.path.name for f in files if f.required and not f.path.is_file()]
 
 
 @service_rule(
@@ -108,8 +150,11 @@ def own_image_tag(context: Context, name: str, service: dict[str, Any]) -> Itera
     prod = {context.stack.prod_image} if context.stack.prod_image else set()
     files = context.sources.files
     if len(files) > 1:
-        # The base file is prod's: the image tag it writes is prod's tag.
+        # The base file is prod's: the image tag it writes is prod's tag, once its variables
+        # are resolved as Compose resolved the merged one (`${IMAGE:-org/app}:${TAG:-latest}`).
         written = files[0].scalar(("services", name, "image"))
+        if written and context.prepared is not None:
+            written = context.prepared.interpolate(written)
         if written:
             prod.add(written)
     repository, _ = split_image(image)

@@ -8,12 +8,16 @@ is not repeated here.
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from hotmode.audit.dev import PUBLIC_BASES
-from hotmode.audit.model import Severity
-from hotmode.audit.roles import Kind
+from hotmode.audit.inputs import read_env_values
+from hotmode.audit.model import Kind, Severity
+from hotmode.audit.prod import SECRET_NAME
+from hotmode.audit.roles import FIX, app_candidates
 from hotmode.audit.rules import (
     ALL_KINDS,
     Context,
@@ -21,6 +25,7 @@ from hotmode.audit.rules import (
     cross_rule,
     service_rule,
     split_image,
+    stack_rule,
     table,
 )
 
@@ -152,3 +157,101 @@ MISSING_INPUT = cross_rule(
     "The env files and required variables the files name are there",
     "Check where the env file or variable exists to lint its values too (in CI it may not).",
 )
+
+
+UNKNOWN_ROLE = cross_rule(
+    "HM-A06",
+    Severity.MEDIUM,
+    "The evidence says which service is the app",
+    "Name the app: --app NAME, or x-hotmode: {role: app} (or worker, job, companion, other).",
+)
+
+
+def role_hits(context: Context) -> Iterator[tuple[str | None, Hit]]:
+    """HM-A06: the services that may be the app when the evidence does not decide, or the
+    project when no service shows any sign of being the app; the app rules did not run there."""
+    roles = context.roles
+    candidates = app_candidates(roles)
+    for name in candidates:
+        others = ", ".join(c for c in candidates if c != name)
+        yield (
+            name,
+            Hit(
+                f"may be the app, as may {others}: {roles[name].reason.split(';')[0]}; "
+                f"the app rules did not run on it; {FIX}",
+                ("services", name),
+                unknown=True,
+            ),
+        )
+    if not candidates and not any(role.is_app for role in roles.values()):
+        yield (
+            None,
+            Hit(
+                "no service shows evidence of being the app (a Python server, a Python build "
+                "or source, a shared build with workers): the app rules did not run; "
+                f"if one is, {FIX}",
+                unknown=True,
+            ),
+        )
+
+
+# Values people leave in an env file until someone sets a real one.
+_PLACEHOLDER = re.compile(
+    r"^(change[-_ .]?(me|this|it)\w*|replace[-_ ]?me|secret|s3cr3t|password|passw(or)?d|pass|"
+    r"admin|root|example|sample|dummy|test(ing)?|default|todo|fixme|x{3,}|\*+|placeholder|"
+    r"your[-_ ].*|<[^>]*>|\{\{.*\}\}|(django-)?insecure.*|super[-_]?secret\w*|my[-_]?secret\w*|"
+    r"12345\d*|qwerty|letmein)$",
+    re.IGNORECASE,
+)
+
+
+@stack_rule(
+    "HM-A07",
+    Severity.HIGH,
+    ("prod",),
+    "Committed env files hold no placeholder secrets",
+    "Keep real secrets out of git (a git-ignored env file or a secret); commit only .env.example.",
+)
+def env_file_placeholders(context: Context) -> Iterator[Hit]:
+    prepared = context.prepared
+    if prepared is None:
+        return
+    named: dict[Path, str | None] = {prepared.project_directory / ".env": None}
+    for service, files in sorted(prepared.env_files.items()):
+        for env_file in files:
+            named.setdefault(env_file.path, service)
+    for path in named:
+        if not path.is_file():
+            continue
+        found = [
+            (variable, value)
+            for variable, value in read_env_values(path).items()
+            if SECRET_NAME.search(variable) and _placeholder_like(variable, value.value)
+        ]
+        if found and not git_ignored(path):
+            for variable, value in found:
+                yield Hit(
+                    f"{variable}={value.value} is a placeholder secret in {path.name}, which "
+                    "is not git-ignored: whoever deploys these files runs with it",
+                    location=value.location,
+                )
+
+
+def _placeholder_like(variable: str, value: str) -> bool:
+    text = value.strip().strip("'\"")
+    return bool(text) and (_PLACEHOLDER.match(text) is not None or text.lower() == variable.lower())
+
+
+def git_ignored(path: Path) -> bool:
+    """Whether git ignores a file (outside a repository, or without git: no)."""
+    try:
+        result = subprocess.run(  # noqa: S603 - a fixed command on a path of the project
+            ["git", "check-ignore", "-q", path.name],  # noqa: S607 - git from PATH
+            cwd=path.parent,
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0

@@ -15,9 +15,10 @@ what it is.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -30,6 +31,8 @@ from hotmode.errors import ComposeError
 
 # `${NAME:?message}` or `${NAME?message}`, not escaped as `$${...}`.
 _REQUIRED = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?)\?[^}]*\}")
+# `${NAME}` or `$NAME` with no default: empty when unset.
+_PLAIN = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)\}|(?<!\$)\$([A-Za-z_][A-Za-z0-9_]*)")
 _ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$")
 # Keys whose value Compose parses as a number, a duration or a boolean: a placeholder there
 # must parse too.
@@ -38,6 +41,8 @@ _NUMBER_KEYS = {
     "cpu_quota", "cpu_period", "mem_limit", "mem_reservation", "memswap_limit", "shm_size",
     "pids_limit", "replicas", "scale", "oom_score_adj", "retries", "memory", "size", "uid", "gid",
 }  # fmt: skip
+# Keys whose value has a shape (`src:dst:mode`, `host:container`) an empty part breaks.
+_SHAPED_KEYS = {"volumes", "ports", "expose", "context", "env_file", "secrets", "configs"}
 _DURATION_KEYS = {"interval", "timeout", "start_period", "start_interval", "stop_grace_period"}
 _BOOLEAN_KEYS = {"read_only", "tty", "stdin_open", "privileged", "init", "disable", "attach"}
 PLACEHOLDER = "unset"
@@ -81,6 +86,66 @@ class Prepared:
     unset: tuple[Unset, ...]
     # Each copy, and the user's file it stands in for.
     originals: Mapping[Path, Path]
+    # Unset variables with no default where an empty value can break the file (`${PORT}` in
+    # `ports:`, `${DATA_DIR}:/data`): if Compose rejects the files, the check runs again with
+    # `retry` (a placeholder for every unset variable) and reports these.
+    empty: tuple[Unset, ...] = ()
+    retry: Mapping[str, str] = field(default_factory=dict)
+    # What Compose interpolated with: the project's `.env`, the environment, the placeholders.
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+    def interpolate(self, text: str) -> str:
+        """`text` as Compose interpolates it with the same variables (see `interpolate`)."""
+        return interpolate(text, self.variables)
+
+
+def interpolate(text: str, variables: Mapping[str, str]) -> str:
+    """Compose's interpolation of one value: `$NAME`, `${NAME}`, `${NAME:-default}`,
+    `${NAME-default}`, `${NAME:+alt}`, `${NAME:?message}`, nested in defaults, `$$` for `$`.
+    An unset variable with no default is empty, as in Compose."""
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char != "$" or index + 1 >= len(text):
+            out.append(char)
+            index += 1
+            continue
+        after = text[index + 1]
+        if after == "$":
+            out.append("$")
+            index += 2
+        elif after == "{":
+            end, depth = index + 2, 1
+            while end < len(text) and depth:
+                depth += {"{": 1, "}": -1}.get(text[end], 0)
+                end += 1
+            out.append(_expand(text[index + 2 : end - 1], variables))
+            index = end
+        else:
+            match = re.match(r"[A-Za-z_][A-Za-z0-9_]*", text[index + 1 :])
+            if match is None:
+                out.append(char)
+                index += 1
+            else:
+                out.append(variables.get(match.group(0), ""))
+                index += 1 + match.end()
+    return "".join(out)
+
+
+def _expand(body: str, variables: Mapping[str, str]) -> str:
+    match = re.match(r"([A-Za-z_][A-Za-z0-9_]*)(:?[-+?])?(.*)", body, re.DOTALL)
+    if match is None:
+        return ""
+    name, operator, rest = match.groups()
+    value = variables.get(name)
+    if operator in (":-", "-"):
+        use_default = value is None or (operator == ":-" and value == "")
+        return interpolate(rest, variables) if use_default else str(value)
+    if operator in (":+", "+"):
+        use_alt = value is not None and (operator == "+" or value != "")
+        return interpolate(rest, variables) if use_alt else ""
+    return value or ""
 
 
 def refuse_v1(source: SourceFile) -> None:
@@ -118,7 +183,8 @@ def _named_env_files(source: SourceFile, node: yaml.Node, folder: Path) -> list[
                 required = str(flag[1].value).lower() not in {"false", "no", "0"}
         if path:
             line = item.start_mark.line + 1
-            found.append(EnvFile(folder / path, required, Location(source.path, line)))
+            where = Path(os.path.normpath(folder / path))
+            found.append(EnvFile(where, required, Location(source.path, line)))
     return found
 
 
@@ -190,10 +256,25 @@ def prepare(sources: SourceSet, workdir: Path) -> Prepared:
     supplied: dict[str, str] = {}
     unset: dict[str, Unset] = {}
 
+    empty: dict[str, Unset] = {}
+    retry: dict[str, str] = {}
+
     def scan(root: yaml.Node, source: SourceFile) -> None:
         for node, path in walk(root):
             if not isinstance(node, yaml.ScalarNode):
                 continue
+            placeholder = _placeholder(path)
+            for match in _PLAIN.finditer(str(node.value)):
+                name = match.group(1) or match.group(2)
+                if name in visible:
+                    continue
+                keys = set(path)
+                # A bind mount's or a build's folder: a relative path, not a volume's name.
+                shaped = "./unset" if keys & {"volumes", "context", "env_file"} else placeholder
+                retry.setdefault(name, shaped)
+                if placeholder != PLACEHOLDER or keys & _SHAPED_KEYS:
+                    where = Location(source.path, node.start_mark.line + 1)
+                    empty.setdefault(name, Unset(name, where))
             for match in _REQUIRED.finditer(str(node.value)):
                 name, colon = match.group(1), match.group(2)
                 value = visible.get(name)
@@ -229,6 +310,9 @@ def prepare(sources: SourceSet, workdir: Path) -> Prepared:
         env_values=values,
         unset=tuple(unset.values()),
         originals=copier.originals,
+        empty=tuple(empty.values()),
+        retry={**retry, **supplied},
+        variables={**visible, **supplied},
     )
 
 

@@ -1,4 +1,4 @@
-"""The values an audit deals in: severities, rules, stacks, locations and findings.
+"""The values an audit deals in: roles, severities, rules, stacks, locations and findings.
 
 A *stack* is one mode's `-f` file set and project; a *finding* is one problem in one stack,
 located at the file and line that introduced it; an *unknown* is a rule that could not decide.
@@ -12,10 +12,31 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from hotmode.audit.roles import Role
+
+class Kind(enum.Enum):
+    """What a service is to the audit."""
+
+    APP = "app"
+    WORKER = "worker"
+    JOB = "job"
+    COMPANION = "companion"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Role:
+    """A service's kind, the evidence that decided it (one short phrase), and, when the
+    evidence does not decide, the services that could be the app."""
+
+    kind: Kind
+    reason: str
+    candidates: tuple[str, ...] = ()
+
+    @property
+    def is_app(self) -> bool:
+        return self.kind is Kind.APP
 
 
 class Severity(enum.IntEnum):

@@ -13,9 +13,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from hotmode.audit.build import ignore_file, is_ignored, unread
-from hotmode.audit.dev import PUBLIC_BASES
-from hotmode.audit.model import Severity
-from hotmode.audit.roles import Kind
+from hotmode.audit.dev import PUBLIC_BASES, unseen_reload
+from hotmode.audit.model import Kind, Severity
 from hotmode.audit.rules import (
     CODE,
     Context,
@@ -78,14 +77,10 @@ def no_source_mount(context: Context, name: str, service: dict[str, Any]) -> Ite
 )
 def no_reload(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
     hit = reload_in(context, name, service)
+    if hit is None:
+        hit = unseen_reload(context, name, service, "check it does not reload in prod")
     if hit is not None:
         yield hit
-    elif context.command(name, service) is None:
-        yield Hit(
-            f"the command comes from the image; {context.missing(name, service)}",
-            ("services", name),
-            unknown=True,
-        )
 
 
 @service_rule(
@@ -245,7 +240,9 @@ def dockerignore_env(context: Context, name: str, service: dict[str, Any]) -> It
     if not isinstance(build, dict):
         return
     path = ignore_file(build)
-    if path is None:
+    if path is None or context.dockerfile(name, service) is None:
+        # A context without the Dockerfile it names is not the whole context (a checkout of
+        # the deployment folder alone): its .dockerignore may be elsewhere too.
         yield Hit(
             f"the .dockerignore would be in the build context; {unread(build)}",
             ("services", name, "build", "context"),

@@ -7,14 +7,15 @@ JSON shape is described by `report.schema.json`, shipped beside this module.
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from hotmode import __version__
 from hotmode.audit.catalog import load_rules
-from hotmode.audit.model import Finding, Report, Severity, Unknown
-from hotmode.audit.roles import Kind, Role
+from hotmode.audit.model import Finding, Kind, Report, Role, Severity, Unknown
 
 JSON_VERSION = 2
 SCHEMA = Path(__file__).with_name("report.schema.json")
@@ -34,10 +35,26 @@ _SECURITY_SEVERITY = {
 
 
 def _shown(path: Path, base: Path) -> str:
+    """A path as the user sees it: relative to the working directory when they share more than
+    the root (`../.dockerignore`), so output is the same in every checkout."""
     try:
-        return path.relative_to(base).as_posix()
+        common = os.path.commonpath([path, base])
     except ValueError:
         return path.as_posix()
+    # Sharing only `/` or one folder (`/tmp`, `/home`) is no relation: `/tmp` in a message
+    # is a container's path, not the parent of a checkout under /tmp.
+    if not path.is_absolute() or len(Path(common).parts) < 3:
+        return path.as_posix()
+    return Path(os.path.relpath(path, base)).as_posix()
+
+
+_ABSOLUTE = re.compile(r"(?<![\w.~$-])/[^\s'\"`,;:()]+")
+
+
+def shown_text(message: str, base: Path) -> str:
+    """A message with the host paths in it (a build context, a mount's source) shown as
+    `_shown` shows them; container paths (`/app`) share only the root and stay as written."""
+    return _ABSOLUTE.sub(lambda match: _shown(Path(match.group(0)), base), message)
 
 
 def _where(finding: Finding | Unknown, base: Path) -> str:
@@ -71,28 +88,32 @@ def summary(report: Report, threshold: Severity) -> str:
     return f"{verdict}: {len(report.stacks)} mode(s) checked, {found}; fail-on {threshold.label}"
 
 
-def _judged(roles: dict[str, Role]) -> str:
+def _judged(roles: dict[str, Role], base: Path) -> str:
     """`app: web (runs gunicorn); companion: db (postgres:16)`: the roles, by kind."""
     parts = []
     for kind in Kind:
-        named = [f"{name} ({role.reason})" for name, role in roles.items() if role.kind is kind]
+        named = [
+            f"{name} ({shown_text(role.reason, base)})"
+            for name, role in roles.items()
+            if role.kind is kind
+        ]
         if named:
             parts.append(f"{kind.value}: {', '.join(named)}")
     return "; ".join(parts) if parts else "no services"
 
 
-def roles_lines(report: Report) -> list[str]:
+def roles_lines(report: Report, base: Path) -> list[str]:
     """Which services each mode judged as what, modes that agree listed together."""
     groups: dict[str, list[str]] = {}
     for label, roles in report.roles.items():
-        groups.setdefault(_judged(dict(roles)), []).append(label)
+        groups.setdefault(_judged(dict(roles), base), []).append(label)
     return [f"services [{', '.join(labels)}]: {judged}" for judged, labels in groups.items()]
 
 
 def text(report: Report, threshold: Severity, base: Path, *, show_waived: bool = False) -> str:
     """Which service is what, one line per problem (modes that share it listed together) with
     its fix, one line per rule that could not decide and why, then a verdict."""
-    out = roles_lines(report)
+    out = roles_lines(report, base)
     groups: dict[tuple[Any, ...], list[Finding]] = {}
     for finding in report.findings:
         if finding.suppressed is not None and not show_waived:
@@ -102,20 +123,20 @@ def text(report: Report, threshold: Severity, base: Path, *, show_waived: bool =
     for findings in groups.values():
         first = findings[0]
         modes = ", ".join(f.stack for f in findings)
-        service = f"{first.service}: " if first.service else ""
+        service = f"{first.service}: " if first.service else "project-wide: "
         waived = f" (waived: {first.suppressed})" if first.suppressed else ""
         out.append(
             f"{_where(first, base)}: {first.severity.label} {first.rule_id} [{modes}] "
-            f"{service}{first.message}{waived}"
+            f"{service}{shown_text(first.message, base)}{waived}"
         )
         out.append(f"    fix: {first.fix}")
     for unknowns in distinct_unknowns(report).values():
         first_unknown = unknowns[0]
         modes = ", ".join(u.stack for u in unknowns)
-        service = f"{first_unknown.service}: " if first_unknown.service else ""
+        service = f"{first_unknown.service}: " if first_unknown.service else "project-wide: "
         out.append(
             f"{_where(first_unknown, base)}: unknown {first_unknown.rule_id} [{modes}] {service}"
-            f"not checked: {first_unknown.reason}"
+            f"not checked: {shown_text(first_unknown.reason, base)}"
         )
     out.append(summary(report, threshold))
     return "\n".join(out) + "\n"
@@ -135,10 +156,11 @@ def catalogue() -> str:
         "        prod apps CL-0007/CL-0018 are reported as HM-P04/HM-P05. Low: CL-0018 in dev",
         "        when user: comes from a variable (the host's user). CL-0020/CL-0021 are waived",
         "        for values the file takes from the environment (${NAME:?...}).",
-        "Roles: app rules are about the app (declared, --app, or judged: a Python web server,",
-        "        else a service built from source or mounting it); workers and jobs get the",
-        "        source and image rules; companions (databases, caches, brokers, proxies) only",
-        "        compose-lint's. `unknown`: a rule lacked its evidence (a Dockerfile, a folder).",
+        "Roles: weighed from evidence (command, Dockerfile base, image name, mounted Python",
+        "        source, dependencies, restart policy, a shared build): the app gets the app",
+        "        rules; workers and jobs the source and image rules; companions and others",
+        "        compose-lint's only. No clear app is unknown (HM-A06): --app NAME or",
+        "        x-hotmode: {role: app} decides. `unknown`: a rule lacked its evidence.",
     ]
     return "\n".join(out) + "\n"
 
@@ -150,7 +172,8 @@ def _finding_json(finding: Finding, base: Path) -> dict[str, Any]:
         "severity": finding.severity.label,
         "mode": finding.stack,
         "service": finding.service,
-        "message": finding.message,
+        "scope": "service" if finding.service else "project",
+        "message": shown_text(finding.message, base),
         "fix": finding.fix,
         "file": _shown(finding.location.path, base) if finding.location else None,
         "line": finding.location.line if finding.location else None,
@@ -164,7 +187,8 @@ def _unknown_json(group: list[Unknown], base: Path) -> dict[str, Any]:
         "rule_id": first.rule_id,
         "modes": [u.stack for u in group],
         "service": first.service,
-        "reason": first.reason,
+        "scope": "service" if first.service else "project",
+        "reason": shown_text(first.reason, base),
         "file": _shown(first.location.path, base) if first.location else None,
         "line": first.location.line if first.location else None,
     }
@@ -185,7 +209,7 @@ def to_json(report: Report, threshold: Severity, base: Path) -> str:
                 "project": stack.project,
                 "files": [_shown(path, base) for path in stack.files],
                 "services": {
-                    name: {"role": role.kind.value, "reason": role.reason}
+                    name: {"role": role.kind.value, "reason": shown_text(role.reason, base)}
                     for name, role in report.roles.get(stack.label, {}).items()
                 },
             }
@@ -268,7 +292,10 @@ def _unknown_result(group: list[Unknown], index: dict[str, int], base: Path) -> 
         "ruleId": first.rule_id,
         "ruleIndex": index[first.rule_id],
         "level": "note",
-        "message": {"text": f"[{modes}] {first.service or 'stack'}: not checked: {first.reason}"},
+        "message": {
+            "text": f"[{modes}] {first.service or 'project-wide'}: not checked: "
+            f"{shown_text(first.reason, base)}"
+        },
         "properties": {"verdict": "unknown", "mode": modes, "service": first.service or ""},
     }
     if first.location is not None:
@@ -281,7 +308,10 @@ def _result(finding: Finding, index: dict[str, int], base: Path) -> dict[str, An
         "ruleId": finding.rule_id,
         "ruleIndex": index[finding.rule_id],
         "level": _SARIF_LEVEL[finding.severity],
-        "message": {"text": f"[{finding.stack}] {finding.service or 'stack'}: {finding.message}"},
+        "message": {
+            "text": f"[{finding.stack}] {finding.service or 'project-wide'}: "
+            f"{shown_text(finding.message, base)}"
+        },
         "properties": {
             "mode": finding.stack,
             "service": finding.service or "",

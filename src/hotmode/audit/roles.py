@@ -1,223 +1,233 @@
-"""Which service is the app: one model of the roles services play, shared by every rule.
+"""Which service is the app: one model of the roles services play, weighed from evidence.
 
 A Compose project is rarely the app alone: a database, a cache, a broker and a proxy sit beside
 it, workers and one-shot jobs share its image. Rules about reload, source and revision are about
 the app; the hardening rules are about everything. `classify` decides, for a merged `services:`
-mapping, what each service is, and says why, so the report can show the judgement and a user
-can overrule it (`--app NAME`, or the declaration's `service`):
+mapping, what each service is and which evidence decided (`evidence` reads each fact):
 
-- the declared app(s), if any; else
-- a service that runs a Python web server (uvicorn, gunicorn, hypercorn, granian, daphne,
-  `manage.py runserver`, `fastapi run|dev`, `flask run`, `hotmode run`) is the app;
-- a task worker or scheduler (celery, rq, dramatiq, arq, huey) is a worker;
-- a migration, a test runner or a service that runs once (`restart: "no"`) is a job;
-- an official image of a database, cache, broker or proxy is a companion;
-- a service built from source, or one that mounts source code, is the app;
-- anything else (a frontend, a tool) is other, and only the hardening rules apply to it.
+1. What the user said wins: an `x-hotmode: {role: ...}` annotation on the service, then the
+   declaration's service or `--app NAME`.
+2. A service's own evidence: a known companion (its image, its Dockerfile's base image, the
+   program it runs, a distribution image that runs or ships a database, a tag or build folder
+   named for one, or another service connecting to it by a database URL); a command that runs
+   a Python server (app), a task worker (worker) or a one-shot job (job); a restart policy or
+   a `service_completed_successfully` dependency that says it runs once (job); a base image
+   that is not Python (other).
+3. Services that share a build or an image run the same code: beside the app (or beside
+   workers) the one running the image's own command is the app, the others are its workers
+   and jobs.
+4. What is left is a candidate for the app. Strong evidence (a Python base image, a mounted
+   folder of Python source checked on disk, Python-only settings) makes it the app. A client
+   of an app (it depends on one) is not the app: a proxy if it listens on the web's ports,
+   else other. Weak evidence only (built from a Dockerfile that is not here, a pulled image)
+   makes the one candidate the app; beside a stronger app it is other; several such, or none
+   at all, is `unknown`, naming the candidates and the fix: `--app NAME` or the annotation.
 """
 
 from __future__ import annotations
 
-import enum
-import re
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
-from pathlib import PurePosixPath
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from hotmode.audit import commands
-from hotmode.audit.build import read_dockerfile
+from hotmode.audit import commands, evidence
+from hotmode.audit.model import Kind, Role
+from hotmode.audit.sources import SourceFile
+from hotmode.errors import UsageError
+
+ANNOTATION = "x-hotmode"
+FIX = "name the app with --app NAME, or annotate the service with x-hotmode: {role: app}"
 
 
-class Kind(enum.Enum):
-    """What a service is to the audit."""
-
-    APP = "app"
-    WORKER = "worker"
-    JOB = "job"
-    COMPANION = "companion"
-    OTHER = "other"
-
-
-@dataclass(frozen=True)
-class Role:
-    """A service's kind, and the evidence it was judged by (one short phrase)."""
-
-    kind: Kind
-    reason: str
-
-    @property
-    def is_app(self) -> bool:
-        return self.kind is Kind.APP
-
-
-# Official (and widely used vendor) images of what sits beside an app, by repository name.
-COMPANIONS = {
-    # databases
-    "postgres", "postgresql", "postgis", "timescaledb", "mysql", "mariadb", "mongo", "mongodb",
-    "cassandra", "couchdb", "elasticsearch", "opensearch", "clickhouse-server", "clickhouse",
-    "influxdb", "neo4j", "cockroach", "minio", "qdrant", "weaviate", "chroma", "milvus",
-    # caches
-    "redis", "redis-stack", "valkey", "keydb", "memcached", "dragonfly",
-    # brokers
-    "rabbitmq", "kafka", "cp-kafka", "zookeeper", "cp-zookeeper", "nats", "eclipse-mosquitto",
-    "activemq", "artemis", "pulsar",
-    # proxies
-    "nginx", "traefik", "caddy", "haproxy", "envoy", "httpd", "varnish", "openresty",
-    # tools beside a backend
-    "mailhog", "mailpit", "adminer", "pgadmin4", "flower", "localstack", "jaeger",
-    "prometheus", "grafana", "otel-collector", "opentelemetry-collector",
-}  # fmt: skip
-# The programs companions run, when a local build hides which image they are.
-COMPANION_PROGRAMS = {
-    "postgres", "redis-server", "valkey-server", "mysqld", "mariadbd", "mongod", "memcached",
-    "rabbitmq-server", "nginx", "traefik", "caddy", "haproxy", "envoy", "httpd",
-}  # fmt: skip
-# Runtimes that are not Python: a service built from one is not the Python app.
-NOT_PYTHON = {
-    "node", "bun", "deno", "golang", "rust", "ruby", "php", "openjdk", "eclipse-temurin",
-    "amazoncorretto", "dotnet", "sdk", "aspnet", "nginx", "httpd", "caddy",
-}  # fmt: skip
-# Where images usually keep an app's code: a bind mount there is the source.
-CODE_TARGETS = {"/app", "/code", "/src", "/usr/src/app", "/srv", "/srv/app", "/opt/app", "/web"}
+def annotated_roles(files: Sequence[SourceFile], names: Iterable[str]) -> dict[str, Kind]:
+    """The roles `x-hotmode: {role: ...}` annotations give the named services, read from the
+    files themselves (Compose drops `x-` keys from services when it merges); a later file wins."""
+    found: dict[str, Kind] = {}
+    for source in files:
+        for name in names:
+            role = source.scalar(("services", name, ANNOTATION, "role"))
+            if role is None:
+                continue
+            try:
+                kind = Kind(role.strip().lower())
+            except ValueError:
+                kind = Kind.UNKNOWN
+            if kind is Kind.UNKNOWN:
+                kinds = ", ".join(k.value for k in Kind if k is not Kind.UNKNOWN)
+                raise UsageError(
+                    f"{source.path.name}: service {name} has {ANNOTATION} role {role!r}; "
+                    f"use one of {kinds}"
+                )
+            found[name] = kind
+    return found
 
 
-def repository(image: str) -> str:
-    """The last path part of an image reference, without tag or digest: `postgres`, `kafka`."""
-    name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return last.split(":", 1)[0].lower()
-
-
-def _companion(image: str | None) -> bool:
-    if not image:
-        return False
-    name = repository(image)
-    prefixes = ("postgres", "redis", "rabbitmq", "mysql", "mongo")
-    return name in COMPANIONS or name.startswith(prefixes) or "/mssql/" in image
-
-
-def build_of(
-    service: Mapping[str, Any], services: Mapping[str, Any] | None = None
-) -> dict[str, Any] | None:
-    """The `build:` that makes a service's image: its own, or that of another service of the
-    project built into the same `image:` tag (a worker that reuses the web image)."""
-    build = service.get("build")
-    if isinstance(build, dict):
-        return build
-    image = service.get("image")
-    for other in (services or {}).values():
-        if isinstance(other, Mapping) and image and other.get("image") == image:
-            found = other.get("build")
-            if isinstance(found, dict):
-                return found
+def _own(name: str, service: Mapping[str, Any], services: Mapping[str, Any]) -> Role | None:
+    """A service's role from its own evidence, if that decides it."""
+    found = evidence.companion(name, service, services)
+    if found:
+        return Role(Kind.COMPANION, found)
+    argv = evidence.service_command(service, services)
+    if argv and commands.worker(argv) == "celery flower":
+        return Role(Kind.COMPANION, "runs celery flower, a monitoring UI")
+    by_command = evidence.command_role(argv)
+    if by_command and by_command[0] == "app":
+        return Role(Kind.APP, by_command[1])
+    once = evidence.runs_once(name, service, services)
+    if by_command:
+        kind = Kind.JOB if by_command[0] == "job" or once else Kind.WORKER
+        return Role(
+            kind, by_command[1] if kind.value == by_command[0] else f"{by_command[1]}; {once}"
+        )
+    other = evidence.idles(argv) or evidence.not_python(service, services)
+    if other:
+        return Role(Kind.OTHER, other)
+    if once:
+        return Role(Kind.JOB, once)
     return None
 
 
-def service_command(
-    service: Mapping[str, Any], services: Mapping[str, Any] | None = None
-) -> list[str]:
-    """What a service runs: its `entrypoint` and `command`, else its Dockerfile's, as words."""
-    argv = commands.command_words(service, "entrypoint") + commands.command_words(service)
-    if argv:
-        return argv
-    build = build_of(service, services)
-    if build is not None:
-        dockerfile = read_dockerfile(build)
-        if dockerfile is not None:
-            return commands.words(dockerfile.command(build.get("target")))
-    return []
-
-
-def _base_image(service: Mapping[str, Any], services: Mapping[str, Any]) -> str | None:
-    build = build_of(service, services)
-    if build is None:
-        image = service.get("image")
-        return image if isinstance(image, str) else None
-    dockerfile = read_dockerfile(build)
-    if dockerfile is None:
-        return None
-    return dockerfile.base_image(build.get("target"), build.get("args") or {})
-
-
-def _code_mount(service: Mapping[str, Any]) -> str | None:
-    """The host folder a service mounts where code lives, if it mounts one writable."""
-    working_dir = str(service.get("working_dir") or "").rstrip("/")
-    for item in service.get("volumes") or []:
-        if not isinstance(item, dict) or item.get("type") != "bind" or item.get("read_only"):
+def _groups(services: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
+    """Services that share a build or an image, in groups of two or more."""
+    by_key: dict[tuple[str, ...], list[str]] = {}
+    for name, service in services.items():
+        key = evidence.shared_key(service)
+        if key is None:
             continue
-        target = str(item.get("target") or "").rstrip("/")
-        if target and (target in CODE_TARGETS or target == working_dir):
-            return str(item.get("source") or "")
-    return None
+        by_key.setdefault(key, []).append(name)
+        image = evidence.image_of(service)
+        if key[0] == "build" and image:
+            by_key.setdefault(("image", image), []).append(name)
+    merged: list[set[str]] = []
+    for names in by_key.values():
+        group = set(names)
+        for other in [g for g in merged if g & group]:
+            group |= other
+            merged.remove(other)
+        merged.append(group)
+    return [sorted(group) for group in merged if len(group) > 1]
 
 
-def _restarts_never(service: Mapping[str, Any]) -> bool:
-    deploy = service.get("deploy")
-    policy = deploy.get("restart_policy") if isinstance(deploy, dict) else None
-    condition = policy.get("condition") if isinstance(policy, dict) else None
-    return service.get("restart") == "no" or condition == "none"
-
-
-def _named_like_companion(image: str | None, argv: list[str]) -> str | None:
-    """A companion's name in a local image's tag (`acme-postgres:16`) or its program
-    (`redis-server`), for companions built rather than pulled."""
-    programs = commands.programs(argv)
-    if programs and programs[0].name in COMPANION_PROGRAMS:
-        return f"runs {programs[0].name}"
-    tokens = set(re.split(r"[-_.]", repository(image))) if image else set()
-    found = sorted(tokens & COMPANIONS)
-    return f"{image}, a {found[0]} image" if found else None
-
-
-def judge(service: Mapping[str, Any], services: Mapping[str, Any] | None = None) -> Role:
-    """The role one service plays, from its own shape (no declaration); `services`, the
-    project's others, say which images the project builds."""
-    services = services or {}
-    image = service.get("image") if isinstance(service.get("image"), str) else None
-    built = build_of(service, services) is not None
-    base = _base_image(service, services)
-    if _companion(image if not built else base):
-        return Role(Kind.COMPANION, f"{'built from ' if built else ''}{base or image}")
-    argv = service_command(service, services)
-    named = _named_like_companion(image, argv)
-    if named and not (commands.server(argv) or commands.worker(argv) or commands.job(argv)):
-        return Role(Kind.COMPANION, named)
-    found = commands.server(argv)
-    if found:
-        return Role(Kind.APP, f"runs {found}")
-    found = commands.worker(argv)
-    if found:
-        return Role(Kind.WORKER, f"runs {found}")
-    found = commands.job(argv)
-    if found:
-        return Role(Kind.JOB, f"runs {found}")
-    if _restarts_never(service):
-        return Role(Kind.JOB, 'restart: "no", runs once')
-    if base and repository(base) in NOT_PYTHON:
-        return Role(Kind.OTHER, f"{'built from ' if built else ''}{base}, not Python")
-    if built:
-        return Role(Kind.APP, "built from source")
-    mounted = _code_mount(service)
-    if mounted:
-        return Role(Kind.APP, f"mounts {PurePosixPath(mounted).name or mounted} as its code")
-    return Role(Kind.OTHER, "not built, no source mounted, no Python server")
+def _shared(
+    group: list[str], services: Mapping[str, Mapping[str, Any]], roles: dict[str, Role]
+) -> None:
+    """Within a group that shares its code: beside the app, or beside workers and jobs, the
+    one that runs the image's own command is the app and the others are workers and jobs."""
+    if any(roles.get(n) and roles[n].kind in {Kind.COMPANION, Kind.OTHER} for n in group):
+        return
+    apps = [n for n in group if n in roles and roles[n].is_app]
+    open_ = [n for n in group if n not in roles]
+    if not open_:
+        return
+    if not apps:
+        helpers = [n for n in group if n in roles and roles[n].kind in {Kind.WORKER, Kind.JOB}]
+        own = [n for n in open_ if not evidence.overrides_command(services[n])]
+        if len(open_) == 1 and helpers:
+            head = open_[0]
+            why = f"shares its build with its workers and jobs ({', '.join(helpers)})"
+        elif len(own) == 1 and len(open_) > 1:
+            head = own[0]
+            others = ", ".join(n for n in open_ if n != head)
+            why = f"runs its image's own command; {others} run the same image with another"
+        else:
+            return
+        roles[head] = Role(Kind.APP, why)
+        apps = [head]
+        open_.remove(head)
+    for name in open_:
+        service = services[name]
+        argv = evidence.service_command(service, services)
+        runs = f"runs {evidence.shown_command(argv)}" if argv else "runs the image's command"
+        once = evidence.runs_once(name, service, services)
+        kind = Kind.JOB if once else Kind.WORKER
+        roles[name] = Role(
+            kind, f"shares {apps[0]}'s build and {runs}{'; ' + once if once else ''}"
+        )
 
 
 def classify(
-    services: Mapping[str, Any], declared_app: str | Collection[str] | None = None
+    services: Mapping[str, Any],
+    declared_app: str | Collection[str] | None = None,
+    annotated: Mapping[str, Kind] | None = None,
 ) -> dict[str, Role]:
-    """Every service's role. `declared_app` (the declaration's service, or `--app`) wins."""
+    """Every service's role, with the evidence that decided it. `annotated` (x-hotmode roles)
+    and `declared_app` (the declaration's service, or `--app`) win over the evidence."""
     declared = {declared_app} if isinstance(declared_app, str) else set(declared_app or ())
+    annotated = annotated or {}
+    plain = {str(n): s for n, s in services.items() if isinstance(s, Mapping)}
     roles: dict[str, Role] = {}
-    for name, service in services.items():
-        if not isinstance(service, Mapping):
+    for name in plain:
+        if name in annotated:
+            roles[name] = Role(annotated[name], f"{ANNOTATION} role: {annotated[name].value}")
+        elif name in declared:
+            roles[name] = Role(Kind.APP, "declared")
+    said = set(roles)
+    for name, service in plain.items():
+        if name not in roles:
+            found = _own(name, service, plain)
+            if found is not None:
+                roles[name] = found
+    for group in _groups(plain):
+        _shared(group, plain, roles)
+    _candidates(plain, roles)
+    if declared or any(kind is Kind.APP for kind in annotated.values()):
+        chosen = sorted(n for n in said if roles[n].is_app)
+        for name, role in roles.items():
+            if name not in said and role.kind in {Kind.APP, Kind.UNKNOWN}:
+                roles[name] = Role(Kind.OTHER, f"{role.reason}, but the app is {', '.join(chosen)}")
+    return {name: roles[name] for name in plain}
+
+
+def _candidates(services: Mapping[str, Mapping[str, Any]], roles: dict[str, Role]) -> None:
+    """Judge the services nothing has decided yet: strong evidence, clients, the lone one."""
+    open_ = [n for n in services if n not in roles]
+    for name in open_:
+        found = evidence.python(services[name], services)
+        if found:
+            roles[name] = Role(Kind.APP, found)
+    apps = [n for n, r in roles.items() if r.is_app]
+    weak = [n for n in open_ if n not in roles]
+    for name in list(weak):
+        service = services[name]
+        served = sorted(evidence.depends_on(service) & (set(apps) | set(weak)))
+        if not served:
             continue
-        if name in declared:
-            roles[str(name)] = Role(Kind.APP, "declared")
-            continue
-        role = judge(service, services)
-        if declared and role.is_app:
-            role = Role(Kind.OTHER, f"{role.reason}, but the app is {', '.join(sorted(declared))}")
-        roles[str(name)] = role
-    return roles
+        if evidence.fronts(service):
+            roles[name] = Role(
+                Kind.COMPANION, f"listens on the web's ports in front of {served[0]}"
+            )
+        else:
+            roles[name] = Role(Kind.OTHER, f"{_weakly(service, services)}; a client of {served[0]}")
+        weak.remove(name)
+    if apps:
+        for name in weak:
+            if evidence.fronts(services[name]):
+                why = f"listens only on the web's ports beside {apps[0]}: a web server or proxy"
+                roles[name] = Role(Kind.COMPANION, why)
+                continue
+            why = _weakly(services[name], services)
+            roles[name] = Role(
+                Kind.OTHER, f"{why}; nothing says it runs Python, the app is {apps[0]}"
+            )
+    elif len(weak) == 1:
+        name = weak[0]
+        roles[name] = Role(Kind.APP, f"{_weakly(services[name], services)}; the only candidate")
+    else:
+        for name in weak:
+            why = _weakly(services[name], services)
+            roles[name] = Role(Kind.UNKNOWN, f"{why}; it may be the app", tuple(weak))
+
+
+def _weakly(service: Mapping[str, Any], services: Mapping[str, Any]) -> str:
+    """What little a service shows: where it is built from, or the image it runs."""
+    build = service.get("build")
+    argv = commands.command_words(service, "entrypoint") + commands.command_words(service)
+    runs = f", runs {evidence.shown_command(argv, 40)}" if argv else ""
+    if isinstance(build, dict):
+        here = "" if evidence.dockerfile_of(service) else " (its Dockerfile is not here)"
+        return f"built from {evidence.build_name(build)}{here}{runs}"
+    return f"runs the image {evidence.image_of(service) or '(none)'}{runs}"
+
+
+def app_candidates(roles: Mapping[str, Role]) -> list[str]:
+    """The services that could be the app when none is known."""
+    return sorted({c for role in roles.values() for c in role.candidates})

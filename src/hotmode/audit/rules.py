@@ -9,7 +9,6 @@ The rules themselves live in `prod`, `dev` and `every`, one module per mode.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,16 +16,17 @@ from typing import Any
 
 from hotmode.audit.build import Dockerfile, read_dockerfile, unread
 from hotmode.audit.commands import command_words, reloading
+from hotmode.audit.evidence import build_of, holds_python, service_command
 from hotmode.audit.inputs import Prepared
-from hotmode.audit.model import Location, Rule, Severity, Stack
-from hotmode.audit.roles import CODE_TARGETS, Kind, Role, build_of, classify, service_command
+from hotmode.audit.model import Kind, Location, Role, Rule, Severity, Stack
+from hotmode.audit.roles import annotated_roles, classify
 from hotmode.audit.sources import Segment, SourceSet
 
 ALL_KINDS = frozenset(Kind)
 # The app and what shares its code: the kinds the source and image rules are about.
 CODE = frozenset({Kind.APP, Kind.WORKER, Kind.JOB})
-# How many folder entries `holds_python` looks at before it answers no.
-_SCAN_LIMIT = 2000
+# Where images usually keep an app's code: a missing folder mounted there may be the source.
+CODE_TARGETS = {"/app", "/code", "/src", "/usr/src/app", "/srv", "/srv/app", "/opt/app", "/web"}
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,9 @@ class Context:
     def roles(self) -> dict[str, Role]:
         """What each service is (see `roles.classify`); the declared apps win."""
         if not self._roles:
-            self._roles.update(classify(self.merged.get("services") or {}, self.stack.apps))
+            services = self.merged.get("services") or {}
+            annotated = annotated_roles(self.sources.files, [str(name) for name in services])
+            self._roles.update(classify(services, self.stack.apps, annotated))
         return self._roles
 
     def is_app(self, name: str) -> bool:
@@ -272,25 +274,27 @@ def inside(path: str | Path, folder: str | Path) -> bool:
     return child == parent or parent in child.parents
 
 
-def holds_python(folder: Path) -> bool:
-    """Whether a folder holds Python source (a bounded look, a few levels deep)."""
-    seen = 0
-    for root, dirs, files in os.walk(folder):
-        if any(name.endswith(".py") for name in files):
-            return True
-        seen += len(files) + len(dirs)
-        if seen > _SCAN_LIMIT:
-            return False
-        deep = len(Path(root).relative_to(folder).parts) >= 2
-        skipped = {"node_modules", "venv", "__pycache__"}
-        dirs[:] = [] if deep else [d for d in dirs if not d.startswith(".") and d not in skipped]
-    return False
-
-
 def _code_target(target: str, service: Mapping[str, Any]) -> bool:
     working_dir = str(service.get("working_dir") or "").rstrip("/")
     homes = CODE_TARGETS | ({working_dir} if working_dir else set())
     return any(inside(target, home) for home in homes)
+
+
+# Where a mount holds configuration, data or sockets, not code: a missing folder there is not
+# asked about. Anywhere else (`.:/webodm`, `..:/usr/src/paperless`) it may be the source.
+_DATA_TARGETS = (
+    "/etc", "/var", "/run", "/tmp", "/data",  # noqa: S108 - paths in a container, compared
+    "/config", "/certs", "/docker-entrypoint-initdb.d",
+    "/srv/data", "/usr/share/nginx", "/bitnami", "/export", "/backups", "/media", "/static",
+)  # fmt: skip
+
+
+def _data_target(target: str) -> bool:
+    name = target.rsplit("/", 1)[-1]
+    return any(inside(target, folder) for folder in _DATA_TARGETS) or name in {
+        "data", "static", "media", "logs", "log", "uploads", "staticfiles", "mediafiles", "htmlcov",
+        "export", "import", "consume", "backup", "backups", "cache", "tmp",
+    }  # fmt: skip
 
 
 def source_mounts(
@@ -319,7 +323,7 @@ def source_mounts(
         elif source.is_dir():
             if holds_python(source):
                 found.append(mount)
-        elif not source.exists() and _code_target(mount.target, service):
+        elif not source.exists() and not _data_target(mount.target):
             unsure.append(
                 (mount, f"{mount.source} is not here, so whether it holds source code is not known")
             )

@@ -221,6 +221,22 @@ class SourceSet:
         chosen = candidates[-1] if complete else candidates[0]
         return Location(self.files[chosen].path, results[chosen][1])
 
+    def service_at(self, location: Location | None) -> str | None:
+        """The service whose block in its file holds a location's line, if one does."""
+        if location is None or location.line is None:
+            return None
+        for source in self.files:
+            if source.path != location.path or not isinstance(source.root, yaml.MappingNode):
+                continue
+            found = find_key(source.root, "services")
+            if found is None or not isinstance(found[1], yaml.MappingNode):
+                continue
+            for key, value in found[1].value:
+                first, last = key.start_mark.line + 1, value.end_mark.line + 1
+                if first <= location.line <= last and isinstance(key, yaml.ScalarNode):
+                    return str(key.value)
+        return None
+
     def locate_text(self, pattern: re.Pattern[str]) -> Iterator[tuple[Location, re.Match[str]]]:
         """Every match of `pattern` in the files' own text, line by line, with its location."""
         for source in self.files:

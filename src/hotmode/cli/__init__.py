@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "switch": ("hotmode.cli.lifecycle", "switch", "Stop the running mode and start another."),
     "status": ("hotmode.cli.lifecycle", "status", "Show every mode x edition, and which runs."),
     "logs": ("hotmode.cli.lifecycle", "logs", "Follow the running mode's logs."),
+    "exec": ("hotmode.cli.execute", "execute", "Run a command in the running mode's environment."),
     "init": ("hotmode.cli.init", "init", "Write hotmode.toml, inferred from the project."),
     "render": (
         "hotmode.cli.compose",

@@ -41,7 +41,7 @@ from hotmode.modes import all_selections
     "apps",
     multiple=True,
     metavar="SERVICE",
-    help="The app's service (repeatable); without it, the declaration's, or judged by shape.",
+    help="The app's service (repeatable); without it, the declaration's, or weighed from evidence.",
 )
 @click.option(
     "--format",

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -26,42 +28,93 @@ from hotmode.adopt import scaffold
     help="The folder of the Compose files to adopt (e.g. deployment).",
 )
 @click.option(
+    "--app",
+    "app",
+    default=None,
+    metavar="NAME",
+    help="With --from: the app's service, when the files do not say which it is.",
+)
+@click.option(
     "--rename-volumes",
     is_flag=True,
     help="Adopt even where a data volume cannot keep its name (its data stays in the old one).",
 )
+@click.option(
+    "--share-data",
+    is_flag=True,
+    help="Keep a data volume shared where the old files shared it across modes (dev on "
+    "prod's data); by default dev gets its own.",
+)
+@click.option(
+    "--requirements",
+    default=None,
+    help="The requirements file, relative to the source folder (when init finds none).",
+)
+@click.option("--target", default=None, help="The ASGI target, module:attribute (when not found).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="The app's port.")
 @click.argument(
     "folder", required=False, type=click.Path(path_type=Path, file_okay=False, exists=True)
 )
-def init(yes: bool, origin: Path | None, rename_volumes: bool, folder: Path | None) -> int:
+def init(
+    yes: bool,
+    origin: Path | None,
+    app: str | None,
+    rename_volumes: bool,
+    share_data: bool,
+    requirements: str | None,
+    target: str | None,
+    port: int | None,
+    folder: Path | None,
+) -> int:
     """Infer the declaration of the project in FOLDER (default: here) and write it."""
     root = (folder or Path.cwd()).resolve()
+    scaffold.refuse_existing(root)
     if origin is not None:
-        return _adopt(root, origin.resolve(), rename_volumes)
+        given = {"target": target, "port": port, "requirements": requirements, "service": app}
+        return _adopt(root, origin.resolve(), rename_volumes, share_data, given)
+    if app is not None:
+        raise click.UsageError("--app names the app among the files of --from DIR; add --from")
     values = scaffold.infer(root)
     for note in values.notes:
         click.echo(f"hotmode: {note}")
-    if not yes and sys.stdin.isatty():
+    values = dataclasses.replace(
+        values,
+        requirements=requirements or values.requirements,
+        target=target or values.target,
+        port=port or values.port,
+    )
+    asking = not yes and sys.stdin.isatty()
+    if not values.requirements and not asking:
+        from hotmode.errors import StateError
+
+        raise StateError(
+            f"no requirements file found in {values.source}/ (requirements.txt, "
+            "requirements/base.txt, ...); pass --requirements FILE"
+        )
+    if asking:
         values = scaffold.Inferred(
             name=click.prompt("App name", default=values.name),
             source=click.prompt("Source folder", default=values.source),
             target=click.prompt("ASGI target (module:attribute)", default=values.target),
             port=click.prompt("Port", default=values.port, type=click.IntRange(1, 65535)),
-            requirements=click.prompt("Requirements file", default=values.requirements),
+            requirements=click.prompt("Requirements file", default=values.requirements or None),
+            health=values.health,
         )
     path = scaffold.write_declaration(root, values)
     click.echo(f"hotmode: wrote {path}; next: `hotmode render`, then `hotmode up --dev`")
     return 0
 
 
-def _adopt(root: Path, origin: Path, rename_volumes: bool) -> int:
+def _adopt(
+    root: Path, origin: Path, rename_volumes: bool, share_data: bool, given: dict[str, Any]
+) -> int:
     from hotmode.adopt import infer as adopt
     from hotmode.adopt import report as adopt_report
     from hotmode.compose.engine import find_compose
     from hotmode.config import load_config
 
     compose = find_compose()
-    adoption = adopt.adopt(root, origin, compose)
+    adoption = adopt.adopt(root, origin, compose, share_data=share_data, given=given)
     if adoption.renamed and not rename_volumes:
         from hotmode.errors import StateError
 
@@ -74,12 +127,14 @@ def _adopt(root: Path, origin: Path, rename_volumes: bool) -> int:
     )
     path = scaffold.write_text_declaration(root, text)
     config = load_config(path)
-    for report in adopt_report.reports(adoption, config, compose):
+    reports = adopt_report.reports(adoption, config, compose)
+    for report in reports:
         click.echo(f"\n{report.label}:")
         for title, items in (
             ("kept", report.kept),
             ("changed", report.changed),
             ("not carried", report.not_carried),
+            ("finding", report.findings),
         ):
             for item in items:
                 click.echo(f"  {title:<11} {item}")
@@ -94,4 +149,11 @@ def _adopt(root: Path, origin: Path, rename_volumes: bool) -> int:
     for problem in adoption.left_out:
         click.echo(f"hotmode: {problem}", err=True)
     click.echo(f"\nhotmode: wrote {path}; next: `hotmode render --adopt`")
-    return 1 if adoption.left_out else 0
+    lost = adoption.left_out or adoption.not_carried or any(r.not_carried for r in reports)
+    if lost:
+        click.echo(
+            "hotmode: not everything was carried (listed above as `not carried` or left out); "
+            "the declaration is written: check those items, then `hotmode render --adopt`",
+            err=True,
+        )
+    return 1 if lost else 0

@@ -11,11 +11,11 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -26,14 +26,17 @@ from hotmode.compose import layout
 from hotmode.config import Config
 from hotmode.errors import HotmodeError, Interrupted, StateError
 from hotmode.modes import Selection, all_selections, resolve
-from hotmode.native import companions, runner, snapshot, state
+from hotmode.native import companion_record, companions, runner, snapshot, state
 
-native_option = click.option(
-    "--native",
-    "native_only",
-    is_flag=True,
-    help="Run as local processes even if Docker is reachable.",
-)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def native_option(help: str) -> Callable[[F], F]:
+    """`--native`: leave Docker out of this command; `help` says what that means for it."""
+    return click.option("--native", "native_only", is_flag=True, help=help)
+
+
+RECORD_FILES = ("state.json", "companions.json")
 
 
 def _docker(config: Config, native_only: bool) -> Any:
@@ -43,6 +46,13 @@ def _docker(config: Config, native_only: bool) -> Any:
     from hotmode.compose import docker
 
     return docker if docker.engine_reachable() else None
+
+
+def _progress() -> Callable[[str], None] | None:
+    """Where a Docker build or start shows its steps: the terminal, when one watches."""
+    if not sys.stderr.isatty():
+        return None
+    return lambda line: click.echo(f"  {line}" if line else "", err=True)
 
 
 def _note(message: str) -> None:
@@ -72,8 +82,10 @@ def interruptible() -> contextlib.AbstractContextManager[None]:
 
 @contextlib.contextmanager
 def changing(config: Config) -> Iterator[None]:
-    """Hold the project lock; report and remove a stale or unreadable record first."""
+    """Hold the project lock; refuse a record file that is not a file (a FIFO, a folder), and
+    report and remove a stale or unreadable record first."""
     with state.project_lock(config.root):
+        state.check_record_files(config.root, RECORD_FILES)
         _note(runner.clean_up(config))
         yield
 
@@ -126,7 +138,7 @@ def _start_native(
 @click.command()
 @mode_options
 @overlay_option
-@native_option
+@native_option("Run as local processes even if Docker is reachable.")
 @click.option("--detach/--foreground", "-d", default=None, help="Return once healthy.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Native: the bind address.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Default: declared.")
@@ -150,7 +162,9 @@ def up(
     docker = _docker(config, native_only)
     if docker is not None:
         with changing(config), interruptible():
-            running = docker.up(config, selection, overlays=overlays, allow_dirty=allow_dirty)
+            running = docker.up(
+                config, selection, overlays=overlays, allow_dirty=allow_dirty, progress=_progress()
+            )
         click.echo(
             f"hotmode: {running.describe()} is up in Docker, revision {running.revision} "
             f"(mode from {selection.mode_source}); stop it with `hotmode down`"
@@ -169,7 +183,7 @@ def up(
 @click.command()
 @config_option
 @overlay_option
-@native_option
+@native_option("Stop only what runs as local processes; leave Docker alone.")
 @click.option("--volumes", "volumes", is_flag=True, help="Also delete the data volumes (asks).")
 @click.option("--yes", is_flag=True, help="With --volumes: do not ask.")
 def down(
@@ -197,9 +211,13 @@ def down(
             f"hotmode: stopped a {lost.label} server of this project that had no record "
             f"(pid {lost.server.pid})"
         )
+    for line in stopped.companions.stopped:
+        click.echo(f"hotmode: stopped {line}")
+    for note in stopped.companions.notes:
+        _note(note)
     for project in projects:
         click.echo(f"hotmode: stopped {project} in Docker")
-    if stopped.recorded is None and not stopped.unrecorded and not projects:
+    if not (stopped.recorded or stopped.unrecorded or stopped.companions.stopped or projects):
         click.echo("hotmode: nothing was running")
     if volumes:
         data.remove_volumes(config)
@@ -208,7 +226,7 @@ def down(
 @click.command()
 @mode_options
 @overlay_option
-@native_option
+@native_option("Switch local processes even if Docker is reachable.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Default: kept.")
 @click.option("--allow-uncommitted", is_flag=True, help="Native prod outside git: serve the tree.")
 @click.option("--allow-dirty", is_flag=True, help="Docker prod: build from a dirty tree.")
@@ -231,7 +249,9 @@ def switch(
     docker = _docker(config, native_only)
     if docker is not None:
         with changing(config), interruptible():
-            switched = docker.switch(config, selection, overlays=overlays, allow_dirty=allow_dirty)
+            switched = docker.switch(
+                config, selection, overlays=overlays, allow_dirty=allow_dirty, progress=_progress()
+            )
         if switched.previous is not None:
             click.echo(f"hotmode: stopped {switched.previous.describe()}")
         click.echo(f"hotmode: {switched.current.describe()} is up in Docker")
@@ -382,7 +402,7 @@ def _rows(config: Config, live: _Live | None) -> list[dict[str, Any]]:
 @click.command()
 @config_option
 @overlay_option
-@native_option
+@native_option("Show only what runs as local processes; do not ask Docker.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--swarm", is_flag=True, help="The Swarm service's tasks instead (deploy --swarm).")
 @click.option(
@@ -396,7 +416,8 @@ def status(
     swarm: bool,
     stack_name: str | None,
 ) -> None:
-    """The Quick Reference, live: every mode x edition, and which one runs."""
+    """Every mode x edition, which one runs now (its services, health and data), and which one
+    `hotmode up` would start."""
     import os
 
     config = load(config_path)
@@ -407,8 +428,17 @@ def status(
         return
     chosen = resolve(config, environ=os.environ)
     _note(state.read(config.root).problem)
+    for note in companion_record.read(config.root)[1]:
+        _note(note)
     live = _live(config, _docker(config, native_only), overlays)
     rows = _rows(config, live)
+    # Companions with no app: left by a server that died, or by an interrupted command.
+    alone = [] if live is not None else [c for c in companions.describe(config) if c["running"]]
+    for companion in alone:
+        _note(
+            f"{companion['name']} runs without the app ({companion['detail']}); "
+            "stop it with `hotmode down`"
+        )
     if as_json:
         document = {
             "app": config.name,
@@ -419,6 +449,7 @@ def status(
                 "edition_source": chosen.edition_source,
             },
             "modes": [{k: v for k, v in row.items() if k != "summary"} for row in rows],
+            "without_app": alone,
         }
         click.echo(json.dumps(document, indent=2))
         return
@@ -446,17 +477,22 @@ def status(
         )
     console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(table)
+    # What runs and what `up` would start are two facts; one line each, never one for the other.
+    if live is None and alone:
+        console.print("Running now: no app; stop what runs without it with `hotmode down`.")
+    elif live is None:
+        console.print("Running now: nothing.")
+    else:
+        console.print(f"Running now: {live.mode} {live.edition}.")
     console.print(
-        f"Selected now: {chosen.label} (mode from {chosen.mode_source}; "
+        f"`hotmode up` would start: {chosen.label} (mode from {chosen.mode_source}; "
         f"edition from {chosen.edition_source})"
     )
-    if live is None:
-        console.print("Nothing is running. Start with `hotmode up`.")
 
 
 @click.command()
 @config_option
-@native_option
+@native_option("Read only the local processes' logs; do not ask Docker.")
 @click.option("--follow/--no-follow", "-f", default=True, help="Keep printing new lines.")
 @click.option("--service", default=None, help="Docker: a companion's log (e.g. postgres).")
 def logs(config_path: Path | None, native_only: bool, follow: bool, service: str | None) -> int:

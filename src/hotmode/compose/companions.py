@@ -11,10 +11,13 @@ reports as waived. Secrets are files (`deployment/secrets/NAME`) mounted at
 from __future__ import annotations
 
 import os
+import urllib.parse
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from hotmode.config import Config
-from hotmode.services import Companion, ServiceSpec
+from hotmode.services import URL_SECRET, Companion, ServiceSpec
 
 WAIVERS = "x-hotmode-waivers"
 LABEL = "hotmode.companion"
@@ -22,10 +25,6 @@ LABEL = "hotmode.companion"
 
 def container_name(project: str, companion: str) -> str:
     return f"{project}-{companion}"
-
-
-def volume_name(project: str, spec_volume: Any) -> str:
-    return str(spec_volume.name) if spec_volume.shared else f"{project}_{spec_volume.key}"
 
 
 SECRETS_DIR = "/run/secrets"
@@ -44,6 +43,57 @@ def dev_secret_values(config: Config) -> dict[str, str]:
             if value is not None:
                 values.setdefault(name, value)
     return values
+
+
+URL_SECRETS_VARIABLE = "HOTMODE_URL_FILES"
+# Runs before the app's server in Docker: puts each secret file's content, URL-quoted, back into
+# the URL it was taken from, then becomes the server. No password is ever written into a Compose
+# file, and the app reads the complete URL it always read. Plain Python: any image has it.
+URL_SECRETS_LAUNCHER = (
+    "import os, sys, urllib.parse as q\n"
+    f"for item in os.environ.pop('{URL_SECRETS_VARIABLE}', '').split():\n"
+    "    key, name = item.split('=')\n"
+    "    head, tail = os.environ[key].split('@', 1)\n"
+    f"    secret = open('{SECRETS_DIR}/' + name).read().rstrip('\\r\\n')\n"
+    "    os.environ[key] = head + ':' + q.quote(secret, safe='') + '@' + tail\n"
+    "os.execvp(sys.argv[1], sys.argv[1:])\n"
+)
+
+
+def split_url_secrets(env: Mapping[str, str]) -> tuple[dict[str, str], str]:
+    """The environment with each `:{secret:NAME}@` taken out of its URL, and the launcher's
+    `VARIABLE=NAME ...` list that puts the secrets back at start."""
+    plain: dict[str, str] = {}
+    wanted = []
+    for key, value in env.items():
+        match = URL_SECRET.search(value)
+        if match:
+            wanted.append(f"{key}={match.group('name')}")
+            value = URL_SECRET.sub("@", value, count=1)
+        plain[key] = value
+    return plain, " ".join(wanted)
+
+
+def fill_url_secrets(env: Mapping[str, str], read: Callable[[str], str]) -> dict[str, str]:
+    """The environment with each `{secret:NAME}` of a URL replaced by the secret, URL-quoted
+    (a native app reads its files here, on the host)."""
+    return {
+        key: URL_SECRET.sub(
+            lambda m: ":" + urllib.parse.quote(read(m.group("name")), safe="") + "@", value
+        )
+        for key, value in env.items()
+    }
+
+
+def secret_file(config: Config, mode: str, name: str) -> Path:
+    """Where a mode reads a secret: dev's rendered dev-only file where it has one."""
+    dev_only = mode == "dev" and name in dev_secret_values(config)
+    return config.deployment / (DEV_SECRETS if dev_only else "secrets") / name
+
+
+def launch(command: list[str], secrets: str) -> list[str]:
+    """The app's command, behind the launcher when its URLs carry secrets."""
+    return ["python", "-c", URL_SECRETS_LAUNCHER, *command] if secrets else command
 
 
 def companion_environment(
@@ -105,6 +155,9 @@ def _volumes(config: Config, spec: ServiceSpec) -> list[dict[str, Any]]:
 
 def _waivers(spec: ServiceSpec) -> dict[str, str]:
     waivers = dict(spec.waivers)
+    if not spec.hardened:
+        why = "an image hotmode does not know runs as it was adopted"
+        return {"CL-0003": why, "CL-0006": why, "CL-0007": why, **waivers}
     if not spec.read_only:
         waivers["CL-0007"] = "the image writes outside its volumes; read-only root declined"
     if spec.cap_add:
@@ -152,12 +205,13 @@ def prod_service(
     volumes = _volumes(config, spec)
     if volumes:
         service["volumes"] = volumes
-    service["read_only"] = spec.read_only
+    service["read_only"] = spec.read_only and spec.hardened
     if spec.tmpfs:
         service["tmpfs"] = list(spec.tmpfs)
-    service["security_opt"] = ["no-new-privileges:true"]
-    service["cap_drop"] = ["ALL"]
-    if spec.cap_add:
+    if spec.hardened:
+        service["security_opt"] = ["no-new-privileges:true"]
+        service["cap_drop"] = ["ALL"]
+    if spec.cap_add and spec.hardened:
         service["cap_add"] = list(spec.cap_add)
     health = _healthcheck(spec)
     if health is not None:
@@ -203,12 +257,14 @@ def overlay_service(
     return service
 
 
-def volume_names(config: Config, project: str, mode: str) -> dict[str, dict[str, str]]:
-    """The top-level `volumes:` entries of the companions' data for `project`."""
+def volume_names(
+    config: Config, project: str, mode: str, edition: str
+) -> dict[str, dict[str, str]]:
+    """The top-level `volumes:` entries of the companions' data for one mode x edition."""
     names: dict[str, dict[str, str]] = {}
     for companion in config.services:
         for volume in companion.spec(mode).volumes:
-            names[volume.key] = {"name": volume_name(project, volume)}
+            names[volume.key] = {"name": volume.real_name(project, edition)}
     return names
 
 

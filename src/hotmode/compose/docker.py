@@ -18,13 +18,14 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hotmode import procs, source
 from hotmode.compose import layout
 from hotmode.compose.engine import Compose, find_compose
+from hotmode.compose.offline import pull_hint
 from hotmode.config import Config
 from hotmode.errors import ComposeError, Interrupted, StateError
 from hotmode.modes import Selection
@@ -43,6 +44,8 @@ SERVICE_LABEL = "com.docker.compose.service"
 START_TIMEOUT = 90.0
 BUILD_TIMEOUT = 900.0
 STOP_TIMEOUT = 10
+# Where a person watching a build or a start sees its steps; None when nobody watches.
+Progress = Callable[[str], None] | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -316,18 +319,28 @@ def companion_secrets(config: Config, selection: Selection) -> list[Path]:
 
 
 def data_volumes(config: Config) -> list[str]:
-    """The companions' data volumes of every mode x edition that exist on the engine."""
+    """Every volume of every mode x edition that exists on the engine: the companions' data, by
+    the name each mode gives it, then what Compose made for the app (its logs, dev's cache), by
+    the project label Compose put on it."""
     from hotmode.compose import companions
     from hotmode.modes import all_selections
 
     wanted: list[str] = []
+    projects = set()
     for selection in all_selections(config):
         project = layout.project_name(config, selection)
-        for entry in companions.volume_names(config, project, selection.mode).values():
+        projects.add(project)
+        for entry in companions.volume_names(
+            config, project, selection.mode, selection.edition
+        ).values():
             if entry["name"] not in wanted:
                 wanted.append(entry["name"])
-    existing = set(docker("volume", "ls", "--quiet").stdout.split())
-    return [name for name in wanted if name in existing]
+    listing = docker(
+        "volume", "ls", "--format", '{{.Name}}\t{{.Label "com.docker.compose.project"}}'
+    )
+    existing = dict(line.partition("\t")[::2] for line in listing.stdout.splitlines())
+    made = sorted(name for name, project in existing.items() if project in projects)
+    return [name for name in wanted if name in existing] + [n for n in made if n not in wanted]
 
 
 def remove_volumes(names: Sequence[str]) -> None:
@@ -360,11 +373,16 @@ def services_of(config: Config, project: str) -> list[dict[str, Any]]:
     return app_first
 
 
-def _build(compose: Compose, plan: _Plan, timeout: float) -> None:
+def _build(compose: Compose, plan: _Plan, timeout: float, progress: Progress) -> None:
+    args = ("build",) if progress is None else ("--progress", "plain", "build")
+    if progress is not None:
+        progress(f"building {plan.selection.label} (Compose's own progress follows)")
     try:
-        compose.run(plan.files, plan.project, "build", env=plan.env, timeout=timeout)
+        compose.run(plan.files, plan.project, *args, env=plan.env, timeout=timeout,
+                    on_output=progress)  # fmt: skip
     except ComposeError as exc:
-        raise StateError(f"building {plan.selection.label} failed: {exc}") from exc
+        message = f"building {plan.selection.label} failed: {exc}"
+        raise StateError(message + pull_hint(str(exc), plan.config)) from exc
 
 
 def _project_containers(project: str, *, every: bool = True) -> list[dict[str, Any]]:
@@ -394,15 +412,20 @@ def why_unhealthy(project: str) -> str:
     return "; ".join(reasons) or "no container was created"
 
 
-def _start(compose: Compose, plan: _Plan, timeout: float) -> Running:
+def _start(compose: Compose, plan: _Plan, timeout: float, progress: Progress) -> Running:
     # Not `up --wait`: Compose 2.40 on Engine 20.10 returns while a crash-looping container
     # is between restarts; the container's own state and health are polled instead.
+    if progress is not None:
+        progress(f"starting {plan.selection.label}")
     try:
-        compose.run(plan.files, plan.project, "up", "--detach", "--no-build", env=plan.env)
+        compose.run(plan.files, plan.project, "up", "--detach", "--no-build", env=plan.env,
+                    on_output=progress)  # fmt: skip
     except ComposeError as exc:
         _remove_project(plan.project)
         raise StateError(f"{plan.selection.label} could not start: {exc}") from exc
     containers = _project_containers(plan.project)
+    if progress is not None:
+        progress(f"waiting until {', '.join(c['Name'].lstrip('/') for c in containers)} is healthy")
     if not containers or not all(_wait_healthy(c["Id"], timeout) for c in containers):
         reason = why_unhealthy(plan.project)
         _remove_project(plan.project)
@@ -419,6 +442,7 @@ def up(
     allow_dirty: bool = False,
     timeout: float = START_TIMEOUT,
     build_timeout: float = BUILD_TIMEOUT,
+    progress: Progress = None,
 ) -> Running:
     """Build (what changed), start and wait for health; return what runs.
 
@@ -429,8 +453,8 @@ def up(
     compose = find_compose()
     plan = _plan(config, selection, overlays, allow_dirty=allow_dirty, compose=compose)
     _check_can_start(config, plan)
-    _build(compose, plan, build_timeout)
-    return _start(compose, plan, timeout)
+    _build(compose, plan, build_timeout, progress)
+    return _start(compose, plan, timeout, progress)
 
 
 def _remove_project(project: str) -> None:
@@ -494,6 +518,7 @@ def switch(
     allow_dirty: bool = False,
     timeout: float = START_TIMEOUT,
     build_timeout: float = BUILD_TIMEOUT,
+    progress: Progress = None,
 ) -> Switched:
     """Stop the running mode, start `selection` and wait for health; roll back if it fails.
 
@@ -514,16 +539,17 @@ def switch(
                 allow_dirty=allow_dirty,
                 timeout=timeout,
                 build_timeout=build_timeout,
+                progress=progress,
             ),
         )
     _check_can_start(config, plan, ignore=previous.project)
-    _build(compose, plan, build_timeout)
+    _build(compose, plan, build_timeout, progress)
     # The whole previous mode stops (its companions hold their ports too), and comes back whole.
     old_ids = [c["Id"] for c in _project_containers(previous.project, every=False)]
     try:
         docker("stop", "--time", str(STOP_TIMEOUT), *old_ids, timeout=STOP_TIMEOUT + 30)
         _check_can_start(config, plan)
-        current = _start(compose, plan, timeout)
+        current = _start(compose, plan, timeout, progress)
     except (StateError, Interrupted) as exc:
         # A failure or a signal: the old containers (stopped, not removed: their very images and
         # settings, the database's data) are started again before anything is reported.

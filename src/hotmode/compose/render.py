@@ -18,6 +18,7 @@ import yaml
 
 from hotmode.atomic import write_atomic
 from hotmode.compose import companions, layout
+from hotmode.compose.jobs import job_services, waits_for_jobs
 from hotmode.config import Config, Edition
 from hotmode.modes import Selection
 
@@ -70,11 +71,19 @@ def _port(config: Config) -> str:
 
 
 def _healthcheck(config: Config) -> dict[str, Any]:
-    # Slim images have no curl; the image's own Python is always there.
-    probe = (
-        "import os, urllib.request; urllib.request.urlopen("
-        f"'http://127.0.0.1:%s/health' % os.environ.get('PORT', '{config.port}'), timeout=3)"
-    )
+    # Slim images have no curl; the image's own Python is always there. With a declared health
+    # path, a 2xx from it; without one, any HTTP answer at all (the app has no such route).
+    port = f"os.environ.get('PORT', '{config.port}')"
+    if config.health:
+        probe = (
+            "import os, urllib.request; urllib.request.urlopen("
+            f"'http://127.0.0.1:%s{config.health}' % {port}, timeout=3)"
+        )
+    else:
+        probe = (
+            "import os, http.client; c = http.client.HTTPConnection("
+            f"'127.0.0.1', int({port}), timeout=3); c.request('GET', '/'); c.getresponse()"
+        )
     return {
         "test": ["CMD", "python", "-c", probe],
         "interval": "10s",
@@ -157,12 +166,14 @@ def base_document(config: Config) -> dict[str, Any]:
     if env_files:
         service["env_file"] = env_files
     if config.services:
-        service["environment"].update(companions.app_environment(config, "prod"))
+        _companion_settings(config, "prod", service)
         service["depends_on"] = companions.depends_on(config)
     secrets = companions.secrets_documents(config, "prod", _OverrideMap)
     if secrets:
         service["secrets"] = list(secrets)
-    services = {config.service: service}
+    services = {config.service: service, **job_services(config, service, whole=True)}
+    if config.jobs:
+        service["depends_on"] = {**service.get("depends_on", {}), **waits_for_jobs(config)}
     for companion in config.services:
         services[companion.name] = companions.prod_service(
             config, companion, names["project"], edition.name
@@ -172,12 +183,22 @@ def base_document(config: Config) -> dict[str, Any]:
         "services": services,
         "volumes": {
             "logs": {"name": names["logs"]},
-            **companions.volume_names(config, names["project"], "prod"),
+            **companions.volume_names(config, names["project"], "prod", selection.edition),
         },
     }
     if secrets:
         document["secrets"] = secrets
     return document
+
+
+def _companion_settings(config: Config, mode: str, service: dict[str, Any]) -> None:
+    """The app's settings that name its companions; a URL's password stays in its secret file,
+    put back by the launcher in front of the server."""
+    env, secrets = companions.split_url_secrets(companions.app_environment(config, mode))
+    service["environment"].update(env)
+    if secrets:
+        service["environment"][companions.URL_SECRETS_VARIABLE] = secrets
+        service["command"] = companions.launch(service["command"], secrets)
 
 
 def _labels(config: Config, selection: Selection) -> dict[str, str]:
@@ -203,10 +224,14 @@ def edition_document(config: Config, edition: Edition) -> dict[str, Any]:
         service["env_file"] = _Override(env_files)
     return {
         "name": names["project"],
-        "services": {config.service: service, **_overlay_companions(config, selection)},
+        "services": {
+            config.service: service,
+            **job_services(config, service, whole=False),
+            **_overlay_companions(config, selection),
+        },
         "volumes": {
             "logs": {"name": names["logs"]},
-            **companions.volume_names(config, names["project"], "prod"),
+            **companions.volume_names(config, names["project"], "prod", selection.edition),
         },
     }
 
@@ -273,14 +298,18 @@ def dev_document(config: Config) -> dict[str, Any]:
         "labels": _labels(config, selection),
     }
     if config.services:
-        service["environment"].update(companions.app_environment(config, "dev"))
+        _companion_settings(config, "dev", service)
     document = {
         "name": names["project"],
-        "services": {config.service: service, **_overlay_companions(config, selection)},
+        "services": {
+            config.service: service,
+            **job_services(config, service, whole=False),
+            **_overlay_companions(config, selection),
+        },
         "volumes": {
             "logs": {"name": names["logs"]},
             "cache": {"name": names["cache"]},
-            **companions.volume_names(config, names["project"], "dev"),
+            **companions.volume_names(config, names["project"], "dev", selection.edition),
         },
     }
     secrets = companions.secrets_documents(config, "dev", _OverrideMap)
@@ -294,21 +323,23 @@ def dev_edition_document(config: Config, edition: Edition) -> dict[str, Any]:
     selection = Selection("dev", edition.name, "render", "render")
     names = _names(config, selection)
     env_files: list[Any] = [{"path": ".env", "required": False}, *_env_files(edition)]
+    service = {
+        "container_name": names["container"],
+        "environment": dict(edition.env),
+        "env_file": _Override(env_files),
+        "labels": _labels(config, selection),
+    }
     return {
         "name": names["project"],
         "services": {
-            config.service: {
-                "container_name": names["container"],
-                "environment": dict(edition.env),
-                "env_file": _Override(env_files),
-                "labels": _labels(config, selection),
-            },
+            config.service: service,
+            **job_services(config, service, whole=False),
             **_overlay_companions(config, selection),
         },
         "volumes": {
             "logs": {"name": names["logs"]},
             "cache": {"name": names["cache"]},
-            **companions.volume_names(config, names["project"], "dev"),
+            **companions.volume_names(config, names["project"], "dev", selection.edition),
         },
     }
 

@@ -6,8 +6,11 @@ works: in Docker when an engine answers (its mode's own container and data volum
 binaries, its data folder under `.hotmode/data/<mode>-<edition>/`, run as an unprivileged user
 when hotmode runs as root, since postgres refuses root); else the app's declared embedded default
 (the gateway's SQLite), said in one line; else a one-line error naming the companion and both
-ways out. What runs is recorded in `.hotmode/companions.json`, so `down` stops it, bounded, with
-no orphans; data folders and volumes are never deleted here.
+ways out. What runs is recorded in `.hotmode/companions.json` before it starts, and carries the
+project's marker, so `down` stops it, bounded, with no orphans (`hotmode.companion_record`). A
+start is idempotent: a data folder whose `init` was interrupted is moved aside and initialised
+again, and the declared `setup` commands finish the set-up at every start. Data folders and
+volumes are never deleted here.
 """
 
 from __future__ import annotations
@@ -18,37 +21,27 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from hotmode import procs
 from hotmode.atomic import write_atomic
 from hotmode.compose import companions as rendered
 from hotmode.config import Config
 from hotmode.errors import ComposeError, StateError
 from hotmode.modes import Selection
+from hotmode.native import companion_record
+from hotmode.native.companion_record import Entry
 from hotmode.services import Companion
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True)
-class Started:
-    """One companion as it runs for a native app: how, where, and what the app is told."""
-
-    name: str
-    how: str  # "docker", "process" or "embedded"
-    detail: str
-    pid: int | None = None
-    command: list[str] = field(default_factory=list)
-    project: str = ""
-    port: int = 0
 
 
 def data_root(config: Config) -> Path:
@@ -64,25 +57,6 @@ def data_folders(config: Config) -> list[Path]:
     """The native data folders that exist, for `down --volumes`."""
     root = data_root(config)
     return sorted(path for path in root.glob("*/*") if path.is_dir()) if root.is_dir() else []
-
-
-def _record(config: Config) -> Path:
-    return config.root / ".hotmode" / "companions.json"
-
-
-def _read(config: Config) -> list[Started]:
-    try:
-        items = json.loads(_record(config).read_text(encoding="utf-8"))
-        return [Started(**item) for item in items]
-    except FileNotFoundError:
-        return []
-    except (ValueError, TypeError):
-        _record(config).unlink(missing_ok=True)
-        return []
-
-
-def _write(config: Config, started: list[Started]) -> None:
-    write_atomic(_record(config), json.dumps([asdict(s) for s in started], indent=2) + "\n")
 
 
 def _native_port(companion: Companion, selection: Selection) -> int:
@@ -152,6 +126,8 @@ def _run(
     timeout: float,
     log: Path,
 ) -> None:
+    # Its own session, with the marker in its environment: a `hotmode` killed meanwhile leaves
+    # a process that `down` finds by the /proc scan.
     with log.open("ab") as output:
         result = subprocess.run(  # noqa: S603 - the declared command
             argv,
@@ -164,18 +140,76 @@ def _run(
             group=user.pw_gid if user else None,
             extra_groups=[] if user else None,
             cwd="/",
+            start_new_session=True,
         )
     if result.returncode != 0:
         raise StateError(f"`{' '.join(argv[:2])} ...` failed (exit {result.returncode}); see {log}")
 
 
 def _port_answers(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
-    return False
+    return companion_record.port_answers(port)
 
 
-def _start_process(config: Config, selection: Selection, companion: Companion) -> Started:
+def _marked_env(config: Config, companion: Companion, run_id: str) -> dict[str, str]:
+    """The companion's environment: the search path, and the marker that finds it in /proc."""
+    return {
+        **os.environ,
+        "PATH": _search_path(companion),
+        "LC_ALL": "C.UTF-8",
+        procs.PROJECT_VARIABLE: str(config.root),
+        procs.RUN_VARIABLE: run_id,
+        companion_record.COMPANION_VARIABLE: companion.name,
+    }
+
+
+def _prepare_folder(
+    companion: Companion,
+    folder: Path,
+    values: Mapping[str, str],
+    env: Mapping[str, str],
+    user: pwd.struct_passwd | None,
+    log: Path,
+    say: Callable[[str], None],
+) -> None:
+    """Create and initialise the data folder if it is new; heal one whose `init` was cut short.
+
+    A marker beside the folder says `init` is under way; it is removed before the service ever
+    starts on the folder. A non-empty folder with the marker still there never held data: it is
+    moved aside (never deleted) and initialised again, and the user is told where it went.
+    """
+    native = companion.native
+    assert native is not None  # noqa: S101 - the caller checked it
+    marker = folder.with_name(f"{folder.name}.initialising")
+    half = marker.is_file() and folder.is_dir() and any(folder.iterdir())
+    if half:
+        aside = folder.with_name(f"{folder.name}.interrupted-{time.strftime('%Y%m%d-%H%M%S')}")
+        folder.rename(aside)
+        say(
+            f"hotmode: note: {companion.name}: {folder} was left half-initialised by an "
+            f"interrupted start and never ran; moved it to {aside} (delete it when you like) "
+            "and initialising it again"
+        )
+    if folder.is_dir() and any(folder.iterdir()):
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(marker, "init under way; removed once it is done\n")
+    folder.mkdir(exist_ok=True)
+    if user is not None:
+        os.chown(folder, user.pw_uid, user.pw_gid)
+    folder.chmod(0o700)
+    if native.init:
+        _run(_fill(native.init, values), env, user, READY_TIMEOUT, log)
+    marker.unlink()
+
+
+def _start_process(
+    config: Config,
+    selection: Selection,
+    companion: Companion,
+    run_id: str,
+    recorded: list[Entry],
+    say: Callable[[str], None],
+) -> Entry:
     native = companion.native
     if native is None:
         raise StateError(f"{companion.name} has no native command")
@@ -187,20 +221,18 @@ def _start_process(config: Config, selection: Selection, companion: Companion) -
         )
     folder = data_folder(config, selection, companion)
     user = _runs_as(companion)
-    env = {**os.environ, "PATH": _search_path(companion), "LC_ALL": "C.UTF-8"}
+    env = _marked_env(config, companion, run_id)
     values = {"data": str(folder), "port": str(port)}
     log = config.root / ".hotmode" / f"{companion.name}-{selection.mode}-{selection.edition}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     if user is not None:
         _check_reachable(companion, folder, user)
-    new = not folder.is_dir() or not any(folder.iterdir())
-    if new:
-        folder.mkdir(parents=True, exist_ok=True)
-        if user is not None:
-            os.chown(folder, user.pw_uid, user.pw_gid)
-        folder.chmod(0o700)
-        if native.init:
-            _run(_fill(native.init, values), env, user, READY_TIMEOUT, log)
+    # Intent before action: the record says it is starting before anything runs.
+    entry = Entry(
+        companion.name, "process", "starting", f"starting on 127.0.0.1:{port}, data {folder}", port
+    )
+    companion_record.write(config.root, [*recorded, entry])
+    _prepare_folder(companion, folder, values, env, user, log, say)
     argv = _fill(native.command, values)
     with log.open("ab") as output:
         process = subprocess.Popen(  # noqa: S603 - the declared command
@@ -215,23 +247,27 @@ def _start_process(config: Config, selection: Selection, companion: Companion) -
             cwd="/",
             start_new_session=True,
         )
-    started = Started(
-        companion.name,
-        "process",
-        f"pid {process.pid} on 127.0.0.1:{port}, data {folder}",
-        process.pid,
-        argv,
-        port=port,
+    found = procs.identify_started(process.pid, argv, run_id, project=str(config.root))
+    if found is None or found.argv != tuple(argv):
+        if process.poll() is None:
+            # Not yet identified: our own unreaped child, so its PID cannot have been reused.
+            process.kill()
+        process.wait(timeout=STOP_TIMEOUT)
+        raise StateError(f"{companion.name} exited at once; see {log}")
+    entry = replace(
+        entry, process=found, detail=f"pid {process.pid} on 127.0.0.1:{port}, data {folder}"
     )
+    companion_record.write(config.root, [*recorded, entry])
     try:
         _wait_ready(companion, process, port, _fill(native.ready, values), env, user, log)
-        if new:
-            for command in native.first_start:
-                _run(_fill(command, values), env, user, READY_TIMEOUT, log)
+        for command in native.setup:
+            _run(_fill(command, values), env, user, READY_TIMEOUT, log)
     except BaseException:
-        _stop_pid(process.pid)
+        companion_record.stop_process(found, STOP_TIMEOUT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=STOP_TIMEOUT)
         raise
-    return started
+    return companion_record.with_state(entry, "running")
 
 
 def _wait_ready(
@@ -270,37 +306,26 @@ def _wait_ready(
     raise StateError(f"{companion.name} was not ready within {READY_TIMEOUT:.0f} s; see {log}")
 
 
-def _stop_pid(pid: int) -> None:
-    """SIGTERM (postgres: a smart shutdown), then SIGINT (fast), then SIGKILL the group."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + STOP_TIMEOUT / 2
-        while time.monotonic() < deadline:
-            try:
-                waited, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                waited = pid if not Path(f"/proc/{pid}").exists() else 0
-            if waited == pid:
-                return
-            time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def _start_docker(config: Config, selection: Selection, companion: Companion) -> Started:
+def _start_docker(config: Config, selection: Selection, companion: Companion, run_id: str) -> Entry:
     from hotmode.compose import docker, layout
     from hotmode.compose.engine import find_compose
 
     port = _native_port(companion, selection)
     spec = companion.spec(selection.mode)
-    # The app is on the host: publish the companion on 127.0.0.1, in this mode's own project.
+    # The app is on the host: publish the companion on 127.0.0.1, in this mode's own project,
+    # labelled with this project's folder: `down` acts on these labels, never on a record.
     overlay = config.root / ".hotmode" / f"native-{companion.name}.yml"
     published = f"127.0.0.1:{port}:{spec.port or port}"
+    labels = {
+        companion_record.PROJECT_LABEL: str(config.root),
+        companion_record.RUN_LABEL: run_id,
+        companion_record.COMPANION_LABEL: companion.name,
+    }
     write_atomic(
-        overlay, f"services:\n  {companion.name}:\n    ports: !override\n      - {published}\n"
+        overlay,
+        f"services:\n  {companion.name}:\n    ports: !override\n      - {published}\n"
+        "    labels:\n"
+        + "".join(f"      {json.dumps(k)}: {json.dumps(v)}\n" for k, v in labels.items()),
     )
     files = [*layout.compose_files(config, selection), overlay]
     project = layout.project_name(config, selection)
@@ -319,18 +344,45 @@ def _start_docker(config: Config, selection: Selection, companion: Companion) ->
             timeout=READY_TIMEOUT + 30,
         )
     except ComposeError as exc:
-        docker.remove_project(project)
+        remove_containers(config.root)
         raise StateError(f"{companion.name} did not start in Docker: {exc}") from exc
     volumes = ", ".join(
-        e["name"] for e in rendered.volume_names(config, project, selection.mode).values()
+        e["name"]
+        for e in rendered.volume_names(config, project, selection.mode, selection.edition).values()
     )
-    return Started(
-        companion.name,
-        "docker",
-        f"in Docker on {published}, data {volumes}",
-        project=project,
-        port=port,
+    return Entry(
+        companion.name, "docker", "running", f"in Docker on {published}, data {volumes}", port
     )
+
+
+def remove_containers(root: Path) -> list[str]:
+    """Stop and remove the native app's companion containers labelled with this project's folder
+    (their data volumes stay); return the companions removed."""
+    from hotmode.compose import docker
+
+    if not docker.engine_reachable(timeout=3):
+        return []
+    listed = docker.docker(
+        "ps", "--all", "--quiet", "--no-trunc",
+        "--filter", f"label={companion_record.PROJECT_LABEL}={root}",
+        "--filter", f"label={companion_record.COMPANION_LABEL}",
+    )  # fmt: skip
+    ids = listed.stdout.split()
+    if not ids:
+        return []
+    found = json.loads(docker.docker("inspect", *ids).stdout)
+    docker.docker("stop", "--time", str(int(STOP_TIMEOUT)), *ids, timeout=STOP_TIMEOUT + 30,
+                  check=False)  # fmt: skip
+    docker.docker("rm", "--force", "--volumes", *ids)
+    names, networks = [], set()
+    for container in found:
+        labels = container["Config"].get("Labels") or {}
+        names.append(labels.get(companion_record.COMPANION_LABEL, "?"))
+        networks |= set((container.get("NetworkSettings") or {}).get("Networks") or {})
+    # The networks Compose made for them; one still in use is refused by the engine and kept.
+    for network in sorted(networks - {"host", "bridge", "none"}):
+        docker.docker("network", "rm", network, check=False)
+    return names
 
 
 def _engine() -> bool:
@@ -353,17 +405,25 @@ def start(
     *,
     engine: Callable[[], bool] = _engine,
 ) -> dict[str, str]:
-    """Start every companion for a native app; return the app's environment for them."""
-    started: list[Started] = []
+    """Start every companion for a native app; return the app's environment for them.
+
+    The caller holds the project lock and no app runs: a companion process of this project
+    still running is a leftover of an interrupted run, and is stopped first, said aloud.
+    """
+    for line in stop(config).stopped:
+        say(f"hotmode: note: stopped {line}, left by an interrupted run")
+    run_id = uuid.uuid4().hex[:12]
+    started: list[Entry] = []
     env: dict[str, str] = {}
-    secrets = rendered.DEV_SECRETS if selection.dev else "secrets"
     try:
         for companion in config.services:
             use_docker = engine()
             if use_docker:
-                run = _start_docker(config, selection, companion)
+                started.append(Entry(companion.name, "docker", "starting", "starting in Docker"))
+                companion_record.write(config.root, started)
+                started[-1] = _start_docker(config, selection, companion, run_id)
             elif _has_command(companion):
-                run = _start_process(config, selection, companion)
+                started.append(_start_process(config, selection, companion, run_id, started, say))
             elif companion.embedded:
                 folder = data_folder(config, selection, companion)
                 folder.mkdir(parents=True, exist_ok=True)
@@ -389,35 +449,79 @@ def start(
                     f"{companion.name} cannot run: no Docker engine answers, and it has no "
                     f"native command here; start Docker, or {how}"
                 )
-            started.append(run)
-            _write(config, started)
+            run = started[-1]
+            companion_record.write(config.root, started)
             say(f"hotmode: {companion.name} {run.detail}")
-            port = run.port
-            env.update(
-                rendered.companion_environment(
-                    companion, selection.mode, "127.0.0.1", port, str(config.deployment / secrets)
-                )
-            )
+            env.update(_told(config, selection, companion, run.port))
     except BaseException:
         stop(config)
         raise
     return env
 
 
-def stop(config: Config) -> list[Started]:
-    """Stop the companions recorded for the native app; their data stays."""
-    started = _read(config)
-    for run in reversed(started):
-        if run.how == "process" and run.pid:
-            _stop_pid(run.pid)
-        elif run.how == "docker" and run.project:
-            from hotmode.compose import docker
+def stop(config: Config) -> companion_record.Stopped:
+    """Stop every companion of this project, recorded or not; their data stays."""
+    return companion_record.stop(config.root, remove_containers)
 
-            docker.remove_project(run.project)
-    _record(config).unlink(missing_ok=True)
-    return started
+
+def _told(config: Config, selection: Selection, companion: Companion, port: int) -> dict[str, str]:
+    """What the native app is told about a companion on 127.0.0.1:`port`, secrets filled."""
+    secrets = rendered.DEV_SECRETS if selection.dev else "secrets"
+    told = rendered.companion_environment(
+        companion, selection.mode, "127.0.0.1", port, str(config.deployment / secrets)
+    )
+    return rendered.fill_url_secrets(told, lambda n: _secret(config, selection, n))
+
+
+def running_environment(config: Config, selection: Selection) -> dict[str, str]:
+    """The app's environment for the companions that run now (`hotmode exec`), or the
+    embedded default of those that do not."""
+    entries, _problems = companion_record.read(config.root)
+    ports = {run.name: run.port for run in entries if run.port}
+    env: dict[str, str] = {}
+    for companion in config.services:
+        if companion.name in ports:
+            env.update(_told(config, selection, companion, ports[companion.name]))
+        elif companion.embedded:
+            folder = data_folder(config, selection, companion)
+            env.update({k: v.replace("{data}", str(folder)) for k, v in companion.embedded.items()})
+    return env
+
+
+def _secret(config: Config, selection: Selection, name: str) -> str:
+    path = rendered.secret_file(config, selection.mode, name)
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError:
+        raise StateError(
+            f"{path} does not exist; write the secret {name} there, or run `hotmode render` "
+            "for a dev-only one"
+        ) from None
 
 
 def describe(config: Config) -> list[dict[str, Any]]:
-    """What runs beside the native app, for `status`."""
-    return [asdict(run) for run in _read(config)]
+    """What runs beside the native app, for `status`: each recorded companion checked (its
+    process proven and its port answering), and any marked process no record names."""
+    entries, _ = companion_record.read(config.root)
+    described = []
+    seen = set()
+    for entry in entries:
+        alive = companion_record.running(entry)
+        if entry.process is not None:
+            seen.add(entry.process.pid)
+        detail = entry.detail if alive else f"stopped unexpectedly ({entry.detail})"
+        described.append({**entry.as_dict(), "running": alive, "detail": detail})
+    for process in companion_record.marked(config.root):
+        if process.pid not in seen:
+            described.append(
+                {
+                    "name": companion_record.companion_of(process),
+                    "how": "process",
+                    "state": "unrecorded",
+                    "detail": f"pid {process.pid}, without a record; stop it with `hotmode down`",
+                    "port": 0,
+                    "process": None,
+                    "running": True,
+                }
+            )
+    return described

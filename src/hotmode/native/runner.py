@@ -23,7 +23,7 @@ from hotmode import procs, source
 from hotmode.config import Config
 from hotmode.errors import StateError
 from hotmode.modes import Selection, read_env_file
-from hotmode.native import companions, snapshot, state
+from hotmode.native import companion_record, companions, jobs, snapshot, state
 from hotmode.native.state import RunState
 from hotmode.ports import check_host, find_holder, port_is_free, read_command, url_host
 
@@ -68,6 +68,8 @@ def unrecorded(config: Config) -> list[Unrecorded]:
         if recorded is not None and recorded.server.pid == server.pid:
             continue
         environ = procs.read_environ(server.pid) or {}
+        if environ.get(companion_record.COMPANION_VARIABLE):
+            continue  # a companion: `companions.stop` stops it
         label = f"{environ.get('HOTMODE_MODE', '?')} {environ.get('HOTMODE_EDITION', '?')}"
         found.append(Unrecorded(server, label))
     return found
@@ -150,6 +152,19 @@ def build_command(
     return argv, env, served, folder
 
 
+def exec_environment(config: Config, running: RunState) -> tuple[dict[str, str], Path]:
+    """The environment and folder of the running native mode, for one more command in it
+    (`hotmode exec -- alembic upgrade head`): what its server was given, companions included."""
+    selection = Selection(running.mode, running.edition, "running", "running")
+    env = _base_env(config, selection)
+    env["PORT"] = str(running.port)
+    if selection.dev:
+        env.update(config.dev.env)
+        env["HOT_RELOAD_ENABLED"] = "true"
+    env.update(companions.running_environment(config, selection))
+    return env, config.source
+
+
 def _run_log(config: Config, selection: Selection, run_id: str) -> Path:
     """A log file of this run's own, so that an error never quotes another run's line."""
     runs = state.ensure_state_dir(config.root) / "runs"
@@ -190,6 +205,8 @@ def start(
     # Companion services (the database) first, and the app told where they are (issue 10).
     env.update(companions.start(config, selection, say))
     try:
+        # Declared jobs (a migration) before the app, with its environment; each must succeed.
+        jobs.run_jobs(config, env, cwd, say)
         return _launch(config, selection, argv, env, served, cwd, host, port, detach,
                        ready_timeout)  # fmt: skip
     except BaseException:
@@ -233,7 +250,7 @@ def _launch(
             output.close()
     server: procs.ProcessId | None = None
     try:
-        server = procs.identify_started(process.pid, argv, run_id)
+        server = procs.identify_started(process.pid, argv, run_id, project=str(config.root))
         if server is None or server.argv != tuple(argv):
             server = None
             raise StateError(f"the server exited at once: {_tail(log)}")
@@ -252,7 +269,7 @@ def _launch(
         )
         state.write(config.root, record)
         if log is not None:
-            wait_ready(process, server, host, port, log, ready_timeout)
+            wait_ready(process, server, host, port, log, ready_timeout, health=config.health)
     except BaseException:
         # Interrupted or failed: stop what this run started, remove only this run's record.
         if server is not None:
@@ -277,9 +294,11 @@ def abandon(config: Config, process: subprocess.Popen[bytes], server: procs.Proc
     state.clear(config.root, server)
 
 
-def answered_by(port: int, server: procs.ProcessId) -> bool:
-    """True if the socket listening on `port` belongs to `server` or a process of its session."""
-    holder = find_holder(port)
+def answered_by(host: str, port: int, server: procs.ProcessId) -> bool:
+    """True if the socket listening on `host:port`, the address the server was told to bind,
+    belongs to `server` or a process of its session (a listener on another address of the
+    same port, `[::1]` beside `127.0.0.1`, is not it)."""
+    holder = find_holder(port, host=host)
     if holder.pid is None:
         return False
     stat = procs.read_stat(holder.pid)
@@ -293,17 +312,21 @@ def wait_ready(
     port: int,
     log: Path,
     timeout: float = READY_TIMEOUT,
+    *,
+    health: str | None = None,
 ) -> None:
-    """Wait until the server itself answers `GET /health` with 200.
+    """Wait until the server itself answers: `GET health` with 200 where the declaration names
+    a health path, else any HTTP answer to `GET /` (an app without a health route is ready once
+    it serves).
 
     Fails at once when the process exits or the reload engine reports that nothing can serve;
-    a 200 from a socket that is not the server's own does not count.
+    an answer from a socket that is not the server's own does not count.
     """
     import urllib.error  # here, not at the top: `status` must start fast
     import urllib.request
 
     deadline = time.monotonic() + timeout
-    url = f"http://{url_host(host)}:{port}/health"
+    url = f"http://{url_host(host)}:{port}{health or '/'}"
     while time.monotonic() < deadline:
         code = process.poll()
         if code is not None:
@@ -313,12 +336,16 @@ def wait_ready(
             raise StateError(f"the server cannot start: {failure}")
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200 and answered_by(port, server):
-                    return
+                answered = response.status == 200 or health is None
+        except urllib.error.HTTPError:
+            answered = health is None
         except (urllib.error.URLError, OSError):
-            pass
+            answered = False
+        if answered and answered_by(host, port, server):
+            return
         time.sleep(0.1)
-    raise StateError(f"the server did not answer {url} within {timeout:.0f} s: {_tail(log)}")
+    wanted = f"200 from {url}" if health else f"an HTTP answer from {url}"
+    raise StateError(f"the server did not give {wanted} within {timeout:.0f} s: {_tail(log)}")
 
 
 def _engine_failure(log: Path) -> str:
@@ -344,10 +371,11 @@ def _tail(log: Path | None) -> str:
 
 @dataclass(frozen=True)
 class Stopped:
-    """What `stop` stopped: the recorded mode, and servers found without a record."""
+    """What `stop` stopped: the recorded mode, servers found without a record, companions."""
 
     recorded: RunState | None
     unrecorded: tuple[Unrecorded, ...]
+    companions: companion_record.Stopped
 
 
 def stop(config: Config, timeout: float = STOP_TIMEOUT) -> Stopped:
@@ -362,8 +390,7 @@ def stop(config: Config, timeout: float = STOP_TIMEOUT) -> Stopped:
     lost = tuple(unrecorded(config))
     for server in lost:
         procs.stop(server.server, timeout, own_session=True)
-    companions.stop(config)
-    return Stopped(running, lost)
+    return Stopped(running, lost, companions.stop(config))
 
 
 def supervise(

@@ -27,7 +27,7 @@ from hotmode import procs
 from hotmode.atomic import write_atomic
 from hotmode.errors import StateError, UsageError
 
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 LOCK_WAIT = 3.0
 
 
@@ -108,24 +108,9 @@ def fs_error(exc: OSError, folder: Path) -> UsageError:
     return UsageError(f"cannot use {path}: {exc.strerror or exc}; {what}")
 
 
-def _process(data: object, field: str) -> procs.ProcessId:
-    if not isinstance(data, dict):
-        raise ValueError(f"{field} is not an object")
-    pid, start, argv, run_id = (data.get(k) for k in ("pid", "start_time", "argv", "run_id"))
-    if not procs.valid_pid(pid):
-        raise ValueError(f"{field}.pid {pid!r} cannot name a process hotmode started")
-    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
-        raise ValueError(f"{field}.start_time {start!r} is not a start time")
-    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
-        raise ValueError(f"{field}.argv is not a command line")
-    if not isinstance(run_id, str):
-        raise ValueError(f"{field}.run_id is not text")
-    assert isinstance(pid, int)  # noqa: S101 - valid_pid proved it; for the type checker
-    return procs.ProcessId(pid, start, tuple(argv), run_id)
-
-
-def parse(data: object) -> RunState:
-    """A record from JSON data, every field checked; `ValueError` says what is wrong."""
+def parse(data: object, root: Path) -> RunState:
+    """A record of the project at `root` from JSON data, every field checked; `ValueError`
+    says what is wrong."""
     if not isinstance(data, dict):
         raise ValueError("it is not a JSON object")
     if data.get("version") != RECORD_VERSION:
@@ -146,12 +131,25 @@ def parse(data: object) -> RunState:
         raise ValueError("started is not a time")
     owner = data.get("owner")
     return RunState(
-        server=_process(data.get("server"), "server"),
+        server=procs.parse_record(data.get("server"), "server", root),
         port=port,
         started=float(started),
-        owner=None if owner is None else _process(owner, "owner"),
+        owner=None if owner is None else _owner(owner),
         **text,
     )
+
+
+def _owner(data: object) -> procs.ProcessId:
+    """The `hotmode up` supervising a foreground server: only looked at, never signalled."""
+    if not isinstance(data, dict):
+        raise ValueError("owner is not an object")
+    pid, start, argv = (data.get(k) for k in ("pid", "start_time", "argv"))
+    if not procs.valid_pid(pid) or not isinstance(start, int) or isinstance(start, bool):
+        raise ValueError("owner is not a process")
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        raise ValueError("owner.argv is not a command line")
+    assert isinstance(pid, int)  # noqa: S101 - valid_pid proved it; for the type checker
+    return procs.ProcessId(pid, start, tuple(argv))
 
 
 def read(root: Path) -> Record:
@@ -161,16 +159,17 @@ def read(root: Path) -> Record:
     only by `clear` under the project lock.
     """
     path = state_file(root)
+    problem = procs.record_file_problem(path)
+    if problem:
+        return Record(problem=f"{problem}; nothing was signalled")
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return Record()
-    except NotADirectoryError:
-        return Record()
+        raw = procs.read_record_bytes(path)
     except OSError as exc:
         return Record(problem=f"{path} cannot be read ({exc.strerror}); nothing was signalled")
+    if raw is None:
+        return Record()
     try:
-        state = parse(json.loads(raw.decode("utf-8")))
+        state = parse(json.loads(raw.decode("utf-8")), root)
     except (ValueError, RecursionError) as exc:
         reason = "it is not valid JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
         return Record(problem=f"ignored {path}: {reason}; no process was signalled")
@@ -178,6 +177,14 @@ def read(root: Path) -> Record:
     if why:
         return Record(problem=f"the record of {state.label} is stale: {why}")
     return Record(state)
+
+
+def check_record_files(root: Path, names: tuple[str, ...] = ("state.json",)) -> None:
+    """Refuse, in one line, a record file that is a FIFO, a folder or a link: nothing starts."""
+    for name in names:
+        problem = procs.record_file_problem(state_dir(root) / name)
+        if problem:
+            raise UsageError(problem)
 
 
 def write(root: Path, state: RunState) -> None:
@@ -194,12 +201,15 @@ def clear(root: Path, server: procs.ProcessId | None = None) -> None:
     A failure path passes its own server, so that it never removes another run's record.
     """
     path = state_file(root)
+    if procs.record_file_problem(path):
+        return
     if server is None:
         if read(root).state is not None:
             return
     else:
         try:
-            if parse(json.loads(path.read_bytes())).server != server:
+            raw = procs.read_record_bytes(path)
+            if raw is None or parse(json.loads(raw), root).server != server:
                 return
         except (OSError, ValueError, RecursionError):
             return

@@ -1,0 +1,172 @@
+"""What the official companion images need to run hardened, and natively, as adoption writes it.
+
+A database, cache, broker or proxy image is started by its own entrypoint, which expects to write
+in a few places and to run as a given user. With a read-only root, all capabilities dropped and no
+new privileges (what hotmode renders in prod), it starts only when the declaration gives it: its
+user, a tmpfs for each runtime folder, a data volume where it keeps its data, and a health check
+the app can wait on. Natively, Debian's packages provide PostgreSQL, MariaDB and Redis (Valkey on
+newer releases): the command that runs each in the foreground on `{port}` with its data in
+`{data}`. An image not listed here is unknown: adoption keeps its settings as they were and says
+why, rather than harden something it cannot start.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hotmode.audit.names import repository
+
+Env = Mapping[str, str]
+TMP = "/tmp"  # noqa: S108 - a tmpfs inside the container
+
+
+@dataclass(frozen=True)
+class Known:
+    """One image family: what it needs, read off the service's environment where it varies."""
+
+    family: str
+    data: str | None = None
+    port: int | None = None
+    user: str | None = None
+    tmpfs: tuple[str, ...] = (TMP,)
+    healthcheck: Callable[[Env], list[str]] | None = None
+    native: Callable[[Env], dict[str, Any]] | None = None
+    # The image reads NAME_FILE for a secret NAME (the official images' `file_env` convention).
+    secret_files: bool = False
+    read_only: bool = True
+    cap_add: tuple[str, ...] = ()
+    why: Mapping[str, str] = field(default_factory=dict)
+
+
+def _createdb(user: str, database: str) -> str:
+    """A shell line that creates `database` unless it can be connected to: safe at every start
+    (a database that exists is left alone; any other failure shows in createdb's error)."""
+    connect = f"--host=127.0.0.1 --port={{port}} --username={shlex.quote(user)}"
+    name = shlex.quote(database)
+    return (
+        f"psql {connect} --dbname={name} --no-psqlrc --command='SELECT 1' >/dev/null 2>&1 "
+        f"|| createdb {connect} {name}"
+    )
+
+
+def _postgres_native(env: Env) -> dict[str, Any]:
+    user = env.get("POSTGRES_USER") or "postgres"
+    database = env.get("POSTGRES_DB") or user
+    ready = ["pg_isready", "--host=127.0.0.1", "--port={port}", f"--username={user}", "--quiet"]
+    return {
+        "path": ["/usr/lib/postgresql/*/bin"],
+        # Trust on 127.0.0.1 only: a local process, like the image's own socket.
+        "init": ["initdb", "--pgdata={data}", f"--username={user}", "--auth=trust",
+                 "--encoding=UTF8"],
+        "command": ["postgres", "-D", "{data}", "-p", "{port}", "-c",
+                    "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+        "ready": ready,
+        # At every start, so an interrupted first start heals: create the database if missing.
+        "setup": [] if database == user and user == "postgres" else [
+            ["sh", "-c", _createdb(user, database)]
+        ],
+        "user": "postgres",
+    }  # fmt: skip
+
+
+def _mariadb_native(env: Env) -> dict[str, Any]:
+    database = env.get("MARIADB_DATABASE") or env.get("MYSQL_DATABASE")
+    socket = "--socket={data}/mysqld.sock"
+    first = [
+        ["mariadb", socket, "--user=root", "-e", f"CREATE DATABASE IF NOT EXISTS `{database}`"]
+    ]
+    return {
+        "path": ["/usr/sbin", "/usr/bin"],
+        "init": ["mariadb-install-db", "--datadir={data}", "--skip-test-db",
+                 "--auth-root-authentication-method=normal"],
+        # No grant tables: any user and password of the app's URL is let in, on 127.0.0.1 only.
+        "command": ["mariadbd", "--datadir={data}", "--port={port}", "--bind-address=127.0.0.1",
+                    socket, "--skip-grant-tables", "--pid-file={data}/mysqld.pid"],
+        "ready": ["mariadb-admin", socket, "--user=root", "ping"],
+        "setup": first if database else [],
+        "user": "mysql",
+    }  # fmt: skip
+
+
+def _redis_native(program: str) -> Callable[[Env], dict[str, Any]]:
+    def native(env: Env) -> dict[str, Any]:
+        return {
+            "path": ["/usr/bin"],
+            "command": [program, "--port", "{port}", "--bind", "127.0.0.1", "--dir", "{data}",
+                        "--save", "60 1", "--daemonize", "no", "--protected-mode", "yes"],
+            "user": "redis" if program == "redis-server" else "valkey",
+        }  # fmt: skip
+
+    return native
+
+
+def _postgres_health(env: Env) -> list[str]:
+    user = env.get("POSTGRES_USER") or "postgres"
+    return ["pg_isready", f"--username={user}", f"--dbname={env.get('POSTGRES_DB') or user}",
+            "--host=127.0.0.1", "--quiet"]  # fmt: skip
+
+
+_PROXY = {"CL-0007": "a proxy's entrypoint writes its configuration at start"}
+
+KNOWN: dict[str, Known] = {
+    "postgres": Known(
+        "postgres", "/var/lib/postgresql/data", 5432, "postgres", (TMP, "/var/run/postgresql"),
+        _postgres_health, _postgres_native, secret_files=True,
+    ),
+    "mariadb": Known(
+        "mariadb", "/var/lib/mysql", 3306, "mysql", (TMP, "/run/mysqld"),
+        lambda env: ["healthcheck.sh", "--connect", "--innodb_initialized"], _mariadb_native,
+        secret_files=True,
+    ),
+    "mysql": Known(
+        "mysql", "/var/lib/mysql", 3306, "mysql", (TMP, "/var/run/mysqld"),
+        lambda env: ["mysqladmin", "ping", "--host=127.0.0.1", "--silent"], _mariadb_native,
+        secret_files=True,
+    ),
+    "redis": Known(
+        "redis", "/data", 6379, "redis", (TMP,), lambda env: ["redis-cli", "ping"],
+        _redis_native("redis-server"),
+    ),
+    "valkey": Known(
+        "valkey", "/data", 6379, "valkey", (TMP,), lambda env: ["valkey-cli", "ping"],
+        _redis_native("valkey-server"),
+    ),
+    "mongo": Known(
+        "mongo", "/data/db", 27017, "mongodb", (TMP,),
+        lambda env: ["mongosh", "--quiet", "--eval", "db.adminCommand('ping').ok"],
+        secret_files=True,
+    ),
+    "rabbitmq": Known(
+        "rabbitmq", "/var/lib/rabbitmq", 5672, "rabbitmq", (TMP,),
+        lambda env: ["rabbitmq-diagnostics", "-q", "ping"], read_only=False,
+        why={"CL-0007": "rabbitmq's entrypoint writes its configuration under /etc at start"},
+    ),
+    # Proxies start as root to bind low ports and drop to their own user themselves.
+    "nginx": Known(
+        "nginx", None, 80, None, (TMP, "/var/cache/nginx", "/var/run"),
+        cap_add=("CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE"), read_only=False, why=_PROXY,
+    ),
+    "caddy": Known(
+        "caddy", "/data", 80, None, (TMP, "/config"), cap_add=("NET_BIND_SERVICE",),
+    ),
+    "traefik": Known("traefik", None, 80, None, (TMP,), cap_add=("NET_BIND_SERVICE",)),
+    "haproxy": Known("haproxy", None, 80, "haproxy", (TMP, "/var/run")),
+}  # fmt: skip
+_ALIASES = {
+    "postgresql": "postgres", "postgis": "postgres", "timescaledb": "postgres",
+    "mongodb": "mongo", "redis-stack": "redis", "openresty": "nginx",
+}  # fmt: skip
+
+
+def known(image: str) -> Known | None:
+    """What hotmode knows of `image`'s family, or None (adopted as it was)."""
+    name = repository(image)
+    name = _ALIASES.get(name, name)
+    if name in KNOWN:
+        return KNOWN[name]
+    # `postgres:16-alpine`, `bitnami/redis`, `redis/redis-stack-server`: the family's prefix.
+    return next((KNOWN[k] for k in ("postgres", "redis", "mariadb", "mysql", "mongo", "rabbitmq")
+                 if name.startswith(k)), None)  # fmt: skip

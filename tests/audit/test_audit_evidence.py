@@ -1,0 +1,338 @@
+"""Roles from weighed evidence, one pattern a test: what decides, and `unknown` when nothing does.
+
+Services are given as Compose merges them (long volume syntax, `depends_on` as a mapping), so
+`classify` is tested without the Compose binary; the overrides and the report go through
+`check`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotmode.audit import checker, commands
+from hotmode.audit.model import Kind
+from hotmode.audit.roles import classify
+from hotmode.errors import UsageError
+
+
+def _built(tmp_path: Path, folder: str, dockerfile: str) -> dict[str, Any]:
+    context = tmp_path / folder
+    context.mkdir()
+    (context / "Dockerfile").write_text(dockerfile)
+    return {"context": str(context), "dockerfile": "Dockerfile"}
+
+
+def _kinds(services: dict[str, Any], **kwargs: Any) -> dict[str, str]:
+    return {name: role.kind.value for name, role in classify(services, **kwargs).items()}
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "why"),
+    [
+        (
+            "FROM debian:12\nRUN apt-get update && apt-get install -y postgresql-15\n"
+            'USER postgres\nCMD ["postgres", "-D", "/srv/pg"]\n',
+            "runs postgres",
+        ),
+        ("FROM ubuntu:24.04\nRUN apt-get install -y mysql-server\n", "installs mysql-server"),
+        (
+            'FROM alpine:3.20\nVOLUME ["/var/lib/postgresql/data"]\n',
+            "ships postgres's data directory",
+        ),
+    ],
+)
+def test_a_database_built_from_a_distribution_image_is_a_companion(
+    tmp_path: Path, dockerfile: str, why: str
+) -> None:
+    app = {"command": "gunicorn app:app"}
+    roles = classify({"db": {"build": _built(tmp_path, "db", dockerfile)}, "web": app})
+    assert roles["db"].kind is Kind.COMPANION and why in roles["db"].reason
+    assert roles["web"].is_app
+
+
+def test_services_that_share_the_app_s_build_are_its_workers_and_jobs(tmp_path: Path) -> None:
+    build = _built(tmp_path, "app", "FROM python:3.12-slim\nCMD gunicorn app:app\n")
+    services = {
+        "web": {"build": build},
+        "indexer": {"build": build, "command": "python -m shop.index --forever"},
+        "init": {"build": build, "command": "python -m shop.bootstrap", "restart": "no"},
+        "fixtures": {"build": build, "command": "python load.py"},
+        "api": {"build": build, "command": "python load.py --serve"},
+        "after": {
+            "image": "busybox",
+            "depends_on": {"fixtures": {"condition": "service_completed_successfully"}},
+        },
+    }
+    services["api"]["depends_on"] = {"fixtures": {"condition": "service_completed_successfully"}}
+    roles = classify(services)
+    assert roles["web"].kind is Kind.APP and roles["web"].reason == "runs gunicorn"
+    assert roles["indexer"].kind is Kind.WORKER and "shares web's build" in roles["indexer"].reason
+    assert roles["init"].kind is Kind.JOB and 'restart: "no"' in roles["init"].reason
+    assert roles["fixtures"].kind is Kind.JOB and "waits for it" in roles["fixtures"].reason
+
+
+def test_a_worker_script_behind_a_wait_wrapper_is_a_worker() -> None:
+    build = {"context": "/nowhere/app", "dockerfile": "Dockerfile"}
+    wrapped = "/bin/bash -c 'wait-for-it.sh db:5432 -- /app/worker.sh start'"
+    services = {
+        "web": {"build": build, "entrypoint": "/bin/bash -c 'wait-for-it.sh db:5432 -- start.sh'"},
+        "tasks": {"build": build, "entrypoint": wrapped},
+        "db": {"image": "acme/db:1", "volumes": [{"type": "volume", "target": "/var/lib/mysql"}]},
+    }
+    roles = classify(services)
+    assert {n: r.kind.value for n, r in roles.items()} == {
+        "web": "app",
+        "tasks": "worker",
+        "db": "companion",
+    }
+    assert "mysqld's data directory" in roles["db"].reason
+
+
+def test_a_one_shot_chown_others_wait_for_is_a_job() -> None:
+    services = {
+        "perms": {"image": "busybox:1", "command": "chown -R 1000:1000 /data"},
+        "web": {
+            "image": "acme/api:1",
+            "command": "uvicorn main:app",
+            "depends_on": {"perms": {"condition": "service_completed_successfully"}},
+        },
+    }
+    assert _kinds(services) == {"perms": "job", "web": "app"}
+
+
+def test_file_chores_web_servers_and_dev_containers_beside_the_app() -> None:
+    services = {
+        "backend": {"image": "acme/api:1", "command": "gunicorn app:app"},
+        "fixer": {"image": "bash:5", "command": "chown 9999:9999 -R /media"},
+        "media": {
+            "build": {"context": "/nowhere/media", "dockerfile": "Dockerfile"},
+            "ports": [{"target": 80, "published": "4000"}],
+        },
+        "devcontainer": {
+            "build": {"context": "/nowhere/.devcontainer", "dockerfile": "Dockerfile"},
+            "command": "sleep infinity",
+        },
+    }
+    roles = classify(services)
+    assert {n: r.kind.value for n, r in roles.items()} == {
+        "backend": "app",
+        "fixer": "job",
+        "media": "companion",
+        "devcontainer": "other",
+    }
+    assert "idles" in roles["devcontainer"].reason
+
+
+def test_a_backend_shipped_as_an_image_is_the_app_and_says_why() -> None:
+    services = {
+        "backend": {"image": "org/backend:unset", "depends_on": {"db": {}}},
+        "db": {"image": "postgres:16"},
+    }
+    roles = classify(services)
+    assert roles["backend"].kind is Kind.APP
+    assert "org/backend:unset" in roles["backend"].reason
+    assert "the only candidate" in roles["backend"].reason
+
+
+def test_a_mounted_folder_of_python_source_is_evidence_wherever_it_is_mounted(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "webodm"
+    (source / "app").mkdir(parents=True)
+    (source / "app" / "views.py").write_text("x = 1\n")
+    other = tmp_path / "static"
+    other.mkdir()
+    (other / "site.css").write_text("")
+    mount = {"type": "bind", "source": str(source), "target": "/webodm"}
+    services = {
+        "web": {"image": "acme/webodm:1", "volumes": [mount]},
+        "front": {
+            "image": "acme/front:1",
+            "volumes": [{"type": "bind", "source": str(other), "target": "/srv"}],
+        },
+    }
+    roles = classify(services)
+    assert roles["web"].kind is Kind.APP and "holds Python source" in roles["web"].reason
+    assert roles["front"].kind is Kind.OTHER and "the app is web" in roles["front"].reason
+
+
+@pytest.mark.parametrize(
+    ("service", "why"),
+    [
+        ({"image": "ollama/ollama:0.3"}, "ollama/ollama:0.3"),
+        ({"image": "ghcr.io/huggingface/text-generation-inference:2"}, "text-generation"),
+        ({"image": "acme/api:1", "command": "celery -A shop flower"}, "monitoring UI"),
+        ({"image": "getmeili/meilisearch:v1.8"}, "meilisearch"),
+    ],
+)
+def test_model_servers_search_engines_and_monitoring_uis_are_companions(
+    service: dict[str, Any], why: str
+) -> None:
+    roles = classify({"s": service, "web": {"image": "acme/api:1", "command": "gunicorn a:b"}})
+    assert roles["s"].kind is Kind.COMPANION and why in roles["s"].reason
+
+
+def test_a_built_proxy_in_front_of_the_app_is_a_companion() -> None:
+    services = {
+        "web": {"image": "acme/api:1", "command": "gunicorn app:app"},
+        "front": {
+            "build": {"context": "/nowhere/front", "dockerfile": "Dockerfile"},
+            "ports": [{"target": 80, "published": "8080"}],
+            "depends_on": {"web": {}},
+        },
+        "tests": {
+            "build": {"context": "/nowhere/e2e", "dockerfile": "Dockerfile"},
+            "depends_on": {"web": {}},
+        },
+    }
+    roles = classify(services)
+    assert roles["front"].kind is Kind.COMPANION and "in front of web" in roles["front"].reason
+    assert roles["tests"].kind is Kind.OTHER and "a client of web" in roles["tests"].reason
+
+
+def test_several_weak_candidates_are_unknown_and_name_each_other() -> None:
+    services = {
+        "a": {"build": {"context": "/nowhere/a", "dockerfile": "Dockerfile"}},
+        "b": {"image": "acme/b:1"},
+        "db": {"image": "postgres:16"},
+    }
+    roles = classify(services)
+    assert {n: r.kind for n, r in roles.items()} == {
+        "a": Kind.UNKNOWN,
+        "b": Kind.UNKNOWN,
+        "db": Kind.COMPANION,
+    }
+    assert roles["a"].candidates == ("a", "b")
+    assert _kinds(services, declared_app="b") == {"a": "other", "b": "app", "db": "companion"}
+    annotated = {"a": Kind.APP, "b": Kind.WORKER}
+    assert _kinds(services, annotated=annotated) == {"a": "app", "b": "worker", "db": "companion"}
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "compose.yml"
+    path.write_text(text)
+    return path
+
+
+TWO = """\
+services:
+  a:
+    build: ./a
+  b:
+    build: ./b
+    x-hotmode: {role: %s}
+"""
+
+
+def test_check_reports_an_unknown_app_with_the_fix_and_the_overrides_decide(
+    tmp_path: Path,
+) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    path = _write(tmp_path, (TWO % "unknown").replace("    x-hotmode: {role: unknown}\n", ""))
+    report = checker.check([checker.file_stack([path], "dev")])
+    unknown = [u for u in report.unknowns if u.rule_id == "HM-A06"]
+    assert {u.service for u in unknown} == {"a", "b"}
+    assert all("--app NAME" in u.reason and "x-hotmode" in u.reason for u in unknown)
+    assert not [f for f in report.findings if f.rule_id.startswith("HM-D")]
+
+    named = checker.check([checker.file_stack([path], "dev", ["b"])])
+    (roles,) = named.roles.values()
+    assert (roles["a"].kind, roles["b"].kind) == (Kind.OTHER, Kind.APP)
+    assert not [u for u in named.unknowns if u.rule_id == "HM-A06"]
+
+    annotated = _write(tmp_path, TWO % "worker")
+    (roles,) = checker.check([checker.file_stack([annotated], "dev")]).roles.values()
+    assert (roles["a"].kind, roles["b"].kind) == (Kind.APP, Kind.WORKER)
+    assert roles["b"].reason == "x-hotmode role: worker"
+
+
+def test_a_misspelt_role_annotation_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    path = _write(tmp_path, TWO % "apps")
+    with pytest.raises(UsageError, match="role 'apps'; use one of app, worker"):
+        checker.check([checker.file_stack([path], "dev")])
+
+
+def test_only_companions_is_a_project_wide_unknown(tmp_path: Path) -> None:
+    path = _write(tmp_path, "services:\n  db:\n    image: postgres:16\n")
+    report = checker.check([checker.file_stack([path], "prod")])
+    (unknown,) = [u for u in report.unknowns if u.rule_id == "HM-A06"]
+    assert unknown.service is None and "no service shows evidence" in unknown.reason
+
+
+@pytest.mark.parametrize(
+    ("command", "seen"),
+    [
+        ("./bin/start.sh", "./bin/start.sh"),
+        ("dev_server", "dev_server"),
+        ("python manage.py run -h 0.0.0.0", "manage.py run"),
+    ],
+)
+def test_a_command_that_hides_its_server_is_unknown_in_dev_and_prod(
+    tmp_path: Path, command: str, seen: str
+) -> None:
+    source = tmp_path / "app"
+    source.mkdir()
+    (source / "main.py").write_text("app = None\n")
+    path = _write(
+        tmp_path,
+        f"services:\n  web:\n    image: python:3.12-slim\n    command: {command}\n"
+        f"    volumes: ['./app:/srv/app']\n",
+    )
+    for mode, rule in (("dev", "HM-D01"), ("prod", "HM-P02")):
+        report = checker.check([checker.file_stack([path], mode)])
+        assert not [f for f in report.findings if f.rule_id == rule]
+        (unknown,) = [u for u in report.unknowns if u.rule_id == rule]
+        assert "cannot see the command" in unknown.reason and seen in unknown.reason
+
+
+def test_uwsgi_py_autoreload_reloads() -> None:
+    argv = commands.words("uwsgi --http :8000 --module app.wsgi --py-autoreload 1")
+    assert commands.server(argv) == "uwsgi"
+    assert commands.reloading(argv) == "uwsgi --py-autoreload"
+    assert commands.reloading(commands.words("uwsgi --ini app.ini")) is None
+
+
+def test_a_dockerfile_is_read_as_buildkit_reads_it(tmp_path: Path) -> None:
+    from hotmode.audit.build import parse_dockerfile
+
+    text = (
+        "ARG BASE=python:3.12-slim\n"
+        "FROM ${BASE} AS base\n"
+        "RUN <<EOF\npip install \\\n  gunicorn\nUSER root\nEOF\n"
+        "FROM base AS prod\n"
+        "LABEL org.opencontainers.image.revision=$REV other=1\n"
+        "USER \\\n  app\n"
+        'CMD ["gunicorn", "app:app"]\n'
+    )
+    parsed = parse_dockerfile(tmp_path / "Dockerfile", text)
+    assert parsed.base_image("prod", {}) == "python:3.12-slim"
+    # The heredoc's `USER root` is a line of the script, not an instruction.
+    assert parsed.user("prod") == "app"
+    assert parsed.labels("prod") == {"org.opencontainers.image.revision", "other"}
+    assert parsed.command("prod") == "gunicorn app:app"
+
+
+@pytest.mark.parametrize(
+    ("target", "unknown"), [("/webodm", True), ("/usr/src/paperless", True), ("/var/lib/x", False)]
+)
+def test_a_missing_folder_mounted_where_code_may_be_is_unknown_in_dev(
+    tmp_path: Path, target: str, unknown: bool
+) -> None:
+    path = _write(
+        tmp_path,
+        f"services:\n  web:\n    image: python:3.12\n    command: uvicorn main:app --reload\n"
+        f"    volumes: ['./not-here:{target}']\n",
+    )
+    report = checker.check([checker.file_stack([path], "dev")])
+    unsure = [u for u in report.unknowns if u.rule_id == "HM-D01"]
+    found = [f for f in report.findings if f.rule_id == "HM-D01"]
+    if unknown:
+        assert len(unsure) == 1 and "not-here is not here" in unsure[0].reason and not found
+    else:
+        assert not unsure and "the source is not mounted" in found[0].message

@@ -1,0 +1,124 @@
+"""Adoption moves no data: every companion keeps its own volume, by the name each mode x edition
+used; dev on prod's data gets its own unless asked; no volume is mounted by two services; the
+declaration refuses what would mix data. Several companion kinds (tests/fixtures/adopt-stack)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from helpers import run_hotmode
+from hotmode.compose import layout
+from hotmode.compose.engine import find_compose
+from hotmode.config import load_config
+from hotmode.errors import ConfigError
+from hotmode.modes import all_selections
+
+STACK = REPO / "tests" / "fixtures" / "adopt-stack"
+
+
+def _mounted(root: Path) -> dict[str, set[tuple[str, str, str]]]:
+    """Each data volume's real name -> the (service, mode, edition) that mount it, rendered."""
+    config = load_config(root / "hotmode.toml")
+    compose = find_compose()
+    users: dict[str, set[tuple[str, str, str]]] = {}
+    for selection in all_selections(config):
+        files = layout.compose_files(config, selection)
+        document = compose.config_dict(files, layout.project_name(config, selection))
+        names = {k: v["name"] for k, v in (document.get("volumes") or {}).items()}
+        for service, spec in document["services"].items():
+            for volume in spec.get("volumes") or []:
+                if volume["type"] == "volume":
+                    where = (service, selection.mode, selection.edition)
+                    users.setdefault(names[volume["source"]], set()).add(where)
+    return users
+
+
+def test_every_companion_keeps_its_own_data_per_mode_and_edition(tmp_path: Path) -> None:
+    root = tmp_path / "stack"
+    shutil.copytree(STACK, root)
+    result = run_hotmode(root, "init", "--from", "compose")
+    # Not everything is carried (the app's uploads volume), and init says so with exit 1.
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert "not carried app: data volume stack_uploads" in out
+    assert (
+        "dev enterprise: db's volume stack_pg_enterprise is also db prod enterprise's; "
+        "dev enterprise gets a volume of its own"
+    ) in out
+    assert "search: elasticsearch:8.14.0 is an image hotmode does not know: kept as it was" in out
+    assert "health /healthz: the app's own route" in out
+    adopted = run_hotmode(root, "render", "--adopt")
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+
+    users = _mounted(root)
+    for real, places in users.items():
+        assert len(places) == 1, f"{real} is mounted by {sorted(places)}"
+    owner = {next(iter(places)): real for real, places in users.items()}
+    assert owner["db", "prod", "core"] == "stack_pg_core"
+    assert owner["db", "prod", "enterprise"] == "stack_pg_enterprise"
+    assert owner["db", "dev", "core"] == "stack_pg_dev"
+    assert owner["db", "dev", "enterprise"] == "stack-dev-enterprise_pgdata"
+    for service in ("cache", "sql", "broker", "search"):
+        assert owner[service, "prod", "core"] == f"stack_{users_key(service)}"
+    # Mongo kept its data in the container: it gets a volume of its own in every mode.
+    assert {("docs", m, e) for m in ("prod", "dev") for e in ("core", "enterprise")} <= set(owner)
+
+    checked = run_hotmode(root, "check", "--all", "--fail-on", "high")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def users_key(service: str) -> str:
+    return {"cache": "redisdata", "sql": "dbdata", "broker": "rabbitdata", "search": "esdata"}[
+        service
+    ]
+
+
+def test_share_data_keeps_dev_on_prods_volume_when_asked(tmp_path: Path) -> None:
+    root = tmp_path / "stack"
+    shutil.copytree(STACK, root)
+    run_hotmode(root, "init", "--from", "compose", "--share-data")
+    config = load_config(root / "hotmode.toml")
+    db = next(c for c in config.services if c.name == "db")
+    (dev,) = db.dev.volumes
+    assert dev.shared
+    assert dev.names["enterprise"] == "stack_pg_enterprise"
+
+
+BASE = """\
+name = "app"
+[services.db]
+image = "postgres:16"
+[services.cache]
+image = "redis:7"
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (
+            '[services.db.prod]\nvolumes = { data = "/var/lib/postgresql/data" }\n'
+            '[services.cache.prod]\nvolumes = { data = "/data" }\n',
+            "volume 'data' is also db's",
+        ),
+        (
+            '[services.db.prod]\nvolumes = { a = { target = "/d", names = { default = "x" } } }\n'
+            '[services.db.dev]\nvolumes = { a = { target = "/d", names = { default = "x" } } }\n',
+            "volume 'x' would hold the data of db dev default and of db prod default",
+        ),
+        (
+            '[services.db.prod]\nvolumes = { a = { target = "/d", names = { saas = "x" } } }\n',
+            "edition 'saas' is not declared",
+        ),
+    ],
+)
+def test_the_declaration_refuses_one_volume_in_two_places(
+    tmp_path: Path, extra: str, problem: str
+) -> None:
+    (tmp_path / "hotmode.toml").write_text(BASE + extra)
+    with pytest.raises(ConfigError, match=problem):
+        load_config(tmp_path / "hotmode.toml")
