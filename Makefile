@@ -23,7 +23,8 @@ test: $(STAMP)
 	cd $(EXAMPLE) && ../../$(BIN)/hotmode render --check
 	cd $(EXAMPLE) && ../../$(BIN)/hotmode check --all
 
-# A real single-node Docker Swarm on a dockerd of its own (root; loopback only): see tests/swarm.
+# Real Docker Swarms (one node; two nodes with a registry) on dockerds of their own in network
+# namespaces the tests create (root): see tests/swarm.
 swarm: $(STAMP)
 	$(BIN)/python -m pytest -m swarm tests/swarm
 
