@@ -7,20 +7,17 @@ points nowhere)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO
-from helpers import commit, free_port, git, wait_until
+from helpers import answer, commit, free_port, git, post_json, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -47,20 +44,10 @@ class Project:
         return result.stdout
 
     def notes(self) -> tuple[int, dict[str, object]]:
-        url = f"http://127.0.0.1:{self.port}/notes"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, {}
+        return answer(self.port, "/notes")
 
     def add(self, body: str) -> None:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/notes", method="POST",
-            data=json.dumps({"body": body}).encode(), headers={"Content-Type": "application/json"},
-        )  # fmt: skip
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - 127.0.0.1
-            assert response.status == 201
+        post_json(self.port, "/notes", {"body": body})
 
 
 @pytest.fixture

@@ -214,6 +214,12 @@ def _volumes(
         # Editions of one mode that shared a volume keep sharing it (as they ran); dev on prod's
         # data, or two services on one volume, do not, unless asked.
         keep = [u for u in used if u[:2] == first[:2] or (share_data and u[0] == first[0])]
+        for name, mode, edition, _ in (u for u in keep if u[1] != first[1]):
+            found.changed.append(
+                f"{mode} {edition}: {name}'s volume {real} is also {first[0]} {first[1]} "
+                f"{first[2]}'s; kept shared, as --share-data asks: {mode} {edition} writes into "
+                f"{first[1]} {first[2]}'s data"
+            )
         for name, mode, edition, target in keep:
             volume = tables.setdefault(name, {}).setdefault(mode, {})
             entry = volume.setdefault(keys[name, target], {"target": target, "names": {}})
@@ -310,7 +316,7 @@ def infer(
         dev_table: dict[str, Any] = {}
         if "dev" in mine:
             dev_table["volumes"] = mine["dev"]
-        dev_values = {k: v for k, v in secrets.items() if v}
+        dev_values = _dev_values(secrets, _services(dev).get(name) or {})
         if dev_values:
             dev_table["secrets"] = dev_values
         for secret in sorted(set(secrets) - set(dev_values)):
@@ -327,6 +333,23 @@ def infer(
         if native is not None:
             found.tables[f"{name}.native"] = native
     return found
+
+
+def _dev_values(secrets: Mapping[str, str], dev: Mapping[str, Any]) -> dict[str, str]:
+    """Each secret's dev value: what dev's own files gave the variable (`NAME` for the secret
+    `name`), else the value the reference mode had. Dev's data was made with dev's password."""
+    given = {str(k).lower(): v for k, v in (dev.get("environment") or {}).items()}
+    values = {k: str(given[k]) if given.get(k) else v for k, v in secrets.items()}
+    return {k: v for k, v in values.items() if v}
+
+
+def dev_url(template: str, name: str, port: object, secrets: Mapping[str, str]) -> str:
+    """An `app_env` value as dev gets it in Docker: the companion's name and port, the secret's
+    dev value in the URL."""
+    text = template.replace("{host}", name).replace("{port}", str(port))
+    for secret, value in secrets.items():
+        text = text.replace(f"{{secret:{secret}}}", value)
+    return text
 
 
 def this_ports(service: Mapping[str, Any]) -> list[Mapping[str, Any]]:

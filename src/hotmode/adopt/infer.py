@@ -333,9 +333,6 @@ def adopt(
         notes.append("health: the app has no health route; ready means it answers HTTP at all")
     if default:
         values["edition_variable"] = variable
-    dev_table: dict[str, Any] = {"env": dev_env} if dev_env else {}
-    if dev_facts.get("log_level"):
-        dev_table["log_level"] = dev_facts["log_level"]
     from hotmode.adopt import companions as adopt_companions
     from hotmode.audit.roles import classify
 
@@ -344,6 +341,17 @@ def adopt(
     companions = adopt_companions.infer(
         modes, app, root, default or "default", roles=roles, share_data=share_data, jobs=jobs
     )
+    # A companion's URL that dev gave with dev's own password is the companion's `app_env`
+    # with dev's secret: carried there, never inline in [dev] env.
+    for table, spec in companions.tables.items():
+        dev_secrets = companions.tables.get(f"{table}.dev", {}).get("secrets") or {}
+        for key, template in (spec.get("app_env") or {}).items():
+            url = adopt_companions.dev_url(template, table, spec.get("port"), dev_secrets)
+            if dev_env.get(key) == url:
+                del dev_env[key]
+    dev_table: dict[str, Any] = {"env": dev_env} if dev_env else {}
+    if dev_facts.get("log_level"):
+        dev_table["log_level"] = dev_facts["log_level"]
     for table, spec in companions.tables.items():
         if "secrets" in spec and "." not in table:
             names = ", ".join(f"{values['deployment']}/secrets/{n}" for n in spec["secrets"])

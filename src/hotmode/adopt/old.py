@@ -66,6 +66,9 @@ class OldMode:
     inputs: tuple[str, ...] = ()
     # The env files each service names (as given, for the report).
     env_files: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The variables those files set, where they are on disk (the merge leaves env files out):
+    # service -> variable -> the file's name.
+    env_file_variables: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -198,8 +201,12 @@ def merge(
         service: tuple(env_file.path.name for env_file in files)
         for service, files in prepared.env_files.items()
     }
+    variables = {
+        service: {name: value.location.path.name for name, value in values.items()}
+        for service, values in prepared.env_values.items()
+    }
     return OldMode(mode, edition, paths, document, inputs=tuple(dict.fromkeys(inputs)),
-                   env_files=env_files)  # fmt: skip
+                   env_files=env_files, env_file_variables=variables)  # fmt: skip
 
 
 def _at(location: Location | None) -> str:

@@ -392,10 +392,23 @@ def _project_containers(project: str, *, every: bool = True) -> list[dict[str, A
     return _inspect(docker(*args).stdout.split())
 
 
-def why_unhealthy(project: str) -> str:
+def _finished_job(container: Mapping[str, Any], jobs: frozenset[str]) -> bool:
+    """A declared job's container that ran and exited 0: done, not a service that died."""
+    labels = container["Config"].get("Labels") or {}
+    state = container["State"]
+    return (
+        labels.get(SERVICE_LABEL) in jobs
+        and state.get("Status") == "exited"
+        and state.get("ExitCode") == 0
+    )
+
+
+def why_unhealthy(project: str, jobs: frozenset[str] = frozenset()) -> str:
     """One line on why a project's container is not healthy: state, health probe, last log."""
     reasons = []
     for container in _project_containers(project):
+        if _finished_job(container, jobs):
+            continue
         state = container["State"]
         name = container["Name"].lstrip("/")
         if state.get("Status") != "running":
@@ -423,11 +436,13 @@ def _start(compose: Compose, plan: _Plan, timeout: float, progress: Progress) ->
     except ComposeError as exc:
         _remove_project(plan.project)
         raise StateError(f"{plan.selection.label} could not start: {exc}") from exc
-    containers = _project_containers(plan.project)
+    # The jobs ran before the app (Compose waited for each to exit 0); the rest must be healthy.
+    jobs = frozenset(job.name for job in plan.config.jobs)
+    containers = [c for c in _project_containers(plan.project) if not _finished_job(c, jobs)]
     if progress is not None:
         progress(f"waiting until {', '.join(c['Name'].lstrip('/') for c in containers)} is healthy")
     if not containers or not all(_wait_healthy(c["Id"], timeout) for c in containers):
-        reason = why_unhealthy(plan.project)
+        reason = why_unhealthy(plan.project, jobs)
         _remove_project(plan.project)
         raise StateError(f"{plan.selection.label} did not become healthy: {reason}")
     app = [c for c in containers if _is_app(plan.config, c)] or containers

@@ -38,6 +38,7 @@ from hotmode.errors import ComposeError, StateError
 from hotmode.modes import Selection
 from hotmode.native import companion_record
 from hotmode.native.companion_record import Entry
+from hotmode.ports import find_holder, port_is_free
 from hotmode.services import Companion
 
 READY_TIMEOUT = 60.0
@@ -59,14 +60,25 @@ def data_folders(config: Config) -> list[Path]:
     return sorted(path for path in root.glob("*/*") if path.is_dir()) if root.is_dir() else []
 
 
-def _native_port(companion: Companion, selection: Selection) -> int:
-    """The declared native port; else, in Docker, the mode's published one; else a free one."""
-    if companion.native and companion.native.port:
-        return companion.native.port
+def _native_port(
+    companion: Companion, selection: Selection, say: Callable[[str], None], *, docker: bool
+) -> int:
+    """The declared native port (in Docker, else the mode's published one) when it is free on
+    127.0.0.1; else a free one, said in one line. The app is given whichever is chosen."""
+    wanted = companion.native.port if companion.native else None
     spec = companion.spec(selection.mode)
-    if spec.ports:
-        return spec.ports[0].host
-    return _free_port()
+    if wanted is None and docker and spec.ports:
+        wanted = spec.ports[0].host
+    if wanted is None:
+        return _free_port()
+    if port_is_free("127.0.0.1", wanted) and not _port_answers(wanted):
+        return wanted
+    port = _free_port()
+    say(
+        f"hotmode: {companion.name}: its port is taken: {find_holder(wanted).describe()}; it "
+        f"listens on {port} instead, and the app is given {port}"
+    )
+    return port
 
 
 def _free_port() -> int:
@@ -213,12 +225,7 @@ def _start_process(
     native = companion.native
     if native is None:
         raise StateError(f"{companion.name} has no native command")
-    port = native.port or _free_port()
-    if _port_answers(port):
-        raise StateError(
-            f"{companion.name}: port {port} on 127.0.0.1 is taken; stop what holds it, or set "
-            f"`port` in [services.{companion.name}.native]"
-        )
+    port = _native_port(companion, selection, say, docker=False)
     folder = data_folder(config, selection, companion)
     user = _runs_as(companion)
     env = _marked_env(config, companion, run_id)
@@ -306,11 +313,17 @@ def _wait_ready(
     raise StateError(f"{companion.name} was not ready within {READY_TIMEOUT:.0f} s; see {log}")
 
 
-def _start_docker(config: Config, selection: Selection, companion: Companion, run_id: str) -> Entry:
+def _start_docker(
+    config: Config,
+    selection: Selection,
+    companion: Companion,
+    run_id: str,
+    say: Callable[[str], None],
+) -> Entry:
     from hotmode.compose import docker, layout
     from hotmode.compose.engine import find_compose
 
-    port = _native_port(companion, selection)
+    port = _native_port(companion, selection, say, docker=True)
     spec = companion.spec(selection.mode)
     # The app is on the host: publish the companion on 127.0.0.1, in this mode's own project,
     # labelled with this project's folder: `down` acts on these labels, never on a record.
@@ -421,7 +434,7 @@ def start(
             if use_docker:
                 started.append(Entry(companion.name, "docker", "starting", "starting in Docker"))
                 companion_record.write(config.root, started)
-                started[-1] = _start_docker(config, selection, companion, run_id)
+                started[-1] = _start_docker(config, selection, companion, run_id, say)
             elif _has_command(companion):
                 started.append(_start_process(config, selection, companion, run_id, started, say))
             elif companion.embedded:
