@@ -367,11 +367,13 @@ ENV VIRTUAL_ENV=/opt/venv \\
     PYTHONUNBUFFERED=1
 RUN python3 -m venv /opt/venv
 {copy_requirements}
-RUN pip install -r {requirements}
+# uvicorn with no version: the app's own pin when it has one, so dev and prod serve with the
+# same server (the reload engine says at start what an older one lacks).
+RUN pip install -r {requirements} && pip install uvicorn
 
 # dev: dependencies baked in, so nothing installs at start; the source is mounted at run time.
 FROM deps AS dev
-RUN pip install "uvicorn>=0.30" "watchfiles>=0.21" "click>=8.1" "rich>=13" "PyYAML>=6" \\
+RUN pip install "watchfiles>=0.21" "click>=8.1" "rich>=13" "PyYAML>=6" \\
     && chmod -R a+rwX /opt/venv \\
     && mkdir -p {PYCACHE_DIR} && chmod -R 1777 {CACHE_DIR}
 ENV PYTHONPYCACHEPREFIX={PYCACHE_DIR} \\
