@@ -91,8 +91,9 @@ def test_check_k8s_on_the_gateway(gateway: Path, run_cli: RunCli) -> None:
     commit(gateway, "the gateway")
     code, _, err = run_cli("check", "--k8s", cwd=gateway)
     assert code == 2 and "render --k8s" in err
-    # The database as a StatefulSet: check takes the options render took, and checks that.
-    given = ["--stateful", "postgres=999:999", "--registry", "registry.test:5000"]
+    # The database as a StatefulSet, its uid the one the official image gives `postgres` (no
+    # hand-written number): check takes the options render took, and checks that.
+    given = ["--stateful", "postgres", "--registry", "registry.test:5000"]
     assert run_cli("render", "--k8s", *given, cwd=gateway)[0] == 0
     code, out, _ = run_cli("check", "--k8s", *given, cwd=gateway)
     assert code == 0 and "2 mode(s) checked, no findings" in out

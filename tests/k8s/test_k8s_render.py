@@ -339,3 +339,26 @@ def test_quantities() -> None:
     assert units.memory_quantity("1g") == "1Gi"
     assert units.cpu_quantity(0.5) == "500m"
     assert units.cpu_quantity("2.0") == "2"
+
+
+@pytest.mark.parametrize(
+    ("image", "user", "ids"),
+    [
+        ("postgres:16-bookworm", "postgres", (999, 999)),
+        ("docker.io/library/postgres:16", "postgres", (999, 999)),
+        ("postgres:16-bookworm", "1234:1234", (1234, 1234)),
+        ("postgres:16-alpine", "postgres", None),  # another number there: given, never guessed
+        ("org/postgres:16", "postgres", None),  # not the official image
+        ("postgres:16", "someone", None),
+    ],
+)  # fmt: skip
+def test_a_named_user_is_numbered_only_from_the_official_image(
+    image: str, user: str, ids: tuple[int, int] | None
+) -> None:
+    from hotmode.orchestrate.k8s_pod import user_ids
+
+    if ids is None:
+        with pytest.raises(UsageError, match="numeric uid"):
+            user_ids("db", {"image": image, "user": user})
+    else:
+        assert user_ids("db", {"image": image, "user": user}) == ids

@@ -46,9 +46,37 @@ def seconds(value: Any, default: int) -> int:
     return max(1, math.ceil(duration_seconds(value))) if value is not None else default
 
 
+# The fixed uid:gid that an official image's Dockerfile gives its named user (Docker Hub's
+# library images, Debian-based tags; Alpine tags use other numbers and are not listed): the
+# image's own evidence, so `user: postgres` needs no hand-written number.
+_OFFICIAL_USERS = {
+    ("postgres", "postgres"): "999:999",
+    ("mysql", "mysql"): "999:999",
+    ("mariadb", "mysql"): "999:999",
+    ("redis", "redis"): "999:999",
+    ("mongo", "mongodb"): "999:999",
+    ("rabbitmq", "rabbitmq"): "999:999",
+}
+
+
+def _official_ids(service: Mapping[str, Any], user: str) -> str | None:
+    """`uid:gid` of a named user in an official library image by its Debian-based tag, else
+    None (another registry, an Alpine tag, or a user the table does not know)."""
+    image = str(service.get("image") or "")
+    name, _, tag = image.partition("@")[0].partition(":")
+    for prefix in ("docker.io/library/", "library/"):
+        name = name.removeprefix(prefix)
+    if "/" in name or "alpine" in tag:
+        return None
+    return _OFFICIAL_USERS.get((name, user))
+
+
 def user_ids(name: str, service: Mapping[str, Any], given: str | None = None) -> tuple[int, int]:
-    """The numeric uid and gid the pod runs as: the service's `user`, or `given` for it."""
+    """The numeric uid and gid the pod runs as: `given` for it, the service's numeric `user`,
+    or the number an official image gives its named user."""
     user = given or str(service.get("user") or "")
+    if not given and not user.split(":")[0].isdigit():
+        user = _official_ids(service, user.split(":")[0]) or user
     uid, _, gid = user.partition(":")
     if not uid.isdigit() or not (gid or uid).isdigit():
         raise UsageError(
