@@ -67,9 +67,19 @@ def commit(folder: Path, message: str) -> str:
     return git(folder, "rev-parse", "HEAD")
 
 
+# The settings that force the portable process layer and spawned workers: `make test` runs the
+# native and reload suites once more with both, so they pass through to every hotmode started.
+FORCED = ("HOTMODE_PLATFORM", "HOTMODE_WORKERS")
+
+
 def run_hotmode(cwd: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    """`python -m hotmode ARGS` in `cwd`, with no HOTMODE_*/HOT_RELOAD* from this environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTMODE_", "HOT_RELOAD"))}
+    """`python -m hotmode ARGS` in `cwd`, with no HOTMODE_*/HOT_RELOAD* from this environment
+    but the forced platform settings."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HOTMODE_", "HOT_RELOAD")) or k in FORCED
+    }
     return subprocess.run(
         [sys.executable, "-m", "hotmode", *args],
         cwd=cwd,
