@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FORCED, add_key, commit, free_port, get_json, git
+from helpers import add_key, commit, free_port, get_json, git, scrubbed_env
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "linkedin-gateway"
 
@@ -32,9 +32,7 @@ class Project:
         self, *args: str, path: str | None = None, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         # No engine: the companion runs as a process, or embedded, never in Docker here.
-        # The forced platform settings (HOTMODE_PLATFORM, HOTMODE_WORKERS) are kept.
-        cleared = ("HOTMODE_", "HOT_RELOAD", "DOCKER_")
-        given = {k: v for k, v in os.environ.items() if not k.startswith(cleared) or k in FORCED}
+        given = scrubbed_env(("HOTMODE_", "HOT_RELOAD", "DOCKER_"))
         given["DOCKER_HOST"] = "unix:///nonexistent/docker.sock"
         if path is not None:
             given["PATH"] = path

@@ -72,14 +72,16 @@ def commit(folder: Path, message: str) -> str:
 FORCED = ("HOTMODE_PLATFORM", "HOTMODE_WORKERS")
 
 
+def scrubbed_env(cleared: tuple[str, ...] = ("HOTMODE_", "HOT_RELOAD")) -> dict[str, str]:
+    """This environment without the variables named by a `cleared` prefix, but the forced
+    platform settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(cleared) or k in FORCED}
+
+
 def run_hotmode(cwd: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     """`python -m hotmode ARGS` in `cwd`, with no HOTMODE_*/HOT_RELOAD* from this environment
     but the forced platform settings."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("HOTMODE_", "HOT_RELOAD")) or k in FORCED
-    }
+    env = scrubbed_env()
     return subprocess.run(
         [sys.executable, "-m", "hotmode", *args],
         cwd=cwd,

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from helpers import commit, free_port, git, wait_until
+from helpers import commit, free_port, git, scrubbed_env, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -32,8 +32,7 @@ class Project:
         self.port = free_port()
 
     def hotmode(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("HOTMODE_", "HOT_RELOAD", "DOCKER_"))}  # fmt: skip
+        env = scrubbed_env(("HOTMODE_", "HOT_RELOAD", "DOCKER_"))
         env["DOCKER_HOST"] = "unix:///nonexistent/docker.sock"
         return subprocess.run(
             [sys.executable, "-m", "hotmode", *args], cwd=self.root, env=env,

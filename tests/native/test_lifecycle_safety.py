@@ -15,17 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from helpers import get_json, git, run_hotmode, wait_until
+from helpers import get_json, git, run_hotmode, scrubbed_env, wait_until
 from hotmode import procs
 from native_support import Project, pid_alive
 
 pytestmark = pytest.mark.e2e
 
 FUZZ = Path(__file__).with_name("state_fuzz.py")
-
-
-def scrubbed_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("HOTMODE_", "HOT_RELOAD"))}
 
 
 def _removed(folder: Path) -> bool:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hotmode.reload import spawning
+
 MAIN = """\
 import asyncio, json, os
 from version import VERSION
@@ -95,6 +97,11 @@ def children_of(pid: int) -> set[int]:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
         found |= frontier
     return found
+
+
+# Whether this run's workers fork from a zygote (`make test` runs the suite once more with
+# HOTMODE_WORKERS=spawn, as on Windows and macOS).
+FORKED = spawning.choose(os.environ).fork
 
 
 def parent_of(pid: int) -> int:

@@ -1,17 +1,16 @@
 """Companion services beside a native app: in Docker, as local processes, or the embedded default.
 
-`hotmode up --native` runs the app on the host; each declared companion then runs, first that
-works: in Docker when an engine answers (its mode's own container and data volume, published on
-127.0.0.1); else as a local process from its declared native command (PostgreSQL from Debian's
-binaries, its data folder under `.hotmode/data/<mode>-<edition>/` or where its user can reach it
-(`data_home`), run as an unprivileged user when hotmode runs as root, since postgres refuses
-root); else, or when that process cannot run, the app's declared embedded default (the
-gateway's SQLite), said in one line with the reason; else a one-line error naming the companion and both
-ways out. What runs is recorded in `.hotmode/companions.json` before it starts, and carries the
-project's marker, so `down` stops it, bounded, with no orphans (`hotmode.companion_record`). A
-start is idempotent: a data folder whose `init` was interrupted is moved aside and initialised
-again, and the declared `setup` commands finish the set-up at every start. Data folders and
-volumes are never deleted here.
+`hotmode up --native` runs the app on the host; each declared companion then runs, first that works:
+in Docker when an engine answers (its mode's own container and data volume, published on 127.0.0.1);
+else as a local process from its declared native command (PostgreSQL from Debian's binaries, its
+data folder under `.hotmode/data/<mode>-<edition>/` or where its user can reach it (`data_home`),
+run as an unprivileged user when hotmode runs as root, since postgres refuses root); else, or when
+that process cannot run, the app's declared embedded default (the gateway's SQLite), said in one
+line with the reason; else a one-line error naming the companion and both ways out. What runs is
+recorded in `.hotmode/companions.json` before it starts, and carries the project's marker, so `down`
+stops it, bounded, with no orphans (`hotmode.companion_record`). A start is idempotent: a data
+folder whose `init` was interrupted is moved aside and initialised again, and the declared `setup`
+commands finish the set-up at every start. Data folders and volumes are never deleted here.
 """
 
 from __future__ import annotations
