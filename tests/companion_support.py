@@ -47,6 +47,11 @@ class Project:
         assert result.returncode == 0, result.stdout + result.stderr
         return result
 
+    def app_service(self) -> str:
+        from hotmode.config import load_config
+
+        return load_config(self.root / "hotmode.toml").service
+
     def keys(self) -> list[str]:
         document = get_json(self.port, "/api/v1/api-keys") or {}
         return [str(k["name"]) for k in document["keys"]]  # type: ignore[union-attr]

@@ -31,8 +31,23 @@ def test_postgres_runs_as_a_process_and_keeps_each_modes_data(pg_project: Projec
     if os.getuid() == 0:
         assert data.stat().st_uid != 0  # postgres refuses root; it runs as its own user
 
-    # down stops the database too, and keeps its data; up finds the row again.
-    assert pg_project.hotmode("down", "--native").returncode == 0
+    # Its log natively by its name; an unknown name is refused in one line.
+    log = pg_project.hotmode("logs", "--native", "--no-follow", "--service", "postgres")
+    assert log.returncode == 0, log.stderr
+    assert "database system is ready to accept connections" in log.stdout
+    assert "Uvicorn running" not in log.stdout  # the app's log is not it
+    unknown = pg_project.hotmode("logs", "--native", "--no-follow", "--service", "nope")
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().splitlines() == [
+        "hotmode: error: --service 'nope' is not a service of linkedin-gateway; use "
+        f"{pg_project.app_service()}, postgres"
+    ]
+
+    # down names everything it stopped, the database too, and keeps its data; up finds the row.
+    down = pg_project.hotmode("down", "--native")
+    assert down.returncode == 0, down.stderr
+    assert "hotmode: stopped dev core (pid " in down.stdout
+    assert "hotmode: stopped postgres (pid " in down.stdout
     assert postgres_pids(pg_project.root) == set()
     pg_project.up("--dev")
     assert pg_project.keys() == ["written in dev"]

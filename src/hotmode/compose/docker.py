@@ -472,20 +472,27 @@ def remove_project(project: str) -> None:
 
 
 def down(config: Config, *, overlays: tuple[Path, ...] = ()) -> list[str]:
-    """Stop and remove every container of the app, whichever mode; return the projects stopped.
+    """Stop and remove every container of the app, whichever mode; return one line per project
+    stopped, naming its containers: `NAME-dev-core in Docker (containers a, b)`.
 
     Containers are found by the app label, so `overlays` are not needed to find them; the
     parameter is accepted so that every lifecycle call takes the same arguments.
     """
     del overlays
-    projects: list[str] = []
+    containers: dict[str, list[str]] = {}
     for container in _containers(config, every=True):
         project = (container["Config"].get("Labels") or {}).get(PROJECT_LABEL, "")
-        if project and project not in projects:
-            projects.append(project)
-    for project in projects:
+        if project and project not in containers:
+            # Every container of the project, its companions too: all of them are stopped.
+            containers[project] = [
+                str(c.get("Name", "?")).lstrip("/") for c in _project_containers(project)
+            ]
+    for project in containers:
         _remove_project(project)
-    return projects
+    return [
+        f"{project} in Docker (containers {', '.join(sorted(names))})"
+        for project, names in containers.items()
+    ]
 
 
 def _wait_healthy(container: str, timeout: float) -> bool:

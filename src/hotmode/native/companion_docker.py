@@ -107,3 +107,16 @@ def engine() -> bool:
     from hotmode.compose import docker
 
     return docker.engine_reachable(timeout=3)
+
+
+def container_of(root: Path, name: str) -> str | None:
+    """The id of the container running companion `name` for the project at `root`, if any."""
+    from hotmode.compose import docker
+
+    listed = docker.docker(
+        "ps", "--quiet", "--no-trunc",
+        "--filter", f"label={companion_record.PROJECT_LABEL}={root}",
+        "--filter", f"label={companion_record.COMPANION_LABEL}={name}",
+    )  # fmt: skip
+    ids = listed.stdout.split()
+    return ids[0] if ids else None
