@@ -42,6 +42,8 @@ def test_untrusted_state_files_never_signal_a_bystander(tmp_path: Path) -> None:
     root = tmp_path / "project"
     (root / "app").mkdir(parents=True)
     (root / "hotmode.toml").write_text('name = "fuzzed"\nsource = "app"\n')
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PID namespaces (unshare) are Linux's; the fuzzed records run there")
     argv = ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, str(FUZZ), str(root)]
     probe = subprocess.run(
         ["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, text=True

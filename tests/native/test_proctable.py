@@ -30,6 +30,8 @@ LEADER = (
 
 @pytest.fixture(params=["linux", "portable"])
 def table(request: pytest.FixtureRequest) -> ProcessTable:
+    if request.param == "linux" and not sys.platform.startswith("linux"):
+        pytest.skip("/proc and pidfds are Linux's")
     return LinuxTable() if request.param == "linux" else PortableTable()
 
 
