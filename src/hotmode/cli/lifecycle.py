@@ -202,7 +202,7 @@ def down(
     docker = docker_if_wanted(config, native_only)
     with changing(config), procs.deferred_signals():
         stopped = runner.stop(config)
-        projects = docker.down(config, overlays=overlays) if docker is not None else []
+        projects = docker.down(config, overlays=overlays) if docker is not None else {}
     if stopped.recorded is not None:
         click.echo(f"hotmode: stopped {stopped.recorded.label} (pid {stopped.recorded.pid})")
     for lost in stopped.unrecorded:
@@ -214,8 +214,8 @@ def down(
         click.echo(f"hotmode: stopped {line}")
     for note in stopped.companions.notes:
         _note(note)
-    for project in projects:
-        click.echo(f"hotmode: stopped {project}")
+    for project, names in projects.items():
+        click.echo(f"hotmode: stopped {project} in Docker (containers {', '.join(names)})")
     if not (stopped.recorded or stopped.unrecorded or stopped.companions.stopped or projects):
         click.echo("hotmode: nothing was running")
     if volumes:

@@ -471,9 +471,9 @@ def remove_project(project: str) -> None:
     _remove_project(project)
 
 
-def down(config: Config, *, overlays: tuple[Path, ...] = ()) -> list[str]:
-    """Stop and remove every container of the app, whichever mode; return one line per project
-    stopped, naming its containers: `NAME-dev-core in Docker (containers a, b)`.
+def down(config: Config, *, overlays: tuple[Path, ...] = ()) -> dict[str, list[str]]:
+    """Stop and remove every container of the app, whichever mode; return each project stopped
+    with the names of its containers (its companions' too).
 
     Containers are found by the app label, so `overlays` are not needed to find them; the
     parameter is accepted so that every lifecycle call takes the same arguments.
@@ -483,16 +483,12 @@ def down(config: Config, *, overlays: tuple[Path, ...] = ()) -> list[str]:
     for container in _containers(config, every=True):
         project = (container["Config"].get("Labels") or {}).get(PROJECT_LABEL, "")
         if project and project not in containers:
-            # Every container of the project, its companions too: all of them are stopped.
-            containers[project] = [
+            containers[project] = sorted(
                 str(c.get("Name", "?")).lstrip("/") for c in _project_containers(project)
-            ]
+            )
     for project in containers:
         _remove_project(project)
-    return [
-        f"{project} in Docker (containers {', '.join(sorted(names))})"
-        for project, names in containers.items()
-    ]
+    return containers
 
 
 def _wait_healthy(container: str, timeout: float) -> bool:
