@@ -34,7 +34,8 @@ test: $(STAMP)
 test-portable: $(STAMP)
 	HOTMODE_PLATFORM=portable HOTMODE_WORKERS=spawn $(BIN)/python -m pytest $(PORTABLE_TESTS)
 
-# A real single-node Docker Swarm on a dockerd of its own (root; loopback only): see tests/swarm.
+# Real Docker Swarms (one node; two nodes with a registry) on dockerds of their own in network
+# namespaces the tests create (root): see tests/swarm.
 swarm: $(STAMP)
 	$(BIN)/python -m pytest -m swarm tests/swarm
 

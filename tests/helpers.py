@@ -43,14 +43,28 @@ def get_json(port: int, path: str = "/api/v1/server-info") -> dict[str, object] 
         return None
 
 
-def add_key(port: int, name: str) -> None:
-    """Create an API key through the gateway: a row written to its database."""
+def answer(port: int, path: str) -> tuple[int, dict[str, object]]:
+    """GET from 127.0.0.1: the status and the JSON document (empty for an error's)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, {}
+
+
+def post_json(port: int, path: str, document: dict[str, str]) -> None:
+    """POST a JSON document to 127.0.0.1; a 201 (a row written) or the test fails."""
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/api/v1/api-keys", method="POST",
-        data=json.dumps({"name": name}).encode(), headers={"Content-Type": "application/json"},
+        f"http://127.0.0.1:{port}{path}", method="POST",
+        data=json.dumps(document).encode(), headers={"Content-Type": "application/json"},
     )  # fmt: skip
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - 127.0.0.1
         assert response.status == 201
+
+
+def add_key(port: int, name: str) -> None:
+    """Create an API key through the gateway: a row written to its database."""
+    post_json(port, "/api/v1/api-keys", {"name": name})
 
 
 def git(folder: Path, *args: str) -> str:
@@ -90,3 +104,23 @@ def run_hotmode(cwd: Path, *args: str, timeout: float = 90) -> subprocess.Comple
         text=True,
         timeout=timeout,
     )
+
+
+def corpus() -> Path:
+    """The real projects' Compose files (`shared/corpus`, read in place, never copied into the
+    project): `HOTMODE_CORPUS`, else `../shared/corpus` beside this checkout, else the
+    workplace's own `/work/shared/corpus` (a clone elsewhere, as CI's may be). A machine with
+    none of them skips the calling module, saying where it looked."""
+    import pytest
+
+    places = [Path(p) for p in [os.environ.get("HOTMODE_CORPUS", "")] if p]
+    places += [Path(__file__).resolve().parents[1].parent / "shared" / "corpus"]
+    places += [Path("/work/shared/corpus")]
+    for place in places:
+        if (place / "runs.txt").is_file():
+            return place.resolve()
+    pytest.skip(
+        f"no corpus of real projects in {', '.join(map(str, places))}; set HOTMODE_CORPUS",
+        allow_module_level=True,
+    )
+    raise AssertionError("unreachable")

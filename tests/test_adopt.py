@@ -184,6 +184,7 @@ def test_init_from_asks_which_service_is_the_app_and_the_overrides_decide(
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+        (tmp_path / name / "requirements.txt").write_text("fastapi\n")
     (tmp_path / "deployment").mkdir()
     compose = tmp_path / "deployment" / "docker-compose.yml"
     text = (
@@ -195,14 +196,19 @@ def test_init_from_asks_which_service_is_the_app_and_the_overrides_decide(
     assert "it may be a or b" in refused.stderr and "--app NAME" in refused.stderr
     assert not (tmp_path / "hotmode.toml").exists()
 
-    named = run_hotmode(tmp_path, "init", "--from", "deployment", "--app", "b")
-    assert named.returncode == 0, named.stderr
+    # The port is in none of the files: given, since init never writes a guess.
+    named = run_hotmode(tmp_path, "init", "--from", "deployment", "--app", "b", "--port", "8000")
+    # The other built service is not carried (hotmode declares the app and its companions), so
+    # the declaration is written and the exit code says that not everything was carried.
+    assert named.returncode == 1, named.stderr
+    assert "not carried service a" in named.stdout
     assert load_config(tmp_path / "hotmode.toml").service == "b"
 
     (tmp_path / "hotmode.toml").unlink()
     compose.write_text(text.replace("build: ../a\n", "build: ../a\n    x-hotmode: {role: app}\n"))
-    annotated = run_hotmode(tmp_path, "init", "--from", "deployment")
-    assert annotated.returncode == 0, annotated.stderr
+    annotated = run_hotmode(tmp_path, "init", "--from", "deployment", "--port", "8000")
+    assert annotated.returncode == 1, annotated.stderr
+    assert "not carried service b" in annotated.stdout
     assert load_config(tmp_path / "hotmode.toml").service == "a"
 
 
@@ -223,3 +229,33 @@ def test_init_finds_an_app_below_subfolders_with_its_import_root(tmp_path: Path)
     assert refused.returncode == 1
     assert "pass --requirements FILE" in refused.stderr
     assert not (root / "hotmode.toml").exists()
+
+
+def test_init_from_compares_what_env_files_on_disk_set(tmp_path: Path) -> None:
+    """Compose's merge of the old files leaves env files out; the variables the files on disk
+    set are still the old mode's: kept when hotmode's files have them, else not carried."""
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    (tmp_path / "api" / "requirements.txt").write_text("fastapi\n")
+    (tmp_path / "api" / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n"
+        "  api:\n    build: ./api\n    ports: ['8000:8000']\n    env_file: [api.env]\n"
+        "  cache:\n    image: redis:7\n    env_file: cache.env\n"
+    )
+    # PORT only in the env file: hotmode's files set it too, so it is kept.
+    (tmp_path / "api.env").write_text("PORT=8000\nSECRET_KEY='s3cret'\n# COMMENTED=1\n")
+    (tmp_path / "cache.env").write_text("REDIS_ARGS=--maxmemory 64mb\n")
+    result = run_hotmode(tmp_path, "init", "--from", ".")
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert "  kept        api: environment PORT" in lines
+    assert (
+        "  not carried api: environment SECRET_KEY (set in api.env: name that file as the "
+        "edition's env_file)"
+    ) in lines
+    assert (
+        "  not carried cache: environment REDIS_ARGS (set in cache.env: add it to "
+        "[services.cache] environment)"
+    ) in lines
+    assert "COMMENTED" not in result.stdout

@@ -122,3 +122,41 @@ def test_the_declaration_refuses_one_volume_in_two_places(
     (tmp_path / "hotmode.toml").write_text(BASE + extra)
     with pytest.raises(ConfigError, match=problem):
         load_config(tmp_path / "hotmode.toml")
+
+
+GATEWAY = REPO / "tests" / "fixtures" / "adopt-gateway"
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_the_gateways_real_layout_keeps_every_volume_name(tmp_path: Path, share: bool) -> None:
+    """Prod core, prod enterprise and dev each name their database's volume; dev enterprise
+    reuses prod enterprise's. Every name is kept per mode x edition, the hazard is named, and dev
+    enterprise gets its own unless --share-data; dev keeps dev's own password."""
+    root = tmp_path / "gw"
+    shutil.copytree(GATEWAY, root)
+    result = run_hotmode(root, "init", "--from", "deployment", *(["--share-data"] * share))
+    assert result.returncode == 0, result.stdout + result.stderr
+    hazard = (
+        "dev enterprise: postgres's volume gw_postgres_enterprise is also postgres prod "
+        "enterprise's; "
+    )
+    assert hazard in result.stdout
+    config = load_config(root / "hotmode.toml")
+    assert "DATABASE_URL" not in dict(config.dev.env)  # carried by the companion, no password
+    assert run_hotmode(root, "render", "--adopt").returncode == 0
+    assert (root / "deployment" / "dev-secrets" / "postgres_password").read_text().strip() == (
+        "gw-dev-pw"
+    )
+    users = _mounted(root)
+    owner = {place: real for real, places in users.items() for place in places}
+    assert owner["postgres", "prod", "core"] == "gw_postgres_core"
+    assert owner["postgres", "prod", "enterprise"] == "gw_postgres_enterprise"
+    assert owner["postgres", "dev", "core"] == "gw_postgres_dev"
+    if share:
+        assert owner["postgres", "dev", "enterprise"] == "gw_postgres_enterprise"
+    else:
+        assert owner["postgres", "dev", "enterprise"] == "gw-dev-enterprise_postgres_data"
+        assert all(len(places) == 1 for places in users.values()), users
+    checked = run_hotmode(root, "check", "--all", "--fail-on", "high")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert " unknown " not in checked.stdout  # hotmode's own launcher hides no command

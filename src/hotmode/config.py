@@ -51,6 +51,15 @@ class DevSettings:
 
 
 @dataclass(frozen=True)
+class Job:
+    """A command run before the app starts, in every mode, with the app's environment; it must
+    succeed (exit 0) or the app does not start. A migration is the usual one."""
+
+    name: str
+    command: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole declaration, resolved to absolute paths; passed everywhere, never mutated."""
 
@@ -74,6 +83,7 @@ class Config:
     watch_ignore: tuple[str, ...] = ()
     watch_include: tuple[str, ...] = ()
     services: tuple[Companion, ...] = ()
+    jobs: tuple[Job, ...] = ()
     # The path that answers 200 once the app is ready; None: any HTTP answer means ready.
     health: str | None = None
 
@@ -123,6 +133,7 @@ _TOP_KEYS = {
     "watch_ignore": "a list of globs the reloader ignores",
     "watch_include": "a list of globs that reload besides *.py (templates, static files do not)",
     "services": "companion services, as [services.NAME] tables",
+    "jobs": "commands run before the app in every mode, as [jobs.NAME] tables: command = [...]",
     "health": "the path that answers 200 once the app is ready, e.g. '/health'; false: any "
     "HTTP answer means ready (the default)",
 }
@@ -277,6 +288,7 @@ class _Reader:
             raise self.fail("health", f"{health!r} is not {_TOP_KEYS['health']}")
         editions = self.editions(table.get("editions"), variable)
         services = read_services(self, table.get("services"), root, service)
+        jobs = self.jobs(table.get("jobs", {}), {service, *(c.name for c in services)})
         check_volumes(self, name, [e.name for e in editions], services, reserved=("logs", "cache"))
         return Config(
             path=self.path,
@@ -298,6 +310,7 @@ class _Reader:
             install=self.string(table, "install") or "",
             watch_ignore=self.globs(table, "watch_ignore"),
             watch_include=self.globs(table, "watch_include"),
+            jobs=jobs,
             services=services,
             health=health or None,
         )
@@ -361,6 +374,27 @@ class _Reader:
                 f"{name!r} is outside the deployment folder; name a file in it, "
                 "e.g. '.env.prod.saas'",
             )
+
+    def jobs(self, value: Any, taken: set[str]) -> tuple[Job, ...]:
+        if not isinstance(value, dict):
+            raise self.fail("jobs", _TOP_KEYS["jobs"])
+        jobs = []
+        for name, spec in value.items():
+            at = f"jobs.{name}"
+            if not _NAME.match(name) or name in taken:
+                raise self.fail(at, "a service name of its own: lower-case letters, digits, '-'")
+            if not isinstance(spec, dict):
+                raise self.fail(at, "expected a table with command = [...]")
+            self.check_keys(spec, {"command": "a command (list of strings)"}, f"{at}.")
+            command = spec.get("command")
+            if (
+                not isinstance(command, list)
+                or not command
+                or not all(isinstance(part, str) for part in command)
+            ):
+                raise self.fail(f"{at}.command", "expected a non-empty list of strings")
+            jobs.append(Job(name, tuple(command)))
+        return tuple(jobs)
 
     def dev(self, value: Any) -> DevSettings:
         if not isinstance(value, dict):

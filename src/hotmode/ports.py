@@ -26,7 +26,10 @@ class PortHolder:
     def describe(self) -> str:
         if self.pid is None:
             return f"port {self.port} is held by another process"
-        return f"port {self.port} is held by pid {self.pid} ({self.command or 'unknown command'})"
+        # One line: a command's own newlines (`python -c '...'`) are spaces, and it is cut short.
+        command = " ".join(self.command.split()) or "unknown command"
+        command = command if len(command) <= 100 else command[:97] + "..."
+        return f"port {self.port} is held by pid {self.pid} ({command})"
 
 
 def check_host(host: str) -> str:

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from helpers import corpus
 from hotmode.audit import checker
 from hotmode.audit.catalog import load_rules
 from hotmode.audit.model import Report
 from hotmode.audit.rules import ALL_KINDS
 from hotmode.errors import ComposeError
 
-CORPUS = Path(__file__).resolve().parents[2] / "../shared/corpus"
+CORPUS = corpus()
 
 A, W, J, C, X = "app", "worker", "job", "companion", "other"
 ROLES: dict[str, dict[str, str]] = {

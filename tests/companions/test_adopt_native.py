@@ -1,25 +1,23 @@
 """A project hotmode has never seen, end to end with no hand edit: `init --from .`, `render
 --adopt`, native `up --dev` with its PostgreSQL (Debian's binaries, a real local process), the
-migration through `hotmode exec`, a database route answering 200, an edit served, a row that
-survives `down` and `up`, and `switch --prod` onto prod's own database (dev's row not in it).
-No Docker engine (DOCKER_HOST points nowhere)."""
+migration as a declared job (the migrate service the app waited for) and through `hotmode
+exec`, a database route answering 200, an edit served, a row that survives `down` and `up`, and
+`switch --prod` onto prod's own database (dev's row not in it). No Docker engine (DOCKER_HOST
+points nowhere)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO
-from helpers import commit, free_port, git, scrubbed_env, wait_until
+from helpers import answer, commit, free_port, git, post_json, scrubbed_env, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -45,20 +43,10 @@ class Project:
         return result.stdout
 
     def notes(self) -> tuple[int, dict[str, object]]:
-        url = f"http://127.0.0.1:{self.port}/notes"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, {}
+        return answer(self.port, "/notes")
 
     def add(self, body: str) -> None:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/notes", method="POST",
-            data=json.dumps({"body": body}).encode(), headers={"Content-Type": "application/json"},
-        )  # fmt: skip
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - 127.0.0.1
-            assert response.status == 201
+        post_json(self.port, "/notes", {"body": body})
 
 
 @pytest.fixture
@@ -85,6 +73,7 @@ def test_an_unseen_app_adopts_and_runs_with_its_database(project: Project) -> No
     gitignore = (project.root / ".gitignore").read_text()
     adopted = project.hotmode("init", "--from", ".")
     assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    assert "[jobs.migrate]" in adopted.stdout
     assert "deployment = 'deployment'" in adopted.stdout  # not the root: its .gitignore stays
     assert "ready means it answers HTTP at all" in adopted.stdout
     project.ok("render", "--adopt")
@@ -92,7 +81,8 @@ def test_an_unseen_app_adopts_and_runs_with_its_database(project: Project) -> No
     commit(project.root, "adopted")
 
     project.ok("up", "--native", "--dev", "--detach", "--port", str(project.port))
-    assert project.notes()[0] == 500  # no schema yet
+    # The migrate service the app waited for is a declared job: it ran before the app.
+    assert project.notes() == (200, {"notes": [], "version": 1})
     migrated = project.hotmode("exec", "--", sys.executable, "migrate.py")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     project.add("kept")
@@ -112,6 +102,7 @@ def test_an_unseen_app_adopts_and_runs_with_its_database(project: Project) -> No
     (secrets / "postgres_password").write_text("prod-only\n")
     git(project.root, "checkout", "--", "project")
     project.ok("switch", "--prod", "--native", "--port", str(project.port))
+    assert project.notes() == (200, {"notes": [], "version": 1})  # the job migrated prod's
     migrated = project.hotmode("exec", "--", sys.executable, "migrate.py")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     assert project.notes() == (200, {"notes": [], "version": 1})

@@ -42,3 +42,20 @@ def test_running_as_plain_values_for_json() -> None:
     values = json.loads(json.dumps(running.as_dict()))
     assert values["config_files"] == ["/d/docker-compose.yml"]
     assert (values["mode"], values["port"], values["health"]) == ("prod", 7778, "healthy")
+
+
+def test_a_failed_pull_names_the_setting_that_gives_a_local_base_image(tmp_path: Path) -> None:
+    from hotmode.compose.offline import pull_hint
+    from hotmode.config import load_config
+
+    (tmp_path / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    (tmp_path / "hotmode.toml").write_text('name = "offline"\n')
+    config = load_config(tmp_path / "hotmode.toml")
+    offline = (
+        "failed to solve: python:3.11-slim: failed to resolve source metadata for "
+        "docker.io/library/python:3.11-slim: dial tcp: lookup registry-1.docker.io: no such host"
+    )
+    hint = pull_hint(offline, config)
+    assert "set base_image in hotmode.toml (or BASE_IMAGE in deployment/.env)" in hint
+    assert "python:3.11-slim could not be pulled" in hint
+    assert pull_hint("failed to solve: process '/bin/sh -c pip install' exit code 1", config) == ""

@@ -91,10 +91,15 @@ def test_check_k8s_on_the_gateway(gateway: Path, run_cli: RunCli) -> None:
     commit(gateway, "the gateway")
     code, _, err = run_cli("check", "--k8s", cwd=gateway)
     assert code == 2 and "render --k8s" in err
-    assert run_cli("render", "--k8s", cwd=gateway)[0] == 0
-    code, out, _ = run_cli("check", "--k8s", cwd=gateway)
+    # The database as a StatefulSet: check takes the options render took, and checks that.
+    given = ["--stateful", "postgres=999:999", "--registry", "registry.test:5000"]
+    assert run_cli("render", "--k8s", *given, cwd=gateway)[0] == 0
+    code, out, _ = run_cli("check", "--k8s", *given, cwd=gateway)
     assert code == 0 and "2 mode(s) checked, no findings" in out
+    # Other options are another render: what is on disk is stale against them.
+    code, out, _ = run_cli("check", "--k8s", "--managed", "postgres=db.internal", cwd=gateway)
+    assert code == 1 and "HM-K10" in out
     patch = gateway / "deployment" / "k8s" / "overlays" / "saas" / "patches.yaml"
     patch.write_text(patch.read_text() + "# by hand\n")
-    code, out, _ = run_cli("check", "--k8s", "--edition", "saas", cwd=gateway)
+    code, out, _ = run_cli("check", "--k8s", *given, "--edition", "saas", cwd=gateway)
     assert code == 1 and "HM-K10" in out and "patches.yaml" in out

@@ -25,6 +25,17 @@ from hotmode.errors import UsageError
 from hotmode.orchestrate import k8s, units
 
 VERSION = kubernetes_validate.latest_version()
+# The gateway's database as a StatefulSet; its user is a name, so its uid is given.
+GATEWAY = ("--stateful", "postgres=999:999", "--registry", "registry.test:5000",
+           "--storage-class", "fast")  # fmt: skip
+
+
+def gateway_options(revision: str) -> k8s.K8sOptions:
+    """The options `render --k8s *GATEWAY` renders with."""
+    return k8s.K8sOptions(
+        revision=revision, stateful=frozenset({"postgres"}), users={"postgres": "999:999"},
+        ports={"postgres": 5432}, registry="registry.test:5000", storage_class="fast",
+    )  # fmt: skip
 
 
 def validate(document: dict[str, Any]) -> None:
@@ -46,6 +57,8 @@ def test_render_k8s_writes_valid_manifests_for_every_edition(
     committed: Path, run_cli: RunCli
 ) -> None:
     code, _, err = run_cli("render", "--k8s", cwd=committed)
+    assert code == 2 and "--managed postgres=HOST" in err and "--stateful postgres" in err
+    code, _, err = run_cli("render", "--k8s", *GATEWAY, cwd=committed)
     assert code == 0, err
     head = git(committed, "rev-parse", "HEAD")
     folder = committed / "deployment" / "k8s"
@@ -65,7 +78,10 @@ def test_render_k8s_writes_valid_manifests_for_every_edition(
     pod = deployment["spec"]["template"]
     assert pod["metadata"]["annotations"][k8s.REVISION_ANNOTATION] == head
     container = pod["spec"]["containers"][0]
-    assert container["image"] == f"linkedin-gateway:{head}"
+    assert container["image"] == f"registry.test:5000/linkedin-gateway:{head}"
+    kustomization = _load_all(folder / "base" / "kustomization.yaml")[0]
+    assert kustomization["images"] == [{"name": "registry.test:5000/linkedin-gateway",
+        "newName": "registry.test:5000/linkedin-gateway", "newTag": head}]  # fmt: skip
     assert container["securityContext"] == {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
@@ -77,13 +93,37 @@ def test_render_k8s_writes_valid_manifests_for_every_edition(
     }
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     assert {"name": "tmp", "emptyDir": {"medium": "Memory"}} in pod["spec"]["volumes"]
-    assert container["readinessProbe"]["exec"]["command"][:2] == ["python", "-c"]
-    assert container["livenessProbe"]["initialDelaySeconds"] == 20
+    # Probes on the health path, the start period in a startup probe of its own.
+    health = {"httpGet": {"path": "/health", "port": 7778}}
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert {k: container[probe][k] for k in health} == health
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 20
     assert container["resources"]["limits"] == {"cpu": "1", "memory": "512Mi"}
-    assert container["resources"]["requests"] == {"cpu": "1", "memory": "512Mi"}
+    assert container["resources"]["requests"] == {"cpu": "250m", "memory": "256Mi"}
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    assert pod["spec"]["terminationGracePeriodSeconds"] >= 15
+    assert all("subPath" not in mount for mount in container["volumeMounts"])
+    budget = _load_all(folder / "base" / "linkedin-gateway.poddisruptionbudget.yaml")[0]
+    assert budget["spec"]["maxUnavailable"] == 1
+    # The database: a StatefulSet whose headless Service is the one it names, on its port,
+    # its data in a subdirectory of a claim of the storage class given.
+    database = _load_all(folder / "base" / "linkedin-gateway-postgres.statefulset.yaml")[0]
+    headless = _load_all(folder / "base" / "postgres.service.yaml")[0]
+    assert database["spec"]["serviceName"] == headless["metadata"]["name"] == "postgres"
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["ports"][0]["port"] == 5432
+    db = database["spec"]["template"]["spec"]["containers"][0]
+    assert db["ports"][0]["containerPort"] == 5432
+    data = next(m for m in db["volumeMounts"] if m["name"] == "pgdata")
+    assert data == {"name": "pgdata", "mountPath": "/var/lib/postgresql/data", "subPath": "data"}
+    claim = database["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert claim["storageClassName"] == "fast"
+    init = _load_all(folder / "base" / "linkedin-gateway-postgres-files.configmap.yaml")[0]
+    assert "create table" in next(iter(init["data"].values())).lower()
     # Every edition, as its overlay builds it, validates too.
     config = load_config(committed / "hotmode.toml")
-    options = k8s.K8sOptions(revision=head)
+    options = gateway_options(head)
     for edition in config.editions:
         overlay = folder / "overlays" / edition.name / "kustomization.yaml"
         assert overlay.is_file()
@@ -99,9 +139,8 @@ def test_render_k8s_writes_valid_manifests_for_every_edition(
     env_from = next(d for d in saas if d["kind"] == "Deployment")["spec"]["template"]["spec"][
         "containers"
     ][0]["envFrom"]
-    assert {"secretRef": {"name": "linkedin-gateway-saas-env-prod-saas", "optional": True}} in (
-        env_from
-    )
+    # The edition's settings are required: without the Secret, the pod does not start.
+    assert {"secretRef": {"name": "linkedin-gateway-saas-env-prod-saas"}} in env_from
 
 
 def _normalise(documents: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
@@ -125,10 +164,10 @@ def _by_name(node: Any) -> Any:
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (its Kustomize) is absent")
 def test_each_overlay_builds_to_its_edition(committed: Path, run_cli: RunCli) -> None:
-    code, _, err = run_cli("render", "--k8s", cwd=committed)
+    code, _, err = run_cli("render", "--k8s", *GATEWAY, cwd=committed)
     assert code == 0, err
     config = load_config(committed / "hotmode.toml")
-    options = k8s.K8sOptions(revision=git(committed, "rev-parse", "HEAD"))
+    options = gateway_options(git(committed, "rev-parse", "HEAD"))
     for edition in config.editions:
         overlay = committed / "deployment" / "k8s" / "overlays" / edition.name
         built = subprocess.run(
@@ -148,16 +187,16 @@ def test_each_overlay_builds_to_its_edition(committed: Path, run_cli: RunCli) ->
 
 
 def test_render_k8s_is_deterministic_and_keeps_hand_edits(committed: Path, run_cli: RunCli) -> None:
-    assert run_cli("render", "--k8s", cwd=committed)[0] == 0
-    code, out, _ = run_cli("render", "--k8s", cwd=committed)
+    assert run_cli("render", "--k8s", *GATEWAY, cwd=committed)[0] == 0
+    code, out, _ = run_cli("render", "--k8s", *GATEWAY, cwd=committed)
     assert code == 0 and "wrote" not in out and "unchanged" in out
-    assert run_cli("render", "--k8s", "--check", cwd=committed)[0] == 0
+    assert run_cli("render", "--k8s", *GATEWAY, "--check", cwd=committed)[0] == 0
     service = committed / "deployment" / "k8s" / "base" / "linkedin-gateway.service.yaml"
     service.write_text(service.read_text() + "# mine\n")
-    code, _, err = run_cli("render", "--k8s", cwd=committed)
+    code, _, err = run_cli("render", "--k8s", *GATEWAY, cwd=committed)
     assert code == 1 and "kept hand-edited" in err and "linkedin-gateway.service.yaml" in err
     assert service.read_text().endswith("# mine\n")
-    assert run_cli("render", "--k8s", "--force", cwd=committed)[0] == 0
+    assert run_cli("render", "--k8s", *GATEWAY, "--force", cwd=committed)[0] == 0
     assert not service.read_text().endswith("# mine\n")
 
 
@@ -251,12 +290,8 @@ def _postgres() -> dict[str, Any]:
 
 def test_a_companion_is_a_managed_database_by_default_or_a_statefulset() -> None:
     prod = _prod({"web": _app(), "postgres": _postgres()})
-    managed = k8s.edition_objects("shop", "web", prod, OPTIONS)
-    service = next(d for d in managed if d["metadata"]["name"] == "postgres")
-    assert service["spec"] == {
-        "type": "ExternalName",
-        "externalName": "postgres.managed-database.invalid",
-    }
+    with pytest.raises(UsageError, match="--managed postgres=HOST"):
+        k8s.edition_objects("shop", "web", prod, OPTIONS)
     named = k8s.K8sOptions(revision="0123abc", managed={"postgres": "db.internal"})
     service = next(
         d
@@ -273,8 +308,9 @@ def test_a_companion_is_a_managed_database_by_default_or_a_statefulset() -> None
     container = workload["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "postgres:16-bookworm"
     assert container["securityContext"]["runAsUser"] == 999
-    assert {"name": "secret-db-password", "mountPath": "/run/secrets/db", "subPath":
-            "db_password", "readOnly": True} in container["volumeMounts"]  # fmt: skip
+    assert {"name": "secrets", "mountPath": "/run/secrets", "readOnly": True} in container[
+        "volumeMounts"
+    ]
     headless = next(
         d for d in objects if d["kind"] == "Service" and d["metadata"]["name"] == "postgres"
     )

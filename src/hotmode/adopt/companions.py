@@ -19,7 +19,7 @@ unless `share_data` keeps it shared on purpose.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,7 +142,9 @@ def _spec(
         )
         return spec, secrets, dev_env
     old_tmpfs = [str(t).split(":", 1)[0] for t in service.get("tmpfs") or []]
-    spec["tmpfs"] = list(dict.fromkeys([*known.tmpfs, *old_tmpfs]))
+    # A folder the team mounts a volume on keeps its volume, not a tmpfs over it.
+    mounted = {str(v.get("target")) for v in service.get("volumes") or []}
+    spec["tmpfs"] = [t for t in dict.fromkeys([*known.tmpfs, *old_tmpfs]) if t not in mounted]
     if not known.read_only:
         spec["read_only"] = False
     if known.cap_add:
@@ -212,6 +214,12 @@ def _volumes(
         # Editions of one mode that shared a volume keep sharing it (as they ran); dev on prod's
         # data, or two services on one volume, do not, unless asked.
         keep = [u for u in used if u[:2] == first[:2] or (share_data and u[0] == first[0])]
+        for name, mode, edition, _ in (u for u in keep if u[1] != first[1]):
+            found.changed.append(
+                f"{mode} {edition}: {name}'s volume {real} is also {first[0]} {first[1]} "
+                f"{first[2]}'s; kept shared, as --share-data asks: {mode} {edition} writes into "
+                f"{first[1]} {first[2]}'s data"
+            )
         for name, mode, edition, target in keep:
             volume = tables.setdefault(name, {}).setdefault(mode, {})
             entry = volume.setdefault(keys[name, target], {"target": target, "names": {}})
@@ -231,8 +239,20 @@ def _volumes(
             volume = tables.setdefault(name, {}).setdefault(which, {})
             volume.setdefault(key, {"target": target})
     for name, kind in known.items():
-        targets = {t for (n, t) in keys if n == name}
-        if kind is not None and kind.data and kind.data not in targets:
+        targets = {Path(t) for (n, t) in keys if n == name}
+        # A volume at the data folder, below it (PGDATA=/var/lib/postgresql/data/pgdata) or
+        # above it already keeps the data.
+        holds = (
+            kind is not None
+            and kind.data
+            and any(
+                t == Path(kind.data)
+                or t.is_relative_to(kind.data)
+                or Path(kind.data).is_relative_to(t)
+                for t in targets
+            )
+        )
+        if kind is not None and kind.data and not holds:
             key = _volume_key(name, "data", taken)
             for which in ("prod", "dev"):
                 tables.setdefault(name, {}).setdefault(which, {})[key] = {"target": kind.data}
@@ -251,6 +271,7 @@ def infer(
     *,
     roles: Mapping[str, Any],
     share_data: bool = False,
+    jobs: Collection[str] = (),
 ) -> Companions:
     """Every companion of the old modes, its data volumes named as each mode x edition named
     them, no volume mounted by two places that did not share it."""
@@ -263,7 +284,7 @@ def infer(
     app_env = dict(_services(reference).get(app, {}).get("environment") or {})
     chosen: dict[str, Mapping[str, Any]] = {}
     for name, service in sorted(_services(reference).items()):
-        if name == app:
+        if name == app or name in jobs:
             continue
         role = roles.get(name)
         if role is None or role.kind.value != "companion" or not service.get("image"):
@@ -295,7 +316,7 @@ def infer(
         dev_table: dict[str, Any] = {}
         if "dev" in mine:
             dev_table["volumes"] = mine["dev"]
-        dev_values = {k: v for k, v in secrets.items() if v}
+        dev_values = _dev_values(secrets, _services(dev).get(name) or {})
         if dev_values:
             dev_table["secrets"] = dev_values
         for secret in sorted(set(secrets) - set(dev_values)):
@@ -312,6 +333,23 @@ def infer(
         if native is not None:
             found.tables[f"{name}.native"] = native
     return found
+
+
+def _dev_values(secrets: Mapping[str, str], dev: Mapping[str, Any]) -> dict[str, str]:
+    """Each secret's dev value: what dev's own files gave the variable (`NAME` for the secret
+    `name`), else the value the reference mode had. Dev's data was made with dev's password."""
+    given = {str(k).lower(): v for k, v in (dev.get("environment") or {}).items()}
+    values = {k: str(given[k]) if given.get(k) else v for k, v in secrets.items()}
+    return {k: v for k, v in values.items() if v}
+
+
+def dev_url(template: str, name: str, port: object, secrets: Mapping[str, str]) -> str:
+    """An `app_env` value as dev gets it in Docker: the companion's name and port, the secret's
+    dev value in the URL."""
+    text = template.replace("{host}", name).replace("{port}", str(port))
+    for secret, value in secrets.items():
+        text = text.replace(f"{{secret:{secret}}}", value)
+    return text
 
 
 def this_ports(service: Mapping[str, Any]) -> list[Mapping[str, Any]]:

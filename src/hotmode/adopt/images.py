@@ -12,6 +12,7 @@ why, rather than harden something it cannot start.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,17 @@ class Known:
     why: Mapping[str, str] = field(default_factory=dict)
 
 
+def _createdb(user: str, database: str) -> str:
+    """A shell line that creates `database` unless it can be connected to: safe at every start
+    (a database that exists is left alone; any other failure shows in createdb's error)."""
+    connect = f"--host=127.0.0.1 --port={{port}} --username={shlex.quote(user)}"
+    name = shlex.quote(database)
+    return (
+        f"psql {connect} --dbname={name} --no-psqlrc --command='SELECT 1' >/dev/null 2>&1 "
+        f"|| createdb {connect} {name}"
+    )
+
+
 def _postgres_native(env: Env) -> dict[str, Any]:
     user = env.get("POSTGRES_USER") or "postgres"
     database = env.get("POSTGRES_DB") or user
@@ -52,8 +64,9 @@ def _postgres_native(env: Env) -> dict[str, Any]:
         "command": ["postgres", "-D", "{data}", "-p", "{port}", "-c",
                     "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
         "ready": ready,
-        "first_start": [] if database == user and user == "postgres" else [
-            ["createdb", "--host=127.0.0.1", "--port={port}", f"--username={user}", database]
+        # At every start, so an interrupted first start heals: create the database if missing.
+        "setup": [] if database == user and user == "postgres" else [
+            ["sh", "-c", _createdb(user, database)]
         ],
         "user": "postgres",
     }  # fmt: skip
@@ -73,7 +86,7 @@ def _mariadb_native(env: Env) -> dict[str, Any]:
         "command": ["mariadbd", "--datadir={data}", "--port={port}", "--bind-address=127.0.0.1",
                     socket, "--skip-grant-tables", "--pid-file={data}/mysqld.pid"],
         "ready": ["mariadb-admin", socket, "--user=root", "ping"],
-        "first_start": first if database else [],
+        "setup": first if database else [],
         "user": "mysql",
     }  # fmt: skip
 

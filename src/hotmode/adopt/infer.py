@@ -9,8 +9,10 @@ adds, and the companion services beside the app.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import shlex
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from hotmode.adopt.app import (
+    app_port,
+    app_requirements,
+    app_source,
+    app_target,
+    health_probe,
+    server_facts,
+)
 from hotmode.adopt.old import (
     OldFiles,
     OldMode,
@@ -28,18 +38,10 @@ from hotmode.adopt.old import (
     yaml_problem,
 )
 from hotmode.compose.engine import Compose
-from hotmode.errors import StateError, UsageError
+from hotmode.errors import UsageError
 
 if TYPE_CHECKING:
     from hotmode.audit.model import Kind
-
-_SERVER = re.compile(
-    r"\b(?:uvicorn|gunicorn|hypercorn|granian|daphne|fastapi\s+(?:run|dev)|hotmode\s+run)\b"
-    r"[^&;|]*?\b(?P<target>[A-Za-z_][\w.]*:[A-Za-z_]\w*)\b"
-)
-_PORT_FLAG = re.compile(r"--port[= ](?P<port>\d{1,5})\b")
-_LOG_LEVEL = re.compile(r"--log-level[= ](?P<level>[a-z]+)\b")
-_REQUIREMENTS = re.compile(r"-r\s+(?P<path>[\w./-]+\.(?:txt|in))")
 
 
 def find_app(
@@ -77,36 +79,6 @@ def find_app(
     )
 
 
-def source_of(service: Mapping[str, Any], root: Path) -> Path | None:
-    """The app's source folder: its build context, else the project folder it mounts."""
-    build = service.get("build")
-    if isinstance(build, dict) and build.get("context"):
-        context = Path(str(build["context"]))
-        if context.is_dir() and context.resolve().is_relative_to(root.resolve()):
-            return context.resolve()
-    for volume in service.get("volumes") or []:
-        source = Path(str(volume.get("source", "")))
-        mounted = volume.get("type") == "bind" and source.is_dir()
-        if mounted and source.is_relative_to(root) and any(source.glob("*.py")):
-            return source.resolve()
-    return None
-
-
-def server_facts(service: Mapping[str, Any]) -> dict[str, str]:
-    """Target, port, log level and requirements file, as the command line says them."""
-    text = command_text(service)
-    facts = {}
-    if match := _SERVER.search(text):
-        facts["target"] = match.group("target")
-    if match := _PORT_FLAG.search(text):
-        facts["port"] = match.group("port")
-    if match := _LOG_LEVEL.search(text):
-        facts["log_level"] = match.group("level")
-    if match := _REQUIREMENTS.search(text):
-        facts["requirements"] = match.group("path")
-    return facts
-
-
 @dataclass
 class Adoption:
     """The declaration inferred from the old files, and everything said about them."""
@@ -125,6 +97,8 @@ class Adoption:
     changed: list[str] = field(default_factory=list)
     not_carried: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    # [jobs.NAME]: what runs before the app and must succeed (a migration), NAME -> command.
+    jobs: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _edition_variable(
@@ -151,7 +125,6 @@ def _env(mode: OldMode | None, app: str) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in (service.get("environment") or {}).items()}
 
 
-_BESIDE = ("requirements.txt", "requirements/base.txt", "requirements/prod.txt")
 # Where projects keep their Compose files when not beside the code.
 _USUAL = ("docker", "docker/compose", "deploy", "deployment", "compose", ".devcontainer")
 # Files `render` writes into the deployment folder beside the Compose files.
@@ -173,6 +146,64 @@ def _deployment(root: Path, folder: Path, notes: list[str]) -> str:
         f"{', '.join(clash) or 'the project root'}; the old files stay where they are"
     )
     return chosen
+
+
+def _dev_style(service: Mapping[str, Any]) -> str | None:
+    """Why a service is run as dev (it reloads, or mounts its build's source), or None."""
+    from hotmode.audit.commands import reloading
+
+    env = {k: "" if v is None else str(v) for k, v in (service.get("environment") or {}).items()}
+    why = reloading(shlex.split(command_text(service)), env)
+    if why:
+        return why
+    build = service.get("build")
+    context = str(build.get("context", "")) if isinstance(build, dict) else ""
+    for volume in service.get("volumes") or []:
+        source = str(volume.get("source", ""))
+        if context and volume.get("type") == "bind" and Path(source).is_relative_to(context):
+            return f"it mounts its source {Path(source).name or source}/"
+    return None
+
+
+def _dev_if_dev_style(mode: OldMode, app: str, notes: list[str]) -> OldMode:
+    """A lone file whose app reloads or mounts its source is the team's dev: adopted as dev,
+    with prod derived from the declaration (and said so)."""
+    service = ((mode.merged or {}).get("services") or {}).get(app) or {}
+    why = _dev_style(service)
+    if why is None:
+        return mode
+    names = " + ".join(p.name for p in mode.files)
+    notes.append(
+        f"{names} is a dev file ({app}: {why}): adopted as dev; prod is derived from the same "
+        "declaration (the source baked in, no reload), there being no prod file to compare"
+    )
+    return dataclasses.replace(mode, mode="dev")
+
+
+def app_jobs(services: Mapping[str, Any], app: str, notes: list[str]) -> dict[str, list[str]]:
+    """The services the app waits for to finish with exit 0 (`depends_on: condition:
+    service_completed_successfully`) that run the app's own image or build: its jobs."""
+    from hotmode.audit.evidence import build_name, build_of, image_of
+
+    this = services.get(app) or {}
+    jobs = {}
+    for name, wait in (this.get("depends_on") or {}).items():
+        service = services.get(name) or {}
+        if (wait or {}).get("condition") != "service_completed_successfully":
+            continue
+        build, own = build_of(service, services), build_of(this, services)
+        same = (image_of(service) is not None and image_of(service) == image_of(this)) or (
+            build is not None and own is not None and build_name(build) == build_name(own)
+        )
+        command = service.get("command") or service.get("entrypoint")
+        if not same or not command:
+            continue
+        jobs[name] = [str(part) for part in command]
+        notes.append(
+            f"[jobs.{name}]: {app} waits for {name} to succeed (service_completed_successfully): "
+            "it runs before the app in every mode, natively too, with the app's environment"
+        )
+    return jobs
 
 
 def _find_files(folder: Path) -> OldFiles:
@@ -198,29 +229,33 @@ def adopt(
 ) -> Adoption:
     """Read the Compose files in `folder` (or a usual place below it: docker/, deploy/,
     .devcontainer/); infer the declaration of the project at `root`."""
-    from hotmode.adopt.scaffold import find_app_object, find_health, slug
+    from hotmode.adopt.scaffold import find_health, slug
 
     files = _find_files(folder)
     folder = files.folder
-    every = [p for p in (files.base, files.dev) if p] + [
-        *files.editions.values(),
-        *files.dev_editions.values(),
-    ]
+    every = files.every
     if not every:
         raise UsageError(f"no Compose files in {folder} (docker-compose*.yml); check the folder")
     broken = {path: problem for path in every if (problem := yaml_problem(path))}
     left_out = [f"left out {problem}" for problem in broken.values()]
     notes = [f"not adopted: {path.name} (a site overlay; keep it as docker-compose.local.yml)"
              for path in files.other]  # fmt: skip
-    first = next((p for p in (files.base, files.dev) if p and p not in broken), None)
-    if first is None:
-        why = next(iter(broken.values()), f"{folder} has no base or dev Compose file")
-        raise UsageError(f"{why}; nothing can be adopted without a base or dev file")
-    seed = merge(compose, "prod" if first == files.base else "dev", "?", (first,), broken)
-    if seed.merged is None:
-        raise UsageError(f"{first}: {seed.problem}; nothing can be adopted")
+    seed, problems = None, []
+    for first in (files.base, files.prod, files.dev, files.override):
+        if first is None or first in broken:
+            continue
+        seed = merge(compose, "prod" if first != files.dev else "dev", "?", (first,), broken)
+        if seed.merged is not None:
+            break
+        problems.append(f"{first.name}: {seed.problem}")
+    if seed is None or seed.merged is None:
+        why = "; ".join(problems or list(broken.values()))
+        raise UsageError(
+            f"{why or f'{folder} has no base or dev Compose file'}; nothing can be adopted "
+            "without a base, prod or dev file (docker-compose.yml, docker-compose.dev.yml)"
+        )
     given = {k: v for k, v in (given or {}).items() if v}
-    app, annotated = find_app(seed.merged.get("services") or {}, (first,), given.get("service"))
+    app, annotated = find_app(seed.merged.get("services") or {}, seed.files, given.get("service"))
     variable, default = (
         _edition_variable(files, seed.merged, app, broken)
         if files.editions or files.dev_editions
@@ -228,54 +263,31 @@ def adopt(
     )
     modes = [merge(compose, m, e or "default", s, broken)
              for m, e, s in mode_sets(files, default, broken)]  # fmt: skip
+    if modes and all(m.mode == "prod" for m in modes):
+        modes[0] = _dev_if_dev_style(modes[0], app, notes)
     for mode in modes:
         if mode.problem and not any(mode.problem in item for item in left_out):
             left_out.append(f"left out {mode.label}: {mode.problem}")
+        for missing in mode.inputs:
+            if "env file" in missing:
+                left_out.append(
+                    f"not carried {mode.label}: {missing}: its variables are unknown; the app "
+                    "reads them from the deployment's .env: write them there"
+                )
+            else:
+                notes.append(f"{mode.label}: {missing}")
     by_label = {(m.mode, m.edition): m for m in modes if m.merged is not None}
     prod = by_label.get(("prod", default or "default"))
     dev = by_label.get(("dev", default or "default"))
     reference = prod or dev or seed
     service = (reference.merged or {}).get("services", {}).get(app) or {}
-    facts = server_facts(service)
     dev_service = ((dev.merged or {}).get("services", {}).get(app) or {}) if dev else {}
     dev_facts = server_facts(dev_service)
-    source = source_of(service, root) or source_of(dev_service, root)
-    if source is None:
-        raise UsageError(f"cannot tell the source folder of service {app!r}; write it by hand")
-    target = given.get("target") or facts.get("target") or dev_facts.get("target")
-    if target is None:
-        found = find_app_object(source)
-        if found is None:
-            raise StateError(
-                f"cannot tell the app's target: no server command in the files and no app "
-                f"object in {source}; pass --target MODULE:ATTRIBUTE"
-            )
-        target = f"{found[0]}:{found[1]}"
-        notes.append(f"target {target}: the app object in the source (no command names it)")
-    port_text = str(
-        given.get("port") or facts.get("port") or _env(reference, app).get("PORT") or ""
-    )
-    published = [str(p.get("target")) for p in service.get("ports") or []]
-    port_text = port_text or next((p for p in published if p.isdigit()), "")
-    if not port_text.isdigit():
-        raise StateError(
-            "cannot tell the app's port: no --port in its command, no PORT and no published "
-            "port; pass --port PORT"
-        )
-    port = int(port_text)
-    requirements = (
-        given.get("requirements") or facts.get("requirements") or dev_facts.get("requirements")
-    )
-    if requirements is None:
-        dockerfile = source / "Dockerfile"
-        text = dockerfile.read_text(encoding="utf-8") if dockerfile.is_file() else ""
-        match = _REQUIREMENTS.search(text)
-        beside = next((r for r in _BESIDE if (source / r).is_file()), None)
-        requirements = match.group("path") if match else beside
-        if requirements is None:
-            raise StateError(
-                f"no requirements file in {source} or its Dockerfile; pass --requirements FILE"
-            )
+    source = app_source((service, dev_service), app, root)
+    services = (service, dev_service)
+    target, source = app_target(services, source, root, given.get("target"), notes)
+    port = app_port(services, given.get("port"), _env(reference, app).get("PORT"))
+    requirements = app_requirements(services, source, given.get("requirements"))
     top = (reference.merged or {}).get("name")
     container = str(service.get("container_name") or "")
     name = container.removesuffix(f"-{app}") if container else ""
@@ -310,23 +322,36 @@ def adopt(
         "deployment": _deployment(root, folder, notes),
     }
     health = find_health(source)
+    probed = health_probe(service) or health_probe(dev_service)
     if health:
         values["health"] = health
         notes.append(f"health {health}: the app's own route")
+    elif probed:
+        values["health"] = probed
+        notes.append(f"health {probed}: the path the old files' healthcheck asks for")
     else:
         notes.append("health: the app has no health route; ready means it answers HTTP at all")
     if default:
         values["edition_variable"] = variable
-    dev_table: dict[str, Any] = {"env": dev_env} if dev_env else {}
-    if dev_facts.get("log_level"):
-        dev_table["log_level"] = dev_facts["log_level"]
     from hotmode.adopt import companions as adopt_companions
     from hotmode.audit.roles import classify
 
     roles = classify((reference.merged or {}).get("services") or {}, app, annotated)
+    jobs = app_jobs((reference.merged or {}).get("services") or {}, app, notes)
     companions = adopt_companions.infer(
-        modes, app, root, default or "default", roles=roles, share_data=share_data
+        modes, app, root, default or "default", roles=roles, share_data=share_data, jobs=jobs
     )
+    # A companion's URL that dev gave with dev's own password is the companion's `app_env`
+    # with dev's secret: carried there, never inline in [dev] env.
+    for table, spec in companions.tables.items():
+        dev_secrets = companions.tables.get(f"{table}.dev", {}).get("secrets") or {}
+        for key, template in (spec.get("app_env") or {}).items():
+            url = adopt_companions.dev_url(template, table, spec.get("port"), dev_secrets)
+            if dev_env.get(key) == url:
+                del dev_env[key]
+    dev_table: dict[str, Any] = {"env": dev_env} if dev_env else {}
+    if dev_facts.get("log_level"):
+        dev_table["log_level"] = dev_facts["log_level"]
     for table, spec in companions.tables.items():
         if "secrets" in spec and "." not in table:
             names = ", ".join(f"{values['deployment']}/secrets/{n}" for n in spec["secrets"])
@@ -334,7 +359,7 @@ def adopt(
     return Adoption(
         values, editions, dev_table, app, modes, left_out, notes,
         companions.tables, companions.renamed, companions.changed, companions.not_carried,
-        companions.kept,
+        companions.kept, jobs,
     )  # fmt: skip
 
 
@@ -365,4 +390,6 @@ def declaration_text(adoption: Adoption, origin: Path) -> str:
     for table, spec in adoption.services.items():
         lines += ["", f"[services.{table}]"]
         lines += [f"{key} = {value(item)}" for key, item in spec.items()]
+    for name, command in adoption.jobs.items():
+        lines += ["", f"[jobs.{name}]", f"command = {value(command)}"]
     return "\n".join(lines) + "\n"

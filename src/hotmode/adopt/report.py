@@ -54,8 +54,14 @@ def compare(
     old_service: str,
     new_service: str,
     fixed: Iterable[tuple[str, str]],
+    from_files: Mapping[str, Mapping[str, str]] | None = None,
 ) -> ModeReport:
-    """Old merged configuration against hotmode's, for the app and every companion."""
+    """Old merged configuration against hotmode's, for the app and every companion.
+
+    `from_files` holds what the old services' env files on disk set (service -> variable ->
+    file name): Compose's merge of the old files leaves env files out, but those variables
+    are the old mode's too, and are kept or named as not carried like the others.
+    """
     report = ModeReport(label)
     old_services = old.get("services") or {}
     new_services = new.get("services") or {}
@@ -69,9 +75,11 @@ def compare(
             report.not_carried.append(f"service {before_name}: not in the declaration")
             continue
         who = f"{after_name}: "
-        lost = sorted(env_names(before) - env_names(after))
-        kept_env = sorted(env_names(before) & env_names(after))
-        added = sorted(env_names(after) - env_names(before))
+        files = (from_files or {}).get(before_name) or {}
+        old_env = env_names(before) | set(files)
+        lost = sorted(old_env - env_names(after))
+        kept_env = sorted(old_env & env_names(after))
+        added = sorted(env_names(after) - old_env)
         if kept_env:
             report.kept.append(f"{who}environment {', '.join(kept_env)}")
         if added:
@@ -79,6 +87,13 @@ def compare(
         for name in lost:
             if f"{name}_FILE" in env_names(after):
                 report.changed.append(f"{who}environment {name} -> {name}_FILE (a secret file)")
+            elif name in files and name not in env_names(before):
+                fix = (
+                    "name that file as the edition's env_file"
+                    if before_name == old_service
+                    else f"add it to [services.{after_name}] environment"
+                )
+                report.not_carried.append(f"{who}environment {name} (set in {files[name]}: {fix})")
             else:
                 report.not_carried.append(f"{who}environment {name}")
         old_volumes = named_volumes(old, before)
@@ -152,7 +167,7 @@ def reports(adoption: Adoption, config: Config, compose: Compose) -> list[ModeRe
             except HotmodeError:
                 fixed = []
             done.append(compare(old.label, old.merged, new, adoption.service, config.service,
-                                fixed))  # fmt: skip
+                                fixed, old.env_file_variables))  # fmt: skip
     return done
 
 

@@ -120,6 +120,18 @@ def import_root(path: Path, top: Path) -> tuple[Path, str]:
     return path.parent, path.stem
 
 
+def find_app_below(top: Path) -> tuple[Path, str, str] | None:
+    """(import root, module, attribute) of the first file below `top` that defines an app
+    object, imported as its own imports say (`project/app/main.py` importing `app.db`: the
+    import root `project`, the module `app.main`)."""
+    for path in _python_files(top):
+        match = _APP_OBJECT.search(path.read_text(encoding="utf-8", errors="replace"))
+        if match is not None:
+            folder, module = import_root(path, top)
+            return folder, module, match.group("name")
+    return None
+
+
 def find_health(source: Path) -> str | None:
     """The app's own health route (`@app.get("/health")`), with its router's literal prefix."""
     for path in _python_files(source):
@@ -146,15 +158,11 @@ def infer(root: Path) -> Inferred:
             found = (candidate, folder, app)
             break
     if found is None:
-        # Below subfolders: the first file defining an app object, imported as its own
-        # imports say (`project/app/main.py` importing `app.db`: source project, app.main).
-        for path in _python_files(root.resolve()):
-            match = _APP_OBJECT.search(path.read_text(encoding="utf-8", errors="replace"))
-            if match is not None:
-                folder, module = import_root(path, root.resolve())
-                source = folder.relative_to(root.resolve()).as_posix() or "."
-                found = (source, folder, (module, match.group("name")))
-                break
+        below = find_app_below(root.resolve())
+        if below is not None:
+            folder, module, attribute = below
+            source = folder.relative_to(root.resolve()).as_posix() or "."
+            found = (source, folder, (module, attribute))
     if found is None:
         raise UsageError(
             f"no ASGI app found in {root} (looked for `app = FastAPI(...)` and the like in "

@@ -43,11 +43,25 @@ def words(text: str) -> list[str]:
     return [w for w in out if w]
 
 
+# A Python wrapper that becomes its arguments (`python -c '...; os.execvp(sys.argv[1],
+# sys.argv[1:])' CMD ...`, as hotmode's URL-secret launcher is): what runs is CMD.
+_EXEC_ITS_ARGUMENTS = re.compile(r"os\.exec[lv]p?e?\(sys\.argv\[1\],\s*sys\.argv\[1:\]\)\s*$")
+
+
 def command_words(service: Mapping[str, object], key: str = "command") -> list[str]:
-    """The words of a service's `command` or `entrypoint` as Compose merged it."""
+    """The words of a service's `command` or `entrypoint` as Compose merged it; past a Python
+    wrapper that execs its arguments, the command it becomes."""
     value = service.get(key)
     if isinstance(value, list):
-        return words(" ".join(shlex.quote(str(part)) for part in value))
+        parts = [str(part) for part in value]
+        while (
+            len(parts) > 3
+            and _program(parts[0]) in ("python", "python3")
+            and parts[1] == "-c"
+            and _EXEC_ITS_ARGUMENTS.search(parts[2])
+        ):
+            parts = parts[3:]
+        return words(" ".join(shlex.quote(part) for part in parts))
     return words(str(value)) if value else []
 
 

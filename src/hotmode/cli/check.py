@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
 from hotmode.audit import checker, report
 from hotmode.audit.model import Severity
+from hotmode.cli.deploy import k8s_check_options
 from hotmode.cli.options import load, mode_options, select
 from hotmode.errors import UsageError
 from hotmode.modes import all_selections
@@ -60,6 +62,7 @@ from hotmode.modes import all_selections
 @click.option("--rules", "list_rules", is_flag=True, help="List hotmode's rules and exit.")
 @click.option("--k8s", is_flag=True, help="Check the Kubernetes manifests (render --k8s).")
 @click.option("--swarm", is_flag=True, help="Check the Swarm stack file (render --swarm).")
+@k8s_check_options
 def check(
     config_path: Path | None,
     mode: str | None,
@@ -73,6 +76,7 @@ def check(
     list_rules: bool,
     k8s: bool,
     swarm: bool,
+    **companions: Any,
 ) -> int:
     """Lint each mode's merged configuration: hotmode's mode rules and compose-lint's."""
     if list_rules:
@@ -81,7 +85,9 @@ def check(
     if k8s or swarm:
         from hotmode.cli.deploy import orchestrator_report
 
-        result = orchestrator_report(load(config_path), k8s=k8s, edition=edition)
+        if swarm and any(companions.values()):
+            raise UsageError("--stateful, --managed, --registry, --storage-class go with --k8s")
+        result = orchestrator_report(load(config_path), k8s=k8s, edition=edition, **companions)
     elif files:
         if every or edition:
             raise UsageError("-f checks the files given, in one mode; drop --all and --edition")

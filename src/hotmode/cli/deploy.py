@@ -6,10 +6,11 @@ hotmode renders for the orchestrator and deploys through its own tool; the logic
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -19,7 +20,69 @@ from hotmode.cli.options import config_option, load
 from hotmode.config import Config
 from hotmode.errors import AuditFailed, StateError, UsageError
 
+if TYPE_CHECKING:
+    from hotmode.orchestrate.swarm import Target
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def k8s_companion_options() -> list[Callable[[F], F]]:
+    """How each companion lives in a cluster: `render --k8s` and `check --k8s` take the same."""
+    return [
+        click.option(
+            "--stateful", multiple=True, metavar="NAME[=UID:GID]",
+            help="With --k8s: this companion as a StatefulSet (UID:GID if its user is a name).",
+        ),
+        click.option(
+            "--managed", multiple=True, metavar="NAME=HOST",
+            help="With --k8s: this companion is a managed database at HOST.",
+        ),
+        click.option(
+            "--storage-class", default=None, metavar="NAME",
+            help="With --k8s: the storage class of the StatefulSets' claims.",
+        ),
+    ]  # fmt: skip
+
+
+def k8s_options(
+    config: Config,
+    *,
+    allow_dirty: bool,
+    stateful: tuple[str, ...],
+    managed: tuple[str, ...],
+    registry: str | None,
+    storage_class: str | None,
+) -> Any:
+    """The Kubernetes render's options from the command line's."""
+    from hotmode.orchestrate import k8s as kube
+
+    users = {}
+    for given in stateful:
+        name, _, user = given.partition("=")
+        if user:
+            users[name] = user
+    return kube.K8sOptions(
+        revision=revision(config, allow_dirty),
+        stateful=frozenset(given.partition("=")[0] for given in stateful),
+        managed=_managed(managed),
+        users=users,
+        ports={c.name: c.prod.port for c in config.services if c.prod.port},
+        registry=registry,
+        storage_class=storage_class,
+    )
+
+
+def k8s_check_options(func: F) -> F:
+    """`check --k8s`: the companion options of `render --k8s`, and the registry."""
+    options = [
+        *k8s_companion_options(),
+        click.option(
+            "--registry", default=None, metavar="HOST:PORT", help="With --k8s: as rendered."
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
 
 def orchestrator_options(func: F) -> F:
@@ -36,13 +99,14 @@ def orchestrator_options(func: F) -> F:
             help="With --swarm: the edition (default: declared).",
         ),
         click.option(
-            "--stateful", multiple=True, metavar="NAME",
-            help="With --k8s: render this companion as a StatefulSet, not a managed database.",
+            "--stack", "stack_name", default=None, metavar="NAME",
+            help="With --swarm: the stack, which names its volumes, secrets and configs.",
         ),
         click.option(
-            "--managed", multiple=True, metavar="NAME=HOST",
-            help="With --k8s: the managed database's host for a companion.",
+            "--registry", default=None, metavar="HOST:PORT",
+            help="The registry the built image is pushed to and pulled from.",
         ),
+        *k8s_companion_options(),
         click.option(
             "--allow-dirty", is_flag=True,
             help="Render for an uncommitted tree (the revision is marked -dirty).",
@@ -79,6 +143,25 @@ def _managed(pairs: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_REGISTRY = re.compile(r"^[A-Za-z0-9.-]+(:\d+)?(/[a-z0-9._/-]+)?$")
+
+
+def swarm_target(
+    edition: str | None, stack_name: str | None, host_network: bool, registry: str | None
+) -> Target:
+    """The Swarm render's target, its stack name and registry checked."""
+    if stack_name is not None and not _NAME.match(stack_name):
+        raise UsageError(
+            f"--stack {stack_name!r} is not a stack name: letters, digits, '_', '.', '-'"
+        )
+    if registry is not None and not _REGISTRY.match(registry):
+        raise UsageError(f"--registry {registry!r} is not HOST[:PORT][/PATH], e.g. 10.9.0.1:5000")
+    from hotmode.orchestrate.swarm import Target
+
+    return Target(edition, stack_name, host_network, registry)
+
+
 def render_orchestrator(
     config: Config,
     *,
@@ -88,8 +171,11 @@ def render_orchestrator(
     swarm: bool,
     swarm_edition: str | None,
     host_network: bool,
+    stack_name: str | None,
+    registry: str | None,
     stateful: tuple[str, ...],
     managed: tuple[str, ...],
+    storage_class: str | None,
     allow_dirty: bool,
 ) -> None:
     """Render (or with `check`, compare) the Kubernetes manifests or the Swarm stack file."""
@@ -100,19 +186,17 @@ def render_orchestrator(
     if k8s:
         from hotmode.orchestrate import k8s as kube
 
-        options = kube.K8sOptions(
-            revision=revision(config, allow_dirty),
-            stateful=frozenset(stateful),
-            managed=_managed(managed),
-        )
+        options = k8s_options(
+            config, allow_dirty=allow_dirty, stateful=stateful, managed=managed,
+            registry=registry, storage_class=storage_class,
+        )  # fmt: skip
         rendered = kube.render_files(config, options)
         leftovers = kube.leftover_files(config, rendered)
     else:
         from hotmode.orchestrate import swarm as stack
 
-        rendered = stack.render_files(
-            config, swarm_edition, allow_dirty=allow_dirty, host_network=host_network
-        )
+        target = swarm_target(swarm_edition, stack_name, host_network, registry)
+        rendered = stack.render_files(config, target, allow_dirty=allow_dirty)
         leftovers = []
     if check:
         stale = stale_files(rendered) + leftovers
@@ -140,7 +224,14 @@ def render_orchestrator(
 
 
 def orchestrator_report(
-    config: Config, *, k8s: bool, edition: str | None, host_network: bool = False
+    config: Config,
+    *,
+    k8s: bool,
+    edition: str | None,
+    stateful: tuple[str, ...] = (),
+    managed: tuple[str, ...] = (),
+    registry: str | None = None,
+    storage_class: str | None = None,
 ) -> Report:
     """`check --k8s | --swarm`: the prod rules on what the orchestrator is given."""
     from hotmode.audit.model import Stack
@@ -151,11 +242,14 @@ def orchestrator_report(
         from hotmode.orchestrate import k8s as kube
         from hotmode.orchestrate import k8s_audit
 
-        options = kube.K8sOptions(revision=revision(config, allow_dirty=True))
-        rendered = kube.render_files(config, options)
+        options = k8s_options(
+            config, allow_dirty=True, stateful=stateful, managed=managed,
+            registry=registry, storage_class=storage_class,
+        )  # fmt: skip
         folder = config.deployment / kube.FOLDER
         if not folder.is_dir():
             raise UsageError(f"{folder} does not exist; run `hotmode render --k8s` first")
+        rendered = kube.render_files(config, options)
         stale = stale_files(rendered) + kube.leftover_files(config, rendered)
         stacks, findings = [], []
         for declared in config.editions:
@@ -172,23 +266,15 @@ def orchestrator_report(
         if not stacks:
             config.edition(edition or "")
         return Report(tuple(stacks), tuple(findings))
-    import re
-
     from hotmode.orchestrate import stack, swarm, swarm_audit
 
     path = config.deployment / swarm.STACK_FILE
-    header = path.read_text(encoding="utf-8")[:1000] if path.is_file() else ""
-    # Compared with what the same render would give now: its edition and networking.
-    rendered_for = re.search(r"^# Swarm stack for prod ([\w.-]+)", header, re.MULTILINE)
-    found = (
-        stack.stale(
-            config,
-            edition or (rendered_for.group(1) if rendered_for else None),
-            "--host-network" in header,
-        )
-        if header
-        else []
-    )
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    # Compared with what the same render would give now: its edition, stack and networking.
+    target = swarm.rendered_target(text) or swarm.Target()
+    if edition is not None:
+        target = dataclasses.replace(target, edition=edition)
+    found = stack.stale(config, target) if text else []
     return swarm_audit.audit_report(config, found)
 
 
@@ -198,6 +284,9 @@ def orchestrator_report(
 @click.option("--edition", default=None, metavar="NAME", help="The edition (default: declared).")
 @click.option("--stack", "stack_name", default=None, metavar="NAME", help="The stack's name.")
 @click.option("--host-network", is_flag=True, help="Host networking, no ingress (one host, tests).")
+@click.option(
+    "--registry", default=None, metavar="HOST:PORT", help="Push the image there; nodes pull it."
+)
 @click.option("--allow-dirty", is_flag=True, help="Deploy an uncommitted tree (marked -dirty).")
 @click.option("--force", is_flag=True, help="Overwrite a hand-edited stack file.")
 def deploy(
@@ -206,92 +295,115 @@ def deploy(
     edition: str | None,
     stack_name: str | None,
     host_network: bool,
+    registry: str | None,
     allow_dirty: bool,
     force: bool,
 ) -> None:
     """Build, render and deploy prod to Docker Swarm; exit 0 only when the new revision serves.
 
-    `docker stack deploy` exits 0 even after Swarm rolled the update back: hotmode reads the
-    service's update state and the revision its running task serves instead (exit 1 on a
-    rollback, with the task's reason).
+    `docker stack deploy` exits 0 even after Swarm rolled the update back: hotmode waits for each
+    service's update state and reads the revision its running task serves instead (exit 1 on a
+    rollback, with the failing task's error, health output and last log line).
     """
     from hotmode.orchestrate import stack
 
     if not swarm:
         raise UsageError("deploy needs an engine: --swarm (Kubernetes: `hotmode render --k8s`)")
     config = load(config_path)
+    target = swarm_target(edition, stack_name, host_network, registry)
     name = stack_name or config.name
     click.echo(f"deploying {config.name} to Swarm stack {name} ...", err=True)
-    done = stack.deploy(
-        config, edition, name, host_network=host_network, allow_dirty=allow_dirty, force=force
-    )
+    done = stack.deploy(config, target, allow_dirty=allow_dirty, force=force)
+    for other in done.others:
+        click.echo(f"{other.service}: {other.state}", err=True)
+    failed = [other for other in done.others if other.failed]
     if done.reason:
         serving = done.running_revision or "nothing"
         raise AuditFailed(f"rolled back: {done.reason}; {done.service} serves {serving}")
+    if failed:
+        raise AuditFailed(f"{failed[0].service} {failed[0].state}: {failed[0].reason}")
     if not done.serves_new:
         raise AuditFailed(
             f"{done.service} serves {done.running_revision or 'nothing'}, not {done.revision} "
             f"(update state {done.state}); see `hotmode status --swarm`"
         )
+    if done.outage is not None:
+        click.echo(
+            f"host network: this update was stop-first, {done.outage:.1f}s from the old task's "
+            "stop to the new one's first passing healthcheck without an answer on the port",
+            err=True,
+        )
     click.echo(f"deployed: {done.service} serves {done.revision} (update {done.state})")
 
 
+def _stack_services(config: Config, stack_name: str | None) -> tuple[str, dict[str, Any]]:
+    """The stack's name and its rendered stack file's document (every service it runs)."""
+    import yaml
+
+    from hotmode.orchestrate import swarm
+
+    path = config.deployment / swarm.STACK_FILE
+    if not path.is_file():
+        raise UsageError(f"{path} does not exist; deploy with `hotmode deploy --swarm`")
+    text = path.read_text(encoding="utf-8")
+    rendered = swarm.rendered_target(text)
+    name = stack_name or (rendered.stack if rendered else None) or config.name
+    document: dict[str, Any] = yaml.safe_load(text) or {}
+    return name, document
+
+
 def swarm_status(config: Config, stack_name: str | None) -> None:
-    """`status --swarm`: the service's tasks, their state and health, revision, update state."""
-    from hotmode.compose import docker
+    """`status --swarm`: each service's update state, then its tasks, health and revision."""
     from hotmode.orchestrate import stack
 
-    name = stack.service_name(stack_name or config.name, config)
-    service = docker.docker("service", "inspect", name, check=False)
-    if service.returncode != 0:
-        raise StateError(f"no Swarm service {name}; deploy with `hotmode deploy --swarm`")
-    update = (json.loads(service.stdout)[0].get("UpdateStatus") or {}).get("State", "none")
-    click.echo(f"{name}: update {update}, serving {stack.running_revision(name) or 'nothing'}")
-    for task in stack.tasks(name):
-        status = task["Status"]
-        container = (status.get("ContainerStatus") or {}).get("ContainerID")
-        health = "-"
-        if container and status["State"] == "running":
-            inspected = docker.docker("inspect", container, check=False)
-            if inspected.returncode == 0:
-                state = json.loads(inspected.stdout)[0]["State"]
-                health = (state.get("Health") or {}).get("Status", "none")
-        revision = stack.task_revision(task) or "?"
-        error = f"  {status['Err']}" if status.get("Err") else ""
-        click.echo(
-            f"  {task['ID'][:12]}  {status['State']:<9} desired {task['DesiredState']:<9} "
-            f"health {health:<9} {revision[:12]}{error}"
-        )
+    name, document = _stack_services(config, stack_name)
+    services = [f"{name}_{service}" for service in document.get("services") or {}]
+    found = stack.inspect_services(services)
+    if not found:
+        raise StateError(f"no Swarm service of stack {name}; deploy with `hotmode deploy --swarm`")
+    for service in services:
+        if service not in found:
+            click.echo(f"{service}: not deployed")
+            continue
+        update = (found[service].get("UpdateStatus") or {}).get("State", "none")
+        image = str(found[service]["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]).split("@")[0]
+        serving = stack.running_revision(service) or image
+        click.echo(f"{service}: update {update}, serving {serving}")
+        for task in stack.tasks(service):
+            status = task["Status"]
+            state = stack.container_state(task) if status["State"] == "running" else None
+            health = (state.get("Health") or {}).get("Status", "none") if state else "-"
+            revision = stack.task_revision(task) or "-"
+            error = f"  {status['Err']}" if status.get("Err") else ""
+            click.echo(
+                f"  {task['ID'][:12]}  {status['State']:<9} desired {task['DesiredState']:<9} "
+                f"health {health:<9} {revision[:12]}{error}"
+            )
 
 
 def swarm_verify(config: Config, stack_name: str | None) -> None:
-    """`verify --swarm`: the running tasks are HEAD, read from the service and task specs."""
-    from hotmode.compose.verify import _served_files, file_problems
-    from hotmode.orchestrate import stack
+    """`verify --swarm`: every service is as rendered, hardened, and the app's tasks are HEAD."""
+    from hotmode.orchestrate import swarm_verify
 
-    name = stack.service_name(stack_name or config.name, config)
-    running = [t for t in stack.tasks(name) if t["Status"]["State"] == "running"]
-    if not running:
-        raise AuditFailed(f"no running task of {name}; deploy with `hotmode deploy --swarm`")
+    name, document = _stack_services(config, stack_name)
     head = source.revision(config.source)
-    digest = source.source_digest(config.source)
-    committed = source.committed_blobs(config.source)
-    problems = []
-    for task in running:
-        spec = task["Spec"]["ContainerSpec"]
-        found = stack.task_problems(spec, stack.image_labels(task), head, digest)
-        container = (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
-        served = _served_files(container) if container else None
-        if served is None:
-            found.append("could not read the code inside the task to compare it")
-        elif committed is not None:
-            found += file_problems(served, committed)
-        problems += [f"task {task['ID'][:12]}: {p}" for p in found]
-    if problems:
-        for problem in problems:
+    result = swarm_verify.verify_stack(
+        name, document, config.service, head,
+        source.source_digest(config.source), source.committed_blobs(config.source),
+    )  # fmt: skip
+    for note in result.waived:
+        click.echo(f"- waived: {note}")
+    for note in result.elsewhere:
+        click.echo(f"- checked by its spec only: {note}")
+    if result.problems:
+        for problem in result.problems:
             click.echo(f"- {problem}")
-        raise AuditFailed(f"{name} is not the commit: {len(problems)} problem(s) above")
+        raise AuditFailed(
+            f"stack {name} is not what was rendered: {len(result.problems)} problem(s)"
+        )
+    remote = f"; {len(result.elsewhere)} on other nodes by spec" if result.elsewhere else ""
     click.echo(
-        f"verified: {name} ({len(running)} task(s)) serves {head}, read-only, non-root, "
-        "no reload, tmpfs /tmp"
+        f"verified: stack {name} ({result.inside} task(s) read inside{remote}) is as rendered; "
+        f"{config.service} serves {head}, read-only, non-root, no reload, tmpfs /tmp; "
+        "no-new-privileges in every task read"
     )

@@ -25,6 +25,7 @@ from typing import Any
 from hotmode import procs, source
 from hotmode.compose import layout
 from hotmode.compose.engine import Compose, find_compose
+from hotmode.compose.offline import pull_hint
 from hotmode.config import Config
 from hotmode.errors import ComposeError, Interrupted, StateError
 from hotmode.modes import Selection
@@ -380,7 +381,8 @@ def _build(compose: Compose, plan: _Plan, timeout: float, progress: Progress) ->
         compose.run(plan.files, plan.project, *args, env=plan.env, timeout=timeout,
                     on_output=progress)  # fmt: skip
     except ComposeError as exc:
-        raise StateError(f"building {plan.selection.label} failed: {exc}") from exc
+        message = f"building {plan.selection.label} failed: {exc}"
+        raise StateError(message + pull_hint(str(exc), plan.config)) from exc
 
 
 def _project_containers(project: str, *, every: bool = True) -> list[dict[str, Any]]:
@@ -390,10 +392,23 @@ def _project_containers(project: str, *, every: bool = True) -> list[dict[str, A
     return _inspect(docker(*args).stdout.split())
 
 
-def why_unhealthy(project: str) -> str:
+def _finished_job(container: Mapping[str, Any], jobs: frozenset[str]) -> bool:
+    """A declared job's container that ran and exited 0: done, not a service that died."""
+    labels = container["Config"].get("Labels") or {}
+    state = container["State"]
+    return (
+        labels.get(SERVICE_LABEL) in jobs
+        and state.get("Status") == "exited"
+        and state.get("ExitCode") == 0
+    )
+
+
+def why_unhealthy(project: str, jobs: frozenset[str] = frozenset()) -> str:
     """One line on why a project's container is not healthy: state, health probe, last log."""
     reasons = []
     for container in _project_containers(project):
+        if _finished_job(container, jobs):
+            continue
         state = container["State"]
         name = container["Name"].lstrip("/")
         if state.get("Status") != "running":
@@ -421,11 +436,13 @@ def _start(compose: Compose, plan: _Plan, timeout: float, progress: Progress) ->
     except ComposeError as exc:
         _remove_project(plan.project)
         raise StateError(f"{plan.selection.label} could not start: {exc}") from exc
-    containers = _project_containers(plan.project)
+    # The jobs ran before the app (Compose waited for each to exit 0); the rest must be healthy.
+    jobs = frozenset(job.name for job in plan.config.jobs)
+    containers = [c for c in _project_containers(plan.project) if not _finished_job(c, jobs)]
     if progress is not None:
         progress(f"waiting until {', '.join(c['Name'].lstrip('/') for c in containers)} is healthy")
     if not containers or not all(_wait_healthy(c["Id"], timeout) for c in containers):
-        reason = why_unhealthy(plan.project)
+        reason = why_unhealthy(plan.project, jobs)
         _remove_project(plan.project)
         raise StateError(f"{plan.selection.label} did not become healthy: {reason}")
     app = [c for c in containers if _is_app(plan.config, c)] or containers

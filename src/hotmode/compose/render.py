@@ -18,6 +18,7 @@ import yaml
 
 from hotmode.atomic import write_atomic
 from hotmode.compose import companions, layout
+from hotmode.compose.jobs import job_services, waits_for_jobs
 from hotmode.config import Config, Edition
 from hotmode.modes import Selection
 
@@ -170,7 +171,9 @@ def base_document(config: Config) -> dict[str, Any]:
     secrets = companions.secrets_documents(config, "prod", _OverrideMap)
     if secrets:
         service["secrets"] = list(secrets)
-    services = {config.service: service}
+    services = {config.service: service, **job_services(config, service, whole=True)}
+    if config.jobs:
+        service["depends_on"] = {**service.get("depends_on", {}), **waits_for_jobs(config)}
     for companion in config.services:
         services[companion.name] = companions.prod_service(
             config, companion, names["project"], edition.name
@@ -221,7 +224,11 @@ def edition_document(config: Config, edition: Edition) -> dict[str, Any]:
         service["env_file"] = _Override(env_files)
     return {
         "name": names["project"],
-        "services": {config.service: service, **_overlay_companions(config, selection)},
+        "services": {
+            config.service: service,
+            **job_services(config, service, whole=False),
+            **_overlay_companions(config, selection),
+        },
         "volumes": {
             "logs": {"name": names["logs"]},
             **companions.volume_names(config, names["project"], "prod", selection.edition),
@@ -294,7 +301,11 @@ def dev_document(config: Config) -> dict[str, Any]:
         _companion_settings(config, "dev", service)
     document = {
         "name": names["project"],
-        "services": {config.service: service, **_overlay_companions(config, selection)},
+        "services": {
+            config.service: service,
+            **job_services(config, service, whole=False),
+            **_overlay_companions(config, selection),
+        },
         "volumes": {
             "logs": {"name": names["logs"]},
             "cache": {"name": names["cache"]},
@@ -312,15 +323,17 @@ def dev_edition_document(config: Config, edition: Edition) -> dict[str, Any]:
     selection = Selection("dev", edition.name, "render", "render")
     names = _names(config, selection)
     env_files: list[Any] = [{"path": ".env", "required": False}, *_env_files(edition)]
+    service = {
+        "container_name": names["container"],
+        "environment": dict(edition.env),
+        "env_file": _Override(env_files),
+        "labels": _labels(config, selection),
+    }
     return {
         "name": names["project"],
         "services": {
-            config.service: {
-                "container_name": names["container"],
-                "environment": dict(edition.env),
-                "env_file": _Override(env_files),
-                "labels": _labels(config, selection),
-            },
+            config.service: service,
+            **job_services(config, service, whole=False),
             **_overlay_companions(config, selection),
         },
         "volumes": {
@@ -354,11 +367,13 @@ ENV VIRTUAL_ENV=/opt/venv \\
     PYTHONUNBUFFERED=1
 RUN python3 -m venv /opt/venv
 {copy_requirements}
-RUN pip install -r {requirements}
+# uvicorn with no version: the app's own pin when it has one, so dev and prod serve with the
+# same server (the reload engine says at start what an older one lacks).
+RUN pip install -r {requirements} && pip install uvicorn
 
 # dev: dependencies baked in, so nothing installs at start; the source is mounted at run time.
 FROM deps AS dev
-RUN pip install "uvicorn>=0.30" "watchfiles>=0.21" "click>=8.1" "rich>=13" "PyYAML>=6" \\
+RUN pip install "watchfiles>=0.21" "click>=8.1" "rich>=13" "PyYAML>=6" \\
     && chmod -R a+rwX /opt/venv \\
     && mkdir -p {PYCACHE_DIR} && chmod -R 1777 {CACHE_DIR}
 ENV PYTHONPYCACHEPREFIX={PYCACHE_DIR} \\

@@ -36,6 +36,7 @@ from hotmode.errors import StateError
 from hotmode.modes import Selection
 from hotmode.native import companion_docker, companion_record, data_home
 from hotmode.native.companion_record import Entry
+from hotmode.ports import find_holder, port_is_free
 from hotmode.services import Companion
 
 if TYPE_CHECKING:
@@ -50,14 +51,25 @@ data_folder = data_home.data_folder
 data_folders = data_home.data_folders
 
 
-def _native_port(companion: Companion, selection: Selection) -> int:
-    """The declared native port; else, in Docker, the mode's published one; else a free one."""
-    if companion.native and companion.native.port:
-        return companion.native.port
+def _native_port(
+    companion: Companion, selection: Selection, say: Callable[[str], None], *, docker: bool
+) -> int:
+    """The declared native port (in Docker, else the mode's published one) when it is free on
+    127.0.0.1; else a free one, said in one line. The app is given whichever is chosen."""
+    wanted = companion.native.port if companion.native else None
     spec = companion.spec(selection.mode)
-    if spec.ports:
-        return spec.ports[0].host
-    return _free_port()
+    if wanted is None and docker and spec.ports:
+        wanted = spec.ports[0].host
+    if wanted is None:
+        return _free_port()
+    if port_is_free("127.0.0.1", wanted) and not _port_answers(wanted):
+        return wanted
+    port = _free_port()
+    say(
+        f"hotmode: {companion.name}: its port is taken: {find_holder(wanted).describe()}; it "
+        f"listens on {port} instead, and the app is given {port}"
+    )
+    return port
 
 
 def _free_port() -> int:
@@ -199,12 +211,7 @@ def _start_process(
     native = companion.native
     if native is None:
         raise StateError(f"{companion.name} has no native command")
-    port = native.port or _free_port()
-    if _port_answers(port):
-        raise StateError(
-            f"{companion.name}: port {port} on 127.0.0.1 is taken; stop what holds it, or set "
-            f"`port` in [services.{companion.name}.native]"
-        )
+    port = _native_port(companion, selection, say, docker=False)
     user = _runs_as(companion)
     folder, where = data_home.place(config, selection, companion, user)
     if where:
@@ -322,9 +329,8 @@ def start(
             if use_docker:
                 started.append(Entry(companion.name, "docker", "starting", "starting in Docker"))
                 companion_record.write(config.root, started)
-                started[-1] = companion_docker.start(
-                    config, selection, companion, run_id, _native_port(companion, selection)
-                )
+                port = _native_port(companion, selection, say, docker=True)
+                started[-1] = companion_docker.start(config, selection, companion, run_id, port)
             elif _has_command(companion):
                 try:
                     started.append(

@@ -23,7 +23,7 @@ from hotmode import procs, source
 from hotmode.config import Config
 from hotmode.errors import StateError
 from hotmode.modes import Selection, read_env_file
-from hotmode.native import companion_record, companions, snapshot, state
+from hotmode.native import companion_record, companions, jobs, snapshot, state
 from hotmode.native.state import RunState
 from hotmode.ports import check_host, find_holder, port_is_free, read_command, url_host
 
@@ -205,6 +205,8 @@ def start(
     # Companion services (the database) first, and the app told where they are (issue 10).
     env.update(companions.start(config, selection, say))
     try:
+        # Declared jobs (a migration) before the app, with its environment; each must succeed.
+        jobs.run_jobs(config, env, cwd, say)
         return _launch(config, selection, argv, env, served, cwd, host, port, detach,
                        ready_timeout)  # fmt: skip
     except BaseException:

@@ -14,9 +14,7 @@ Anything a manifest cannot carry is refused with the key that asks for it.
 from __future__ import annotations
 
 import copy
-import math
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +27,19 @@ from hotmode.compose.prod import EnvFile, ProdConfig, merge
 from hotmode.compose.render import has_header, with_header
 from hotmode.config import Config
 from hotmode.errors import UsageError
-from hotmode.orchestrate.units import cpu_quantity, duration_seconds, memory_quantity
+from hotmode.orchestrate.k8s_pod import (
+    lifecycle,
+    name_of,
+    probes,
+    resources,
+    user_ids,
+    volumes,
+    where,
+)
 
 FOLDER = "k8s"
 REVISION_ANNOTATION = "hotmode.dev/revision"
 EDITION_LABEL = "hotmode.dev/edition"
-MANAGED_HOST = "{name}.managed-database.invalid"
-SECRETS_DIR = "/run/secrets"
 # Lists that strategic merge patches merge by a key; every other list is replaced whole.
 _MERGE_KEYS = {
     "containers": "name",
@@ -55,89 +59,25 @@ class K8sOptions:
     stateful: frozenset[str] = frozenset()
     # Companion -> the managed database's host name.
     managed: Mapping[str, str] = field(default_factory=dict)
-
-
-def _seconds(value: Any, default: int) -> int:
-    return max(1, math.ceil(duration_seconds(value))) if value is not None else default
-
-
-def _name(*parts: str) -> str:
-    text = "-".join(p for p in parts if p)
-    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:63].rstrip("-")
-
-
-def _where(service: str, *keys: str | int) -> str:
-    return ".".join(["services", service, *(str(k) for k in keys)])
-
-
-def _user(name: str, service: Mapping[str, Any]) -> tuple[int, int]:
-    user = str(service.get("user") or "")
-    uid, _, gid = user.partition(":")
-    if not uid.isdigit() or not (gid or uid).isdigit():
-        raise UsageError(
-            f"{_where(name, 'user')} is {user or 'unset'}: Kubernetes proves non-root only with "
-            "a numeric uid; set user: UID:GID"
-        )
-    if int(uid) == 0:
-        raise UsageError(f"{_where(name, 'user')} is root; prod runs as a non-root uid")
-    return int(uid), int(gid or uid)
-
-
-def _probe(name: str, service: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    check = service.get("healthcheck") or {}
-    test = check.get("test")
-    if check.get("disable") or not test or test == ["NONE"]:
-        raise UsageError(
-            f"{_where(name, 'healthcheck')} is missing: the readiness and liveness probes "
-            "come from it; declare one"
-        )
-    if isinstance(test, str):
-        command = ["/bin/sh", "-c", test]
-    elif test[0] == "CMD-SHELL":
-        command = ["/bin/sh", "-c", " ".join(test[1:])]
-    else:
-        command = list(test[1:] if test[0] == "CMD" else test)
-    period = _seconds(check.get("interval"), 30)
-    timeout = _seconds(check.get("timeout"), 30)
-    retries = int(check.get("retries") or 3)
-    start = _seconds(check.get("start_period"), 0) if check.get("start_period") else 0
-    readiness = {
-        "exec": {"command": command},
-        "periodSeconds": period,
-        "timeoutSeconds": timeout,
-        "failureThreshold": retries,
-    }
-    liveness = {**copy.deepcopy(readiness), "initialDelaySeconds": start} if start else readiness
-    return readiness, copy.deepcopy(liveness)
-
-
-def _resources(service: Mapping[str, Any]) -> dict[str, Any]:
-    resources = (service.get("deploy") or {}).get("resources") or {}
-    out: dict[str, dict[str, str]] = {}
-    for compose_key, kube_key in (("limits", "limits"), ("reservations", "requests")):
-        given = resources.get(compose_key) or {}
-        values = {}
-        if given.get("cpus") not in (None, "", 0):
-            values["cpu"] = cpu_quantity(given["cpus"])
-        if given.get("memory") not in (None, "", 0):
-            values["memory"] = memory_quantity(given["memory"])
-        if values:
-            out[kube_key] = values
-    if "limits" in out and "requests" not in out:
-        # Requests equal to limits: the pod is scheduled for what it may use (Guaranteed QoS).
-        out["requests"] = dict(out["limits"])
-    return out
+    # Companion -> the UID:GID its StatefulSet runs as, where its `user` is a name.
+    users: Mapping[str, str] = field(default_factory=dict)
+    # Companion -> the port it listens on (its declaration's `port`).
+    ports: Mapping[str, int] = field(default_factory=dict)
+    registry: str | None = None
+    storage_class: str | None = None
 
 
 def _image(
-    name: str, service: Mapping[str, Any], revision: str, built: bool
+    name: str, service: Mapping[str, Any], revision: str, built: bool, registry: str | None = None
 ) -> tuple[str, str | None]:
     image = service.get("image")
     if not image:
-        raise UsageError(f"{_where(name, 'image')} is missing; a cluster runs images by name")
+        raise UsageError(f"{where(name, 'image')} is missing; a cluster runs images by name")
     if not built:
         return str(image), None
     repository = str(image).rsplit(":", 1)[0] if ":" in str(image).rsplit("/", 1)[-1] else image
+    if registry:
+        repository = f"{registry.rstrip('/')}/{repository}"
     return f"{repository}:{revision}", str(repository)
 
 
@@ -162,7 +102,7 @@ def is_credential(name: str) -> bool:
 def env_file_secret(project: str, reference: EnvFile) -> str:
     """The Secret that stands for an env file (`kubectl create secret generic NAME
     --from-env-file=FILE`)."""
-    return _name(project, Path(reference.path).name.lstrip(".").replace(".", "-"))
+    return name_of(project, Path(reference.path).name.lstrip(".").replace(".", "-"))
 
 
 def _labels(app: str, component: str, edition: str) -> dict[str, str]:
@@ -180,62 +120,6 @@ def _selector(labels: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in labels.items() if k != EDITION_LABEL}
 
 
-def _volumes(
-    name: str, service: Mapping[str, Any], project: str, stateful: bool
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Pod volumes, container mounts and (for a StatefulSet) claim templates."""
-    pod: list[dict[str, Any]] = []
-    mounts: list[dict[str, Any]] = []
-    claims: list[dict[str, Any]] = []
-    tmpfs = service.get("tmpfs") or []
-    targets = [str(t).split(":")[0] for t in (tmpfs if isinstance(tmpfs, list) else [tmpfs])]
-    for index, volume in enumerate(service.get("volumes") or []):
-        kind, target = volume.get("type"), str(volume.get("target"))
-        if kind == "tmpfs":
-            targets.append(target)
-        elif kind == "volume" and volume.get("source"):
-            volume_name = _name(str(volume["source"]))
-            mount: dict[str, Any] = {"name": volume_name, "mountPath": target}
-            if volume.get("read_only"):
-                mount["readOnly"] = True
-            mounts.append(mount)
-            if stateful:
-                claims.append(
-                    {
-                        "metadata": {"name": volume_name},
-                        "spec": {
-                            "accessModes": ["ReadWriteOnce"],
-                            "resources": {"requests": {"storage": "1Gi"}},
-                        },
-                    }
-                )
-            else:
-                # A Deployment's pods are cattle: what the app writes to a named volume (logs)
-                # lives as long as its pod; logs belong on stdout in a cluster.
-                pod.append({"name": volume_name, "emptyDir": {}})
-        elif kind == "bind" and Path(str(volume.get("source"))).name == ".env":
-            # The deployment .env's variables come through the ConfigMap and Secrets instead.
-            continue
-        else:
-            raise UsageError(
-                f"{_where(name, 'volumes', index)} is a {kind} mount of "
-                f"{volume.get('source')}: a cluster has no host folders; bake it into the "
-                "image or use a ConfigMap"
-            )
-    for index, target in enumerate(sorted(set(targets))):
-        volume_name = "tmp" if index == 0 else f"tmp-{index}"
-        pod.append({"name": volume_name, "emptyDir": {"medium": "Memory"}})
-        mounts.append({"name": volume_name, "mountPath": target})
-    for secret in service.get("secrets") or []:
-        source = str(secret.get("source") if isinstance(secret, dict) else secret)
-        target = str(secret.get("target") or source) if isinstance(secret, dict) else source
-        volume_name = _name("secret", source)
-        pod.append({"name": volume_name, "secret": {"secretName": _name(project, source)}})
-        path = target if target.startswith("/") else f"{SECRETS_DIR}/{target}"
-        mounts.append({"name": volume_name, "mountPath": path, "subPath": source, "readOnly": True})
-    return pod, sorted(mounts, key=lambda m: m["mountPath"]), claims
-
-
 def _workload(
     app: str,
     prod: ProdConfig,
@@ -245,25 +129,35 @@ def _workload(
     *,
     is_app: bool,
 ) -> list[dict[str, Any]]:
-    component = _name(name)
-    resource = app if is_app else _name(app, name)
+    component = name_of(name)
+    resource = app if is_app else name_of(app, name)
     labels = _labels(app, component, prod.edition)
-    uid, gid = _user(name, service)
+    uid, gid = user_ids(name, service, options.users.get(name))
     if service.get("read_only") is not True:
         raise UsageError(
-            f"{_where(name, 'read_only')} is not true: prod's root filesystem is read-only"
+            f"{where(name, 'read_only')} is not true: prod's root filesystem is read-only"
         )
-    readiness, liveness = _probe(name, service)
-    image, _ = _image(name, service, options.revision, built=is_app or "build" in service)
+    ports = sorted({int(p["target"]) for p in service.get("ports") or [] if "target" in p})
+    if not ports and name in options.ports:
+        ports = [options.ports[name]]
+    readiness, liveness, startup = probes(name, service, ports[0] if ports else None)
+    built = is_app or "build" in service
+    image, _ = _image(name, service, options.revision, built=built, registry=options.registry)
     plain, secret_names = _split_environment(service)
     stateful = not is_app
-    pod_volumes, mounts, claims = _volumes(name, service, prod.project, stateful)
+    pod_volumes, mounts, claims, files = volumes(
+        name, service, prod.project, stateful, resource=resource,
+        storage_class=options.storage_class,
+    )  # fmt: skip
+    for claim in claims:
+        # As the overlay's label transformer would give them (it labels templates too).
+        claim["metadata"]["labels"] = dict(labels)
     env_from: list[dict[str, Any]] = [{"configMapRef": {"name": f"{resource}-env"}}]
     for reference in prod.env_files.get(name, ()):
-        secret_ref: dict[str, Any] = {"name": env_file_secret(prod.project, reference)}
-        if not reference.required:
-            secret_ref["optional"] = True
-        env_from.append({"secretRef": secret_ref})
+        # Required in a cluster even where Compose may go without the file: a pod that lacks
+        # its edition's settings must not start (CreateContainerConfigError says which).
+        env_from.append({"secretRef": {"name": env_file_secret(prod.project, reference)}})
+    hooks, grace = lifecycle(service)
     capabilities: dict[str, Any] = {"drop": ["ALL"]}
     if service.get("cap_add"):
         capabilities["add"] = sorted(str(c) for c in service["cap_add"])
@@ -276,9 +170,10 @@ def _workload(
         container["command"] = [str(a) for a in service["entrypoint"]]
     if service.get("command"):
         container["args"] = [str(a) for a in service["command"]]
-    ports = sorted({int(p["target"]) for p in service.get("ports") or [] if "target" in p})
     if ports:
-        container["ports"] = [{"containerPort": p, "protocol": "TCP"} for p in ports]
+        container["ports"] = [
+            {"name": f"tcp-{p}"[:15], "containerPort": p, "protocol": "TCP"} for p in ports
+        ]
     container["envFrom"] = env_from
     if secret_names:
         container["env"] = [
@@ -290,9 +185,11 @@ def _workload(
         ]
     container.update(
         {
+            "startupProbe": startup,
             "readinessProbe": readiness,
             "livenessProbe": liveness,
-            "resources": _resources(service),
+            "lifecycle": hooks,
+            "resources": resources(service),
             "securityContext": {
                 "allowPrivilegeEscalation": False,
                 "readOnlyRootFilesystem": True,
@@ -317,9 +214,7 @@ def _workload(
         },
         "containers": [container],
     }
-    grace = service.get("stop_grace_period")
-    if grace:
-        pod_spec["terminationGracePeriodSeconds"] = _seconds(grace, 30)
+    pod_spec["terminationGracePeriodSeconds"] = grace
     if pod_volumes:
         pod_spec["volumes"] = pod_volumes
     template = {
@@ -337,9 +232,11 @@ def _workload(
         "selector": {"matchLabels": _selector(labels)},
         "template": template,
     }
+    service_name = resource if is_app else name_of(name)
     if stateful:
         workload = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": metadata}
-        spec = {"serviceName": resource, **spec}
+        # The headless Service that gives the pods their DNS names: the one rendered below.
+        spec = {"serviceName": service_name, **spec}
         if claims:
             spec["volumeClaimTemplates"] = claims
     else:
@@ -358,37 +255,53 @@ def _workload(
             "data": plain,
         },
     ]
+    if not ports:
+        raise UsageError(f"{where(name, 'ports')}: no port to serve on; declare the service's port")
+    if files:
+        objects.append({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": f"{resource}-files", "labels": labels},
+                        "data": files})  # fmt: skip
     service_spec: dict[str, Any] = {"selector": _selector(labels)}
     if stateful:
         service_spec["clusterIP"] = "None"
     service_spec["ports"] = [
         {"name": f"tcp-{p}", "port": p, "targetPort": p, "protocol": "TCP"} for p in ports
-    ] or [{"name": "none", "port": 1, "protocol": "TCP"}]
+    ]
     objects.append(
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": {"name": resource if is_app else _name(name), "labels": labels},
+            "metadata": {"name": service_name, "labels": labels},
             "spec": service_spec,
+        }
+    )
+    # A drain takes at most one pod at a time, and never blocks on a single replica.
+    objects.append(
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": resource, "labels": labels},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector(labels)}},
         }
     )
     return objects
 
 
 def _managed(app: str, prod: ProdConfig, name: str, options: K8sOptions) -> dict[str, Any]:
-    host = options.managed.get(name) or MANAGED_HOST.format(name=_name(name))
+    host = options.managed.get(name)
+    if not host:
+        # A placeholder host would deploy and go Ready while every database call fails.
+        raise UsageError(
+            f"the {name} companion needs a home in the cluster: --managed {name}=HOST (a "
+            f"managed database) or --stateful {name} (a StatefulSet)"
+        )
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {
-            "name": _name(name),
-            "labels": _labels(app, _name(name), prod.edition),
-            "annotations": {
-                "hotmode.dev/managed-database": (
-                    f"the {name} companion is a managed database; set its host with "
-                    f"`hotmode render --k8s --managed {name}=HOST`"
-                )
-            },
+            "name": name_of(name),
+            "labels": _labels(app, name_of(name), prod.edition),
+            "annotations": {"hotmode.dev/managed-database": f"the {name} companion is {host}"},
         },
         "spec": {"type": "ExternalName", "externalName": host},
     }
@@ -481,15 +394,19 @@ def render_tree(
         name = _file_name(document)
         files[f"base/{name}"] = _dump([document])
         names.append(name)
-    files["base/kustomization.yaml"] = _dump(
-        [
-            {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "resources": names,
-            }
+    base_kustomization: dict[str, Any] = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": names,
+    }
+    built = _image(service_name, base_prod.services[service_name], options.revision, True,
+                   options.registry)  # fmt: skip
+    if built[1]:
+        # `kustomize edit set image` (or a CI step) moves the app to another tag or registry.
+        base_kustomization["images"] = [
+            {"name": built[1], "newName": built[1], "newTag": options.revision}
         ]
-    )
+    files["base/kustomization.yaml"] = _dump([base_kustomization])
     for prod in editions:
         objects = edition_objects(app, service_name, prod, options)
         by_id = {(d["kind"], d["metadata"]["name"]): d for d in base}

@@ -1,42 +1,77 @@
 """Deploying the Swarm stack and judging it by what runs, never by `stack deploy`'s exit code.
 
-`docker stack deploy --detach=false` exits 0 even after Swarm rolled an update back; the truth is
-the service's `UpdateStatus.State` and the revision its running tasks serve. `deploy` builds the
-images first (with the revision and source-digest labels), refreshes the stack file, deploys, and
-returns a `Deployed` that says which; `tasks` and `problems` serve `status` and `verify`.
+`docker stack deploy` exits 0 even after Swarm rolled an update back; the truth is each service's
+`UpdateStatus.State` and the revision its running tasks serve. `deploy` builds the images first
+(with the revision and source-digest labels), pushes them when a registry is given, refreshes the
+stack file, deploys detached, then polls every service until Swarm gives its verdict, and returns
+a `Deployed` that says what happened: which revision serves, why a rollback happened (Swarm's
+error, the failing health probe's output, the task's last log line), and on the host network how
+long the stop-first update refused connections.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from hotmode.compose import docker, layout
-from hotmode.compose.docker import DIGEST_LABEL, REVISION_LABEL
+from hotmode.compose.docker import REVISION_LABEL
 from hotmode.compose.engine import find_compose
 from hotmode.compose.render import stale_files, write_files
 from hotmode.config import Config
 from hotmode.errors import AuditFailed, ComposeError, StateError
 from hotmode.modes import Selection
-from hotmode.orchestrate.swarm import STACK_FILE, build_environment, render_files
+from hotmode.orchestrate.swarm import (
+    STACK_FILE,
+    Target,
+    build_environment,
+    built_image,
+    monitor_seconds,
+    render_files,
+)
 
 DEPLOY_TIMEOUT = 900
 _ROLLED_BACK = {"rollback_started", "rollback_paused", "rollback_completed", "paused"}
+_VERDICTS = {"completed", "paused", "rollback_paused", "rollback_completed"}
+# How often Swarm's state is read while an update runs.
+_POLL = 0.5
+# Slack on top of Swarm's own monitor window, for a loaded machine.
+_SLACK = 60.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One service after a deploy: Swarm's update state (or `created`, `unchanged`), and why."""
+
+    service: str
+    state: str
+    reason: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.state in _ROLLED_BACK or self.state == "failed"
 
 
 @dataclass(frozen=True)
 class Deployed:
-    """The outcome of a deploy: the revision asked for and what the service runs now."""
+    """The outcome of a deploy: the revision asked for and what the services run now."""
 
     service: str
     revision: str
     state: str
     running_revision: str | None
     reason: str = ""
+    # On the host network: seconds from the old task's stop to the new one's first health.
+    outage: float | None = None
+    others: tuple[Verdict, ...] = field(default_factory=tuple)
 
     @property
     def serves_new(self) -> bool:
@@ -47,12 +82,15 @@ def service_name(stack: str, config: Config) -> str:
     return f"{stack}_{config.service}"
 
 
-def build(config: Config, edition: str, env: Mapping[str, str]) -> list[str]:
-    """Build every service with `build:` as `<name>:<revision>` with Compose; the tags built.
+def build(
+    config: Config, edition: str, env: Mapping[str, str], registry: str | None = None
+) -> list[str]:
+    """Build every service with `build:` as `[registry/]<name>:<revision>`; the tags built.
 
     Compose builds (not `docker build`, whose legacy builder writes its temporary Dockerfile's
     name into the served `.dockerignore`), tagged through a throw-away overlay so that the
-    `:prod` tag a Compose prod on the same engine runs is left alone.
+    `:prod` tag a Compose prod on the same engine runs is left alone. With a registry, each tag
+    is pushed, so that every node can pull it.
     """
     selection = Selection("prod", edition, "deploy", "deploy")
     files = layout.compose_files(config, selection)
@@ -60,12 +98,11 @@ def build(config: Config, edition: str, env: Mapping[str, str]) -> list[str]:
     compose = find_compose()
     merged = compose.run(files, project, "config", "--format", "json", env=env)
     services = json.loads(merged.stdout).get("services") or {}
-    tags = {}
-    for name, service in sorted(services.items()):
-        if service.get("build"):
-            image = str(service.get("image") or name)
-            repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
-            tags[name] = f"{repository}:{env['HOTMODE_REVISION']}"
+    tags = {
+        name: built_image(str(service.get("image") or name), env["HOTMODE_REVISION"], registry)
+        for name, service in sorted(services.items())
+        if service.get("build")
+    }
     if not tags:
         return []
     overlay = {"services": {name: {"image": tag} for name, tag in tags.items()}}
@@ -78,15 +115,28 @@ def build(config: Config, edition: str, env: Mapping[str, str]) -> list[str]:
             )
         except ComposeError as exc:
             raise StateError(f"building for Swarm failed: {exc}") from exc
+    if registry:
+        for tag in sorted(tags.values()):
+            pushed = docker.docker("push", "--quiet", tag, timeout=DEPLOY_TIMEOUT, check=False)
+            if pushed.returncode != 0:
+                lines = (pushed.stderr or pushed.stdout).strip().splitlines()
+                raise StateError(
+                    f"pushing {tag} failed: {lines[-1] if lines else 'no message'}; is the "
+                    f"registry {registry} up, and does this engine trust it?"
+                )
     return sorted(tags.values())
 
 
-def _inspect_service(name: str) -> dict[str, Any] | None:
-    result = docker.docker("service", "inspect", name, check=False)
-    if result.returncode != 0:
-        return None
-    documents: list[dict[str, Any]] = json.loads(result.stdout)
-    return documents[0] if documents else None
+def inspect_services(names: list[str]) -> dict[str, dict[str, Any]]:
+    """`docker service inspect` of those services that exist, by name."""
+    found: dict[str, dict[str, Any]] = {}
+    for name in names:
+        result = docker.docker("service", "inspect", name, check=False)
+        if result.returncode == 0:
+            documents: list[dict[str, Any]] = json.loads(result.stdout)
+            if documents:
+                found[name] = documents[0]
+    return found
 
 
 def tasks(name: str) -> list[dict[str, Any]]:
@@ -94,12 +144,15 @@ def tasks(name: str) -> list[dict[str, Any]]:
     ids = docker.docker("service", "ps", "--quiet", "--no-trunc", name, check=False).stdout.split()
     if not ids:
         return []
-    found: list[dict[str, Any]] = json.loads(docker.docker("inspect", *ids).stdout)
+    # Swarm prunes old tasks at any moment: one gone between the listing and this read is
+    # skipped (`docker inspect` still prints the others).
+    result = docker.docker("inspect", "--type", "task", *ids, check=False)
+    found: list[dict[str, Any]] = json.loads(result.stdout or "[]")
     return sorted(found, key=lambda t: str(t.get("UpdatedAt")), reverse=True)
 
 
 def image_labels(task: Mapping[str, Any]) -> dict[str, str]:
-    """The labels of the image a task runs (none if the image is gone)."""
+    """The labels of the image a task runs (none if the image is not on this engine)."""
     image = str(task["Spec"]["ContainerSpec"]["Image"]).split("@")[0]
     result = docker.docker("image", "inspect", image, check=False)
     if result.returncode != 0:
@@ -119,109 +172,213 @@ def running_revision(name: str) -> str | None:
     return task_revision(running[0]) if running else None
 
 
-def _failure(name: str) -> str:
-    """Why the newest failed task failed: Swarm's error and the last line its process wrote."""
+def container_state(task: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The `State` of a task's container, if it is on this engine."""
+    container = (task.get("Status", {}).get("ContainerStatus") or {}).get("ContainerID")
+    if not container:
+        return None
+    result = docker.docker("inspect", container, check=False)
+    if result.returncode != 0:
+        return None
+    state: dict[str, Any] = json.loads(result.stdout)[0]["State"]
+    return state
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+def failure(name: str, image: str | None = None) -> str:
+    """Why the newest failed task (of `image`, if given) failed.
+
+    Swarm's error, the output of its last failing health probe and the last line its process
+    wrote (a crash's traceback ends on stderr with the exception).
+    """
     for task in tasks(name):
         status = task.get("Status") or {}
+        if image and str(task["Spec"]["ContainerSpec"]["Image"]).split("@")[0] != image:
+            continue
         if not (status.get("Err") or status.get("State") in ("failed", "rejected")):
             continue
-        message = str(status.get("Err") or status.get("Message") or status.get("State"))
+        parts = [f"task {task['ID'][:12]}: {status.get('Err') or status.get('State')}"]
+        state = container_state(task)
+        probes = [p for p in ((state or {}).get("Health") or {}).get("Log") or [] if p]
+        failing = [p for p in probes if p.get("ExitCode") != 0]
+        if failing:
+            output = _last_line(str(failing[-1].get("Output") or ""))
+            parts.append(f"health: {output or 'exit ' + str(failing[-1].get('ExitCode'))}")
         container = (status.get("ContainerStatus") or {}).get("ContainerID")
         if container:
             logs = docker.docker("logs", "--tail", "20", container, check=False)
-            # A crash's traceback ends on stderr; its last line names the exception.
-            text = logs.stderr.strip() or logs.stdout.strip()
-            if text:
-                message += f": {text.splitlines()[-1].strip()[:160]}"
-        return message
+            line = _last_line(logs.stderr) or _last_line(logs.stdout)
+            if line:
+                parts.append(f"last log line: {line}")
+        return "; ".join(parts)
     return ""
+
+
+def _moment(text: str) -> datetime:
+    """Docker's RFC 3339 timestamp (nanoseconds, `Z`) as a datetime."""
+    head, _, rest = text.partition(".")
+    digits = "".join(c for c in rest if c.isdigit())
+    zone = rest[len(digits) :] or "Z"
+    return datetime.fromisoformat(f"{head}.{(digits + '000000')[:6]}{zone.replace('Z', '+00:00')}")
+
+
+def outage_seconds(name: str) -> float | None:
+    """From the old task's stop to the new task's first health (Swarm's `running`), in seconds.
+
+    On the host network an update is stop-first: nothing answers in between. None when there
+    was no replacement to measure.
+    """
+    found = tasks(name)
+    running = [t for t in found if t["Status"]["State"] == "running"]
+    if not running:
+        return None
+    new = running[0]
+    old = [
+        t for t in found
+        if t.get("Slot") == new.get("Slot") and t["ID"] != new["ID"]
+        and t["Status"]["State"] in ("shutdown", "complete")
+        and _moment(t["Status"]["Timestamp"]) <= _moment(new["Status"]["Timestamp"])
+    ]  # fmt: skip
+    if not old:
+        return None
+    stopped = max(_moment(t["Status"]["Timestamp"]) for t in old)
+    return max(0.0, (_moment(new["Status"]["Timestamp"]) - stopped).total_seconds())
+
+
+def _converged(name: str, replicas: int) -> bool:
+    running = [t for t in tasks(name) if t["Status"]["State"] == "running"]
+    return len(running) >= replicas
+
+
+def _template(service: Mapping[str, Any]) -> Any:
+    spec = service.get("Spec") or {}
+    return spec.get("TaskTemplate"), (spec.get("Mode") or {})
+
+
+def wait_for_verdicts(
+    before: Mapping[str, Mapping[str, Any]], document: Mapping[str, Any], stack: str
+) -> dict[str, Verdict]:
+    """Poll each service of the stack until Swarm has decided about it.
+
+    A service whose task template changed waits for a new update state (`completed`, or a
+    rollback); a new one, for its tasks to run (healthy, when it has a healthcheck); an
+    unchanged one is done. Each service has its own monitor window plus slack as deadline.
+    """
+    services = {f"{stack}_{name}": s for name, s in (document.get("services") or {}).items()}
+    start = time.monotonic()
+    deadlines = {
+        name: start + 2 * monitor_seconds(service) + _SLACK for name, service in services.items()
+    }
+    verdicts: dict[str, Verdict] = {}
+    while len(verdicts) < len(services):
+        now = inspect_services([n for n in services if n not in verdicts])
+        for name, service in services.items():
+            if name in verdicts:
+                continue
+            current = now.get(name)
+            if current is None:
+                verdicts[name] = Verdict(name, "failed", "the service is not there after deploy")
+                continue
+            update = current.get("UpdateStatus") or {}
+            previous = before.get(name)
+            replicas = int((service.get("deploy") or {}).get("replicas") or 1)
+            late = time.monotonic() > deadlines[name]
+            if previous is not None and update and update != previous.get("UpdateStatus"):
+                state = str(update.get("State"))
+                # Swarm may say `completed` (or `rollback_completed`) while the task it
+                # started is still passing its first healthcheck: wait until it runs.
+                settled = state not in ("completed", "rollback_completed")
+                if state in _VERDICTS and (settled or late or _converged(name, replicas)):
+                    verdicts[name] = Verdict(name, state)
+            elif previous is not None and _template(previous) == _template(current):
+                if _converged(name, replicas):
+                    verdicts[name] = Verdict(name, "unchanged")
+            elif previous is None and _converged(name, replicas):
+                verdicts[name] = Verdict(name, "created")
+            if name not in verdicts and late:
+                verdicts[name] = Verdict(name, "failed", "no verdict from Swarm in time")
+        if len(verdicts) < len(services):
+            time.sleep(_POLL)
+    return verdicts
+
+
+def _label_data_nodes(document: Mapping[str, Any]) -> None:
+    """Label the deploying node for every stateful service that no node is labelled for yet."""
+    for service in (document.get("services") or {}).values():
+        placement = (service.get("deploy") or {}).get("placement") or {}
+        for constraint in placement.get("constraints") or []:
+            key, _, value = str(constraint).partition("==")
+            key = key.strip()
+            if not key.startswith("node.labels.hotmode."):
+                continue
+            label = f"{key.removeprefix('node.labels.')}={value.strip()}"
+            listed = docker.docker("node", "ls", "--quiet", "--filter", f"node.label={label}")
+            if not listed.stdout.split():
+                node = docker.docker("info", "--format", "{{.Swarm.NodeID}}").stdout.strip()
+                docker.docker("node", "update", "--label-add", label, node)
 
 
 def deploy(
     config: Config,
-    edition: str | None,
-    stack: str,
+    target: Target,
     *,
-    host_network: bool,
     allow_dirty: bool,
     force: bool = False,
 ) -> Deployed:
-    """Build, refresh the stack file, `docker stack deploy`, then judge by what runs."""
-    chosen = config.edition(edition) if edition else config.default_edition
+    """Build (and push), refresh the stack file, `docker stack deploy`, then wait for Swarm."""
+    chosen = config.edition(target.edition) if target.edition else config.default_edition
+    stack = target.stack or config.name
     env = build_environment(config, allow_dirty=allow_dirty)
-    rendered = render_files(config, chosen.name, allow_dirty=allow_dirty, host_network=host_network)
+    rendered = render_files(config, target, allow_dirty=allow_dirty)
     report = write_files(rendered, force=force)
     if report.kept:
         raise AuditFailed(
             f"kept hand-edited {report.kept[0]}; move the change into {config.path.name}, "
             "or rerun with --force to overwrite"
         )
-    build(config, chosen.name, env)
+    build(config, chosen.name, env, target.registry)
     stack_file = config.deployment / STACK_FILE
+    document = yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}
+    names = [f"{stack}_{name}" for name in document.get("services") or {}]
+    before = inspect_services(names)
+    _label_data_nodes(document)
     result = docker.docker(
-        "stack", "deploy", "--resolve-image", "never", "--detach=false",
+        "stack", "deploy", "--resolve-image", "never", "--detach=true",
+        *(["--with-registry-auth"] if target.registry else []),
         "--compose-file", str(stack_file), stack,
         timeout=DEPLOY_TIMEOUT, check=False,
     )  # fmt: skip
     if result.returncode != 0:
         lines = (result.stderr or result.stdout).strip().splitlines()
         raise StateError(f"docker stack deploy failed: {lines[-1] if lines else 'no message'}")
+    verdicts = wait_for_verdicts(before, document, stack)
     name = service_name(stack, config)
-    spec = _inspect_service(name)
-    if spec is None:
-        raise StateError(f"service {name} is not there after `docker stack deploy`")
-    update = spec.get("UpdateStatus") or {}
-    state = str(update.get("State") or "created")
-    reason = ""
-    if state in _ROLLED_BACK:
-        reason = _failure(name) or str(update.get("Message") or state)
-    return Deployed(name, env["HOTMODE_REVISION"], state, running_revision(name), reason)
+    images = {f"{stack}_{n}": str(s.get("image")) for n, s in document["services"].items()}
+    for key, verdict in verdicts.items():
+        if verdict.failed:
+            why = failure(key, images.get(key)) or verdict.reason
+            verdicts[key] = Verdict(key, verdict.state, why or verdict.state)
+    app = verdicts.get(name) or Verdict(name, "failed", f"no service {name} in the stack file")
+    outage = None
+    if app.state == "completed" and "hostnet" in (
+        document["services"].get(config.service) or {}
+    ).get("networks", []):
+        outage = outage_seconds(name)
+    return Deployed(
+        name,
+        env["HOTMODE_REVISION"],
+        app.state,
+        running_revision(name),
+        app.reason if app.failed else "",
+        outage,
+        tuple(v for k, v in sorted(verdicts.items()) if k != name),
+    )
 
 
-def stale(config: Config, edition: str | None, host_network: bool) -> list[Path]:
+def stale(config: Config, target: Target) -> list[Path]:
     """The stack file, if it is not what would be rendered now."""
-    return stale_files(render_files(config, edition, allow_dirty=True, host_network=host_network))
-
-
-_RELOADERS = ("--reload", "watchfiles", "hupper", "watchgod")
-
-
-def task_problems(
-    spec: Mapping[str, Any], labels: Mapping[str, str], revision: str | None, digest: str | None
-) -> list[str]:
-    """What in a running task's container spec (and its image labels) breaks prod's promise."""
-    from hotmode.compose.render import APP_DIR
-
-    problems = []
-    running = labels.get(REVISION_LABEL, "")
-    if revision is None:
-        problems.append("the source is not in a git repository, so no commit can be proven")
-    elif running != revision:
-        problems.append(f"image revision {running or 'missing'} is not HEAD {revision}")
-    if digest is not None and labels.get(DIGEST_LABEL) != digest:
-        problems.append(
-            f"image source digest {labels.get(DIGEST_LABEL) or 'missing'} is not the committed "
-            f"source's {digest}"
-        )
-    if not spec.get("ReadOnly"):
-        problems.append("the root filesystem is writable (read_only is not set)")
-    user = str(spec.get("User") or "")
-    if user.split(":")[0] in ("", "0", "root"):
-        problems.append(f"the task runs as root (user {user or 'unset'})")
-    if "ALL" not in (spec.get("CapabilityDrop") or []):
-        problems.append("the task keeps the default capabilities (cap_drop: [ALL])")
-    argv = [*(spec.get("Command") or []), *(spec.get("Args") or [])]
-    if any(word in arg for arg in argv for word in _RELOADERS):
-        problems.append(f"the command reloads ({' '.join(argv)})")
-    mounts = spec.get("Mounts") or []
-    if not any(m.get("Type") == "tmpfs" and m.get("Target") == "/tmp" for m in mounts):  # noqa: S108
-        problems.append("no tmpfs at /tmp (Swarm drops `tmpfs: [/tmp]`; use the mount form)")
-    for mount in mounts:
-        target = str(mount.get("Target", ""))
-        over_code = target == APP_DIR or target.startswith(f"{APP_DIR}/")
-        allowed = (target == f"{APP_DIR}/logs" and mount.get("Type") == "volume") or (
-            target == f"{APP_DIR}/.env" and mount.get("Type") == "bind" and mount.get("ReadOnly")
-        )
-        if over_code and not allowed:
-            problems.append(f"a {mount.get('Type')} mount ({mount.get('Source')}) is over the code")
-    return problems
+    return stale_files(render_files(config, target, allow_dirty=True))

@@ -11,8 +11,10 @@ image is `<name>:<revision>`, so every update is a change of the stack file, nev
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ from hotmode.compose.prod import ProdConfig, merge
 from hotmode.compose.render import with_header
 from hotmode.config import Config
 from hotmode.errors import UsageError
+from hotmode.orchestrate.swarm_objects import bind_configs, object_name, secret_definitions
 from hotmode.orchestrate.units import duration_seconds
 
 STACK_FILE = "docker-stack.yml"
@@ -45,6 +48,10 @@ _HANDLED = {
     "image", "build", "container_name", "restart", "tmpfs", "security_opt", "volumes",
     "ports", "networks", "deploy", "depends_on", "secrets", "network_mode",
 }  # fmt: skip
+HOST_NETWORK_OUTAGE = (
+    "host network: one task holds the port, so each update is stop-first and refuses "
+    "connections from the old task's stop until the new one is healthy (`deploy` says how long)"
+)
 
 
 @dataclass
@@ -76,23 +83,37 @@ def monitor_seconds(service: Mapping[str, Any]) -> int:
     return math.ceil(start + interval * (retries + 1) + 5)
 
 
-def _image(name: str, service: Mapping[str, Any], revision: str) -> str:
+def built_image(image: str, revision: str, registry: str | None) -> str:
+    """`[registry/]<repository>:<revision>`: what `deploy --swarm` builds, pushes and runs."""
+    last = image.rsplit("/", 1)[-1]
+    repository = image.rsplit(":", 1)[0] if ":" in last else image
+    return f"{registry.rstrip('/') + '/' if registry else ''}{repository}:{revision}"
+
+
+def _image(name: str, service: Mapping[str, Any], revision: str, registry: str | None) -> str:
     image = str(service.get("image") or "")
     if not image:
         raise UsageError(f"{_where(name, 'image')} is missing; Swarm runs images by name")
     if "build" not in service:
         return image
-    last = image.rsplit("/", 1)[-1]
-    repository = image.rsplit(":", 1)[0] if ":" in last else image
-    return f"{repository}:{revision}"
+    return built_image(image, revision, registry)
 
 
-def _volumes(name: str, service: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _volumes(
+    name: str, service: Mapping[str, Any], configs: list[tuple[str, Path, str]]
+) -> list[dict[str, Any]]:
+    """The mounts Swarm carries; each read-only bind's files are added to `configs`."""
     volumes: list[dict[str, Any]] = []
     for index, volume in enumerate(service.get("volumes") or []):
         kind = volume.get("type")
         if kind not in ("volume", "bind", "tmpfs"):
             raise UsageError(f"{_where(name, 'volumes', index)} is a {kind} mount; Swarm has none")
+        if kind == "bind":
+            for key, path, target in bind_configs(name, volume, _where(name, "volumes", index)):
+                taken = {k for k, _, _ in configs}
+                unique = key if key not in taken else f"{key}_{len(taken)}"
+                configs.append((unique, path, target))
+            continue
         entry = {k: v for k, v in volume.items() if k in ("type", "source", "target", "read_only")}
         if kind == "tmpfs" and volume.get("tmpfs"):
             entry["tmpfs"] = (
@@ -127,16 +148,35 @@ def _ports(name: str, service: Mapping[str, Any], host_network: bool) -> list[di
     return ports
 
 
-def _deploy(service: Mapping[str, Any], host_network: bool) -> dict[str, Any]:
+def stateful(service: Mapping[str, Any]) -> bool:
+    """A service that is not built here and keeps data in a named volume: a database's shape."""
+    return "build" not in service and any(
+        (v or {}).get("type") == "volume" for v in service.get("volumes") or []
+    )
+
+
+def data_label(stack: str, name: str) -> str:
+    """The node label that pins a stateful service to the node holding its local volume."""
+    return f"hotmode.{stack}.{name}"
+
+
+def _deploy(
+    stack: str, name: str, service: Mapping[str, Any], host_network: bool
+) -> dict[str, Any]:
     given = dict(service.get("deploy") or {})
     given.pop("placement", None) if not (given.get("placement") or {}) else None
+    if stateful(service) and "placement" not in given:
+        # A local volume lives on one node: the task must come back to it.
+        given["placement"] = {"constraints": [f"node.labels.{data_label(stack, name)} == true"]}
     restart = str(service.get("restart") or "")
     condition = "on-failure" if restart.startswith("on-failure") else "any"
     if restart == "no":
         condition = "none"
     monitor = f"{monitor_seconds(service)}s"
-    # With host networking one task holds the port: the old one stops before the new starts.
-    order = "stop-first" if host_network else "start-first"
+    # With host networking one task holds the port, and two servers must never share a data
+    # folder: the old task stops before the new one starts. Otherwise the new one starts first
+    # and takes traffic only once healthy.
+    order = "stop-first" if host_network or stateful(service) else "start-first"
     deploy: dict[str, Any] = {
         "mode": given.pop("mode", "replicated"),
         "replicas": int(given.pop("replicas", 1) or 1),
@@ -170,10 +210,13 @@ def service_document(
     name: str,
     service: Mapping[str, Any],
     *,
+    stack: str,
     revision: str,
+    registry: str | None,
     env_files: list[str],
     host_network: bool,
     notes: list[str],
+    configs: list[tuple[str, Path, str]],
 ) -> dict[str, Any]:
     """One service of the stack file; refuses (by key) what Swarm cannot carry."""
     for key in service:
@@ -194,15 +237,22 @@ def service_document(
         # `network_mode: host` is ignored by stack deploy; the host network is joined by name.
         host_network = True
         notes.append(f"{name}: network_mode: host is the external network `host`")
-    out: dict[str, Any] = {"image": _image(name, service, revision)}
+    out: dict[str, Any] = {"image": _image(name, service, revision, registry)}
     for key in [*_KEPT, *sorted(k for k in service if str(k).startswith("x-"))]:
         if key in service and service[key] not in (None, [], {}):
             out[key] = service[key]
     if env_files:
         out["env_file"] = env_files
-    volumes = _volumes(name, service)
+    own: list[tuple[str, Path, str]] = []
+    volumes = _volumes(name, service, own)
     if volumes:
         out["volumes"] = volumes
+    if own:
+        out["configs"] = [
+            {"source": key, "target": target, "mode": 0o444} for key, _, target in own
+        ]
+        configs += own
+        notes.append(f"{name}: read-only bind mounts are Swarm configs, one per file")
     ports = _ports(name, service, host_network)
     if ports:
         out["ports"] = ports
@@ -214,7 +264,12 @@ def service_document(
         ]
     if host_network:
         out["networks"] = ["hostnet"]
-    out["deploy"] = _deploy(service, host_network)
+    out["deploy"] = _deploy(stack, name, service, host_network)
+    if stateful(service):
+        notes.append(
+            f"{name}: keeps its data in a local volume: pinned to the node labelled "
+            f"{data_label(stack, name)}=true (deploy labels the deploying node if none is)"
+        )
     if "build" in service:
         out["deploy"]["labels"] = {REVISION_LABEL: revision}
         notes.append(f"{name}: build: is done by `hotmode deploy --swarm` first ({out['image']})")
@@ -232,10 +287,17 @@ def service_document(
 
 
 def stack_document(
-    prod: ProdConfig, *, revision: str, host_network: bool, deployment: Path
+    prod: ProdConfig,
+    *,
+    stack: str,
+    revision: str,
+    host_network: bool,
+    deployment: Path,
+    registry: str | None = None,
 ) -> Stack:
-    """The stack file of an edition's prod configuration."""
+    """The stack file of an edition's prod configuration, its names following `stack`."""
     notes: list[str] = []
+    configs: list[tuple[str, Path, str]] = []
     services = {}
     for name, service in sorted(prod.services.items()):
         env_files = []
@@ -248,12 +310,15 @@ def stack_document(
             else:
                 notes.append(f"{name}: env_file {reference.path} is optional and absent: left out")
         services[name] = service_document(
-            name, service, revision=revision, env_files=env_files,
-            host_network=host_network, notes=notes,
+            name, service, stack=stack, revision=revision, registry=registry, env_files=env_files,
+            host_network=host_network, notes=notes, configs=configs,
         )  # fmt: skip
     document: dict[str, Any] = {"version": "3.9", "services": services}
     volumes = {
-        str(k): {key: v[key] for key in ("external", "name") if key in v} if v else None
+        # An external volume keeps the name it was given; the stack's own follow the stack.
+        str(k): {"external": True, "name": v.get("name", k)}
+        if (v or {}).get("external")
+        else {"name": f"{stack}_{k}"}
         for k, v in (prod.merged.get("volumes") or {}).items()
     }
     if volumes:
@@ -261,21 +326,59 @@ def stack_document(
         notes.append("named volumes survive `docker stack rm`; remove them by name")
     secrets = prod.merged.get("secrets") or {}
     if secrets:
-        for key, secret in secrets.items():
-            if "file" not in secret and not secret.get("external"):
-                raise UsageError(f"secrets.{key}: Swarm secrets come from a file or are external")
-        document["secrets"] = {
-            str(k): {key: v[key] for key in ("file", "external", "name") if key in v}
-            for k, v in secrets.items()
+        document["secrets"] = secret_definitions(stack, secrets, notes)
+        notes.append("secrets and configs are named by their content: a changed file is rotated")
+    if configs:
+        document["configs"] = {
+            key: {"file": str(path), "name": object_name(stack, key, path)}
+            for key, path, _ in configs
         }
     if any("hostnet" in (s.get("networks") or []) for s in services.values()):
         document["networks"] = {"hostnet": {"external": True, "name": "host"}}
+        notes.append(HOST_NETWORK_OUTAGE)
     return Stack(document, notes)
 
 
-def _body(stack: Stack, edition: str, host_network: bool) -> str:
+@dataclass(frozen=True)
+class Target:
+    """Where a stack file is for: its edition, stack name, networking and image registry."""
+
+    edition: str | None = None
+    stack: str | None = None
+    host_network: bool = False
+    registry: str | None = None
+
+    def flags(self) -> str:
+        """The `render --swarm` options that give this target again."""
+        return "".join(
+            [
+                f" --edition {self.edition}" if self.edition else "",
+                f" --stack {self.stack}" if self.stack else "",
+                " --host-network" if self.host_network else "",
+                f" --registry {self.registry}" if self.registry else "",
+            ]
+        )
+
+
+_TARGET_LINE = re.compile(
+    r"^# Swarm stack (?P<stack>\S+) for prod (?P<edition>[\w.-]+)(?P<host> \(host network\))?"
+    r"(?:, images from (?P<registry>\S+))?:",
+    re.MULTILINE,
+)
+
+
+def rendered_target(text: str) -> Target | None:
+    """The target a rendered stack file's header names, or None if it names none."""
+    found = _TARGET_LINE.search(text[:2000])
+    if found is None:
+        return None
+    return Target(found["edition"], found["stack"], bool(found["host"]), found["registry"] or None)
+
+
+def _body(stack: Stack, edition: str, name: str, target: Target) -> str:
     lines = [
-        f"# Swarm stack for prod {edition}{' (host network)' if host_network else ''}: "
+        f"# Swarm stack {name} for prod {edition}{' (host network)' if target.host_network else ''}"
+        f"{', images from ' + target.registry if target.registry else ''}: "
         "`hotmode deploy --swarm` deploys it.",
         "# Variables are resolved from deployment/.env: `docker stack deploy` does not read it.",
         *(f"# - {note}" for note in sorted(set(stack.notes))),
@@ -294,20 +397,27 @@ def build_environment(config: Config, *, allow_dirty: bool) -> dict[str, str]:
     }
 
 
-def render_files(
-    config: Config, edition: str | None, *, allow_dirty: bool, host_network: bool = False
-) -> dict[Path, str]:
+def render_files(config: Config, target: Target, *, allow_dirty: bool) -> dict[Path, str]:
     """`deployment/docker-stack.yml` for an edition, with hotmode's header."""
-    chosen = config.edition(edition) if edition else config.default_edition
+    chosen = config.edition(target.edition) if target.edition else config.default_edition
     env = build_environment(config, allow_dirty=allow_dirty)
     prod = merge(config, chosen.name, site=True, env=env)
+    name = target.stack or config.name
     stack = stack_document(
         prod,
+        stack=name,
         revision=env["HOTMODE_REVISION"],
-        host_network=host_network,
+        host_network=target.host_network,
         deployment=config.deployment,
+        registry=target.registry,
     )
     declaration = os.path.relpath(config.path, config.root)
-    command = "hotmode render --swarm" + (" --host-network" if host_network else "")
-    body = _body(stack, chosen.name, host_network)
+    # The defaults left out, so that a target read back from the header renders the same.
+    given = dataclasses.replace(
+        target,
+        edition=None if chosen.name == config.default_edition.name else chosen.name,
+        stack=None if name == config.name else name,
+    )
+    command = "hotmode render --swarm" + given.flags()
+    body = _body(stack, chosen.name, name, target)
     return {config.deployment / STACK_FILE: with_header(body, declaration, command)}

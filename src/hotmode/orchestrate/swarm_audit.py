@@ -113,9 +113,15 @@ def audit_report(config: Config, stale: list[Path]) -> Report:
         for name, service in (document.get("services") or {}).items()
         if REVISION_LABEL in ((service or {}).get("deploy") or {}).get("labels", {})
     }
+    # Through ingress, Swarm publishes on every interface: that is the shape, not a slip.
+    ingress = "hostnet" not in (document.get("networks") or {})
     findings = []
     for finding in compose.findings:
-        if finding.rule_id == "CL-0003":
+        if finding.rule_id == "CL-0005" and ingress:
+            finding = dataclasses.replace(
+                finding, suppressed="Swarm's ingress publishes on every interface (HM-S08)"
+            )
+        elif finding.rule_id == "CL-0003":
             finding = dataclasses.replace(finding, suppressed="reported as HM-S01")
         elif finding.rule_id in ("CL-0004", "CL-0019") and finding.service in built:
             finding = dataclasses.replace(finding, suppressed="built by hotmode, tagged <commit>")
