@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 EXAMPLE := examples/linkedin-gateway
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(EXAMPLE)/backend/requirements/base.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test check e2e swarm bench clean
+.PHONY: run test test-portable check e2e swarm bench clean
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,22 @@ $(STAMP):
 run: $(STAMP)
 	cd $(EXAMPLE) && ../../$(BIN)/hotmode up --native --dev
 
+# macOS's and Windows's ways, forced on Linux: psutil for processes, workers spawned without fork.
+# A lean pass (about a minute) over what they change: native lifecycle, reload, a database.
+PORTABLE_TESTS := tests/native/test_native_e2e.py tests/native/test_proctable.py \
+	tests/reload/test_e2e.py tests/reload/test_connections.py tests/reload/test_spawning.py \
+	tests/companions/test_native_companions.py::test_postgres_runs_as_a_process_and_keeps_each_modes_data
+
 test: $(STAMP)
 	.ci/postgres-setup
 	$(BIN)/python -m pytest
+	HOTMODE_PLATFORM=portable HOTMODE_WORKERS=spawn $(BIN)/python -m pytest $(PORTABLE_TESTS)
 	cd $(EXAMPLE) && ../../$(BIN)/hotmode render --check
 	cd $(EXAMPLE) && ../../$(BIN)/hotmode check --all
+
+# The same lean pass alone (the CI matrix runs it on macOS and Windows, where it is the default).
+test-portable: $(STAMP)
+	HOTMODE_PLATFORM=portable HOTMODE_WORKERS=spawn $(BIN)/python -m pytest $(PORTABLE_TESTS)
 
 # Real Docker Swarms (one node; two nodes with a registry) on dockerds of their own in network
 # namespaces the tests create (root): see tests/swarm.

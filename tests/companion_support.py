@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import add_key, commit, free_port, get_json, git
+from helpers import add_key, commit, free_port, get_json, git, scrubbed_env
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "linkedin-gateway"
 
@@ -28,15 +28,17 @@ class Project:
         self.root = root
         self.port = free_port()
 
-    def hotmode(self, *args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
+    def hotmode(
+        self, *args: str, path: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         # No engine: the companion runs as a process, or embedded, never in Docker here.
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("HOTMODE_", "HOT_RELOAD", "DOCKER_"))}  # fmt: skip
-        env["DOCKER_HOST"] = "unix:///nonexistent/docker.sock"
+        given = scrubbed_env(("HOTMODE_", "HOT_RELOAD", "DOCKER_"))
+        given["DOCKER_HOST"] = "unix:///nonexistent/docker.sock"
         if path is not None:
-            env["PATH"] = path
+            given["PATH"] = path
+        given.update(env or {})
         return subprocess.run(
-            [sys.executable, "-m", "hotmode", *args], cwd=self.root, env=env,
+            [sys.executable, "-m", "hotmode", *args], cwd=self.root, env=given,
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
 
@@ -44,6 +46,11 @@ class Project:
         result = self.hotmode("up", "--native", "--detach", "--port", str(self.port), *args)
         assert result.returncode == 0, result.stdout + result.stderr
         return result
+
+    def app_service(self) -> str:
+        from hotmode.config import load_config
+
+        return load_config(self.root / "hotmode.toml").service
 
     def keys(self) -> list[str]:
         document = get_json(self.port, "/api/v1/api-keys") or {}

@@ -81,9 +81,21 @@ def commit(folder: Path, message: str) -> str:
     return git(folder, "rev-parse", "HEAD")
 
 
+# The settings that force the portable process layer and spawned workers: `make test` runs the
+# native and reload suites once more with both, so they pass through to every hotmode started.
+FORCED = ("HOTMODE_PLATFORM", "HOTMODE_WORKERS")
+
+
+def scrubbed_env(cleared: tuple[str, ...] = ("HOTMODE_", "HOT_RELOAD")) -> dict[str, str]:
+    """This environment without the variables named by a `cleared` prefix, but the forced
+    platform settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(cleared) or k in FORCED}
+
+
 def run_hotmode(cwd: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    """`python -m hotmode ARGS` in `cwd`, with no HOTMODE_*/HOT_RELOAD* from this environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTMODE_", "HOT_RELOAD"))}
+    """`python -m hotmode ARGS` in `cwd`, with no HOTMODE_*/HOT_RELOAD* from this environment
+    but the forced platform settings."""
+    env = scrubbed_env()
     return subprocess.run(
         [sys.executable, "-m", "hotmode", *args],
         cwd=cwd,

@@ -1,21 +1,18 @@
 """Who holds a TCP port: free, or a process named by PID and command line where the system tells.
 
-Read from `/proc/net/tcp{,6}` and `/proc/<pid>/fd` on Linux; elsewhere only "held" is known.
+Asked of the process table (`hotmode.proctable`): `/proc/net/tcp{,6}` and `/proc/<pid>/fd` on
+Linux, psutil elsewhere; where the system does not say (macOS, another user's), only "held".
 """
 
 from __future__ import annotations
 
 import errno
 import ipaddress
-import os
 import socket
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from hotmode.errors import UsageError
-
-_LISTEN = "0A"
+from hotmode.proctable import table
 
 
 @dataclass(frozen=True)
@@ -76,64 +73,12 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def find_holder(port: int, proc: Path = Path("/proc"), host: str | None = None) -> PortHolder:
-    """The process listening on `port` (on `host` only, if given), as far as `/proc` tells."""
-    inodes = _listening_inodes(port, proc, _proc_address(host) if host else None)
-    if inodes:
-        for entry in proc.iterdir():
-            if not entry.name.isdigit():
-                continue
-            if any(link in inodes for link in _fd_links(entry / "fd")):
-                return PortHolder(port, int(entry.name), read_command(int(entry.name), proc))
-    return PortHolder(port)
+def find_holder(port: int, host: str | None = None) -> PortHolder:
+    """The process listening on `port` (on `host` only, if given), as far as the system tells."""
+    pid = table().port_holder(port, host)
+    return PortHolder(port) if pid is None else PortHolder(port, pid, read_command(pid))
 
 
-def _fd_links(folder: Path) -> list[str]:
-    """Where a process's open files point; one closing while read (the listing's own) is skipped."""
-    try:
-        fds = list(folder.iterdir())
-    except OSError:
-        return []
-    links = []
-    for fd in fds:
-        try:
-            links.append(os.readlink(fd))
-        except OSError:
-            continue
-    return links
-
-
-def read_command(pid: int, proc: Path = Path("/proc")) -> str:
+def read_command(pid: int) -> str:
     """A process's command line, space-joined, or '' if it is gone or hidden."""
-    try:
-        raw = (proc / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return ""
-    return " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
-
-
-def _proc_address(host: str) -> str:
-    """`host` as `/proc/net/tcp{,6}` writes a local address: hex, in 32-bit host-order words."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    packed = socket.inet_pton(family, host)
-    words = [packed[i : i + 4] for i in range(0, len(packed), 4)]
-    return "".join(f"{int.from_bytes(word, sys.byteorder):08X}" for word in words)
-
-
-def _listening_inodes(port: int, proc: Path, address: str | None = None) -> set[str]:
-    inodes: set[str] = set()
-    for table in ("tcp", "tcp6"):
-        try:
-            lines = (proc / "net" / table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if (
-                len(fields) > 9
-                and fields[3] == _LISTEN
-                and int(fields[1].rsplit(":", 1)[1], 16) == port
-                and (address is None or fields[1].rsplit(":", 1)[0].upper() == address)
-            ):
-                inodes.add(f"socket:[{fields[9]}]")
-    return inodes
+    return " ".join(part for part in table().argv(pid) or () if part)

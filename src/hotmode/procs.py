@@ -2,12 +2,12 @@
 
 A PID alone names nothing for long: it is reused, a record holding it can be edited, truncated
 or copied with a project, and `kill(-1)` or `kill(0)` mean "every process" and "my own group".
-So a process is identified by its PID *and* its start time (`/proc/PID/stat`, field 22, in clock
-ticks since boot) *and* its argv *and* the run id and project folder hotmode put in its
-environment when it started it: one proof for every record (the app, its workers, companions).
-Every signal goes through `signal_process`, which opens a pidfd first, then checks the identity,
-then signals through the pidfd: a PID reused in between can never be hit. Process groups are
-never signalled as such; their members are listed and proved one by one.
+So a process is identified by its PID *and* its start time *and* its argv *and* the run id and
+project folder hotmode put in its environment when it started it: one proof for every record
+(the app, its workers, companions). Every signal goes through `signal_process`, which holds the
+process (a pidfd on Linux) before it checks the identity, then signals what it holds. Process
+groups are never signalled as such; their members are listed and proved one by one. What the
+system tells comes through `hotmode.proctable` (Linux's /proc and pidfds, or psutil).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import select
 import signal
 import stat as stat_module
 import time
@@ -23,24 +22,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-PROC = Path("/proc")
+from hotmode.proctable import Stat, table
+
 # The largest PID Linux can hand out (PID_MAX_LIMIT on 64-bit).
 PID_MAX = 4_194_304
 _PF_KTHREAD = 0x00200000
 RUN_VARIABLE = "HOTMODE_RUN_ID"
 PROJECT_VARIABLE = "HOTMODE_PROJECT"
-
-
-@dataclass(frozen=True)
-class Stat:
-    """The fields of `/proc/PID/stat` that identify a process and place it."""
-
-    state: str
-    ppid: int
-    pgrp: int
-    session: int
-    flags: int
-    start_time: int
 
 
 @dataclass(frozen=True)
@@ -60,52 +48,19 @@ def valid_pid(pid: object) -> bool:
     return isinstance(pid, int) and not isinstance(pid, bool) and 1 < pid <= PID_MAX
 
 
-def read_stat(pid: int, proc: Path = PROC) -> Stat | None:
+def read_stat(pid: int) -> Stat | None:
     """The identifying fields of a process, or None if it is gone (or not a valid PID)."""
-    if not valid_pid(pid):
-        return None
-    try:
-        raw = (proc / str(pid) / "stat").read_text()
-    except (OSError, ValueError):
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = raw.rsplit(")", 1)[-1].split()
-    try:
-        return Stat(
-            state=fields[0],
-            ppid=int(fields[1]),
-            pgrp=int(fields[2]),
-            session=int(fields[3]),
-            flags=int(fields[6]),
-            start_time=int(fields[19]),
-        )
-    except (IndexError, ValueError):
-        return None
+    return table().stat(pid) if valid_pid(pid) else None
 
 
-def read_argv(pid: int, proc: Path = PROC) -> tuple[str, ...] | None:
+def read_argv(pid: int) -> tuple[str, ...] | None:
     """A process's argv, empty items kept, or None if it is gone or hidden."""
-    if not valid_pid(pid):
-        return None
-    try:
-        raw = (proc / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return None
-    if not raw:
-        return ()
-    return tuple(part.decode(errors="replace") for part in raw.removesuffix(b"\0").split(b"\0"))
+    return table().argv(pid) if valid_pid(pid) else None
 
 
-def read_environ(pid: int, proc: Path = PROC) -> dict[str, str] | None:
+def read_environ(pid: int) -> dict[str, str] | None:
     """A process's initial environment, or None if it cannot be read (gone, or another user's)."""
-    if not valid_pid(pid):
-        return None
-    try:
-        raw = (proc / str(pid) / "environ").read_bytes()
-    except OSError:
-        return None
-    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
-    return {name: value for name, _, value in pairs}
+    return table().environ(pid) if valid_pid(pid) else None
 
 
 def parse_record(data: object, field: str, project: Path) -> ProcessId:
@@ -177,10 +132,10 @@ def alive(stat: Stat | None) -> bool:
     return stat is not None and stat.state not in ("Z", "X", "x")
 
 
-def identify(pid: int, run_id: str = "", proc: Path = PROC, project: str = "") -> ProcessId | None:
+def identify(pid: int, run_id: str = "", project: str = "") -> ProcessId | None:
     """The identity of a running user-space process, to record now and prove later."""
-    stat = read_stat(pid, proc)
-    argv = read_argv(pid, proc)
+    stat = read_stat(pid)
+    argv = read_argv(pid)
     if not alive(stat) or not argv or stat is None or stat.flags & _PF_KTHREAD:
         return None
     return ProcessId(pid, stat.start_time, argv, run_id, project)
@@ -204,7 +159,7 @@ def identify_started(
         time.sleep(0.001)
 
 
-def why_not(record: ProcessId, proc: Path = PROC, *, started_by_us: bool = True) -> str:
+def why_not(record: ProcessId, *, started_by_us: bool = True) -> str:
     """'' if the process `record` names is running and is the same one; else why it is not.
 
     `started_by_us=False` drops the run-id proof, for a process that is only looked at (the
@@ -212,21 +167,21 @@ def why_not(record: ProcessId, proc: Path = PROC, *, started_by_us: bool = True)
     """
     if not valid_pid(record.pid):
         return f"pid {record.pid!r} cannot name a process hotmode started"
-    stat = read_stat(record.pid, proc)
+    stat = read_stat(record.pid)
     if not alive(stat) or stat is None:
         return f"pid {record.pid} is no longer running"
     if stat.flags & _PF_KTHREAD:
         return f"pid {record.pid} is a kernel thread"
     if stat.start_time != record.start_time:
         return f"pid {record.pid} is now another process (it started at another time)"
-    if read_argv(record.pid, proc) != record.argv:
+    if read_argv(record.pid) != record.argv:
         return f"pid {record.pid} is now another program"
     # The run id and project hotmode put in the server's environment are the proof: a record
     # that copies another process's PID, start time and argv still cannot name it, and a
     # record copied from another project names that project's processes, not this one's.
     if not started_by_us:
         return ""
-    environ = read_environ(record.pid, proc)
+    environ = read_environ(record.pid)
     if not record.run_id or environ is None or environ.get(RUN_VARIABLE) != record.run_id:
         return f"pid {record.pid} was not started by hotmode for this record"
     if not record.project or environ.get(PROJECT_VARIABLE) != record.project:
@@ -234,94 +189,54 @@ def why_not(record: ProcessId, proc: Path = PROC, *, started_by_us: bool = True)
     return ""
 
 
-def is_same(record: ProcessId, proc: Path = PROC) -> bool:
-    return not why_not(record, proc)
-
-
-@contextlib.contextmanager
-def _pidfd(pid: int) -> Iterator[int | None]:
-    """A pidfd for `pid` where the system has them (Linux 5.3+), else None."""
-    try:
-        fd = os.pidfd_open(pid)
-    except (AttributeError, OSError) as exc:
-        if isinstance(exc, ProcessLookupError):
-            raise
-        yield None
-        return
-    try:
-        yield fd
-    finally:
-        os.close(fd)
+def is_same(record: ProcessId) -> bool:
+    return not why_not(record)
 
 
 def signal_process(record: ProcessId, signum: int) -> bool:
     """Send `signum` to the process `record` names, only if it is provably that process.
 
-    The pidfd is opened before the identity is checked, so the check and the signal are about
-    one and the same process even if the PID is reused in between. False if it is not (or no
-    longer) that process; nothing is signalled then.
+    The process is held (a pidfd on Linux) before its identity is checked, so the check and the
+    signal are about one and the same process. False if it is not (or no longer) that process;
+    nothing is signalled then.
     """
     if not valid_pid(record.pid):
         return False
-    try:
-        with _pidfd(record.pid) as fd:
-            if not is_same(record):
-                return False
-            if fd is not None:
-                signal.pidfd_send_signal(fd, signum)
-            else:
-                os.kill(record.pid, signum)
-    except ProcessLookupError:
-        return False
-    return True
+    return table().signal(record.pid, signum, lambda: is_same(record))
 
 
 def wait_gone(record: ProcessId, timeout: float) -> bool:
     """Wait up to `timeout` s for the process to end; True if it has."""
-    deadline = time.monotonic() + timeout
-    try:
-        with _pidfd(record.pid) as fd:
-            if fd is not None and is_same(record):
-                # A pidfd becomes readable when its process ends, child or not.
-                ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
-                return bool(ready) or not is_same(record)
-    except ProcessLookupError:
+    if not valid_pid(record.pid):
         return True
-    while time.monotonic() < deadline:
-        if not is_same(record):
-            return True
-        time.sleep(0.05)
-    return not is_same(record)
+    return table().wait_gone(record.pid, timeout, lambda: is_same(record))
 
 
-def session_members(leader: ProcessId, proc: Path = PROC) -> list[ProcessId]:
+def session_members(leader: ProcessId) -> list[ProcessId]:
     """The processes of the session `leader` created (its workers), leader excluded.
 
-    A member must be in the session and group named after the leader and have started no
-    earlier than the leader: a group id reused after every member died cannot match.
+    A member must be in the session named after the leader and have started no earlier than
+    the leader: a session id reused after every member died cannot match.
     """
     members = []
-    for pid, stat in _running(proc):
+    for pid in table().members(leader.pid):
+        stat = read_stat(pid)
         if (
-            pid != leader.pid
-            and stat.session == leader.pid
+            stat is not None
+            and alive(stat)
             and stat.start_time >= leader.start_time
-            and (found := identify(pid, proc=proc)) is not None
+            and (found := identify(pid)) is not None
         ):
             members.append(found)
     return members
 
 
-def _running(proc: Path) -> Iterator[tuple[int, Stat]]:
+def _running() -> Iterator[tuple[int, Stat]]:
     """Every live process the system shows, with its stat fields."""
-    try:
-        entries = [e.name for e in proc.iterdir() if e.name.isdigit()]
-    except OSError:
-        return
-    for name in entries:
-        stat = read_stat(int(name), proc)
+    for pid in table().pids():
+        stat = read_stat(pid)
         if stat is not None and alive(stat):
-            yield int(name), stat
+            yield pid, stat
 
 
 def stop(
@@ -352,20 +267,20 @@ def stop(
     return True
 
 
-def find_marked(project: Path, proc: Path = PROC) -> list[ProcessId]:
+def find_marked(project: Path) -> list[ProcessId]:
     """Session leaders whose environment says hotmode started them for `project`.
 
     A server whose record was lost (`.hotmode` deleted, say) is still found this way: hotmode
     puts the project's folder and a run id in the environment of every server it starts.
     """
     found = []
-    for pid, stat in _running(proc):
+    for pid, stat in _running():
         if stat.session != pid:
             continue
-        environ = read_environ(pid, proc)
+        environ = read_environ(pid)
         if not environ or environ.get(PROJECT_VARIABLE) != str(project):
             continue
-        process = identify(pid, environ.get(RUN_VARIABLE, ""), proc, str(project))
+        process = identify(pid, environ.get(RUN_VARIABLE, ""), str(project))
         if process is not None:
             found.append(process)
     return found

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from helpers import answer, commit, free_port, git, post_json, wait_until
+from helpers import answer, commit, free_port, git, post_json, scrubbed_env, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -30,8 +30,7 @@ class Project:
         self.port = free_port()
 
     def hotmode(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("HOTMODE_", "HOT_RELOAD", "DOCKER_"))}  # fmt: skip
+        env = scrubbed_env(("HOTMODE_", "HOT_RELOAD", "DOCKER_"))
         env["DOCKER_HOST"] = "unix:///nonexistent/docker.sock"
         return subprocess.run(
             [sys.executable, "-m", "hotmode", *args], cwd=self.root, env=env,

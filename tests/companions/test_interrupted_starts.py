@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from companion_support import HAS_POSTGRES, Project
-from helpers import get_json, wait_until
+from helpers import get_json, scrubbed_env, wait_until
 from hotmode import procs
 
 pytestmark = [
@@ -54,8 +54,7 @@ def running(root: Path, program: str, mode: str = "") -> bool:
 
 
 def start(project: Project, *args: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("HOTMODE_", "HOT_RELOAD", "DOCKER_"))}  # fmt: skip
+    env = scrubbed_env(("HOTMODE_", "HOT_RELOAD", "DOCKER_"))
     env["DOCKER_HOST"] = "unix:///nonexistent/docker.sock"
     return subprocess.Popen(
         [sys.executable, "-m", "hotmode", *args, "--native", "--port", str(project.port)],

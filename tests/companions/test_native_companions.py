@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,23 @@ def test_postgres_runs_as_a_process_and_keeps_each_modes_data(pg_project: Projec
     if os.getuid() == 0:
         assert data.stat().st_uid != 0  # postgres refuses root; it runs as its own user
 
-    # down stops the database too, and keeps its data; up finds the row again.
-    assert pg_project.hotmode("down", "--native").returncode == 0
+    # Its log natively by its name; an unknown name is refused in one line.
+    log = pg_project.hotmode("logs", "--native", "--no-follow", "--service", "postgres")
+    assert log.returncode == 0, log.stderr
+    assert "database system is ready to accept connections" in log.stdout
+    assert "Uvicorn running" not in log.stdout  # the app's log is not it
+    unknown = pg_project.hotmode("logs", "--native", "--no-follow", "--service", "nope")
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().splitlines() == [
+        "hotmode: error: --service 'nope' is not a service of linkedin-gateway; use "
+        f"{pg_project.app_service()}, postgres"
+    ]
+
+    # down names everything it stopped, the database too, and keeps its data; up finds the row.
+    down = pg_project.hotmode("down", "--native")
+    assert down.returncode == 0, down.stderr
+    assert "hotmode: stopped dev core (pid " in down.stdout
+    assert "hotmode: stopped postgres (pid " in down.stdout
     assert postgres_pids(pg_project.root) == set()
     pg_project.up("--dev")
     assert pg_project.keys() == ["written in dev"]
@@ -96,21 +112,80 @@ def test_with_no_way_to_run_the_database_up_names_it_and_both_ways_out(pg_projec
     assert get_json(pg_project.port) is None
 
 
-@pytest.mark.skipif(os.getuid() != 0 or not HAS_POSTGRES, reason="only root drops to postgres")
-def test_a_data_folder_postgres_cannot_reach_is_named_with_the_fix(tmp_path: Path) -> None:
-    # pytest's temporary folders are private to root: the postgres user cannot pass through.
-    root = tmp_path / "gateway"
+def _private_copy(tmp_path: Path) -> Project:
+    """The gateway, committed, in a folder only root can pass through (a clone under /root)."""
+    home = tmp_path / "root-home"
+    home.mkdir(mode=0o700)
+    home.chmod(0o700)
+    root = home / "gateway"
     shutil.copytree(
         EXAMPLE, root, ignore=shutil.ignore_patterns(".hotmode", "logs", "__pycache__", ".env")
     )
     git(root, "init", "-q")
     commit(root, "the gateway")
-    project = Project(root)
+    return Project(root)
 
-    result = project.hotmode("up", "--native", "--detach", "--port", str(project.port))
 
-    assert result.returncode == 1
-    assert "postgres runs as user postgres, who cannot reach" in result.stderr
-    assert "is private; allow passing through it (chmod o+x " in result.stderr
-    assert get_json(project.port) is None
-    assert not (root / ".hotmode" / "companions.json").exists()
+@pytest.mark.skipif(os.getuid() != 0 or not HAS_POSTGRES, reason="only root drops to postgres")
+def test_as_root_in_a_private_folder_postgres_keeps_its_data_where_it_can_reach_it(
+    tmp_path: Path,
+) -> None:
+    project = _private_copy(tmp_path)
+    # Where the data goes instead of /var/lib/hotmode: a folder of this test's own.
+    shared = Path(subprocess.check_output(["mktemp", "-d", "/tmp/hotmode-data.XXXXXX"], text=True)
+                  .strip())  # fmt: skip
+    shared.chmod(0o755)
+    env = {"HOTMODE_DATA_HOME": str(shared)}
+    link = project.root / ".hotmode" / "data" / "dev-core" / "postgres"
+    try:
+        up = project.hotmode("up", "--native", "--dev", "--detach", "--port", str(project.port),
+                             env=env)  # fmt: skip
+        assert up.returncode == 0, up.stdout + up.stderr
+        said = [line for line in up.stdout.splitlines() if "cannot pass through" in line]
+        assert len(said) == 1, up.stdout
+        assert link.is_symlink(), up.stdout
+        target = Path(os.readlink(link))
+        assert said[0].startswith("hotmode: postgres runs as user postgres, who cannot pass")
+        assert said[0].endswith(f"; its data is in {target} (linked from {link})")
+        assert target.is_relative_to(shared) and target.stat().st_uid != 0
+        assert (target.parents[1] / "project").read_text().strip() == str(project.root)
+        info = get_json(project.port)
+        assert info is not None and info["database"] == {"backend": "postgresql", "reachable": True}
+        project.add_key("kept as root")
+        status = project.hotmode("status", "--native", "--json", env=env)
+        assert f"data {target}" in status.stdout, status.stdout
+
+        # The data belongs to the project and mode: kept across down/up, found by its name.
+        assert project.hotmode("down", "--native", env=env).returncode == 0
+        assert project.hotmode("up", "--native", "--dev", "--detach", "--port",
+                               str(project.port), env=env).returncode == 0  # fmt: skip
+        assert project.keys() == ["kept as root"]
+        assert project.hotmode("down", "--native", env=env).returncode == 0
+        deleted = project.hotmode("down", "--native", "--volumes", "--yes", env=env)
+        assert deleted.returncode == 0, deleted.stderr
+        assert f"hotmode: deleted {link} (at {target})" in deleted.stdout
+        assert not target.exists() and not link.is_symlink()
+        assert not target.parents[1].exists()  # nothing of the project is left there
+    finally:
+        project.hotmode("down", "--native", env=env)
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+@pytest.mark.skipif(not HAS_POSTGRES and os.environ.get("CI") != "true",
+                    reason="Debian's postgresql package is not installed")  # fmt: skip
+def test_a_postgres_that_cannot_start_gives_way_to_the_embedded_default_in_one_line(
+    pg_project: Project,
+) -> None:
+    declaration = pg_project.root / "hotmode.toml"
+    declaration.write_text(
+        declaration.read_text().replace('"unix_socket_directories="', '"no_such_setting=1"')
+    )
+    commit(pg_project.root, "a postgres setting that does not exist")
+
+    up = pg_project.up("--dev")
+
+    said = [line for line in up.stdout.splitlines() if "embedded default" in line]
+    assert len(said) == 1, up.stdout
+    assert said[0].startswith("hotmode: postgres: it could not run (postgres exited with code 1")
+    info = get_json(pg_project.port)
+    assert info is not None and info["database"] == {"backend": "sqlite", "reachable": True}

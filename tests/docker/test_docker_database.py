@@ -117,6 +117,10 @@ def test_a_native_app_gets_its_database_in_docker_when_an_engine_answers(
         labelled = docker.docker("ps", "--quiet", "--filter",
                                  f"label=hotmode.project={deployed.root}")  # fmt: skip
         assert len(labelled.stdout.split()) == 1
+        # Its log natively by its name: its container's.
+        log = run_hotmode(deployed.root, "logs", "--no-follow", "--service", "postgres")
+        assert log.returncode == 0, log.stderr
+        assert "database system is ready to accept connections" in log.stdout + log.stderr
         record = deployed.root / ".hotmode" / "companions.json"
         record.write_text(record.read_text().replace('"docker"', '"docker", "project": "x"'))
     finally:

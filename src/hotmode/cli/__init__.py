@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "down": ("hotmode.cli.lifecycle", "down", "Stop the running mode."),
     "switch": ("hotmode.cli.lifecycle", "switch", "Stop the running mode and start another."),
     "status": ("hotmode.cli.lifecycle", "status", "Show every mode x edition, and which runs."),
-    "logs": ("hotmode.cli.lifecycle", "logs", "Follow the running mode's logs."),
+    "logs": ("hotmode.cli.logs", "logs", "Follow the running mode's logs."),
     "exec": ("hotmode.cli.execute", "execute", "Run a command in the running mode's environment."),
     "init": ("hotmode.cli.init", "init", "Write hotmode.toml, inferred from the project."),
     "render": (

@@ -7,7 +7,6 @@ are the same data and go the same way.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -32,7 +31,10 @@ def _what(config: Config) -> tuple[list[str], list[Path]]:
 def confirm_volumes(config: Config, *, yes: bool) -> None:
     """Name the data that `--volumes` deletes and ask; raise `UsageError` on no."""
     volumes, folders = _what(config)
-    names = [f"volume {v}" for v in volumes] + [f"folder {f}" for f in folders]
+    from hotmode.native import data_home
+
+    names = [f"volume {v}" for v in volumes]
+    names += [f"folder {data_home.describe(f)}" for f in folders]
     if not names:
         return
     click.echo(f"hotmode: --volumes deletes the data of every mode: {', '.join(names)}")
@@ -51,7 +53,10 @@ def remove_volumes(config: Config) -> None:
         from hotmode.compose import docker
 
         docker.remove_volumes(volumes)
+    from hotmode.native import data_home
+
+    described = [data_home.describe(folder) for folder in folders]
     for folder in folders:
-        shutil.rmtree(folder)
-    for name in [*volumes, *map(str, folders)]:
+        data_home.delete(folder)
+    for name in [*volumes, *described]:
         click.echo(f"hotmode: deleted {name}")

@@ -10,7 +10,6 @@ import contextlib
 import json
 import signal
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ def native_option(help: str) -> Callable[[F], F]:
 RECORD_FILES = ("state.json", "companions.json")
 
 
-def _docker(config: Config, native_only: bool) -> Any:
+def docker_if_wanted(config: Config, native_only: bool) -> Any:
     """The Docker driver module when an engine is reachable and wanted, else None."""
     if native_only:
         return None
@@ -159,7 +158,7 @@ def up(
     """Start a mode. Native runs in the foreground unless --detach; Docker detaches."""
     config = load(config_path)
     selection = select(config, mode, edition)
-    docker = _docker(config, native_only)
+    docker = docker_if_wanted(config, native_only)
     if docker is not None:
         with changing(config), interruptible():
             running = docker.up(
@@ -200,10 +199,10 @@ def down(
     config = load(config_path)
     if volumes:
         data.confirm_volumes(config, yes=yes)
-    docker = _docker(config, native_only)
+    docker = docker_if_wanted(config, native_only)
     with changing(config), procs.deferred_signals():
         stopped = runner.stop(config)
-        projects = docker.down(config, overlays=overlays) if docker is not None else []
+        projects = docker.down(config, overlays=overlays) if docker is not None else {}
     if stopped.recorded is not None:
         click.echo(f"hotmode: stopped {stopped.recorded.label} (pid {stopped.recorded.pid})")
     for lost in stopped.unrecorded:
@@ -215,8 +214,8 @@ def down(
         click.echo(f"hotmode: stopped {line}")
     for note in stopped.companions.notes:
         _note(note)
-    for project in projects:
-        click.echo(f"hotmode: stopped {project} in Docker")
+    for project, names in projects.items():
+        click.echo(f"hotmode: stopped {project} in Docker (containers {', '.join(names)})")
     if not (stopped.recorded or stopped.unrecorded or stopped.companions.stopped or projects):
         click.echo("hotmode: nothing was running")
     if volumes:
@@ -246,7 +245,7 @@ def switch(
     """
     config = load(config_path)
     selection = select(config, mode, edition)
-    docker = _docker(config, native_only)
+    docker = docker_if_wanted(config, native_only)
     if docker is not None:
         with changing(config), interruptible():
             switched = docker.switch(
@@ -430,7 +429,7 @@ def status(
     _note(state.read(config.root).problem)
     for note in companion_record.read(config.root)[1]:
         _note(note)
-    live = _live(config, _docker(config, native_only), overlays)
+    live = _live(config, docker_if_wanted(config, native_only), overlays)
     rows = _rows(config, live)
     # Companions with no app: left by a server that died, or by an interrupted command.
     alone = [] if live is not None else [c for c in companions.describe(config) if c["running"]]
@@ -488,40 +487,3 @@ def status(
         f"`hotmode up` would start: {chosen.label} (mode from {chosen.mode_source}; "
         f"edition from {chosen.edition_source})"
     )
-
-
-@click.command()
-@config_option
-@native_option("Read only the local processes' logs; do not ask Docker.")
-@click.option("--follow/--no-follow", "-f", default=True, help="Keep printing new lines.")
-@click.option("--service", default=None, help="Docker: a companion's log (e.g. postgres).")
-def logs(config_path: Path | None, native_only: bool, follow: bool, service: str | None) -> int:
-    """Print the running mode's log, and follow it."""
-    config = load(config_path)
-    record = runner.read_state(config)
-    if record is None:
-        docker = _docker(config, native_only)
-        if docker is not None:
-            return int(docker.logs(config, follow=follow, service=service))
-        raise StateError("no mode is running here; start one with `hotmode up --detach`")
-    if not record.log:
-        owner = record.owner
-        if owner is not None and not procs.why_not(owner, started_by_us=False):
-            where = f"the terminal of `hotmode up` (pid {owner.pid})"
-        else:
-            where = "the terminal it was started from, whose `hotmode up` is gone"
-        raise StateError(
-            f"{record.label} (pid {record.pid}) runs in the foreground and logs to {where}; "
-            "stop it with `hotmode down` and start it with `hotmode up --detach` to keep a log"
-        )
-    with open(record.log, encoding="utf-8", errors="replace") as handle:
-        sys.stdout.write(handle.read())
-        sys.stdout.flush()
-        while follow and procs.is_same(record.server):
-            line = handle.readline()
-            if line:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-            else:
-                time.sleep(0.2)
-    return 0

@@ -488,21 +488,24 @@ def remove_project(project: str) -> None:
     _remove_project(project)
 
 
-def down(config: Config, *, overlays: tuple[Path, ...] = ()) -> list[str]:
-    """Stop and remove every container of the app, whichever mode; return the projects stopped.
+def down(config: Config, *, overlays: tuple[Path, ...] = ()) -> dict[str, list[str]]:
+    """Stop and remove every container of the app, whichever mode; return each project stopped
+    with the names of its containers (its companions' too).
 
     Containers are found by the app label, so `overlays` are not needed to find them; the
     parameter is accepted so that every lifecycle call takes the same arguments.
     """
     del overlays
-    projects: list[str] = []
+    containers: dict[str, list[str]] = {}
     for container in _containers(config, every=True):
         project = (container["Config"].get("Labels") or {}).get(PROJECT_LABEL, "")
-        if project and project not in projects:
-            projects.append(project)
-    for project in projects:
+        if project and project not in containers:
+            containers[project] = sorted(
+                str(c.get("Name", "?")).lstrip("/") for c in _project_containers(project)
+            )
+    for project in containers:
         _remove_project(project)
-    return projects
+    return containers
 
 
 def _wait_healthy(container: str, timeout: float) -> bool:

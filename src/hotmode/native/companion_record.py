@@ -28,7 +28,7 @@ from hotmode.atomic import write_atomic
 VERSION = 1
 STOP_TIMEOUT = 10.0
 COMPANION_VARIABLE = "HOTMODE_COMPANION"
-# The labels a native app's companion container carries (`companions._start_docker`).
+# The labels a native app's companion container carries (`companion_docker.start`).
 PROJECT_LABEL = "hotmode.project"
 RUN_LABEL = "hotmode.run"
 COMPANION_LABEL = "hotmode.native-companion"

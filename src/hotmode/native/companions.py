@@ -1,25 +1,23 @@
 """Companion services beside a native app: in Docker, as local processes, or the embedded default.
 
-`hotmode up --native` runs the app on the host; each declared companion then runs, first that
-works: in Docker when an engine answers (its mode's own container and data volume, published on
-127.0.0.1); else as a local process from its declared native command (PostgreSQL from Debian's
-binaries, its data folder under `.hotmode/data/<mode>-<edition>/`, run as an unprivileged user
-when hotmode runs as root, since postgres refuses root); else the app's declared embedded default
-(the gateway's SQLite), said in one line; else a one-line error naming the companion and both
-ways out. What runs is recorded in `.hotmode/companions.json` before it starts, and carries the
-project's marker, so `down` stops it, bounded, with no orphans (`hotmode.companion_record`). A
-start is idempotent: a data folder whose `init` was interrupted is moved aside and initialised
-again, and the declared `setup` commands finish the set-up at every start. Data folders and
-volumes are never deleted here.
+`hotmode up --native` runs the app on the host; each declared companion then runs, first that works:
+in Docker when an engine answers (its mode's own container and data volume, published on 127.0.0.1);
+else as a local process from its declared native command (PostgreSQL from Debian's binaries, its
+data folder under `.hotmode/data/<mode>-<edition>/` or where its user can reach it (`data_home`),
+run as an unprivileged user when hotmode runs as root, since postgres refuses root); else, or when
+that process cannot run, the app's declared embedded default (the gateway's SQLite), said in one
+line with the reason; else a one-line error naming the companion and both ways out. What runs is
+recorded in `.hotmode/companions.json` before it starts, and carries the project's marker, so `down`
+stops it, bounded, with no orphans (`hotmode.companion_record`). A start is idempotent: a data
+folder whose `init` was interrupted is moved aside and initialised again, and the declared `setup`
+commands finish the set-up at every start. Data folders and volumes are never deleted here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
-import json
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -28,36 +26,29 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hotmode import procs
 from hotmode.atomic import write_atomic
 from hotmode.compose import companions as rendered
 from hotmode.config import Config
-from hotmode.errors import ComposeError, StateError
+from hotmode.errors import StateError
 from hotmode.modes import Selection
-from hotmode.native import companion_record
+from hotmode.native import companion_docker, companion_record, data_home
 from hotmode.native.companion_record import Entry
 from hotmode.ports import find_holder, port_is_free
 from hotmode.services import Companion
+
+if TYPE_CHECKING:
+    import pwd
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 
 
-def data_root(config: Config) -> Path:
-    return config.root / ".hotmode" / "data"
-
-
-def data_folder(config: Config, selection: Selection, companion: Companion) -> Path:
-    """A companion's native data folder: one per mode and edition, like its Docker volumes."""
-    return data_root(config) / f"{selection.mode}-{selection.edition}" / companion.name
-
-
-def data_folders(config: Config) -> list[Path]:
-    """The native data folders that exist, for `down --volumes`."""
-    root = data_root(config)
-    return sorted(path for path in root.glob("*/*") if path.is_dir()) if root.is_dir() else []
+data_root = data_home.data_root
+data_folder = data_home.data_folder
+data_folders = data_home.data_folders
 
 
 def _native_port(
@@ -106,8 +97,12 @@ def _search_path(companion: Companion) -> str:
 
 def _runs_as(companion: Companion) -> pwd.struct_passwd | None:
     """The unprivileged user to run as: only when hotmode is root, and the user exists."""
-    if os.getuid() != 0 or companion.native is None or companion.native.user is None:
+    if not hasattr(os, "getuid") or os.getuid() != 0:
+        return None  # Windows has no root to drop, and a regular user runs as itself
+    if companion.native is None or companion.native.user is None:
         return None
+    import pwd
+
     try:
         return pwd.getpwnam(companion.native.user)
     except KeyError:
@@ -115,20 +110,6 @@ def _runs_as(companion: Companion) -> pwd.struct_passwd | None:
             f"{companion.name}: its native user {companion.native.user!r} does not exist; "
             "create it, or run hotmode as an unprivileged user"
         ) from None
-
-
-def _check_reachable(companion: Companion, folder: Path, user: pwd.struct_passwd) -> None:
-    """The unprivileged user must be able to reach the data folder through its parents."""
-    for parent in reversed(folder.parents):
-        if not parent.exists():
-            break
-        mode = parent.stat()
-        if mode.st_uid != user.pw_uid and not mode.st_mode & 0o001:
-            raise StateError(
-                f"{companion.name} runs as user {user.pw_name}, who cannot reach {folder}: "
-                f"{parent} is private; allow passing through it (chmod o+x {parent}), "
-                "or run hotmode as a regular user"
-            )
 
 
 def _run(
@@ -156,6 +137,11 @@ def _run(
         )
     if result.returncode != 0:
         raise StateError(f"`{' '.join(argv[:2])} ...` failed (exit {result.returncode}); see {log}")
+
+
+def log_path(config: Config, selection: Selection, companion: Companion) -> Path:
+    """A companion process's log: `.hotmode/<name>-<mode>-<edition>.log`."""
+    return config.root / ".hotmode" / f"{companion.name}-{selection.mode}-{selection.edition}.log"
 
 
 def _port_answers(port: int) -> bool:
@@ -226,14 +212,14 @@ def _start_process(
     if native is None:
         raise StateError(f"{companion.name} has no native command")
     port = _native_port(companion, selection, say, docker=False)
-    folder = data_folder(config, selection, companion)
     user = _runs_as(companion)
+    folder, where = data_home.place(config, selection, companion, user)
+    if where:
+        say(where)
     env = _marked_env(config, companion, run_id)
     values = {"data": str(folder), "port": str(port)}
-    log = config.root / ".hotmode" / f"{companion.name}-{selection.mode}-{selection.edition}.log"
+    log = log_path(config, selection, companion)
     log.parent.mkdir(parents=True, exist_ok=True)
-    if user is not None:
-        _check_reachable(companion, folder, user)
     # Intent before action: the record says it is starting before anything runs.
     entry = Entry(
         companion.name, "process", "starting", f"starting on 127.0.0.1:{port}, data {folder}", port
@@ -313,97 +299,6 @@ def _wait_ready(
     raise StateError(f"{companion.name} was not ready within {READY_TIMEOUT:.0f} s; see {log}")
 
 
-def _start_docker(
-    config: Config,
-    selection: Selection,
-    companion: Companion,
-    run_id: str,
-    say: Callable[[str], None],
-) -> Entry:
-    from hotmode.compose import docker, layout
-    from hotmode.compose.engine import find_compose
-
-    port = _native_port(companion, selection, say, docker=True)
-    spec = companion.spec(selection.mode)
-    # The app is on the host: publish the companion on 127.0.0.1, in this mode's own project,
-    # labelled with this project's folder: `down` acts on these labels, never on a record.
-    overlay = config.root / ".hotmode" / f"native-{companion.name}.yml"
-    published = f"127.0.0.1:{port}:{spec.port or port}"
-    labels = {
-        companion_record.PROJECT_LABEL: str(config.root),
-        companion_record.RUN_LABEL: run_id,
-        companion_record.COMPANION_LABEL: companion.name,
-    }
-    write_atomic(
-        overlay,
-        f"services:\n  {companion.name}:\n    ports: !override\n      - {published}\n"
-        "    labels:\n"
-        + "".join(f"      {json.dumps(k)}: {json.dumps(v)}\n" for k, v in labels.items()),
-    )
-    files = [*layout.compose_files(config, selection), overlay]
-    project = layout.project_name(config, selection)
-    docker.companion_secrets(config, selection)
-    compose = find_compose()
-    try:
-        compose.run(
-            files,
-            project,
-            "up",
-            "--detach",
-            "--wait",
-            "--wait-timeout",
-            str(int(READY_TIMEOUT)),
-            companion.name,
-            timeout=READY_TIMEOUT + 30,
-        )
-    except ComposeError as exc:
-        remove_containers(config.root)
-        raise StateError(f"{companion.name} did not start in Docker: {exc}") from exc
-    volumes = ", ".join(
-        e["name"]
-        for e in rendered.volume_names(config, project, selection.mode, selection.edition).values()
-    )
-    return Entry(
-        companion.name, "docker", "running", f"in Docker on {published}, data {volumes}", port
-    )
-
-
-def remove_containers(root: Path) -> list[str]:
-    """Stop and remove the native app's companion containers labelled with this project's folder
-    (their data volumes stay); return the companions removed."""
-    from hotmode.compose import docker
-
-    if not docker.engine_reachable(timeout=3):
-        return []
-    listed = docker.docker(
-        "ps", "--all", "--quiet", "--no-trunc",
-        "--filter", f"label={companion_record.PROJECT_LABEL}={root}",
-        "--filter", f"label={companion_record.COMPANION_LABEL}",
-    )  # fmt: skip
-    ids = listed.stdout.split()
-    if not ids:
-        return []
-    found = json.loads(docker.docker("inspect", *ids).stdout)
-    docker.docker("stop", "--time", str(int(STOP_TIMEOUT)), *ids, timeout=STOP_TIMEOUT + 30,
-                  check=False)  # fmt: skip
-    docker.docker("rm", "--force", "--volumes", *ids)
-    names, networks = [], set()
-    for container in found:
-        labels = container["Config"].get("Labels") or {}
-        names.append(labels.get(companion_record.COMPANION_LABEL, "?"))
-        networks |= set((container.get("NetworkSettings") or {}).get("Networks") or {})
-    # The networks Compose made for them; one still in use is refused by the engine and kept.
-    for network in sorted(networks - {"host", "bridge", "none"}):
-        docker.docker("network", "rm", network, check=False)
-    return names
-
-
-def _engine() -> bool:
-    from hotmode.compose import docker
-
-    return docker.engine_reachable(timeout=3)
-
-
 def _has_command(companion: Companion) -> bool:
     native = companion.native
     if native is None:
@@ -416,7 +311,7 @@ def start(
     selection: Selection,
     say: Callable[[str], None],
     *,
-    engine: Callable[[], bool] = _engine,
+    engine: Callable[[], bool] = companion_docker.engine,
 ) -> dict[str, str]:
     """Start every companion for a native app; return the app's environment for them.
 
@@ -434,22 +329,25 @@ def start(
             if use_docker:
                 started.append(Entry(companion.name, "docker", "starting", "starting in Docker"))
                 companion_record.write(config.root, started)
-                started[-1] = _start_docker(config, selection, companion, run_id, say)
+                port = _native_port(companion, selection, say, docker=True)
+                started[-1] = companion_docker.start(config, selection, companion, run_id, port)
             elif _has_command(companion):
-                started.append(_start_process(config, selection, companion, run_id, started, say))
+                try:
+                    started.append(
+                        _start_process(config, selection, companion, run_id, started, say)
+                    )
+                except StateError as exc:
+                    if not companion.embedded:
+                        raise
+                    companion_record.write(config.root, started)  # its "starting" entry goes
+                    env.update(
+                        _embedded(config, selection, companion, f"it could not run ({exc})", say)
+                    )
+                    continue
             elif companion.embedded:
-                folder = data_folder(config, selection, companion)
-                folder.mkdir(parents=True, exist_ok=True)
-                values = {
-                    k: v.replace("{data}", str(folder)) for k, v in companion.embedded.items()
-                }
-                env.update(values)
-                say(
-                    f"hotmode: {companion.name}: no Docker engine and no `"
-                    f"{companion.native.command[0] if companion.native else companion.name}`; "
-                    f"the app uses its declared embedded default "
-                    f"({', '.join(f'{k}={v}' for k, v in values.items())})"
-                )
+                program = companion.native.command[0] if companion.native else companion.name
+                why = f"no Docker engine and no `{program}`"
+                env.update(_embedded(config, selection, companion, why, say))
                 continue
             else:
                 command = companion.native.command[0] if companion.native else None
@@ -472,9 +370,27 @@ def start(
     return env
 
 
+def _embedded(
+    config: Config,
+    selection: Selection,
+    companion: Companion,
+    why: str,
+    say: Callable[[str], None],
+) -> dict[str, str]:
+    """The app's declared embedded default for `companion`, said in one line with `why`."""
+    folder = data_folder(config, selection, companion)
+    folder.mkdir(parents=True, exist_ok=True)
+    values = {k: v.replace("{data}", str(folder)) for k, v in companion.embedded.items()}
+    say(
+        f"hotmode: {companion.name}: {why}; the app uses its declared embedded default "
+        f"({', '.join(f'{k}={v}' for k, v in values.items())})"
+    )
+    return values
+
+
 def stop(config: Config) -> companion_record.Stopped:
     """Stop every companion of this project, recorded or not; their data stays."""
-    return companion_record.stop(config.root, remove_containers)
+    return companion_record.stop(config.root, companion_docker.remove_containers)
 
 
 def _told(config: Config, selection: Selection, companion: Companion, port: int) -> dict[str, str]:

@@ -1,9 +1,10 @@
 """The runtime around the supervisor: one loop over the socket, pipes, signals and the watcher.
 
 It binds the listening socket once, starts the zygote, and dispatches everything from a single
-selector loop: worker status pipes, zygote control sockets, the install command's pidfd, the
-watcher's wake-up pipe, and a self-pipe that signal handlers write to (they do nothing else).
-It is the supervisor's `Host`: it launches workers, reads the env file, runs the install command.
+selector loop: worker status pipes, zygote control sockets, the install command's end (a pidfd on
+Linux), the watcher's wake-up pipe, and a self-pipe that signal handlers write to (they do nothing
+else). It is the supervisor's `Host`: it launches workers, reads the env file, runs the install
+command.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from hotmode.modes import read_env_file
-from hotmode.reload import listen
+from hotmode.proctable import chosen
+from hotmode.reload import listen, spawning
 from hotmode.reload.launcher import Launcher, WorkerProcess, Zygote, pycache_prefix
 from hotmode.reload.options import RunOptions
 from hotmode.reload.protocol import StatusReader, WorkerSpec, receive_message
@@ -44,12 +47,13 @@ class Runtime:
         self.base_env.setdefault("PYTHONPYCACHEPREFIX", pycache_prefix(environ))
         self.app_dir = str(options.app_dir)
         self.selector = selectors.DefaultSelector()
+        self.workers = spawning.choose(environ)
         self.sock = listen.bind(options.host, options.port)
         self.launcher = Launcher(
             self.sock,
             self.app_dir,
             self.base_env,
-            use_zygote=options.reload and hasattr(os, "fork"),
+            use_zygote=options.reload and self.workers.fork,
             watch=self._watch_zygote,
             unwatch=self._unwatch_zygote,
         )
@@ -82,6 +86,7 @@ class Runtime:
         self._register(self._wake_r, self._changes_readable)
         try:
             if self.options.reload:
+                log.info("%s", self.workers.describe())
                 self._start_watcher()
             self.launcher.start(self._cached_modules())
             self.supervisor.start()
@@ -250,13 +255,29 @@ class Runtime:
             stdin=subprocess.DEVNULL,
             env=self.base_env,
         )  # fmt: skip
-        pidfd = os.pidfd_open(self.install.pid)
-        self._register(pidfd, lambda: self._install_finished(pidfd))
+        self._watch_install(self.install)
         return True
 
-    def _install_finished(self, pidfd: int) -> None:
-        self.selector.unregister(pidfd)
-        os.close(pidfd)
+    def _watch_install(self, install: subprocess.Popen[bytes]) -> None:
+        """Wake the loop when the install command ends: its pidfd on Linux; elsewhere (and with
+        the portable process layer forced) a thread that waits for it and writes to a pipe."""
+        if chosen() == "linux":
+            pidfd = os.pidfd_open(install.pid)
+            self._register(pidfd, lambda: self._install_finished(pidfd))
+            return
+        ended, tell = os.pipe()
+
+        def wait() -> None:
+            install.wait()
+            os.write(tell, b"x")
+            os.close(tell)
+
+        threading.Thread(target=wait, name="install-wait", daemon=True).start()
+        self._register(ended, lambda: self._install_finished(ended))
+
+    def _install_finished(self, fd: int) -> None:
+        self.selector.unregister(fd)
+        os.close(fd)
         install, self.install = self.install, None
         code = install.wait(timeout=5) if install is not None else 0
         self.supervisor.install_finished(code)

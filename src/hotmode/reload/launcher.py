@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from hotmode.reload import spawning
 from hotmode.reload.protocol import WorkerSpec, send_message
 
 log = logging.getLogger("hotmode.reload")
@@ -304,7 +305,7 @@ class Launcher:
         channel are returned non-blocking."""
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours, theirs = spawning.channel_pair()
         ours.setblocking(False)
         try:
             if self.active is not None and self.active.alive:

@@ -1,0 +1,158 @@
+"""Where a companion's native data lives: in the project, or where its own user can reach it.
+
+Each companion keeps one data folder per mode and edition, `.hotmode/data/<mode>-<edition>/<name>`.
+When hotmode runs as root and the companion runs as its own user (postgres refuses root), a
+project in a private folder (`/root/...`, mode 700) is out of that user's reach. The data then
+goes to a place it can reach, `/var/lib/hotmode/<project>-<hash>/<mode>-<edition>/<name>`
+(`HOTMODE_DATA_HOME` names another base), and the project's own name for it becomes a symbolic
+link there: the data still belongs to the project and mode, and `down --volumes`, `status` and
+`switch` find it by the same name. A folder that already holds data is never moved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hotmode.config import Config
+from hotmode.errors import StateError
+from hotmode.modes import Selection
+from hotmode.services import Companion
+
+if TYPE_CHECKING:
+    import pwd
+
+SHARED_HOME = Path("/var/lib/hotmode")
+HOME_VARIABLE = "HOTMODE_DATA_HOME"
+# The file in a project's shared folder that names the project it belongs to.
+OWNER_FILE = "project"
+
+
+def data_root(config: Config) -> Path:
+    return config.root / ".hotmode" / "data"
+
+
+def data_folder(config: Config, selection: Selection, companion: Companion) -> Path:
+    """A companion's data folder by its project name (a link when the data lives elsewhere)."""
+    return data_root(config) / f"{selection.mode}-{selection.edition}" / companion.name
+
+
+def data_folders(config: Config) -> list[Path]:
+    """The native data folders that exist, linked ones included, for `down --volumes`."""
+    root = data_root(config)
+    if not root.is_dir():
+        return []
+    return sorted(path for path in root.glob("*/*") if path.is_dir() or path.is_symlink())
+
+
+def describe(folder: Path) -> str:
+    """A data folder as `down --volumes` names it: where the data really is, when elsewhere."""
+    return f"{folder} (at {os.readlink(folder)})" if folder.is_symlink() else str(folder)
+
+
+def delete(folder: Path) -> None:
+    """Delete a data folder: a linked one's data where it lives, then the link."""
+    if folder.is_symlink():
+        target = Path(os.readlink(folder))
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        folder.unlink()
+        _tidy(target.parent)
+        return
+    shutil.rmtree(folder)
+
+
+def _tidy(mode_folder: Path) -> None:
+    """Remove a shared mode folder left empty, and its project's folder once it holds only the
+    file naming the project: nothing of a project outlives its data there."""
+    project = mode_folder.parent
+    with contextlib.suppress(OSError):
+        mode_folder.rmdir()
+        if [p.name for p in project.iterdir()] == [OWNER_FILE]:
+            (project / OWNER_FILE).unlink()
+            project.rmdir()
+
+
+def private_parent(folder: Path, user: pwd.struct_passwd) -> Path | None:
+    """The first existing parent of `folder` that `user` cannot pass through, or None."""
+    for parent in reversed(folder.parents):
+        if not parent.exists():
+            break
+        mode = parent.stat()
+        if mode.st_uid != user.pw_uid and not mode.st_mode & 0o001:
+            return parent
+    return None
+
+
+def shared_folder(config: Config, selection: Selection, companion: Companion) -> Path:
+    """Where a companion's data goes when its user cannot reach the project: one folder per
+    project (its name and a hash of its path), mode and edition."""
+    home = Path(os.environ.get(HOME_VARIABLE) or SHARED_HOME)
+    digest = hashlib.sha256(str(config.root).encode()).hexdigest()[:12]
+    project = f"{config.root.name}-{digest}"
+    return home / project / f"{selection.mode}-{selection.edition}" / companion.name
+
+
+def place(
+    config: Config, selection: Selection, companion: Companion, user: pwd.struct_passwd | None
+) -> tuple[Path, str]:
+    """The folder the companion's process is given, and a line to say when it is not in the
+    project itself; `StateError` if its user can reach neither."""
+    link = data_folder(config, selection, companion)
+    if user is None:
+        return link, ""
+    if link.is_symlink():
+        target = Path(os.readlink(link))
+        blocked = private_parent(target, user)
+        if blocked is None:
+            return (
+                target,
+                f"hotmode: {companion.name}: its data is in {target} (linked from {link})",
+            )
+        raise _unreachable(companion, user, target, blocked)
+    blocked = private_parent(link, user)
+    if blocked is None:
+        return link, ""
+    if link.is_dir() and any(link.iterdir()):
+        raise _unreachable(companion, user, link, blocked)  # data is never moved
+    target = shared_folder(config, selection, companion)
+    project = target.parents[1]
+    for folder in reversed([target.parent, *target.parent.parents]):
+        if not folder.exists():
+            folder.mkdir()
+            folder.chmod(0o711)  # passable, not listable
+    owner = project / OWNER_FILE
+    if owner.is_file() and owner.read_text(encoding="utf-8").strip() != str(config.root):
+        raise StateError(
+            f"{project} belongs to another project ({owner.read_text().strip()}); "
+            f"move it away, or set {HOME_VARIABLE} to another folder"
+        )
+    owner.write_text(f"{config.root}\n", encoding="utf-8")
+    still = private_parent(target, user)
+    if still is not None:
+        raise _unreachable(companion, user, target, still)
+    if link.is_dir():
+        link.rmdir()  # empty: nothing is lost
+    link.parent.mkdir(parents=True, exist_ok=True)
+    pending = link.with_name(f".{link.name}.link")
+    pending.unlink(missing_ok=True)
+    pending.symlink_to(target, target_is_directory=True)
+    pending.replace(link)
+    return target, (
+        f"hotmode: {companion.name} runs as user {user.pw_name}, who cannot pass through "
+        f"{blocked}; its data is in {target} (linked from {link})"
+    )
+
+
+def _unreachable(
+    companion: Companion, user: pwd.struct_passwd, folder: Path, parent: Path
+) -> StateError:
+    return StateError(
+        f"{companion.name} runs as user {user.pw_name}, who cannot reach {folder}: "
+        f"{parent} is private; allow passing through it (chmod o+x {parent}), "
+        "or run hotmode as a regular user"
+    )
