@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hotmode.proctable import Stat, table
+from hotmode.proctable import table
+from hotmode.proctable.base import Stat
 
 # The largest PID Linux can hand out (PID_MAX_LIMIT on 64-bit).
 PID_MAX = 4_194_304

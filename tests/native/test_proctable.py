@@ -15,7 +15,8 @@ import pytest
 
 from helpers import wait_until
 from hotmode.errors import UsageError
-from hotmode.proctable import ProcessTable, chosen
+from hotmode.proctable import chosen
+from hotmode.proctable.base import ProcessTable
 from hotmode.proctable.linux import LinuxTable
 from hotmode.proctable.portable import PortableTable
 

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from hotmode.proctable import Stat, poll_gone
+from hotmode.proctable.base import Stat, poll_gone
 
 PROC = Path("/proc")
 _LISTEN = "0A"

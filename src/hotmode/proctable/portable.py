@@ -18,7 +18,7 @@ from typing import Any
 
 import psutil
 
-from hotmode.proctable import Stat, poll_gone
+from hotmode.proctable.base import Stat, poll_gone
 
 _STATES = {psutil.STATUS_ZOMBIE: "Z", psutil.STATUS_DEAD: "X"}
 _GONE = (psutil.NoSuchProcess, psutil.ZombieProcess)
