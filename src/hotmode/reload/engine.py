@@ -81,10 +81,12 @@ class Runtime:
         self._register(self._signal_r, self._signals_readable)
         self._register(self._wake_r, self._changes_readable)
         try:
+            # Workers first: the first one imports the app while the watcher sets up. It accepts
+            # only once told to, from this loop, so the watcher is watching by then.
+            self.launcher.start(self._cached_modules(), then=self._zygote_rebuilt)
+            self.supervisor.start()
             if self.options.reload:
                 self._start_watcher()
-            self.launcher.start(self._cached_modules())
-            self.supervisor.start()
             while not self.supervisor.done:
                 deadline = self.supervisor.next_deadline()
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -224,7 +226,7 @@ class Runtime:
                 self.supervisor.worker_failed(worker_id, str(message["error"]))
             elif event == "modules":
                 modules = [str(m) for m in message["modules"]]
-                self.launcher.learn(modules, then=self.supervisor.refresh)
+                self.launcher.learn(modules, then=self._zygote_rebuilt)
                 self._save_modules(modules)
 
     # --- the rest of the Host -----------------------------------------------------------------
@@ -262,7 +264,13 @@ class Runtime:
         self.supervisor.install_finished(code)
 
     def rebuild_zygote(self) -> bool:
-        return self.launcher.rebuild(then=self.supervisor.zygote_rebuilt)
+        return self.launcher.rebuild(then=self._zygote_rebuilt)
+
+    def zygote_pending(self) -> bool:
+        return self.launcher.pending
+
+    def _zygote_rebuilt(self) -> None:
+        self.supervisor.zygote_rebuilt(forking=self.launcher.active is not None)
 
     # --- the module list, kept between runs so that the first zygote is already warm ----------
 

@@ -22,7 +22,6 @@ from hotmode.reload.protocol import WorkerSpec, send_message
 
 log = logging.getLogger("hotmode.reload")
 
-ZYGOTE_READY_TIMEOUT = 60.0
 FORK_REPLY_TIMEOUT = 5.0
 
 
@@ -87,7 +86,7 @@ class Zygote:
     ) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.control = ours
-        argv = ["-m", "hotmode.reload.zygote", str(theirs.fileno()), str(listen.fileno())]
+        argv = ["-m", "hotmode.reload.entry", "zygote", str(theirs.fileno()), str(listen.fileno())]
         self.process = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
             [sys.executable, *argv],
             pass_fds=(theirs.fileno(), listen.fileno()),
@@ -122,17 +121,6 @@ class Zygote:
             self.threads = int(message["threads"])
             self.threaded_by = message.get("threaded_by")
         return True
-
-    def wait_ready(self, timeout: float) -> bool:
-        self.control.settimeout(timeout)
-        try:
-            while self.alive and not self.ready:
-                self.read()
-        except TimeoutError:
-            return False
-        finally:
-            self.control.settimeout(None)
-        return self.ready
 
     def fork(self, spec: WorkerSpec, fds: list[int]) -> int:
         """Ask for a worker; return its pid. Raises OSError if the zygote is gone or silent."""
@@ -191,22 +179,20 @@ class Launcher:
 
     # --- the zygote ---------------------------------------------------------------------------
 
-    def start(self, modules: list[str]) -> None:
-        """Start the first zygote and wait for it (bounded): the first worker forks from it."""
+    def start(self, modules: list[str], then: Callable[[], None] | None = None) -> None:
+        """Start building the first zygote, in the background: the first worker is spawned
+        meanwhile (it imports the app while the zygote imports the rest), and `then` is called
+        once the zygote is ready, so that workers can move to it."""
         if not self.use_zygote:
             return
         self.wanted = list(modules)
-        zygote = self._new_zygote(self.wanted)
-        for _attempt in range(3):  # again without each module found to start a thread
-            if not zygote.wait_ready(ZYGOTE_READY_TIMEOUT):
-                self._fall_back("the zygote did not start in time")
-                self._retire(zygote)
-                return
-            self._adopt(zygote)
-            if self.building is None:
-                return
-            zygote, self.building = self.building, None
-        self.building = zygote  # still not clean: let it finish in the background
+        self.building = self._new_zygote(self.wanted)
+        self.rebuilt_callback = then
+
+    @property
+    def pending(self) -> bool:
+        """A zygote is being built: a worker launched now is better off waiting for it."""
+        return self.use_zygote and self.building is not None
 
     def rebuild(
         self, modules: list[str] | None = None, *, then: Callable[[], None] | None = None
@@ -226,14 +212,19 @@ class Launcher:
     def learn(self, modules: list[str], then: Callable[[], None] | None = None) -> None:
         """A ready worker's preloadable modules: rebuild when they include new ones, then call
         `then` (the workers forked from the old zygote may move to the new one)."""
-        if not self.use_zygote or self.active is None or self.building is not None:
+        if not self.use_zygote or (self.active is None and self.building is None):
             return
-        new = [m for m in modules if m not in self.active.modules and m not in self.known]
+        have = set(self.building.requested if self.building is not None else ())
+        if self.active is not None:
+            have |= self.active.modules
+        new = [m for m in modules if m not in have and m not in self.known]
         if not new:
             return
         self.known.update(new)
+        # A zygote still building without these is restarted at once: the sooner it starts
+        # importing them, the sooner the next reload (or the move onto it) can fork from it.
         log.debug("zygote: %d new modules to preload (%s...); rebuilding", len(new), new[0])
-        self.rebuild(modules, then=then)
+        self.rebuild(list(dict.fromkeys([*self.wanted, *modules])), then=then)
 
     def zygote_readable(self, zygote: Zygote) -> None:
         """The runtime calls this when a zygote's control socket has something to read."""
@@ -316,7 +307,7 @@ class Launcher:
                     self._retire(self.active)
                     self.active = None
             popen = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
-                [sys.executable, "-m", "hotmode.reload.worker", spec.to_json(),
+                [sys.executable, "-m", "hotmode.reload.entry", "worker", spec.to_json(),
                  str(self.listen.fileno()), str(write_fd), str(theirs.fileno())],
                 pass_fds=(self.listen.fileno(), write_fd, theirs.fileno()),
                 env=spec.env,

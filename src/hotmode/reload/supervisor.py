@@ -71,6 +71,8 @@ class Host(Protocol):
 
     def rebuild_zygote(self) -> bool: ...
 
+    def zygote_pending(self) -> bool: ...
+
 
 @dataclass(frozen=True)
 class Change:
@@ -94,6 +96,7 @@ class Worker:
     changed_at: float | None = None
     error: str | None = None  # set for an error page: it answers 503 with this error
     awaiting: int | None = None  # ready, but waits for this worker's release to accept
+    zygote: int = 0  # which zygote build was the newest when it was launched
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,9 @@ class Supervisor:
         self.stop_deadline: float | None = None
         self.exit_code = 0
         self.served_once = False
+        self.zygote_deadline: float | None = None  # waiting for a zygote being built, until
+        self.refresh_due = False  # a zygote came in while a worker started: move it once ready
+        self.zygotes = 0  # zygote builds done
         self._ids = 0
 
     # --- events -------------------------------------------------------------------------------
@@ -166,7 +172,7 @@ class Supervisor:
             if self.host.start_install():
                 self.waiting.add("install")
             elif self.host.rebuild_zygote():
-                self.waiting.add("zygote")
+                self._wait_for_zygote()
         paths = sorted({c.path for c in batch})
         reason = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
         self._reload(f"{reason} changed", at)
@@ -179,10 +185,14 @@ class Supervisor:
     def refresh(self) -> None:
         """The zygote was rebuilt with more modules: move the workers to it, so that the old one
         (and its memory) can go. Connections are handed over, so clients see nothing."""
-        if self.stopping or self.waiting or self.broken is not None or not self.serving_good():
+        if self.stopping or self.waiting or self.broken is not None:
             return
-        if any(w.state == "starting" for w in self.workers.values()):
-            return  # a reload under way already forks from the new zygote
+        starting = [w for w in self.workers.values() if w.state == "starting"]
+        if starting:  # a reload under way forks from the new zygote, unless launched before it
+            self.refresh_due = any(w.zygote < self.zygotes for w in starting)
+            return
+        if not self.serving_good():
+            return
         self._reload("preloaded modules refreshed", None)
 
     def install_finished(self, code: int) -> None:
@@ -190,12 +200,19 @@ class Supervisor:
         if code != 0:
             log.error("the install command exited with code %d; reloading anyway", code)
         if self.host.rebuild_zygote():
-            self.waiting.add("zygote")
+            self._wait_for_zygote()
         self._step()
 
-    def zygote_rebuilt(self) -> None:
-        self.waiting.discard("zygote")
-        self._step()
+    def zygote_rebuilt(self, forking: bool = True) -> None:
+        """A zygote was built (or its build gave up): a reload waiting for it starts now; else,
+        when workers can fork from it (`forking`), they move to it."""
+        self.zygotes += 1
+        if "zygote" in self.waiting:
+            self.waiting.discard("zygote")
+            self.zygote_deadline = None
+            self._step()
+        elif forking:
+            self.refresh()
 
     def worker_ready(self, worker_id: int, timing: Timing) -> None:
         worker = self.workers.get(worker_id)
@@ -228,6 +245,9 @@ class Supervisor:
         else:
             log.info("worker pid %d serving", pid)
         self._step()
+        if self.refresh_due and not any(w.state == "starting" for w in self.workers.values()):
+            self.refresh_due = False
+            self.refresh()
 
     def worker_failed(self, worker_id: int, error: str) -> None:
         worker = self.workers.get(worker_id)
@@ -316,6 +336,11 @@ class Supervisor:
         if self.backoff_until and now >= self.backoff_until:
             self.backoff_until = 0.0
             self._step()
+        if self.zygote_deadline is not None and now >= self.zygote_deadline:
+            log.warning(
+                "the zygote is not ready after %.0f s; reloading without it", self.ready_timeout
+            )
+            self.zygote_rebuilt(forking=False)
 
     # --- queries ------------------------------------------------------------------------------
 
@@ -329,6 +354,8 @@ class Supervisor:
             times.append(self.stop_deadline)
         if self.backoff_until:
             times.append(self.backoff_until)
+        if self.zygote_deadline is not None:
+            times.append(self.zygote_deadline)
         return min(times) if times else None
 
     def serving(self) -> list[Worker]:
@@ -352,7 +379,16 @@ class Supervisor:
                 worker.state = "discarded"
                 worker.deadline = now + self.drain_timeout + KILL_GRACE
                 worker.handle.terminate()
+        if self.host.zygote_pending():
+            # The zygote being built has a head start on the imports this worker would make:
+            # forking from it once ready is sooner than importing them all over again.
+            self._wait_for_zygote()
         self._step()
+
+    def _wait_for_zygote(self) -> None:
+        if "zygote" not in self.waiting:
+            self.waiting.add("zygote")
+            self.zygote_deadline = self.clock() + self.ready_timeout
 
     def _step(self) -> None:
         """Launch what is missing: empty slots at once, stale slots one at a time (rolling)."""
@@ -381,7 +417,7 @@ class Supervisor:
         self.workers[self._ids] = Worker(
             id=self._ids, slot=slot, generation=self.generation, handle=handle, launched_at=now,
             deadline=now + self.ready_timeout, reason=reason, changed_at=self.changed_at,
-            error=error,
+            error=error, zygote=self.zygotes,
         )  # fmt: skip
 
     def _drain(self, worker: Worker) -> None:

@@ -1,9 +1,9 @@
 """A worker: import the app, run real uvicorn on the inherited socket, report over the pipe.
 
 The same code runs forked from the zygote (`serve`) and spawned as a fresh interpreter
-(`python -m hotmode.reload.worker SPEC LISTEN_FD STATUS_FD [CHANNEL_FD]`). A failure to import or
-to start is reported as one line with the file and line of the user's code that raised, and the
-worker exits; the supervisor keeps the last good worker serving.
+(`python -m hotmode.reload.entry worker SPEC LISTEN_FD STATUS_FD [CHANNEL_FD]`, see entry.py).
+A failure to import or to start is reported as one line with the file and line of the user's
+code that raised, and the worker exits; the supervisor keeps the last good worker serving.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 import uvicorn
 
+from hotmode.reload import pycache
 from hotmode.reload.handover import Release, Stream, adopt
 from hotmode.reload.lifeline import bind_to_parent
 from hotmode.reload.protocol import StatusWriter, WorkerSpec, receive_message, send_message
@@ -271,6 +272,7 @@ def serve(
     """Import the app and serve it until told to stop; return the exit code."""
     began = time.perf_counter()
     status.send("started", pid=os.getpid())
+    pycache.install(spec.roots)
     if spec.app_dir not in sys.path[:1]:
         sys.path.insert(0, spec.app_dir)
     importlib.invalidate_caches()
@@ -285,6 +287,8 @@ def serve(
         status.send("failed", error=describe_failure(exc, spec.roots, spec.app_dir))
         return 1
     imported = time.perf_counter()
+    if not spec.error:  # at once, so that the zygote rebuild starts while the app starts up
+        status.send("modules", modules=preloadable_modules(spec.roots))
     recorder = _Recorder(app)
     handover = spec.handover and channel is not None
     # Half the drain bound to hand busy connections over, half for uvicorn's own shutdown.
@@ -306,8 +310,6 @@ def serve(
                 import_ms=round((imported - began) * 1000, 1),
                 ready_ms=round((time.perf_counter() - began) * 1000, 1),
             )
-            if not spec.error:
-                status.send("modules", modules=preloadable_modules(spec.roots))
             return
         error = recorder.error
         text = (
@@ -338,7 +340,3 @@ def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=int(argv[2]))
     channel = socket.socket(fileno=int(argv[4])) if len(argv) > 4 else None
     return serve(spec, sock, StatusWriter(int(argv[3])), channel)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv))

@@ -10,7 +10,7 @@ pipe and handover channel as passed descriptors, answered by the child's pid. En
 socket means "retire": fork no more, exit once the last child has exited. A dead supervisor kills it
 (parent-death signal), and its children follow (theirs).
 
-Run as `python -m hotmode.reload.zygote CONTROL_FD LISTEN_FD`.
+Started as `python -m hotmode.reload.entry zygote CONTROL_FD LISTEN_FD` (see entry.py).
 """
 
 from __future__ import annotations
@@ -133,7 +133,3 @@ def main(argv: list[str]) -> int:
             os.wait()
         except ChildProcessError:
             return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv))
