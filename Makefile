@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 EXAMPLE := examples/linkedin-gateway
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(EXAMPLE)/backend/requirements/base.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test check e2e swarm bench clean
+.PHONY: run test check e2e swarm bench compat clean
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(STAMP)
 # A real single-node Docker Swarm on a dockerd of its own (root; loopback only): see tests/swarm.
 swarm: $(STAMP)
 	$(BIN)/python -m pytest -m swarm tests/swarm
+
+# The reload and handover suites on the oldest and newest uvicorn hotmode accepts, and the
+# fallback below them (noxfile.py; about 2 minutes).
+compat: $(STAMP)
+	$(BIN)/nox
 
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -m "e2e or docker"

@@ -7,10 +7,12 @@ import re
 import signal
 import threading
 import time
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
+from hotmode.reload import compat
 from reload.reload_support import (
     Server,
     alive,
@@ -267,4 +269,20 @@ def test_the_first_save_after_a_cold_start_forks_from_the_rebuilt_zygote(
     assert first in importers  # the first worker imported the app (spawned, not waiting)
     assert second not in importers  # the reload did not import the library again
     assert parent_of(second) in importers  # but forked from the zygote that had
+    assert server.stop() == 143
+
+
+@pytest.mark.skipif(
+    compat.handover_problem() is None, reason="run by `nox -s uvicorn_too_old` (noxfile.py)"
+)
+def test_an_uvicorn_older_than_the_range_is_named_and_reloads_without_handover(
+    app_dir: Path, servers: list[Server]
+) -> None:
+    server = Server(app_dir, "--reload")
+    servers.append(server)
+    version = metadata.version("uvicorn")
+    line = server.wait_for(rf"uvicorn {re.escape(version)} is older than {compat.OLDEST}")
+    assert f"install uvicorn>={compat.OLDEST}" in line.string
+    write_version(app_dir, "v2")
+    server.wait_version("v2")
     assert server.stop() == 143

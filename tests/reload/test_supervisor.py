@@ -456,3 +456,16 @@ def test_without_a_zygote_to_fork_from_nothing_moves():
     ready(sup, 1)
     rebuilt(sup, host, forking=False)
     assert list(host.launched) == [1]
+
+
+def test_without_handover_the_new_worker_accepts_at_once():
+    host = FakeHost()
+    sup = Supervisor(
+        host, target="main:app", url="http://127.0.0.1:1", handover=False, clock=Clock()
+    )  # fmt: skip
+    sup.start()
+    ready(sup, 1)
+    sup.changes(CODE)
+    ready(sup, 2)
+    assert host.launched[1].signals == ["TERM"]
+    assert host.launched[2].served == 1  # nothing to wait for: uvicorn's own shutdown

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from hotmode.modes import read_env_file
-from hotmode.reload import listen
+from hotmode.reload import compat, listen
 from hotmode.reload.launcher import Launcher, WorkerProcess, Zygote, pycache_prefix
 from hotmode.reload.options import RunOptions
 from hotmode.reload.protocol import StatusReader, WorkerSpec, receive_message
@@ -43,6 +43,7 @@ class Runtime:
         self.base_env = dict(environ)
         self.base_env.setdefault("PYTHONPYCACHEPREFIX", pycache_prefix(environ))
         self.app_dir = str(options.app_dir)
+        self.handover_problem = compat.handover_problem() if options.reload else None
         self.selector = selectors.DefaultSelector()
         self.sock = listen.bind(options.host, options.port)
         self.launcher = Launcher(
@@ -59,6 +60,7 @@ class Runtime:
             url=listen.url(self.sock),
             workers=options.workers,
             reload=options.reload,
+            handover=self.handover_problem is None,
             drain_timeout=options.drain_timeout,
             ready_timeout=options.ready_timeout,
         )
@@ -80,6 +82,8 @@ class Runtime:
         previous_fd = signal.set_wakeup_fd(self._signal_w, warn_on_full_buffer=False)
         self._register(self._signal_r, self._signals_readable)
         self._register(self._wake_r, self._changes_readable)
+        if self.handover_problem is not None:
+            log.warning("%s", self.handover_problem)
         try:
             # Workers first: the first one imports the app while the watcher sets up. It accepts
             # only once told to, from this loop, so the watcher is watching by then.
@@ -170,7 +174,7 @@ class Runtime:
             log_level=self.options.log_level,
             drain_timeout=self.options.drain_timeout,
             parent_pid=os.getpid(),
-            handover=self.options.reload,
+            handover=self.supervisor.handover,
             error=error,
         )
         process = self.launcher.launch(spec)

@@ -118,6 +118,7 @@ class Supervisor:
         url: str,
         workers: int = 1,
         reload: bool = True,
+        handover: bool = True,
         drain_timeout: float = 3.0,
         ready_timeout: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
@@ -126,6 +127,7 @@ class Supervisor:
         self.target = target
         self.url = url
         self.reload = reload
+        self.handover = reload and handover  # connections move from worker to worker
         self.drain_timeout = drain_timeout
         self.ready_timeout = ready_timeout
         self.clock = clock
@@ -224,7 +226,7 @@ class Supervisor:
         self.slots[worker.slot] = worker
         if old is not None:
             self._drain(old)
-        if old is not None and self.reload:  # without reload, workers hand nothing over
+        if old is not None and self.handover:  # else the new one accepts at once
             worker.awaiting, worker.deadline = old.id, now + RELEASE_TIMEOUT
         else:
             worker.handle.serve()

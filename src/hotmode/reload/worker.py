@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import inspect
 import os
 import signal
 import socket
@@ -293,13 +294,16 @@ def serve(
     handover = spec.handover and channel is not None
     # Half the drain bound to hand busy connections over, half for uvicorn's own shutdown.
     bound = spec.drain_timeout / 2 if handover else spec.drain_timeout
+    options: dict[str, Any] = {}
+    if "timeout_graceful_shutdown" in inspect.signature(uvicorn.Config.__init__).parameters:
+        options["timeout_graceful_shutdown"] = max(1, round(bound))  # not before uvicorn 0.22
     config = uvicorn.Config(
         recorder,
         log_level=spec.log_level,
-        timeout_graceful_shutdown=max(1, round(bound)),
         # The protocol whose connections are handed over, on the loop whose readers it stops.
         http="h11" if handover else "auto",
         loop="asyncio" if handover else "auto",
+        **options,
     )
 
     def on_started(ok: bool) -> None:
