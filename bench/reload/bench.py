@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CLIENTS = ("fresh", "keep-alive GET", "keep-alive POST")
 TIMEOUT = 5.0  # per request
 PACE = 0.005  # between two requests of one client
+CASES = ("edits", "cold")
 
 
 @dataclass
@@ -67,6 +69,9 @@ class Result:
     idle_rss_mb: float = 0.0
     processes: int = 0
     load_average: str = ""
+    cold_start_s: list[float] = field(default_factory=list)
+    first_save_ms: dict[str, list[float]] = field(default_factory=dict)  # held / bare
+    warm_save_ms: dict[str, list[float]] = field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -300,8 +305,7 @@ def bench(
 ) -> Result:
     result = Result(tool)
     port = free_port()
-    env = {**os.environ, "PYTHONPYCACHEPREFIX": str(app.parent / f"pycache-{tool}")}
-    env.pop("HOTMODE_FORCE_POLLING", None)
+    env = server_env(tool, app.parent)
     started = time.monotonic()
     process = subprocess.Popen(
         [*command, "--port", str(port), "--log-level", "warning"],
@@ -401,6 +405,93 @@ def held_socket(result: Result, app: Path, port: int, fresh: Client, tool: str) 
         time.sleep(0.3)
 
 
+class HeldStream:
+    """The gateway's event stream (SSE) read in a thread until it ends."""
+
+    def __init__(self, port: int) -> None:
+        self.connection = http.client.HTTPConnection(HOST, port, timeout=TIMEOUT)
+        self.connection.request("GET", "/api/v1/events", headers={"Accept": "text/event-stream"})
+        self.response = self.connection.getresponse()
+        self.response.readline()  # the first event is under way: the stream is held
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with contextlib.suppress(Exception):
+            while self.response.readline():
+                pass
+
+    def close(self) -> None:
+        self.connection.close()
+        self._thread.join(timeout=5)
+
+
+def server_env(tool: str, temp: Path) -> dict[str, str]:
+    """What a user's shell would give: hotmode keeps bytecode and the module lists it learns
+    under its prefix (one for the whole run, as its default is one per user; each app folder
+    has its own list), the others write bytecode beside the source."""
+    env = {**os.environ}
+    for name in ("HOTMODE_FORCE_POLLING", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX"):
+        env.pop(name, None)
+    if tool == "hotmode":
+        env["PYTHONPYCACHEPREFIX"] = str(temp / "pycache-hotmode")
+    return env
+
+
+HELD_UP = 15.0  # a save not served this long while the streams are held: held up by them
+
+
+def saved_to_served(app: Path, port: int, value: str, held: bool) -> float:
+    """Save `value` as the greeting (with a WebSocket and an event stream held open if `held`);
+    the time until a fresh request gets it (ms), or -1 if not within HELD_UP (then the streams
+    are closed, and it waits for the save to be served before going on)."""
+    socket_, stream = (HeldSocket(port), HeldStream(port)) if held else (None, None)
+    with Client(port, "fresh") as probe:
+        saved = time.monotonic()
+        set_greeting(app, value, rename=False)
+        try:
+            return (wait_all([probe], value, saved, HELD_UP)["fresh"] - saved) * 1000
+        except RuntimeError:
+            return -1.0
+        finally:
+            for holder in (socket_, stream):
+                if holder is not None:
+                    holder.close()
+            wait_all([probe], value, saved, 60)
+
+
+def cold_start(result: Result, command: list[str], temp: Path, rounds: int) -> None:
+    """From a cold start (a fresh copy of the app: nothing learned about it): the time to the
+    first 200, then a save 1 s after it, then three more saves 2 s apart (warm); in every other
+    round, each save is made with a WebSocket and an event stream held open."""
+    for round_ in range(rounds):
+        kind = "held" if round_ % 2 == 0 else "bare"
+        app = temp / f"cold-{round_}" / "backend"
+        shutil.copytree(GATEWAY, app, ignore=shutil.ignore_patterns("__pycache__", "logs"))
+        port = free_port()
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [*command, "--port", str(port), "--log-level", "warning"],
+            cwd=app, env=server_env(result.tool, temp),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            with Client(port, "fresh") as probe:
+                wait_all([probe], "LinkedIn Gateway", 0.0, 60)
+            result.cold_start_s.append(time.monotonic() - started)
+            time.sleep(1.0)
+            value = f"{result.tool}-cold-{round_}"
+            first = saved_to_served(app, port, value, kind == "held")
+            result.first_save_ms.setdefault(kind, []).append(first)
+            for index in range(3):
+                time.sleep(2.0)
+                value = f"{result.tool}-warm-{round_}-{index}"
+                warm = saved_to_served(app, port, value, kind == "held")
+                result.warm_save_ms.setdefault(kind, []).append(warm)
+        finally:
+            stop(process)
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     pids = tree(process.pid)
     process.send_signal(signal.SIGTERM)
@@ -417,6 +508,26 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+Row = tuple[str, Callable[[Result], str]]
+
+
+def table(rows: list[Row], results: list[Result]) -> str:
+    """A Markdown table: one row per measure, one column per server."""
+    width = max(len(name) for name, _ in rows)
+    cells = [[cell(r) for r in results] for _name, cell in rows]
+    widths = [max(len(r.tool), *(len(row[i]) for row in cells)) for i, r in enumerate(results)]
+    lines = [f"| {'':{width}} | " + " | ".join(
+        f"{r.tool:{w}}" for r, w in zip(results, widths, strict=True)) + " |"]  # fmt: skip
+    lines.append(f"|{'-' * (width + 2)}|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for (name, _cell), row in zip(rows, cells, strict=True):
+        lines.append(
+            f"| {name:{width}} | "
+            + " | ".join(f"{c:{w}}" for c, w in zip(row, widths, strict=True))
+            + " |"
+        )
+    return "\n".join(lines)
 
 
 def report(results: list[Result]) -> str:
@@ -449,18 +560,7 @@ def report(results: list[Result]) -> str:
         ("failed requests by error", lambda r: (
             ", ".join(f"{k} {v}" for k, v in sorted(r.errors.items())) or "none")),
     ]  # fmt: skip
-    width = max(len(name) for name, _ in rows)
-    cells = [[cell(r) for r in results] for _name, cell in rows]
-    widths = [max(len(r.tool), *(len(row[i]) for row in cells)) for i, r in enumerate(results)]
-    lines = [f"| {'':{width}} | " + " | ".join(
-        f"{r.tool:{w}}" for r, w in zip(results, widths, strict=True)) + " |"]  # fmt: skip
-    lines.append(f"|{'-' * (width + 2)}|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for (name, _cell), row in zip(rows, cells, strict=True):
-        lines.append(
-            f"| {name:{width}} | "
-            + " | ".join(f"{c:{w}}" for c, w in zip(row, widths, strict=True))
-            + " |"
-        )
+    lines = [table(rows, results)]
     base = results[0]
     for other in results[1:]:
         ratios = ", ".join(
@@ -474,6 +574,42 @@ def report(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def report_cold(results: list[Result]) -> str:
+    def spread(values: list[float], digits: int) -> str:
+        if not values:
+            return "-"
+        low, high = min(values), max(values)
+        return f"{low:.{digits}f}-{high:.{digits}f}" if round(low, digits) != round(high, digits) \
+            else f"{low:.{digits}f}"  # fmt: skip
+
+    def saves(values: list[float]) -> str:
+        return " / ".join(f"{v:.0f}" if v >= 0 else "held up" for v in values) or "-"
+
+    def warm(values: list[float]) -> str:
+        if not values or min(values) < 0:
+            return "held up" if values else "-"
+        return f"{statistics.median(values):.0f} [{spread(values, 0)}]"
+
+    def ratio(r: Result, kind: str) -> str:
+        first, warm_ = r.first_save_ms.get(kind, []), r.warm_save_ms.get(kind, [])
+        if not first or not warm_ or min([*first, *warm_]) < 0:
+            return "-"
+        return f"{max(first) / statistics.median(warm_):.2f}"
+
+    rows: list[Row] = [
+        ("cold start to first 200 (s), each round", lambda r: spread(r.cold_start_s, 2)),
+    ]
+    for kind, label in (("held", "WebSocket and SSE held"), ("bare", "no stream held")):
+        rows += [
+            (f"{label}: first save after cold start (ms)",
+             lambda r, k=kind: saves(r.first_save_ms.get(k, []))),
+            (f"{label}: warm saves (ms), median [range]",
+             lambda r, k=kind: warm(r.warm_save_ms.get(k, []))),
+            (f"{label}: worst first save / warm median", lambda r, k=kind: ratio(r, k)),
+        ]  # fmt: skip
+    return "\n" + table(rows, results)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edits", type=int, default=30)
@@ -481,7 +617,12 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=30.0, help="idle window (s)")
     parser.add_argument("--only", action="append", help="run only this tool (repeatable)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--cold-rounds", type=int, default=4, help="cold starts per server")
+    parser.add_argument(
+        "--case", action="append", choices=CASES, help="run only this case (repeatable)"
+    )
     args = parser.parse_args()
+    cases = args.case or list(CASES)
     python = sys.executable
     tools = [
         ("hotmode", [python, "-m", "hotmode", "run", "main:app", "--reload"]),
@@ -503,8 +644,17 @@ def main() -> int:
             app = Path(temp) / tool / "backend"
             shutil.copytree(GATEWAY, app, ignore=shutil.ignore_patterns("__pycache__", "logs"))
             print(f"benchmarking {tool}...", file=sys.stderr, flush=True)
-            results.append(bench(tool, command, app, args.edits, args.settle, args.idle))
-    print(report(results))
+            result = Result(tool)
+            if "edits" in cases:
+                result = bench(tool, command, app, args.edits, args.settle, args.idle)
+            if "cold" in cases:
+                cold_start(result, command, app.parent, args.cold_rounds)
+            result.load_average = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+            results.append(result)
+    if "edits" in cases:
+        print(report(results))
+    if "cold" in cases:
+        print(report_cold(results))
     print(f"\nload average after each: {', '.join(r.load_average for r in results)}")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
