@@ -21,6 +21,7 @@ class FakeWorker:
         self.error = error
         self.signals: list[str] = []
         self.served = 0
+        self.full = False
 
     def terminate(self) -> None:
         self.signals.append("TERM")
@@ -43,8 +44,11 @@ class FakeHost:
         self.rebuilds = 0
         self.building = False
 
-    def launch(self, worker_id: int, env: Mapping[str, str], error: str | None) -> FakeWorker:
+    def launch(
+        self, worker_id: int, env: Mapping[str, str], error: str | None, full: bool = False
+    ) -> FakeWorker:
         worker = FakeWorker(1000 + worker_id, env, error)
+        worker.full = full
         self.launched[worker_id] = worker
         return worker
 
@@ -469,3 +473,19 @@ def test_without_handover_the_new_worker_accepts_at_once():
     ready(sup, 2)
     assert host.launched[1].signals == ["TERM"]
     assert host.launched[2].served == 1  # nothing to wait for: uvicorn's own shutdown
+
+
+def test_a_failed_partial_import_is_retried_whole_and_only_that_failure_is_reported(caplog):
+    caplog.set_level(logging.INFO, "hotmode")
+    sup, host, _ = make()
+    ready(sup, 1)
+    sup.changes(CODE)
+    sup.worker_failed(2, "models.py:3: InvalidRequestError: Table 'hero' is already defined", True)
+    assert list(host.launched) == [1, 2, 3] and host.launched[3].full
+    assert "the partial import failed" in caplog.text and "still serving" not in caplog.text
+    sup.worker_failed(3, "models.py:3: SyntaxError")
+    assert "models.py:3: SyntaxError -- still serving the last good version" in caplog.text
+    assert list(host.launched) == [1, 2, 3]
+    sup.changes(CODE)
+    sup.worker_ready(4, Timing(12, 40, how="2 of 40 app modules re-imported"))
+    assert "import 12 ms (2 of 40 app modules re-imported), ready 40 ms" in caplog.text

@@ -24,11 +24,14 @@ from pathlib import Path
 
 from hotmode.modes import read_env_file
 from hotmode.reload import compat, listen
-from hotmode.reload.launcher import Launcher, WorkerProcess, Zygote, pycache_prefix
+from hotmode.reload.graph import ImportGraph, Node, Plan
+from hotmode.reload.launcher import Launcher, WorkerProcess, pycache_prefix
 from hotmode.reload.options import RunOptions
 from hotmode.reload.protocol import StatusReader, WorkerSpec, receive_message
+from hotmode.reload.rules import CODE
 from hotmode.reload.supervisor import Change, Supervisor, Timing
 from hotmode.reload.watcher import Watcher, needs_polling
+from hotmode.reload.zygotes import Zygote
 
 log = logging.getLogger("hotmode.reload")
 
@@ -65,6 +68,8 @@ class Runtime:
             ready_timeout=options.ready_timeout,
         )
         self.processes: dict[int, WorkerProcess] = {}
+        self.graph = ImportGraph()
+        self.plans: dict[int, Plan | None] = {}  # per worker: which part of the app it imports
         self.install: subprocess.Popen[bytes] | None = None
         self._batches: queue.SimpleQueue[tuple[list[Change], float]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
@@ -154,6 +159,9 @@ class Runtime:
             batch, seen = self._batches.get_nowait()
             merged.extend(batch)
             first = seen if first is None else min(first, seen)
+        for change in merged:
+            if change.kind == CODE:
+                self.launcher.app_changed(change.file or change.path)
         if merged:
             self.supervisor.changes(merged, first)
 
@@ -165,7 +173,11 @@ class Runtime:
     def _unwatch_zygote(self, zygote: Zygote) -> None:
         self.selector.unregister(zygote.control)
 
-    def launch(self, worker_id: int, env: Mapping[str, str], error: str | None) -> WorkerProcess:
+    def launch(
+        self, worker_id: int, env: Mapping[str, str], error: str | None, full: bool = False
+    ) -> WorkerProcess:
+        plan = self._plan(env) if error is None and not full else None
+        self.plans[worker_id] = plan
         spec = WorkerSpec(
             target=self.options.target,
             app_dir=self.app_dir,
@@ -176,6 +188,7 @@ class Runtime:
             parent_pid=os.getpid(),
             handover=self.supervisor.handover,
             error=error,
+            fresh=tuple(sorted(plan.fresh)) if plan and plan.fresh is not None else None,
         )
         process = self.launcher.launch(spec)
         reader = StatusReader(process.status_fd)
@@ -216,6 +229,7 @@ class Runtime:
                 self._channel_readable(worker_id)  # what it handed over before exiting
                 self.selector.unregister(process.channel.fileno())
             del self.processes[worker_id]
+            self.plans.pop(worker_id, None)
             self.selector.unregister(process.status_fd)
             os.close(process.status_fd)
             process.channel.close()
@@ -224,14 +238,60 @@ class Runtime:
         for message in messages:
             event = message.get("event")
             if event == "ready":
-                timing = Timing(float(message["import_ms"]), float(message["ready_ms"]))
+                plan = self.plans.get(worker_id)
+                how = "" if plan is None else plan.why
+                if plan is not None and plan.fresh is None:
+                    how = f"the whole app: {plan.why}"
+                timing = Timing(float(message["import_ms"]), float(message["ready_ms"]), how)
                 self.supervisor.worker_ready(worker_id, timing)
             elif event == "failed":
-                self.supervisor.worker_failed(worker_id, str(message["error"]))
+                self._failed(worker_id, str(message["error"]))
+            elif event == "graph":
+                nodes = {
+                    str(name): Node(str(file), frozenset(imports), bool(dynamic))
+                    for name, (file, imports, dynamic) in message["modules"].items()
+                }
+                self.graph.update(nodes)
+                self._build_app_zygote()
             elif event == "modules":
                 modules = [str(m) for m in message["modules"]]
                 self.launcher.learn(modules, then=self._zygote_rebuilt)
                 self._save_modules(modules)
+
+    # --- importing only what changed (graph.py) ----------------------------------------------
+
+    def _plan(self, env: Mapping[str, str]) -> Plan | None:
+        """Which part of the app the next worker imports; None before there is a choice."""
+        app = self.launcher.app
+        if not self.options.reload or app is None or not app.ready:
+            return None
+        if dict(env) != app.env:
+            return Plan(None, "the environment changed")
+        return self.graph.plan(app.stale)
+
+    def _failed(self, worker_id: int, error: str) -> None:
+        plan = self.plans.get(worker_id)
+        partial = plan is not None and plan.fresh is not None
+        app = self.launcher.app
+        if partial and app is not None:
+            # Not to be tried partly again: what changed may register itself somewhere the
+            # graph cannot see (a table in a shared metadata, say).
+            changed = {self.graph.module_of(path) for path in app.stale}
+            self.graph.distrusted.update(name for name in changed if name is not None)
+        self.supervisor.worker_failed(worker_id, error, partial)
+
+    def _build_app_zygote(self) -> None:
+        """After a worker is ready: an app zygote with the app's current modules, unless the
+        one there is up to date."""
+        app = self.launcher.app
+        env = self.supervisor.env
+        if app is not None and not app.stale and app.env == env:
+            return
+        target = self.options.target.partition(":")[0]
+        modules = [name for name, node in self.graph.nodes.items()
+                   if name != target and not node.dynamic]  # fmt: skip
+        roots = [str(root) for root in self.options.roots]
+        self.launcher.build_app(modules, env, roots)
 
     # --- the rest of the Host -----------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from hotmode.errors import HotmodeError
@@ -63,7 +63,9 @@ class Handle(Protocol):
 class Host(Protocol):
     """What the supervisor asks of the world around it."""
 
-    def launch(self, worker_id: int, env: Mapping[str, str], error: str | None) -> Handle: ...
+    def launch(
+        self, worker_id: int, env: Mapping[str, str], error: str | None, full: bool = False
+    ) -> Handle: ...
 
     def read_env(self) -> dict[str, str]: ...
 
@@ -76,10 +78,12 @@ class Host(Protocol):
 
 @dataclass(frozen=True)
 class Change:
-    """One file change that matters: its kind (`code`, `env`, `deps`) and its path for logs."""
+    """One file change that matters: its kind (`code`, `env`, `deps`), its path for logs, and
+    the file itself (absolute)."""
 
     kind: str
     path: str
+    file: str = field(default="", compare=False)
 
 
 @dataclass
@@ -105,6 +109,7 @@ class Timing:
 
     import_ms: float = 0.0
     ready_ms: float = 0.0
+    how: str = ""  # which modules it imported: the whole app, or which part (graph.py)
 
 
 class Supervisor:
@@ -240,9 +245,10 @@ class Supervisor:
             since = ""
             if worker.changed_at is not None:
                 since = f", {(now - worker.changed_at) * 1000:.0f} ms after the change"
+            how = f" ({timing.how})" if timing.how else ""
             log.info(
-                "reloaded (%s): import %.0f ms, ready %.0f ms after start%s; pid %d serving",
-                worker.reason, timing.import_ms, timing.ready_ms, since, pid,
+                "reloaded (%s): import %.0f ms%s, ready %.0f ms after start%s; pid %d serving",
+                worker.reason, timing.import_ms, how, timing.ready_ms, since, pid,
             )  # fmt: skip
         else:
             log.info("worker pid %d serving", pid)
@@ -251,12 +257,18 @@ class Supervisor:
             self.refresh_due = False
             self.refresh()
 
-    def worker_failed(self, worker_id: int, error: str) -> None:
+    def worker_failed(self, worker_id: int, error: str, partial: bool = False) -> None:
+        """A worker could not start. One that imported only part of the app (`partial`) is
+        tried again at once importing all of it: only that failing is reported."""
         worker = self.workers.get(worker_id)
         if worker is None or worker.state != "starting":
             return
         worker.state = "failed"
         worker.deadline = self.clock() + self.drain_timeout + KILL_GRACE
+        if partial and not self.stopping:
+            log.info("the partial import failed (%s); importing the whole app", error)
+            self._launch(worker.slot, worker.reason, full=True)
+            return
         self._report_failure(worker, error)
 
     def worker_released(self, worker_id: int) -> None:
@@ -412,10 +424,10 @@ class Supervisor:
                 self._launch(slot, self.reason)
                 return
 
-    def _launch(self, slot: int, reason: str, error: str | None = None) -> None:
+    def _launch(self, slot: int, reason: str, error: str | None = None, full: bool = False) -> None:
         self._ids += 1
         now = self.clock()
-        handle = self.host.launch(self._ids, self.env, error)
+        handle = self.host.launch(self._ids, self.env, error, full)
         self.workers[self._ids] = Worker(
             id=self._ids, slot=slot, generation=self.generation, handle=handle, launched_at=now,
             deadline=now + self.ready_timeout, reason=reason, changed_at=self.changed_at,

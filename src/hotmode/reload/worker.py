@@ -18,13 +18,14 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, MutableMapping
 from types import FrameType
 from typing import Any
 
 import uvicorn
 
 from hotmode.reload import pycache
+from hotmode.reload.graph import parse_imports
 from hotmode.reload.handover import Release, Stream, adopt
 from hotmode.reload.lifeline import bind_to_parent
 from hotmode.reload.protocol import StatusWriter, WorkerSpec, receive_message, send_message
@@ -91,6 +92,38 @@ def preloadable_modules(roots: tuple[str, ...]) -> list[str]:
         if not is_app_file(os.path.abspath(filename), roots):
             names.append(name)
     return names
+
+
+def forget(names: Iterable[str]) -> None:
+    """Unload modules, so that importing them runs their code again: out of sys.modules, and off
+    their package (`from package import module` takes the package's attribute if it is there)."""
+    for name in names:
+        module = sys.modules.pop(name, None)
+        parent, _, child = name.rpartition(".")
+        package = sys.modules.get(parent) if parent else None
+        if module is not None and getattr(package, child, None) is module:
+            delattr(package, child)
+
+
+def app_graph(roots: tuple[str, ...], preloaded: set[str]) -> dict[str, Any]:
+    """The app's modules loaded since `preloaded`: name -> [file, app modules it imports,
+    whether it imports by name at run time] (see graph.py)."""
+    app_modules: dict[str, tuple[str, bool]] = {}
+    for name, module in list(sys.modules.items()):
+        filename = getattr(module, "__file__", None)
+        if filename and is_app_file(os.path.abspath(filename), roots):
+            app_modules[name] = (os.path.abspath(filename), hasattr(module, "__path__"))
+    found: dict[str, Any] = {}
+    for name, (filename, is_package) in app_modules.items():
+        if name in preloaded:
+            continue
+        try:
+            with open(filename, encoding="utf-8") as source:
+                imports, dynamic = parse_imports(source.read(), name, is_package)
+        except (OSError, SyntaxError, ValueError):
+            imports, dynamic = set(), True  # unknown: taken to import everything
+        found[name] = [filename, sorted(imports & app_modules.keys()), dynamic]
+    return found
 
 
 def error_page(error: str) -> ASGIApp:
@@ -277,6 +310,8 @@ def serve(
     if spec.app_dir not in sys.path[:1]:
         sys.path.insert(0, spec.app_dir)
     importlib.invalidate_caches()
+    forget(spec.fresh or ())  # changed, or importing what changed: imported again
+    preloaded = set(sys.modules)
     try:
         app = error_page(spec.error) if spec.error else import_target(spec.target, spec.app_dir)
     except TargetError as exc:
@@ -314,6 +349,8 @@ def serve(
                 import_ms=round((imported - began) * 1000, 1),
                 ready_ms=round((time.perf_counter() - began) * 1000, 1),
             )
+            if not spec.error:  # what it imported itself, for the import graph
+                status.send("graph", modules=app_graph(spec.roots, preloaded))
             return
         error = recorder.error
         text = (

@@ -26,7 +26,7 @@ import threading
 import traceback
 from typing import Any
 
-from hotmode.reload import worker
+from hotmode.reload import pycache, worker
 from hotmode.reload.lifeline import bind_to_parent
 from hotmode.reload.protocol import StatusWriter, WorkerSpec
 
@@ -108,6 +108,11 @@ def main(argv: list[str]) -> int:
     ready = {"op": "ready", "modules": sorted(sys.modules), "failed": failed}
     _send(control, {**ready, "threads": thread_count(), "threaded_by": threaded_by})
     signal.signal(signal.SIGCHLD, _reap)
+    return _serve(control, listen)
+
+
+def _serve(control: socket.socket, listen: socket.socket) -> int:
+    """Fork workers (and app zygotes) on request until retired, then wait for the children."""
     me = os.getpid()
     while True:
         try:
@@ -117,11 +122,12 @@ def main(argv: list[str]) -> int:
         if not data:
             break
         message = json.loads(data)
-        spec = WorkerSpec.from_json(message["spec"])
-        spec = WorkerSpec(**{**spec.__dict__, "parent_pid": me})
         pid = os.fork()
+        if pid == 0 and message.get("op") == "app":
+            os._exit(_app_zygote(message, fds[0], control, listen))
         if pid == 0:
-            _child(spec, fds, control, listen)
+            spec = WorkerSpec.from_json(message["spec"])
+            _child(WorkerSpec(**{**spec.__dict__, "parent_pid": me}), fds, control, listen)
         for fd in fds:
             os.close(fd)
         _send(control, {"op": "forked", "pid": pid})
@@ -133,3 +139,48 @@ def main(argv: list[str]) -> int:
             os.wait()
         except ChildProcessError:
             return 0
+
+
+def socket_count() -> int:
+    """Open sockets in this process (from /proc/self/fd)."""
+    count = 0
+    with contextlib.suppress(OSError):
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+    return count
+
+
+def _app_zygote(
+    message: dict[str, Any], fd: int, parent: socket.socket, listen: socket.socket
+) -> int:
+    """Runs in a fork: import the app's modules that did not change, in the workers'
+    environment, then fork workers like the zygote does. It is unsafe to fork from if importing
+    them started a thread or opened a connection (a socket a worker would share)."""
+    code = 70
+    try:
+        parent.close()
+        control = socket.socket(fileno=fd)
+        bind_to_parent(signal.SIGKILL, os.getppid())
+        os.environ.clear()
+        os.environ.update(message["env"])
+        pycache.install(tuple(message["roots"]))
+        sockets = socket_count()
+        loaded, failed = [], []
+        for name in message["modules"]:
+            try:
+                importlib.import_module(name)
+                loaded.append(name)
+            except BaseException:  # left to the workers, which report it properly
+                failed.append(name)
+        unsafe = None
+        if thread_count() > 1:
+            unsafe = "importing the app starts a thread"
+        elif socket_count() > sockets:
+            unsafe = "importing the app opens a connection"
+        _send(control, {"op": "ready", "modules": loaded, "failed": failed, "unsafe": unsafe,
+                        "threads": thread_count()})  # fmt: skip
+        code = _serve(control, listen)
+    except BaseException:
+        traceback.print_exc()
+    return code
