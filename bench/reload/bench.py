@@ -39,12 +39,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY = ROOT / "examples" / "linkedin-gateway" / "backend"
+HEAVY = ROOT / "tests" / "fixtures" / "heavy-app"
 HOST = "127.0.0.1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CLIENTS = ("fresh", "keep-alive GET", "keep-alive POST")
 TIMEOUT = 5.0  # per request
 PACE = 0.005  # between two requests of one client
-CASES = ("edits", "cold")
+CASES = ("edits", "cold", "heavy")
 
 
 @dataclass
@@ -72,6 +73,9 @@ class Result:
     cold_start_s: list[float] = field(default_factory=list)
     first_save_ms: dict[str, list[float]] = field(default_factory=dict)  # held / bare
     warm_save_ms: dict[str, list[float]] = field(default_factory=dict)
+    heavy_ms: dict[str, list[float]] = field(default_factory=dict)  # leaf / many dependents
+    heavy_import_ms: dict[str, list[float]] = field(default_factory=dict)  # hotmode's own log
+    heavy_how: dict[str, list[str]] = field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -433,8 +437,10 @@ def server_env(tool: str, temp: Path) -> dict[str, str]:
     env = {**os.environ}
     for name in ("HOTMODE_FORCE_POLLING", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX"):
         env.pop(name, None)
-    if tool == "hotmode":
+    if tool.startswith("hotmode"):
         env["PYTHONPYCACHEPREFIX"] = str(temp / "pycache-hotmode")
+    if tool == WHOLE:
+        env["HOTMODE_PARTIAL_RELOAD"] = "0"
     return env
 
 
@@ -490,6 +496,70 @@ def cold_start(result: Result, command: list[str], temp: Path, rounds: int) -> N
                 result.warm_save_ms.setdefault(kind, []).append(warm)
         finally:
             stop(process)
+
+
+WHOLE = "hotmode, whole app"  # every save imports the whole app again (as before issue 18)
+RELOADED = re.compile(r"reloaded \((.*) changed\): import (\d+) ms(?: \((.*?)\))?, ready")
+
+
+def answer(port: int, path: str) -> str | None:
+    """The one value /health or /revision answers, None on any error."""
+    try:
+        connection = http.client.HTTPConnection(HOST, port, timeout=TIMEOUT)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        data = json.loads(response.read()) if response.status == 200 else {}
+        connection.close()
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    values = list(data.values())
+    return str(values[0]) if values else None
+
+
+def heavy_app(result: Result, command: list[str], temp: Path, edits: int) -> None:
+    """On the heavy-app fixture (40 SQLAlchemy models): `edits` saves to a leaf router, then
+    `edits` saves to the database module every model imports, each timed from the save to the
+    first answer with the new value; hotmode's own log gives its import time and path."""
+    app = temp / "heavy" / "app"
+    shutil.copytree(HEAVY, app, ignore=shutil.ignore_patterns("__pycache__"))
+    port = free_port()
+    log = temp / "heavy" / "server.log"
+    level = "info" if result.tool.startswith("hotmode") else "warning"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*command, "--port", str(port), "--log-level", level],
+            cwd=app, env=server_env(result.tool, temp), stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    cases = (
+        ("leaf", app / "app" / "routers" / "health.py", "GREETING", "/health"),
+        ("many dependents", app / "app" / "db.py", "REVISION", "/revision"),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while answer(port, "/health") is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        quiet(process.pid, 3.0)
+        for kind, path, name, url in cases:
+            for index in range(edits):
+                value = f"{kind[0]}{index}"
+                text = re.sub(rf'^{name} = ".*"$', f'{name} = "{value}"', path.read_text(),
+                              flags=re.M)  # fmt: skip
+                saved = time.monotonic()
+                path.write_text(text)
+                while answer(port, url) != value:
+                    if time.monotonic() - saved > 60:
+                        raise RuntimeError(f"{result.tool}: {value!r} not served within 60 s")
+                    time.sleep(0.002)
+                result.heavy_ms.setdefault(kind, []).append((time.monotonic() - saved) * 1000)
+                time.sleep(0.5)
+    finally:
+        stop(process)
+    for line in log.read_text(errors="replace").splitlines():
+        match = RELOADED.search(line)
+        if match and match.group(1) in ("app/routers/health.py", "app/db.py"):
+            kind = "leaf" if match.group(1).endswith("health.py") else "many dependents"
+            result.heavy_import_ms.setdefault(kind, []).append(float(match.group(2)))
+            result.heavy_how.setdefault(kind, []).append(match.group(3) or "")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -610,6 +680,28 @@ def report_cold(results: list[Result]) -> str:
     return "\n" + table(rows, results)
 
 
+def report_heavy(results: list[Result]) -> str:
+    def times(values: list[float]) -> str:
+        if not values:
+            return "-"
+        return f"{statistics.median(values):.0f} / {percentile(values, 0.9):.0f}"
+
+    def paths(hows: list[str]) -> str:
+        kinds = {"partial" if "re-imported" in how else "whole app" for how in hows}
+        return " + ".join(sorted(kinds)) or "-"
+
+    rows: list[Row] = []
+    for kind in ("leaf", "many dependents"):
+        rows += [
+            (f"{kind}: save-to-served p50 / p90 (ms)",
+             lambda r, k=kind: times(r.heavy_ms.get(k, []))),
+            (f"{kind}: import p50 / p90 (ms, hotmode's log)",
+             lambda r, k=kind: times(r.heavy_import_ms.get(k, []))),
+            (f"{kind}: path taken", lambda r, k=kind: paths(r.heavy_how.get(k, []))),
+        ]  # fmt: skip
+    return "\n" + table(rows, [r for r in results if r.heavy_ms])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edits", type=int, default=30)
@@ -618,6 +710,7 @@ def main() -> int:
     parser.add_argument("--only", action="append", help="run only this tool (repeatable)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--cold-rounds", type=int, default=4, help="cold starts per server")
+    parser.add_argument("--heavy-edits", type=int, default=10, help="saves per heavy-app case")
     parser.add_argument(
         "--case", action="append", choices=CASES, help="run only this case (repeatable)"
     )
@@ -628,6 +721,8 @@ def main() -> int:
         ("hotmode", [python, "-m", "hotmode", "run", "main:app", "--reload"]),
         ("uvicorn", [python, "-m", "uvicorn", "main:app", "--reload"]),
     ]
+    if "heavy" in cases:
+        tools.insert(1, (WHOLE, tools[0][1]))
     if importlib.util.find_spec("granian") is not None:
         # Its reloader watches every file by default, and the gateway writes its log under
         # the app folder: without the ignore, each reload's log line triggers the next one.
@@ -645,16 +740,20 @@ def main() -> int:
             shutil.copytree(GATEWAY, app, ignore=shutil.ignore_patterns("__pycache__", "logs"))
             print(f"benchmarking {tool}...", file=sys.stderr, flush=True)
             result = Result(tool)
-            if "edits" in cases:
+            if "edits" in cases and tool != WHOLE:
                 result = bench(tool, command, app, args.edits, args.settle, args.idle)
-            if "cold" in cases:
+            if "cold" in cases and tool != WHOLE:
                 cold_start(result, command, app.parent, args.cold_rounds)
+            if "heavy" in cases:
+                heavy_app(result, command, app.parent, args.heavy_edits)
             result.load_average = " ".join(Path("/proc/loadavg").read_text().split()[:3])
             results.append(result)
     if "edits" in cases:
-        print(report(results))
+        print(report([r for r in results if r.latencies_ms]))
     if "cold" in cases:
-        print(report_cold(results))
+        print(report_cold([r for r in results if r.cold_start_s]))
+    if "heavy" in cases:
+        print(report_heavy(results))
     print(f"\nload average after each: {', '.join(r.load_average for r in results)}")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")

@@ -120,7 +120,11 @@ def test_a_partial_import_that_fails_is_retried_whole_then_no_longer_tried(
         r"importing the whole app",
         start=mark,
     )
-    server.wait_for(r"reloaded \(model\.py changed\): import \d+ ms, ready", start=mark)
+    server.wait_for(
+        r"reloaded \(model\.py changed\): import \d+ ms \(the whole app: after a partial "
+        r"import failed\), ready",
+        start=mark,
+    )
     assert served(server)[1] == "model-2"
     assert "still serving the last good version" not in server.output()
     mark = len(server.lines)

@@ -176,7 +176,7 @@ class Runtime:
     def launch(
         self, worker_id: int, env: Mapping[str, str], error: str | None, full: bool = False
     ) -> WorkerProcess:
-        plan = self._plan(env) if error is None and not full else None
+        plan = None if error is not None else self._plan(env, full)
         self.plans[worker_id] = plan
         spec = WorkerSpec(
             target=self.options.target,
@@ -260,11 +260,17 @@ class Runtime:
 
     # --- importing only what changed (graph.py) ----------------------------------------------
 
-    def _plan(self, env: Mapping[str, str]) -> Plan | None:
-        """Which part of the app the next worker imports; None before there is a choice."""
+    def _plan(self, env: Mapping[str, str], full: bool) -> Plan:
+        """Which part of the app the next worker imports, and why."""
         app = self.launcher.app
-        if not self.options.reload or app is None or not app.ready:
-            return None
+        if full:
+            return Plan(None, "after a partial import failed")
+        if not self.options.partial:
+            return Plan(None, "HOTMODE_PARTIAL_RELOAD is off")
+        if self.launcher.incremental_off:
+            return Plan(None, self.launcher.incremental_off)
+        if app is None or not app.ready:
+            return Plan(None, "no app zygote yet")
         if dict(env) != app.env:
             return Plan(None, "the environment changed")
         return self.graph.plan(app.stale)
@@ -285,7 +291,7 @@ class Runtime:
         one there is up to date."""
         app = self.launcher.app
         env = self.supervisor.env
-        if app is not None and not app.stale and app.env == env:
+        if not self.options.partial or (app is not None and not app.stale and app.env == env):
             return
         target = self.options.target.partition(":")[0]
         modules = [name for name, node in self.graph.nodes.items()

@@ -33,6 +33,7 @@ from hotmode.reload.rules import is_app_file
 
 # uvicorn's own code for a failed lifespan startup.
 STARTUP_FAILURE = 3
+GRAPH_DELAY = 0.3  # seconds after ready: the handover is over by then
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Any]
@@ -349,8 +350,12 @@ def serve(
                 import_ms=round((imported - began) * 1000, 1),
                 ready_ms=round((time.perf_counter() - began) * 1000, 1),
             )
-            if not spec.error:  # what it imported itself, for the import graph
-                status.send("graph", modules=app_graph(spec.roots, preloaded))
+            if not spec.error:  # what it imported itself, for the import graph: parsed once it
+                # serves, not while the reload it is part of is still under way
+                asyncio.get_running_loop().call_later(
+                    GRAPH_DELAY,
+                    lambda: status.send("graph", modules=app_graph(spec.roots, preloaded)),
+                )
             return
         error = recorder.error
         text = (
