@@ -291,7 +291,9 @@ class Runtime:
         one there is up to date."""
         app = self.launcher.app
         env = self.supervisor.env
-        if not self.options.partial or (app is not None and not app.stale and app.env == env):
+        if not self.options.partial:
+            return
+        if app is not None and not app.stale and app.env == env and not self.launcher.app_outdated:
             return
         target = self.options.target.partition(":")[0]
         modules = [name for name, node in self.graph.nodes.items()

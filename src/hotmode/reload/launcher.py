@@ -22,6 +22,8 @@ from hotmode.reload.zygotes import AppZygote, Zygote
 
 log = logging.getLogger("hotmode.reload")
 
+WAIT_FOR_MODULES = 50  # a save waits for a zygote being built that brings at least this many
+
 
 class WorkerProcess:
     """A started worker: its pid, its status pipe, its handover channel, how to signal it."""
@@ -102,6 +104,7 @@ class Launcher:
         self.wanted: list[str] = []
         self.excluded: set[str] = set()
         self._said_spawn = False
+        self.cold = False
         self.app: AppZygote | None = None  # the app zygote workers fork from
         self.app_building: AppZygote | None = None
         self.incremental_off: str | None = None  # why no app zygote can be used, once found
@@ -116,13 +119,20 @@ class Launcher:
         if not self.use_zygote:
             return
         self.wanted = list(modules)
+        self.cold = not modules  # nothing learned yet: the first zygote has no framework
         self.building = self._new_zygote(self.wanted)
         self.rebuilt_callback = then
 
     @property
     def pending(self) -> bool:
-        """A zygote is being built: a worker launched now is better off waiting for it."""
-        return self.use_zygote and self.building is not None
+        """A zygote is being built with much that the active one lacks (the first worker's
+        modules, after a cold start): a worker launched now is better off waiting for it than
+        importing all that itself. Later, a few more modules are not worth the wait."""
+        if not self.use_zygote or self.building is None:
+            return False
+        if self.active is None or self.cold:
+            return True
+        return len(set(self.building.requested) - self.active.modules) >= WAIT_FOR_MODULES
 
     def rebuild(
         self, modules: list[str] | None = None, *, then: Callable[[], None] | None = None
@@ -197,6 +207,11 @@ class Launcher:
             return
         self.watch(self.app_building)
 
+    @property
+    def app_outdated(self) -> bool:
+        """No app zygote, or one forked from a zygote that has been replaced since."""
+        return self.app is None or self.app.parent is not self.active
+
     def app_changed(self, path: str) -> None:
         """A file of the app changed: stale in the app zygotes that have (or may have) read it."""
         for zygote in (self.app, self.app_building):
@@ -263,10 +278,8 @@ class Launcher:
             return
         if self.active is not None:
             self._retire(self.active)
-        for app in (self.app, self.app_building):  # forked from the old one: built again
-            self._retire_app(app)
-        self.app = self.app_building = None
-        self.active = zygote
+        self.active = zygote  # the app zygote forked from the old one serves until rebuilt
+        self.cold = self.cold and not zygote.requested
         self.known.update(zygote.modules | zygote.failed)
         log.debug("zygote: pid %d ready with %d modules", zygote.process.pid, len(zygote.modules))
 

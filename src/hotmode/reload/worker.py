@@ -33,7 +33,6 @@ from hotmode.reload.rules import is_app_file
 
 # uvicorn's own code for a failed lifespan startup.
 STARTUP_FAILURE = 3
-GRAPH_DELAY = 0.3  # seconds after ready: the handover is over by then
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Any]
@@ -195,9 +194,11 @@ class _Server(uvicorn.Server):
         channel: socket.socket | None = None,
         streams: set[Stream] | None = None,
         release_timeout: float = 1.0,
+        on_serving: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(config)
         self._on_started = on_started
+        self._on_serving = on_serving
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._channel = channel
@@ -233,6 +234,8 @@ class _Server(uvicorn.Server):
             self._on_started(False)
             raise
         self._on_started(self.started and not self.should_exit)
+        if self._channel is None and self.started:
+            self._on_serving()
 
     def _make_protocol(self) -> asyncio.Protocol:
         return self.config.http_protocol_class(  # type: ignore[call-arg]
@@ -276,6 +279,8 @@ class _Server(uvicorn.Server):
         self._listen = []
         if self._releasing:  # stopped meanwhile: what it accepted is released with the rest
             self._stop_accepting()
+            return
+        self._on_serving()
 
     def _stop_accepting(self) -> None:
         # Not `server.close()`: asyncio sets up a connection accepted a moment ago in a task of
@@ -350,12 +355,6 @@ def serve(
                 import_ms=round((imported - began) * 1000, 1),
                 ready_ms=round((time.perf_counter() - began) * 1000, 1),
             )
-            if not spec.error:  # what it imported itself, for the import graph: parsed once it
-                # serves, not while the reload it is part of is still under way
-                asyncio.get_running_loop().call_later(
-                    GRAPH_DELAY,
-                    lambda: status.send("graph", modules=app_graph(spec.roots, preloaded)),
-                )
             return
         error = recorder.error
         text = (
@@ -371,6 +370,11 @@ def serve(
         channel if handover else None,
         recorder.streams,
         release_timeout=bound,
+        # What it imported itself, for the import graph: parsed once it serves, not while the
+        # reload it is part of is still under way.
+        on_serving=lambda: (
+            None if spec.error else status.send("graph", modules=app_graph(spec.roots, preloaded))
+        ),
     )
     try:
         server.run(sockets=[sock])

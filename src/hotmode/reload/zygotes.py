@@ -104,7 +104,7 @@ class Zygote:
             ours.close()
             self.alive = False
             raise OSError("the zygote exited")
-        return AppZygote(ours, int(json.loads(data)["pid"]), modules, env)
+        return AppZygote(ours, int(json.loads(data)["pid"]), modules, env, self)
 
     def retire(self) -> None:
         """Fork no more; the process exits once its last worker has exited."""
@@ -125,9 +125,15 @@ class AppZygote(Zygote):
     them in, and the files changed since it started importing them (`stale`)."""
 
     def __init__(
-        self, control: socket.socket, pid: int, modules: list[str], env: Mapping[str, str]
+        self,
+        control: socket.socket,
+        pid: int,
+        modules: list[str],
+        env: Mapping[str, str],
+        parent: Zygote,
     ) -> None:
         self.control = control
+        self.parent = parent  # the zygote it was forked from
         self.pid = pid
         self.requested = list(modules)
         self.env = dict(env)
