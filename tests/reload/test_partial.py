@@ -105,6 +105,15 @@ def test_a_leaf_edit_reimports_only_the_leaf_and_its_importers(
     leaf, model, pid = served(server)
     assert model == "model-1" and leaf.startswith("leaf-")
     assert imports_by(tmp_path / "imports.log", pid) == {"leaf", "main"}
+    # A broken save is reported as usual, and the fix is imported partly again.
+    mark = len(server.lines)
+    (app_dir / "leaf.py").write_text(NOTE + "VERSION = 'leaf-broken'\nundefined_name\n")
+    server.wait_for(r"leaf\.py:4: NameError: .* still serving the last good version", start=mark)
+    mark = len(server.lines)
+    (app_dir / "leaf.py").write_text(NOTE + "VERSION = 'leaf-fixed'\n")
+    line = server.wait_for(r"reloaded \(leaf\.py changed\).*", start=mark).group(0)
+    assert "(2 of 11 app modules re-imported)" in line
+    assert served(server)[0] == "leaf-fixed"
     assert server.stop() == 143
 
 

@@ -70,6 +70,10 @@ class Runtime:
         self.processes: dict[int, WorkerProcess] = {}
         self.graph = ImportGraph()
         self.plans: dict[int, Plan | None] = {}  # per worker: which part of the app it imports
+        # Modules whose partial import failed, until the whole app is imported again: if that
+        # works, they are not to be imported partly any more (see _failed).
+        self.suspects: set[str] = set()
+        self.retries: dict[int, set[str]] = {}
         self.install: subprocess.Popen[bytes] | None = None
         self._batches: queue.SimpleQueue[tuple[list[Change], float]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
@@ -178,6 +182,8 @@ class Runtime:
     ) -> WorkerProcess:
         plan = None if error is not None else self._plan(env, full)
         self.plans[worker_id] = plan
+        if full:
+            self.retries[worker_id], self.suspects = self.suspects, set()
         spec = WorkerSpec(
             target=self.options.target,
             app_dir=self.app_dir,
@@ -230,6 +236,7 @@ class Runtime:
                 self.selector.unregister(process.channel.fileno())
             del self.processes[worker_id]
             self.plans.pop(worker_id, None)
+            self.retries.pop(worker_id, None)
             self.selector.unregister(process.status_fd)
             os.close(process.status_fd)
             process.channel.close()
@@ -243,6 +250,8 @@ class Runtime:
                 if plan is not None and plan.fresh is None:
                     how = f"the whole app: {plan.why}"
                 timing = Timing(float(message["import_ms"]), float(message["ready_ms"]), how)
+                # The whole app works where part of it did not: the graph missed something.
+                self.graph.distrusted.update(self.retries.pop(worker_id, set()))
                 self.supervisor.worker_ready(worker_id, timing)
             elif event == "failed":
                 self._failed(worker_id, str(message["error"]))
@@ -280,10 +289,10 @@ class Runtime:
         partial = plan is not None and plan.fresh is not None
         app = self.launcher.app
         if partial and app is not None:
-            # Not to be tried partly again: what changed may register itself somewhere the
-            # graph cannot see (a table in a shared metadata, say).
+            # What changed may register itself somewhere the graph cannot see (a table on a
+            # shared metadata, say): suspected until the whole app, imported again, tells.
             changed = {self.graph.module_of(path) for path in app.stale}
-            self.graph.distrusted.update(name for name in changed if name is not None)
+            self.suspects = {name for name in changed if name is not None}
         self.supervisor.worker_failed(worker_id, error, partial)
 
     def _build_app_zygote(self) -> None:
@@ -336,6 +345,8 @@ class Runtime:
         self.supervisor.install_finished(code)
 
     def rebuild_zygote(self) -> bool:
+        """Dependencies changed: the app zygote has the old ones, and goes at once."""
+        self.launcher.retire_apps()
         return self.launcher.rebuild(then=self._zygote_rebuilt)
 
     def zygote_pending(self) -> bool:

@@ -242,6 +242,12 @@ class Launcher:
         self.app = zygote
         log.debug("app zygote: pid %d ready with %d modules", zygote.pid, len(zygote.modules))
 
+    def retire_apps(self) -> None:
+        """No app zygote until the next is built."""
+        for app in (self.app, self.app_building):
+            self._retire_app(app)
+        self.app = self.app_building = None
+
     def _retire_app(self, zygote: AppZygote | None) -> None:
         if zygote is not None and zygote.control.fileno() >= 0:
             self.unwatch(zygote)
@@ -330,9 +336,7 @@ class Launcher:
 
     def close(self, timeout: float) -> None:
         """Retire every zygote and wait for them, bounded."""
-        for app in (self.app, self.app_building):
-            self._retire_app(app)
-        self.app = self.app_building = None
+        self.retire_apps()
         for zygote in (self.active, self.building):
             if zygote is not None:
                 self._retire(zygote)
