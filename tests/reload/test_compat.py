@@ -13,6 +13,10 @@ def test_the_installed_uvicorn_has_every_internal_the_handover_uses() -> None:
     assert compat.handover_problem(metadata.version("uvicorn")) is None
 
 
+def test_the_installed_version_is_read_as_its_metadata_says() -> None:
+    assert compat.installed_version() == metadata.version("uvicorn")
+
+
 def test_inside_the_range_nothing_is_said() -> None:
     assert compat.handover_problem(compat.OLDEST) is None
     assert compat.handover_problem(compat.NEWEST_TESTED) is None

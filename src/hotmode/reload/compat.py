@@ -10,9 +10,10 @@ newest tested, the handover is kept if the internals it uses are all there.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import re
-from importlib import metadata
+from pathlib import Path
 
 OLDEST = "0.22.0"  # the first with timeout_graceful_shutdown and the lifespan state
 NEWEST_TESTED = "0.55.0"
@@ -21,6 +22,25 @@ NEWEST_TESTED = "0.55.0"
 def parse(version: str) -> tuple[int, ...]:
     """`0.30.6` -> (0, 30, 6); a suffix (`.post1`, `rc1`) is ignored."""
     return tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0])[:3])
+
+
+def installed_version() -> str:
+    """uvicorn's `__version__`, read from its source: importing it (or importlib.metadata)
+    would cost the supervisor, which never serves, a few megabytes."""
+    spec = importlib.util.find_spec("uvicorn")
+    if spec is None or spec.origin is None:
+        return "0"
+    for name in ("_version.py", "__init__.py"):  # where newer ones keep it, then older ones
+        path = Path(spec.origin).with_name(name)
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        match = re.search(
+            r"^__version__\b[^=\n]*=(?:\s*\w+\s*=)?\s*[\"']([^\"']+)[\"']", text, re.M
+        )
+        if match:
+            return match.group(1)
+    from importlib import metadata  # a layout not seen yet
+
+    return metadata.version("uvicorn")
 
 
 def missing_internals() -> list[str]:
@@ -43,7 +63,7 @@ def missing_internals() -> list[str]:
 def handover_problem(version: str | None = None) -> str | None:
     """None when connections can be handed over with this uvicorn; else the one line to say."""
     if version is None:
-        version = metadata.version("uvicorn")
+        version = installed_version()
     if parse(version) < parse(OLDEST):
         return (
             f"uvicorn {version} is older than {OLDEST}, the oldest hotmode hands connections "

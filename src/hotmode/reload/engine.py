@@ -69,6 +69,7 @@ class Runtime:
         )
         self.processes: dict[int, WorkerProcess] = {}
         self.graph = ImportGraph()
+        self.launcher.app_ready = self.supervisor.zygote_ready
         self.plans: dict[int, Plan | None] = {}  # per worker: which part of the app it imports
         # Modules whose partial import failed, until the whole app is imported again: if that
         # works, they are not to be imported partly any more (see _failed).
@@ -280,6 +281,8 @@ class Runtime:
             return Plan(None, self.launcher.incremental_off)
         if app is None or not app.ready:
             return Plan(None, "no app zygote yet")
+        if self.launcher.app_outdated:  # it holds the replaced zygote (and its memory) alive
+            return Plan(None, "the zygote was rebuilt")
         if dict(env) != app.env:
             return Plan(None, "the environment changed")
         return self.graph.plan(app.stale)
@@ -296,14 +299,21 @@ class Runtime:
         self.supervisor.worker_failed(worker_id, error, partial)
 
     def _build_app_zygote(self) -> None:
-        """After a worker is ready: an app zygote with the app's current modules, unless the
-        one there is up to date."""
+        """Once a worker serves: an app zygote with the app's current modules, unless the one
+        there still serves. Saves since it was built are imported again over it (its `stale`
+        files) until they make most of the app stale: only then is it built again (and the
+        workers move onto it, sharing its memory)."""
         app = self.launcher.app
-        env = self.supervisor.env
         if not self.options.partial:
             return
-        if app is not None and not app.stale and app.env == env and not self.launcher.app_outdated:
+        if (
+            app is not None
+            and app.env == self.supervisor.env
+            and not self.launcher.app_outdated
+            and self.graph.plan(app.stale).fresh is not None
+        ):
             return
+        env = self.supervisor.env
         target = self.options.target.partition(":")[0]
         modules = [name for name, node in self.graph.nodes.items()
                    if name != target and not node.dynamic]  # fmt: skip

@@ -11,7 +11,6 @@ keep the rest preloaded (`Plan.fresh`: the modules to import again) or must impo
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -32,6 +31,8 @@ class Node:
 def parse_imports(source: str, name: str, is_package: bool) -> tuple[set[str], bool]:
     """The absolute names a module's source imports (for `from a import b`: `a` and `a.b`), and
     whether it imports by name at run time. Raises SyntaxError."""
+    import ast  # here: only workers parse, and the supervisor stays small
+
     tree = ast.parse(source)
     package = name if is_package else name.rpartition(".")[0]
     found: set[str] = set()

@@ -213,13 +213,19 @@ class Supervisor:
     def zygote_rebuilt(self, forking: bool = True) -> None:
         """A zygote was built (or its build gave up): a reload waiting for it starts now; else,
         when workers can fork from it (`forking`), they move to it."""
-        self.zygotes += 1
         if "zygote" in self.waiting:
+            self.zygotes += 1
             self.waiting.discard("zygote")
             self.zygote_deadline = None
             self._step()
         elif forking:
-            self.refresh()
+            self.zygote_ready()
+
+    def zygote_ready(self) -> None:
+        """A zygote (or an app zygote) workers can fork from is ready: they move to it, so that
+        they share its memory and the one they came from can go."""
+        self.zygotes += 1
+        self.refresh()
 
     def worker_ready(self, worker_id: int, timing: Timing) -> None:
         worker = self.workers.get(worker_id)

@@ -16,6 +16,7 @@ Started as `python -m hotmode.reload.entry zygote CONTROL_FD LISTEN_FD` (see ent
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -111,8 +112,16 @@ def main(argv: list[str]) -> int:
     return _serve(control, listen)
 
 
+def _freeze() -> None:
+    """What is imported now is shared with every child: out of the garbage collector's sight,
+    so that a child's collections do not write to (and so copy) the pages it is shared on."""
+    gc.collect()
+    gc.freeze()
+
+
 def _serve(control: socket.socket, listen: socket.socket) -> int:
     """Fork workers (and app zygotes) on request until retired, then wait for the children."""
+    _freeze()
     me = os.getpid()
     while True:
         try:
