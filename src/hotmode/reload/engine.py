@@ -36,6 +36,9 @@ from hotmode.reload.zygotes import Zygote
 log = logging.getLogger("hotmode.reload")
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# The app zygote is built (and the workers moved onto it) once saves have paused this long: a
+# series of saves pays for its reloads only, not for rebuilds that the next save makes stale.
+APP_ZYGOTE_QUIET = 1.5
 
 
 class Runtime:
@@ -69,7 +72,8 @@ class Runtime:
         )
         self.processes: dict[int, WorkerProcess] = {}
         self.graph = ImportGraph()
-        self.launcher.app_ready = self.supervisor.zygote_ready
+        self.app_zygote_due: float | None = None  # when to see whether to build one
+        self.last_change = 0.0
         self.plans: dict[int, Plan | None] = {}  # per worker: which part of the app it imports
         # Modules whose partial import failed, until the whole app is imported again: if that
         # works, they are not to be imported partly any more (see _failed).
@@ -102,12 +106,14 @@ class Runtime:
             if self.options.reload:
                 self._start_watcher()
             while not self.supervisor.done:
-                deadline = self.supervisor.next_deadline()
+                deadlines = [self.supervisor.next_deadline(), self.app_zygote_due]
+                deadline = min((d for d in deadlines if d is not None), default=None)
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
                 for key, _events in self.selector.select(timeout):
                     key.data()
                 self.supervisor.tick()
                 self.launcher.collect()
+                self._app_zygote_when_quiet()
             return self.supervisor.exit_code
         finally:
             self._close()
@@ -167,6 +173,7 @@ class Runtime:
         for change in merged:
             if change.kind == CODE:
                 self.launcher.app_changed(change.file or change.path)
+        self.last_change = time.monotonic()
         if merged:
             self.supervisor.changes(merged, first)
 
@@ -262,7 +269,7 @@ class Runtime:
                     for name, (file, imports, dynamic) in message["modules"].items()
                 }
                 self.graph.update(nodes)
-                self._build_app_zygote()
+                self.app_zygote_due = max(time.monotonic(), self.last_change + APP_ZYGOTE_QUIET)
             elif event == "modules":
                 modules = [str(m) for m in message["modules"]]
                 self.launcher.learn(modules, then=self._zygote_rebuilt)
@@ -298,14 +305,25 @@ class Runtime:
             self.suspects = {name for name in changed if name is not None}
         self.supervisor.worker_failed(worker_id, error, partial)
 
+    def _app_zygote_when_quiet(self) -> None:
+        now = time.monotonic()
+        if self.app_zygote_due is None or now < self.app_zygote_due:
+            return
+        if now - self.last_change < APP_ZYGOTE_QUIET:  # saved again meanwhile
+            self.app_zygote_due = self.last_change + APP_ZYGOTE_QUIET
+            return
+        self.app_zygote_due = None
+        self._build_app_zygote()
+
     def _build_app_zygote(self) -> None:
         """Once a worker serves: an app zygote with the app's current modules, unless the one
         there still serves. Saves since it was built are imported again over it (its `stale`
-        files) until they make most of the app stale: only then is it built again (and the
-        workers move onto it, sharing its memory)."""
+        files) until they make most of the app stale: only then is it built again. The workers
+        do not move onto it (that would close held WebSockets once more): the next save's
+        worker is forked from it."""
         app = self.launcher.app
-        if not self.options.partial:
-            return
+        if not self.options.partial or self.launcher.building is not None:
+            return  # built from the zygote being built, once it is ready (_zygote_rebuilt)
         if (
             app is not None
             and app.env == self.supervisor.env
@@ -363,6 +381,8 @@ class Runtime:
         return self.launcher.pending
 
     def _zygote_rebuilt(self) -> None:
+        if self.graph.nodes:
+            self.app_zygote_due = max(time.monotonic(), self.last_change + APP_ZYGOTE_QUIET)
         self.supervisor.zygote_rebuilt(forking=self.launcher.active is not None)
 
     # --- the module list, kept between runs so that the first zygote is already warm ----------

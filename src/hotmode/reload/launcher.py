@@ -109,7 +109,6 @@ class Launcher:
         self.app_building: AppZygote | None = None
         self.incremental_off: str | None = None  # why no app zygote can be used, once found
         self.rebuilt_callback: Callable[[], None] | None = None
-        self.app_ready: Callable[[], None] = lambda: None  # workers may move onto it
 
     # --- the zygote ---------------------------------------------------------------------------
 
@@ -242,7 +241,6 @@ class Launcher:
             self._retire_app(self.app)
         self.app = zygote
         log.debug("app zygote: pid %d ready with %d modules", zygote.pid, len(zygote.modules))
-        self.app_ready()
 
     def retire_apps(self) -> None:
         """No app zygote until the next is built."""
