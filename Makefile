@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 EXAMPLE := examples/linkedin-gateway
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(EXAMPLE)/backend/requirements/base.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test test-portable check e2e swarm bench clean
+.PHONY: run test test-portable check e2e swarm bench compat clean
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test-portable: $(STAMP)
 # namespaces the tests create (root): see tests/swarm.
 swarm: $(STAMP)
 	$(BIN)/python -m pytest -m swarm tests/swarm
+
+# The reload and handover suites on the oldest and newest uvicorn hotmode accepts, and the
+# fallback below them (noxfile.py; about 2 minutes).
+compat: $(STAMP)
+	$(BIN)/nox
 
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -m "e2e or docker"

@@ -33,16 +33,19 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY = ROOT / "examples" / "linkedin-gateway" / "backend"
+HEAVY = ROOT / "tests" / "fixtures" / "heavy-app"
 HOST = "127.0.0.1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CLIENTS = ("fresh", "keep-alive GET", "keep-alive POST")
 TIMEOUT = 5.0  # per request
 PACE = 0.005  # between two requests of one client
+CASES = ("edits", "cold", "heavy")
 
 
 @dataclass
@@ -67,6 +70,12 @@ class Result:
     idle_rss_mb: float = 0.0
     processes: int = 0
     load_average: str = ""
+    cold_start_s: list[float] = field(default_factory=list)
+    first_save_ms: dict[str, list[float]] = field(default_factory=dict)  # held / bare
+    warm_save_ms: dict[str, list[float]] = field(default_factory=dict)
+    heavy_ms: dict[str, list[float]] = field(default_factory=dict)  # leaf / many dependents
+    heavy_import_ms: dict[str, list[float]] = field(default_factory=dict)  # hotmode's own log
+    heavy_how: dict[str, list[str]] = field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -300,8 +309,7 @@ def bench(
 ) -> Result:
     result = Result(tool)
     port = free_port()
-    env = {**os.environ, "PYTHONPYCACHEPREFIX": str(app.parent / f"pycache-{tool}")}
-    env.pop("HOTMODE_FORCE_POLLING", None)
+    env = server_env(tool, app.parent)
     started = time.monotonic()
     process = subprocess.Popen(
         [*command, "--port", str(port), "--log-level", "warning"],
@@ -401,6 +409,159 @@ def held_socket(result: Result, app: Path, port: int, fresh: Client, tool: str) 
         time.sleep(0.3)
 
 
+class HeldStream:
+    """The gateway's event stream (SSE) read in a thread until it ends."""
+
+    def __init__(self, port: int) -> None:
+        self.connection = http.client.HTTPConnection(HOST, port, timeout=TIMEOUT)
+        self.connection.request("GET", "/api/v1/events", headers={"Accept": "text/event-stream"})
+        self.response = self.connection.getresponse()
+        self.response.readline()  # the first event is under way: the stream is held
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with contextlib.suppress(Exception):
+            while self.response.readline():
+                pass
+
+    def close(self) -> None:
+        self.connection.close()
+        self._thread.join(timeout=5)
+
+
+def server_env(tool: str, temp: Path) -> dict[str, str]:
+    """What a user's shell would give: hotmode keeps bytecode and the module lists it learns
+    under its prefix (one for the whole run, as its default is one per user; each app folder
+    has its own list), the others write bytecode beside the source."""
+    env = {**os.environ}
+    for name in ("HOTMODE_FORCE_POLLING", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX"):
+        env.pop(name, None)
+    if tool.startswith("hotmode"):
+        env["PYTHONPYCACHEPREFIX"] = str(temp / "pycache-hotmode")
+    if tool == WHOLE:
+        env["HOTMODE_PARTIAL_RELOAD"] = "0"
+    return env
+
+
+HELD_UP = 5.0  # a save not served this long while the streams are held: held up by them
+
+
+def saved_to_served(app: Path, port: int, value: str, held: bool) -> float:
+    """Save `value` as the greeting (with a WebSocket and an event stream held open if `held`);
+    the time until a fresh request gets it (ms), or -1 if not within HELD_UP (then the streams
+    are closed, and it waits for the save to be served before going on)."""
+    socket_, stream = (HeldSocket(port), HeldStream(port)) if held else (None, None)
+    with Client(port, "fresh") as probe:
+        saved = time.monotonic()
+        set_greeting(app, value, rename=False)
+        try:
+            return (wait_all([probe], value, saved, HELD_UP)["fresh"] - saved) * 1000
+        except RuntimeError:
+            return -1.0
+        finally:
+            for holder in (socket_, stream):
+                if holder is not None:
+                    holder.close()
+            wait_all([probe], value, saved, 60)
+
+
+def cold_start(result: Result, command: list[str], temp: Path, rounds: int) -> None:
+    """From a cold start (a fresh copy of the app: nothing learned about it): the time to the
+    first 200, then a save 1 s after it, then three more saves 2 s apart (warm); in every other
+    round, each save is made with a WebSocket and an event stream held open."""
+    for round_ in range(rounds):
+        kind = "held" if round_ % 2 == 0 else "bare"
+        app = temp / f"cold-{round_}" / "backend"
+        shutil.copytree(GATEWAY, app, ignore=shutil.ignore_patterns("__pycache__", "logs"))
+        port = free_port()
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [*command, "--port", str(port), "--log-level", "warning"],
+            cwd=app, env=server_env(result.tool, temp),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            with Client(port, "fresh") as probe:
+                wait_all([probe], "LinkedIn Gateway", 0.0, 60)
+            result.cold_start_s.append(time.monotonic() - started)
+            time.sleep(1.0)
+            value = f"{result.tool}-cold-{round_}"
+            first = saved_to_served(app, port, value, kind == "held")
+            result.first_save_ms.setdefault(kind, []).append(first)
+            for index in range(3):
+                time.sleep(2.0)
+                value = f"{result.tool}-warm-{round_}-{index}"
+                warm = saved_to_served(app, port, value, kind == "held")
+                result.warm_save_ms.setdefault(kind, []).append(warm)
+        finally:
+            stop(process)
+
+
+WHOLE = "hotmode, whole app"  # every save imports the whole app again (as before issue 18)
+RELOADED = re.compile(r"reloaded \((.*) changed\): import (\d+) ms(?: \((.*?)\))?, ready")
+
+
+def answer(port: int, path: str) -> str | None:
+    """The one value /health or /revision answers, None on any error."""
+    try:
+        connection = http.client.HTTPConnection(HOST, port, timeout=TIMEOUT)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        data = json.loads(response.read()) if response.status == 200 else {}
+        connection.close()
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    values = list(data.values())
+    return str(values[0]) if values else None
+
+
+def heavy_app(result: Result, command: list[str], temp: Path, edits: int) -> None:
+    """On the heavy-app fixture (40 SQLAlchemy models): `edits` saves to a leaf router, then
+    `edits` saves to the database module every model imports, each timed from the save to the
+    first answer with the new value; hotmode's own log gives its import time and path."""
+    app = temp / "heavy" / "app"
+    shutil.copytree(HEAVY, app, ignore=shutil.ignore_patterns("__pycache__"))
+    port = free_port()
+    log = temp / "heavy" / "server.log"
+    level = "info" if result.tool.startswith("hotmode") else "warning"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*command, "--port", str(port), "--log-level", level],
+            cwd=app, env=server_env(result.tool, temp), stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    cases = (
+        ("leaf", app / "app" / "routers" / "health.py", "GREETING", "/health"),
+        ("many dependents", app / "app" / "db.py", "REVISION", "/revision"),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while answer(port, "/health") is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        quiet(process.pid, 3.0)
+        for kind, path, name, url in cases:
+            for index in range(edits):
+                value = f"{kind[0]}{index}"
+                text = re.sub(rf'^{name} = ".*"$', f'{name} = "{value}"', path.read_text(),
+                              flags=re.M)  # fmt: skip
+                saved = time.monotonic()
+                path.write_text(text)
+                while answer(port, url) != value:
+                    if time.monotonic() - saved > 60:
+                        raise RuntimeError(f"{result.tool}: {value!r} not served within 60 s")
+                    time.sleep(0.002)
+                result.heavy_ms.setdefault(kind, []).append((time.monotonic() - saved) * 1000)
+                time.sleep(0.5)
+    finally:
+        stop(process)
+    for line in log.read_text(errors="replace").splitlines():
+        match = RELOADED.search(line)
+        if match and match.group(1) in ("app/routers/health.py", "app/db.py"):
+            kind = "leaf" if match.group(1).endswith("health.py") else "many dependents"
+            result.heavy_import_ms.setdefault(kind, []).append(float(match.group(2)))
+            result.heavy_how.setdefault(kind, []).append(match.group(3) or "")
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     pids = tree(process.pid)
     process.send_signal(signal.SIGTERM)
@@ -417,6 +578,26 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+Row = tuple[str, Callable[[Result], str]]
+
+
+def table(rows: list[Row], results: list[Result]) -> str:
+    """A Markdown table: one row per measure, one column per server."""
+    width = max(len(name) for name, _ in rows)
+    cells = [[cell(r) for r in results] for _name, cell in rows]
+    widths = [max(len(r.tool), *(len(row[i]) for row in cells)) for i, r in enumerate(results)]
+    lines = [f"| {'':{width}} | " + " | ".join(
+        f"{r.tool:{w}}" for r, w in zip(results, widths, strict=True)) + " |"]  # fmt: skip
+    lines.append(f"|{'-' * (width + 2)}|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for (name, _cell), row in zip(rows, cells, strict=True):
+        lines.append(
+            f"| {name:{width}} | "
+            + " | ".join(f"{c:{w}}" for c, w in zip(row, widths, strict=True))
+            + " |"
+        )
+    return "\n".join(lines)
 
 
 def report(results: list[Result]) -> str:
@@ -449,18 +630,7 @@ def report(results: list[Result]) -> str:
         ("failed requests by error", lambda r: (
             ", ".join(f"{k} {v}" for k, v in sorted(r.errors.items())) or "none")),
     ]  # fmt: skip
-    width = max(len(name) for name, _ in rows)
-    cells = [[cell(r) for r in results] for _name, cell in rows]
-    widths = [max(len(r.tool), *(len(row[i]) for row in cells)) for i, r in enumerate(results)]
-    lines = [f"| {'':{width}} | " + " | ".join(
-        f"{r.tool:{w}}" for r, w in zip(results, widths, strict=True)) + " |"]  # fmt: skip
-    lines.append(f"|{'-' * (width + 2)}|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for (name, _cell), row in zip(rows, cells, strict=True):
-        lines.append(
-            f"| {name:{width}} | "
-            + " | ".join(f"{c:{w}}" for c, w in zip(row, widths, strict=True))
-            + " |"
-        )
+    lines = [table(rows, results)]
     base = results[0]
     for other in results[1:]:
         ratios = ", ".join(
@@ -474,6 +644,64 @@ def report(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def report_cold(results: list[Result]) -> str:
+    def spread(values: list[float], digits: int) -> str:
+        if not values:
+            return "-"
+        low, high = min(values), max(values)
+        return f"{low:.{digits}f}-{high:.{digits}f}" if round(low, digits) != round(high, digits) \
+            else f"{low:.{digits}f}"  # fmt: skip
+
+    def saves(values: list[float]) -> str:
+        return " / ".join(f"{v:.0f}" if v >= 0 else "held up" for v in values) or "-"
+
+    def warm(values: list[float]) -> str:
+        if not values or min(values) < 0:
+            return "held up" if values else "-"
+        return f"{statistics.median(values):.0f} [{spread(values, 0)}]"
+
+    def ratio(r: Result, kind: str) -> str:
+        first, warm_ = r.first_save_ms.get(kind, []), r.warm_save_ms.get(kind, [])
+        if not first or not warm_ or min([*first, *warm_]) < 0:
+            return "-"
+        return f"{max(first) / statistics.median(warm_):.2f}"
+
+    rows: list[Row] = [
+        ("cold start to first 200 (s), each round", lambda r: spread(r.cold_start_s, 2)),
+    ]
+    for kind, label in (("held", "WebSocket and SSE held"), ("bare", "no stream held")):
+        rows += [
+            (f"{label}: first save after cold start (ms)",
+             lambda r, k=kind: saves(r.first_save_ms.get(k, []))),
+            (f"{label}: warm saves (ms), median [range]",
+             lambda r, k=kind: warm(r.warm_save_ms.get(k, []))),
+            (f"{label}: worst first save / warm median", lambda r, k=kind: ratio(r, k)),
+        ]  # fmt: skip
+    return "\n" + table(rows, results)
+
+
+def report_heavy(results: list[Result]) -> str:
+    def times(values: list[float]) -> str:
+        if not values:
+            return "-"
+        return f"{statistics.median(values):.0f} / {percentile(values, 0.9):.0f}"
+
+    def paths(hows: list[str]) -> str:
+        kinds = {"partial" if "re-imported" in how else "whole app" for how in hows}
+        return " + ".join(sorted(kinds)) or "-"
+
+    rows: list[Row] = []
+    for kind in ("leaf", "many dependents"):
+        rows += [
+            (f"{kind}: save-to-served p50 / p90 (ms)",
+             lambda r, k=kind: times(r.heavy_ms.get(k, []))),
+            (f"{kind}: import p50 / p90 (ms, hotmode's log)",
+             lambda r, k=kind: times(r.heavy_import_ms.get(k, []))),
+            (f"{kind}: path taken", lambda r, k=kind: paths(r.heavy_how.get(k, []))),
+        ]  # fmt: skip
+    return "\n" + table(rows, [r for r in results if r.heavy_ms])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edits", type=int, default=30)
@@ -481,12 +709,20 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=30.0, help="idle window (s)")
     parser.add_argument("--only", action="append", help="run only this tool (repeatable)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--cold-rounds", type=int, default=4, help="cold starts per server")
+    parser.add_argument("--heavy-edits", type=int, default=10, help="saves per heavy-app case")
+    parser.add_argument(
+        "--case", action="append", choices=CASES, help="run only this case (repeatable)"
+    )
     args = parser.parse_args()
+    cases = args.case or list(CASES)
     python = sys.executable
     tools = [
         ("hotmode", [python, "-m", "hotmode", "run", "main:app", "--reload"]),
         ("uvicorn", [python, "-m", "uvicorn", "main:app", "--reload"]),
     ]
+    if "heavy" in cases:
+        tools.insert(1, (WHOLE, tools[0][1]))
     if importlib.util.find_spec("granian") is not None:
         # Its reloader watches every file by default, and the gateway writes its log under
         # the app folder: without the ignore, each reload's log line triggers the next one.
@@ -497,15 +733,37 @@ def main() -> int:
         print("granian is not installed: its column is left out", file=sys.stderr)
     if args.only:
         tools = [t for t in tools if t[0] in args.only]
-    results = []
+    results: list[Result] = []
+    failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="hotmode-bench-") as temp:
         for tool, command in tools:
             app = Path(temp) / tool / "backend"
             shutil.copytree(GATEWAY, app, ignore=shutil.ignore_patterns("__pycache__", "logs"))
             print(f"benchmarking {tool}...", file=sys.stderr, flush=True)
-            results.append(bench(tool, command, app, args.edits, args.settle, args.idle))
-    print(report(results))
+            result = Result(tool)
+            try:
+                if "edits" in cases and tool != WHOLE:
+                    result = bench(tool, command, app, args.edits, args.settle, args.idle)
+            except RuntimeError as exc:  # a server that stops serving saves: said, not fatal
+                failures.append(f"{tool}, edits: {exc}")
+            try:
+                if "cold" in cases and tool != WHOLE:
+                    cold_start(result, command, app.parent, args.cold_rounds)
+                if "heavy" in cases:
+                    heavy_app(result, command, app.parent, args.heavy_edits)
+            except RuntimeError as exc:
+                failures.append(f"{tool}: {exc}")
+            result.load_average = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+            results.append(result)
+    if "edits" in cases:
+        print(report([r for r in results if r.requests]))
+    if "cold" in cases:
+        print(report_cold([r for r in results if r.cold_start_s]))
+    if "heavy" in cases:
+        print(report_heavy(results))
     print(f"\nload average after each: {', '.join(r.load_average for r in results)}")
+    for failure in failures:
+        print(f"not measured: {failure}")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
     return 0

@@ -7,10 +7,12 @@ import re
 import signal
 import threading
 import time
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
+from hotmode.reload import compat
 from reload.reload_support import (
     FORKED,
     Server,
@@ -42,7 +44,7 @@ def test_edit_reloads_and_leaves_no_pycache(app_dir: Path, servers: list[Server]
     second = server.wait_version("v2")
     assert second["pid"] != first["pid"]
     line = server.wait_for(
-        r"reloaded \(version\.py changed\): import \d+ ms, ready \d+ ms", start=mark
+        r"reloaded \(version\.py changed\): import \d+ ms \(.+\), ready \d+ ms", start=mark
     )
     assert f"pid {second['pid']} serving" in line.string
 
@@ -237,4 +239,52 @@ def test_a_module_that_starts_a_thread_is_left_out_of_the_zygote(
     pid = server.wait_version("v2", timeout=20)["pid"]
     assert parent_of(pid) != server.process.pid  # forked from a zygote, not spawned
     assert "forking is not safe" not in server.output()
+    assert server.stop() == 143
+
+
+SLOW_LIBRARY = """\
+import os, time
+with open(os.environ["IMPORTED_BY"], "a") as log:
+    log.write(f"{os.getpid()}\\n")
+time.sleep(1.0)  # a heavy framework: the zygote rebuild is still under way at the first save
+"""
+
+
+def test_the_first_save_after_a_cold_start_forks_from_the_rebuilt_zygote(
+    app_dir: Path, tmp_path: Path, servers: list[Server]
+) -> None:
+    # No module list learned yet: the first zygote has none of the app's libraries. The first
+    # worker reports them as soon as the app is imported; a save made during the rebuild that
+    # follows waits for it, instead of importing the libraries all over again.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "slow_library.py").write_text(SLOW_LIBRARY)
+    imported_by = tmp_path / "imported-by"
+    (app_dir / "version.py").write_text("import slow_library\nVERSION = 'v1'\n")
+    env = {"PYTHONPATH": str(site), "IMPORTED_BY": str(imported_by)}
+    server = Server(app_dir, "--reload", env=env)
+    servers.append(server)
+    first = server.get()["pid"]
+    (app_dir / "version.py").write_text("import slow_library\nVERSION = 'v2'\n")
+    second = server.wait_version("v2", timeout=20)["pid"]
+    importers = {int(pid) for pid in imported_by.read_text().split()}
+    assert first in importers  # the first worker imported the app (spawned, not waiting)
+    assert second not in importers  # the reload did not import the library again
+    assert parent_of(second) in importers  # but forked from the zygote that had
+    assert server.stop() == 143
+
+
+@pytest.mark.skipif(
+    compat.handover_problem() is None, reason="run by `nox -s uvicorn_too_old` (noxfile.py)"
+)
+def test_an_uvicorn_older_than_the_range_is_named_and_reloads_without_handover(
+    app_dir: Path, servers: list[Server]
+) -> None:
+    server = Server(app_dir, "--reload")
+    servers.append(server)
+    version = metadata.version("uvicorn")
+    line = server.wait_for(rf"uvicorn {re.escape(version)} is older than {compat.OLDEST}")
+    assert f"install uvicorn>={compat.OLDEST}" in line.string
+    write_version(app_dir, "v2")
+    server.wait_version("v2")
     assert server.stop() == 143

@@ -21,6 +21,7 @@ class FakeWorker:
         self.error = error
         self.signals: list[str] = []
         self.served = 0
+        self.full = False
 
     def terminate(self) -> None:
         self.signals.append("TERM")
@@ -41,9 +42,13 @@ class FakeHost:
         self.zygote = zygote
         self.installs = 0
         self.rebuilds = 0
+        self.building = False
 
-    def launch(self, worker_id: int, env: Mapping[str, str], error: str | None) -> FakeWorker:
+    def launch(
+        self, worker_id: int, env: Mapping[str, str], error: str | None, full: bool = False
+    ) -> FakeWorker:
         worker = FakeWorker(1000 + worker_id, env, error)
+        worker.full = full
         self.launched[worker_id] = worker
         return worker
 
@@ -58,7 +63,11 @@ class FakeHost:
 
     def rebuild_zygote(self) -> bool:
         self.rebuilds += self.zygote
+        self.building = self.zygote
         return self.zygote
+
+    def zygote_pending(self) -> bool:
+        return self.building
 
 
 class Clock:
@@ -82,6 +91,11 @@ def make(workers: int = 1, reload: bool = True, **host_options: bool):
 
 def ready(sup: Supervisor, worker_id: int) -> None:
     sup.worker_ready(worker_id, Timing(import_ms=40, ready_ms=50))
+
+
+def rebuilt(sup: Supervisor, host: FakeHost, forking: bool = True) -> None:
+    host.building = False
+    sup.zygote_rebuilt(forking=forking)
 
 
 def test_start_serves_then_a_change_swaps_only_once_the_new_worker_is_ready(caplog):
@@ -325,7 +339,7 @@ def test_dependency_change_installs_then_rebuilds_the_zygote_then_reloads():
     assert list(host.launched) == [1]
     sup.install_finished(0)
     assert host.rebuilds == 1 and list(host.launched) == [1]
-    sup.zygote_rebuilt()
+    rebuilt(sup, host)
     assert list(host.launched) == [1, 2]
 
 
@@ -399,3 +413,79 @@ def test_a_worker_replaced_before_it_could_accept_is_never_told_to():
     assert host.launched[2].served == 0  # it would accept while stopping
     sup.worker_released(2)
     assert host.launched[3].served == 1
+
+
+def test_a_save_during_a_zygote_build_forks_from_the_new_zygote_once_ready(caplog):
+    sup, host, clock = make()
+    ready(sup, 1)
+    host.building = True  # the first worker's modules arrived: a fuller zygote is being built
+    sup.changes(CODE, at=clock.now)
+    assert list(host.launched) == [1]  # not from the old zygote: it would import it all itself
+    clock.now += 0.3
+    rebuilt(sup, host)
+    assert list(host.launched) == [1, 2]
+    ready(sup, 2)
+    assert [w.id for w in sup.serving()] == [2]
+
+
+def test_a_zygote_that_never_comes_delays_a_reload_by_a_bound_only(caplog):
+    sup, host, clock = make()
+    ready(sup, 1)
+    host.building = True
+    sup.changes(CODE)
+    assert sup.next_deadline() == clock.now + 20.0
+    clock.now += 20.0
+    sup.tick()
+    assert list(host.launched) == [1, 2]
+    assert "the zygote is not ready after 20 s; reloading without it" in caplog.text
+    host.building = False
+    sup.zygote_rebuilt()  # late: the workers move to it, as after any rebuild
+    ready(sup, 2)
+    assert list(host.launched) == [1, 2, 3]
+
+
+def test_a_zygote_ready_while_the_first_worker_starts_takes_it_over_once_it_serves():
+    sup, host, _ = make()
+    rebuilt(sup, host)  # the first zygote: the first worker was spawned meanwhile
+    assert list(host.launched) == [1]
+    ready(sup, 1)
+    assert list(host.launched) == [1, 2]  # moved onto the zygote (its memory is shared)
+    ready(sup, 2)
+    assert [w.id for w in sup.serving()] == [2]
+    assert not sup.refresh_due
+
+
+def test_without_a_zygote_to_fork_from_nothing_moves():
+    sup, host, _ = make()
+    ready(sup, 1)
+    rebuilt(sup, host, forking=False)
+    assert list(host.launched) == [1]
+
+
+def test_without_handover_the_new_worker_accepts_at_once():
+    host = FakeHost()
+    sup = Supervisor(
+        host, target="main:app", url="http://127.0.0.1:1", handover=False, clock=Clock()
+    )  # fmt: skip
+    sup.start()
+    ready(sup, 1)
+    sup.changes(CODE)
+    ready(sup, 2)
+    assert host.launched[1].signals == ["TERM"]
+    assert host.launched[2].served == 1  # nothing to wait for: uvicorn's own shutdown
+
+
+def test_a_failed_partial_import_is_retried_whole_and_only_that_failure_is_reported(caplog):
+    caplog.set_level(logging.INFO, "hotmode")
+    sup, host, _ = make()
+    ready(sup, 1)
+    sup.changes(CODE)
+    sup.worker_failed(2, "models.py:3: InvalidRequestError: Table 'hero' is already defined", True)
+    assert list(host.launched) == [1, 2, 3] and host.launched[3].full
+    assert "the partial import failed" in caplog.text and "still serving" not in caplog.text
+    sup.worker_failed(3, "models.py:3: SyntaxError")
+    assert "models.py:3: SyntaxError -- still serving the last good version" in caplog.text
+    assert list(host.launched) == [1, 2, 3]
+    sup.changes(CODE)
+    sup.worker_ready(4, Timing(12, 40, how="2 of 40 app modules re-imported"))
+    assert "import 12 ms (2 of 40 app modules re-imported), ready 40 ms" in caplog.text

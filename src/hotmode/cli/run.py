@@ -84,7 +84,8 @@ def run(
     """Serve TARGET (module:attribute, e.g. main:app) with uvicorn.
 
     HOTMODE_DRAIN_TIMEOUT (seconds, default 3) bounds how long an old worker may finish its
-    requests after a reload or at stop; HOTMODE_FORCE_POLLING forces polling for changes.
+    requests after a reload or at stop; HOTMODE_FORCE_POLLING forces polling for changes;
+    HOTMODE_PARTIAL_RELOAD=0 makes every reload import the whole app.
     """
     from hotmode.reload import engine
     from hotmode.reload.options import RunOptions
@@ -112,5 +113,6 @@ def run(
         log_level=log_level,
         install=install,
         drain_timeout=drain_timeout,
+        partial=os.environ.get("HOTMODE_PARTIAL_RELOAD", "1").lower() not in ("0", "false", "no"),
     )
     return engine.run(options, os.environ)

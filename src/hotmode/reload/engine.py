@@ -26,16 +26,22 @@ from pathlib import Path
 
 from hotmode.modes import read_env_file
 from hotmode.proctable import chosen
-from hotmode.reload import listen, spawning
-from hotmode.reload.launcher import Launcher, WorkerProcess, Zygote, pycache_prefix
+from hotmode.reload import compat, listen, spawning
+from hotmode.reload.graph import ImportGraph, Node, Plan
+from hotmode.reload.launcher import Launcher, WorkerProcess, pycache_prefix
 from hotmode.reload.options import RunOptions
 from hotmode.reload.protocol import StatusReader, WorkerSpec, receive_message
+from hotmode.reload.rules import CODE
 from hotmode.reload.supervisor import Change, Supervisor, Timing
 from hotmode.reload.watcher import Watcher, needs_polling
+from hotmode.reload.zygotes import Zygote
 
 log = logging.getLogger("hotmode.reload")
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# The app zygote is built (and the workers moved onto it) once saves have paused this long: a
+# series of saves pays for its reloads only, not for rebuilds that the next save makes stale.
+APP_ZYGOTE_QUIET = 1.5
 
 
 class Runtime:
@@ -46,6 +52,7 @@ class Runtime:
         self.base_env = dict(environ)
         self.base_env.setdefault("PYTHONPYCACHEPREFIX", pycache_prefix(environ))
         self.app_dir = str(options.app_dir)
+        self.handover_problem = compat.handover_problem() if options.reload else None
         self.selector = selectors.DefaultSelector()
         self.workers = spawning.choose(environ)
         self.sock = listen.bind(options.host, options.port)
@@ -63,10 +70,19 @@ class Runtime:
             url=listen.url(self.sock),
             workers=options.workers,
             reload=options.reload,
+            handover=self.handover_problem is None,
             drain_timeout=options.drain_timeout,
             ready_timeout=options.ready_timeout,
         )
         self.processes: dict[int, WorkerProcess] = {}
+        self.graph = ImportGraph()
+        self.app_zygote_due: float | None = None  # when to see whether to build one
+        self.last_change = 0.0
+        self.plans: dict[int, Plan | None] = {}  # per worker: which part of the app it imports
+        # Modules whose partial import failed, until the whole app is imported again: if that
+        # works, they are not to be imported partly any more (see _failed).
+        self.suspects: set[str] = set()
+        self.retries: dict[int, set[str]] = {}
         self.install: subprocess.Popen[bytes] | None = None
         self._batches: queue.SimpleQueue[tuple[list[Change], float]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
@@ -84,19 +100,25 @@ class Runtime:
         previous_fd = signal.set_wakeup_fd(self._signal_w, warn_on_full_buffer=False)
         self._register(self._signal_r, self._signals_readable)
         self._register(self._wake_r, self._changes_readable)
+        if self.handover_problem is not None:
+            log.warning("%s", self.handover_problem)
         try:
+            # Workers first: the first one imports the app while the watcher sets up. It accepts
+            # only once told to, from this loop, so the watcher is watching by then.
+            self.launcher.start(self._cached_modules(), then=self._zygote_rebuilt)
+            self.supervisor.start()
             if self.options.reload:
                 log.info("%s", self.workers.describe())
                 self._start_watcher()
-            self.launcher.start(self._cached_modules())
-            self.supervisor.start()
             while not self.supervisor.done:
-                deadline = self.supervisor.next_deadline()
+                deadlines = [self.supervisor.next_deadline(), self.app_zygote_due]
+                deadline = min((d for d in deadlines if d is not None), default=None)
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
                 for key, _events in self.selector.select(timeout):
                     key.data()
                 self.supervisor.tick()
                 self.launcher.collect()
+                self._app_zygote_when_quiet()
             return self.supervisor.exit_code
         finally:
             self._close()
@@ -153,6 +175,10 @@ class Runtime:
             batch, seen = self._batches.get_nowait()
             merged.extend(batch)
             first = seen if first is None else min(first, seen)
+        for change in merged:
+            if change.kind == CODE:
+                self.launcher.app_changed(change.file or change.path)
+        self.last_change = time.monotonic()
         if merged:
             self.supervisor.changes(merged, first)
 
@@ -164,7 +190,13 @@ class Runtime:
     def _unwatch_zygote(self, zygote: Zygote) -> None:
         self.selector.unregister(zygote.control)
 
-    def launch(self, worker_id: int, env: Mapping[str, str], error: str | None) -> WorkerProcess:
+    def launch(
+        self, worker_id: int, env: Mapping[str, str], error: str | None, full: bool = False
+    ) -> WorkerProcess:
+        plan = None if error is not None else self._plan(env, full)
+        self.plans[worker_id] = plan
+        if full:
+            self.retries[worker_id], self.suspects = self.suspects, set()
         spec = WorkerSpec(
             target=self.options.target,
             app_dir=self.app_dir,
@@ -173,8 +205,9 @@ class Runtime:
             log_level=self.options.log_level,
             drain_timeout=self.options.drain_timeout,
             parent_pid=os.getpid(),
-            handover=self.options.reload,
+            handover=self.supervisor.handover,
             error=error,
+            fresh=tuple(sorted(plan.fresh)) if plan and plan.fresh is not None else None,
         )
         process = self.launcher.launch(spec)
         reader = StatusReader(process.status_fd)
@@ -215,6 +248,8 @@ class Runtime:
                 self._channel_readable(worker_id)  # what it handed over before exiting
                 self.selector.unregister(process.channel.fileno())
             del self.processes[worker_id]
+            self.plans.pop(worker_id, None)
+            self.retries.pop(worker_id, None)
             self.selector.unregister(process.status_fd)
             os.close(process.status_fd)
             process.channel.close()
@@ -223,14 +258,90 @@ class Runtime:
         for message in messages:
             event = message.get("event")
             if event == "ready":
-                timing = Timing(float(message["import_ms"]), float(message["ready_ms"]))
+                plan = self.plans.get(worker_id)
+                how = "" if plan is None else plan.why
+                if plan is not None and plan.fresh is None:
+                    how = f"the whole app: {plan.why}"
+                timing = Timing(float(message["import_ms"]), float(message["ready_ms"]), how)
+                # The whole app works where part of it did not: the graph missed something.
+                self.graph.distrusted.update(self.retries.pop(worker_id, set()))
                 self.supervisor.worker_ready(worker_id, timing)
             elif event == "failed":
-                self.supervisor.worker_failed(worker_id, str(message["error"]))
+                self._failed(worker_id, str(message["error"]))
+            elif event == "graph":
+                nodes = {
+                    str(name): Node(str(file), frozenset(imports), bool(dynamic))
+                    for name, (file, imports, dynamic) in message["modules"].items()
+                }
+                self.graph.update(nodes)
+                self.app_zygote_due = max(time.monotonic(), self.last_change + APP_ZYGOTE_QUIET)
             elif event == "modules":
                 modules = [str(m) for m in message["modules"]]
-                self.launcher.learn(modules, then=self.supervisor.refresh)
+                self.launcher.learn(modules, then=self._zygote_rebuilt)
                 self._save_modules(modules)
+
+    # --- importing only what changed (graph.py) ----------------------------------------------
+
+    def _plan(self, env: Mapping[str, str], full: bool) -> Plan:
+        """Which part of the app the next worker imports, and why."""
+        app = self.launcher.app
+        if full:
+            return Plan(None, "after a partial import failed")
+        if not self.options.partial:
+            return Plan(None, "HOTMODE_PARTIAL_RELOAD is off")
+        if self.launcher.incremental_off:
+            return Plan(None, self.launcher.incremental_off)
+        if app is None or not app.ready:
+            return Plan(None, "no app zygote yet")
+        if self.launcher.app_outdated:  # it holds the replaced zygote (and its memory) alive
+            return Plan(None, "the zygote was rebuilt")
+        if dict(env) != app.env:
+            return Plan(None, "the environment changed")
+        return self.graph.plan(app.stale)
+
+    def _failed(self, worker_id: int, error: str) -> None:
+        plan = self.plans.get(worker_id)
+        partial = plan is not None and plan.fresh is not None
+        app = self.launcher.app
+        if partial and app is not None:
+            # What changed may register itself somewhere the graph cannot see (a table on a
+            # shared metadata, say): suspected until the whole app, imported again, tells.
+            changed = {self.graph.module_of(path) for path in app.stale}
+            self.suspects = {name for name in changed if name is not None}
+        self.supervisor.worker_failed(worker_id, error, partial)
+
+    def _app_zygote_when_quiet(self) -> None:
+        now = time.monotonic()
+        if self.app_zygote_due is None or now < self.app_zygote_due:
+            return
+        if now - self.last_change < APP_ZYGOTE_QUIET:  # saved again meanwhile
+            self.app_zygote_due = self.last_change + APP_ZYGOTE_QUIET
+            return
+        self.app_zygote_due = None
+        self._build_app_zygote()
+
+    def _build_app_zygote(self) -> None:
+        """Once a worker serves: an app zygote with the app's current modules, unless the one
+        there still serves. Saves since it was built are imported again over it (its `stale`
+        files) until they make most of the app stale: only then is it built again. The workers
+        do not move onto it (that would close held WebSockets once more): the next save's
+        worker is forked from it."""
+        app = self.launcher.app
+        if not self.options.partial or self.launcher.building is not None:
+            return  # built from the zygote being built, once it is ready (_zygote_rebuilt)
+        if (
+            app is not None
+            and app.env == self.supervisor.env
+            and not self.launcher.app_outdated
+            and self.graph.plan(app.stale).fresh is not None
+        ):
+            return
+        env = self.supervisor.env
+        target = self.options.target.partition(":")[0]
+        modules = [name for name, node in self.graph.nodes.items()
+                   if name != target and not node.dynamic]  # fmt: skip
+        roots = [str(root) for root in self.options.roots]
+        self.launcher.build_app(modules, env, roots)
 
     # --- the rest of the Host -----------------------------------------------------------------
 
@@ -283,7 +394,17 @@ class Runtime:
         self.supervisor.install_finished(code)
 
     def rebuild_zygote(self) -> bool:
-        return self.launcher.rebuild(then=self.supervisor.zygote_rebuilt)
+        """Dependencies changed: the app zygote has the old ones, and goes at once."""
+        self.launcher.retire_apps()
+        return self.launcher.rebuild(then=self._zygote_rebuilt)
+
+    def zygote_pending(self) -> bool:
+        return self.launcher.pending
+
+    def _zygote_rebuilt(self) -> None:
+        if self.graph.nodes:
+            self.app_zygote_due = max(time.monotonic(), self.last_change + APP_ZYGOTE_QUIET)
+        self.supervisor.zygote_rebuilt(forking=self.launcher.active is not None)
 
     # --- the module list, kept between runs so that the first zygote is already warm ----------
 

@@ -8,7 +8,6 @@ not single-threaded or is gone.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -20,11 +19,11 @@ from pathlib import Path
 
 from hotmode.reload import spawning
 from hotmode.reload.protocol import WorkerSpec, send_message
+from hotmode.reload.zygotes import AppZygote, Zygote
 
 log = logging.getLogger("hotmode.reload")
 
-ZYGOTE_READY_TIMEOUT = 60.0
-FORK_REPLY_TIMEOUT = 5.0
+WAIT_FOR_MODULES = 50  # a save waits for a zygote being built that brings at least this many
 
 
 class WorkerProcess:
@@ -80,88 +79,6 @@ class WorkerProcess:
             return self.popen.wait(timeout=2)
 
 
-class Zygote:
-    """One zygote process, seen from the supervisor."""
-
-    def __init__(
-        self, listen: socket.socket, modules: list[str], app_dir: str, env: Mapping[str, str]
-    ) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.control = ours
-        argv = ["-m", "hotmode.reload.zygote", str(theirs.fileno()), str(listen.fileno())]
-        self.process = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
-            [sys.executable, *argv],
-            pass_fds=(theirs.fileno(), listen.fileno()),
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            process_group=0,
-        )
-        theirs.close()
-        self.requested = list(modules)
-        self.modules: set[str] = set()
-        self.failed: set[str] = set()
-        self.threads = 0
-        self.threaded_by: str | None = None
-        self.ready = False
-        self.alive = True
-        ours.send(json.dumps({"modules": modules, "app_dir": app_dir}).encode())
-
-    def read(self) -> bool:
-        """Handle what the zygote sent; False once it has closed (died or exited)."""
-        try:
-            data = self.control.recv(1 << 22)
-        except OSError:
-            data = b""
-        if not data:
-            self.alive = False
-            return False
-        message = json.loads(data)
-        if message.get("op") == "ready":
-            self.ready = True
-            self.modules = set(message["modules"])
-            self.failed = set(message["failed"])
-            self.threads = int(message["threads"])
-            self.threaded_by = message.get("threaded_by")
-        return True
-
-    def wait_ready(self, timeout: float) -> bool:
-        self.control.settimeout(timeout)
-        try:
-            while self.alive and not self.ready:
-                self.read()
-        except TimeoutError:
-            return False
-        finally:
-            self.control.settimeout(None)
-        return self.ready
-
-    def fork(self, spec: WorkerSpec, fds: list[int]) -> int:
-        """Ask for a worker; return its pid. Raises OSError if the zygote is gone or silent."""
-        socket.send_fds(self.control, [json.dumps({"spec": spec.to_json()}).encode()], fds)
-        self.control.settimeout(FORK_REPLY_TIMEOUT)
-        try:
-            data = self.control.recv(1 << 16)
-        finally:
-            self.control.settimeout(None)
-        if not data:
-            self.alive = False
-            raise OSError("the zygote exited")
-        return int(json.loads(data)["pid"])
-
-    def retire(self) -> None:
-        """Fork no more; the process exits once its last worker has exited."""
-        self.alive = False
-        self.control.close()
-
-    def finish(self, timeout: float) -> None:
-        """Wait for the process to exit, killing it past the bound."""
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-
-
 class Launcher:
     """Starts workers for the supervisor and keeps the zygote up to date."""
 
@@ -188,26 +105,35 @@ class Launcher:
         self.wanted: list[str] = []
         self.excluded: set[str] = set()
         self._said_spawn = False
+        self.cold = False
+        self.app: AppZygote | None = None  # the app zygote workers fork from
+        self.app_building: AppZygote | None = None
+        self.incremental_off: str | None = None  # why no app zygote can be used, once found
         self.rebuilt_callback: Callable[[], None] | None = None
 
     # --- the zygote ---------------------------------------------------------------------------
 
-    def start(self, modules: list[str]) -> None:
-        """Start the first zygote and wait for it (bounded): the first worker forks from it."""
+    def start(self, modules: list[str], then: Callable[[], None] | None = None) -> None:
+        """Start building the first zygote, in the background: the first worker is spawned
+        meanwhile (it imports the app while the zygote imports the rest), and `then` is called
+        once the zygote is ready, so that workers can move to it."""
         if not self.use_zygote:
             return
         self.wanted = list(modules)
-        zygote = self._new_zygote(self.wanted)
-        for _attempt in range(3):  # again without each module found to start a thread
-            if not zygote.wait_ready(ZYGOTE_READY_TIMEOUT):
-                self._fall_back("the zygote did not start in time")
-                self._retire(zygote)
-                return
-            self._adopt(zygote)
-            if self.building is None:
-                return
-            zygote, self.building = self.building, None
-        self.building = zygote  # still not clean: let it finish in the background
+        self.cold = not modules  # nothing learned yet: the first zygote has no framework
+        self.building = self._new_zygote(self.wanted)
+        self.rebuilt_callback = then
+
+    @property
+    def pending(self) -> bool:
+        """A zygote is being built with much that the active one lacks (the first worker's
+        modules, after a cold start): a worker launched now is better off waiting for it than
+        importing all that itself. Later, a few more modules are not worth the wait."""
+        if not self.use_zygote or self.building is None:
+            return False
+        if self.active is None or self.cold:
+            return True
+        return len(set(self.building.requested) - self.active.modules) >= WAIT_FOR_MODULES
 
     def rebuild(
         self, modules: list[str] | None = None, *, then: Callable[[], None] | None = None
@@ -227,17 +153,25 @@ class Launcher:
     def learn(self, modules: list[str], then: Callable[[], None] | None = None) -> None:
         """A ready worker's preloadable modules: rebuild when they include new ones, then call
         `then` (the workers forked from the old zygote may move to the new one)."""
-        if not self.use_zygote or self.active is None or self.building is not None:
+        if not self.use_zygote or (self.active is None and self.building is None):
             return
-        new = [m for m in modules if m not in self.active.modules and m not in self.known]
+        have = set(self.building.requested if self.building is not None else ())
+        if self.active is not None:
+            have |= self.active.modules
+        new = [m for m in modules if m not in have and m not in self.known]
         if not new:
             return
         self.known.update(new)
+        # A zygote still building without these is restarted at once: the sooner it starts
+        # importing them, the sooner the next reload (or the move onto it) can fork from it.
         log.debug("zygote: %d new modules to preload (%s...); rebuilding", len(new), new[0])
-        self.rebuild(modules, then=then)
+        self.rebuild(list(dict.fromkeys([*self.wanted, *modules])), then=then)
 
     def zygote_readable(self, zygote: Zygote) -> None:
         """The runtime calls this when a zygote's control socket has something to read."""
+        if isinstance(zygote, AppZygote):
+            self._app_readable(zygote)
+            return
         was_ready = zygote.ready
         alive = zygote.read()
         if alive and zygote is self.building and zygote.ready and not was_ready:
@@ -257,6 +191,68 @@ class Launcher:
             self.building = None
             self._rebuilt()
         self._retire(zygote)
+
+    # --- the app zygote -----------------------------------------------------------------------
+
+    def build_app(self, modules: list[str], env: Mapping[str, str], roots: list[str]) -> None:
+        """Fork an app zygote with `modules` imported, in the background, unless one is being
+        built already or none can be used."""
+        if self.incremental_off or self.app_building is not None:
+            return
+        if self.active is None or not self.active.alive:
+            return
+        try:
+            self.app_building = self.active.app_zygote(modules, env, roots)
+        except OSError as exc:
+            log.debug("zygote: cannot fork an app zygote (%s)", exc)
+            return
+        self.watch(self.app_building)
+
+    @property
+    def app_outdated(self) -> bool:
+        """No app zygote, or one forked from a zygote that has been replaced since."""
+        return self.app is None or self.app.parent is not self.active
+
+    def app_changed(self, path: str) -> None:
+        """A file of the app changed: stale in the app zygotes that have (or may have) read it."""
+        for zygote in (self.app, self.app_building):
+            if zygote is not None:
+                zygote.stale.add(path)
+
+    def _app_readable(self, zygote: AppZygote) -> None:
+        was_ready = zygote.ready
+        if not zygote.read():
+            if zygote is self.app:
+                self.app = None
+            if zygote is self.app_building:
+                self.app_building = None
+            self._retire_app(zygote)
+            return
+        if zygote is not self.app_building or not zygote.ready or was_ready:
+            return
+        self.app_building = None
+        if zygote.unsafe is not None:
+            log.info(
+                "incremental reloads off: %s; every reload imports the whole app", zygote.unsafe
+            )
+            self.incremental_off = zygote.unsafe
+            self._retire_app(zygote)
+            return
+        if self.app is not None:
+            self._retire_app(self.app)
+        self.app = zygote
+        log.debug("app zygote: pid %d ready with %d modules", zygote.pid, len(zygote.modules))
+
+    def retire_apps(self) -> None:
+        """No app zygote until the next is built."""
+        for app in (self.app, self.app_building):
+            self._retire_app(app)
+        self.app = self.app_building = None
+
+    def _retire_app(self, zygote: AppZygote | None) -> None:
+        if zygote is not None and zygote.control.fileno() >= 0:
+            self.unwatch(zygote)
+            zygote.retire()
 
     def _rebuilt(self) -> None:
         if self.rebuilt_callback is not None:
@@ -289,7 +285,8 @@ class Launcher:
             return
         if self.active is not None:
             self._retire(self.active)
-        self.active = zygote
+        self.active = zygote  # the app zygote forked from the old one serves until rebuilt
+        self.cold = self.cold and not zygote.requested
         self.known.update(zygote.modules | zygote.failed)
         log.debug("zygote: pid %d ready with %d modules", zygote.process.pid, len(zygote.modules))
 
@@ -308,6 +305,15 @@ class Launcher:
         ours, theirs = spawning.channel_pair()
         ours.setblocking(False)
         try:
+            if spec.fresh is not None and self.app is not None and self.app.alive:
+                try:
+                    pid = self.app.fork(spec, [write_fd, theirs.fileno()])
+                    return WorkerProcess(pid, read_fd, ours, None)
+                except OSError as exc:
+                    log.debug("app zygote: cannot fork (%s)", exc)
+                    self._retire_app(self.app)
+                    self.app = None
+                spec = WorkerSpec(**{**spec.__dict__, "fresh": None})
             if self.active is not None and self.active.alive:
                 try:
                     pid = self.active.fork(spec, [write_fd, theirs.fileno()])
@@ -317,7 +323,7 @@ class Launcher:
                     self._retire(self.active)
                     self.active = None
             popen = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
-                [sys.executable, "-m", "hotmode.reload.worker", spec.to_json(),
+                [sys.executable, "-m", "hotmode.reload.entry", "worker", spec.to_json(),
                  str(self.listen.fileno()), str(write_fd), str(theirs.fileno())],
                 pass_fds=(self.listen.fileno(), write_fd, theirs.fileno()),
                 env=spec.env,
@@ -331,6 +337,7 @@ class Launcher:
 
     def close(self, timeout: float) -> None:
         """Retire every zygote and wait for them, bounded."""
+        self.retire_apps()
         for zygote in (self.active, self.building):
             if zygote is not None:
                 self._retire(zygote)

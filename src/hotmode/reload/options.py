@@ -26,6 +26,7 @@ class RunOptions:
     install: str | None = None
     drain_timeout: float = 3.0
     ready_timeout: float = 60.0
+    partial: bool = True  # a save re-imports only what it made stale (graph.py)
 
     @property
     def roots(self) -> tuple[Path, ...]:

@@ -28,6 +28,7 @@ class WorkerSpec:
     parent_pid: int = 0
     handover: bool = False  # hand connections over across reloads (see handover.py)
     error: str | None = None  # serve an error page (503) with this error instead of the app
+    fresh: tuple[str, ...] | None = None  # forked from the app zygote: import these again
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -36,6 +37,8 @@ class WorkerSpec:
     def from_json(cls, text: str) -> WorkerSpec:
         data = json.loads(text)
         data["roots"] = tuple(data["roots"])
+        if data.get("fresh") is not None:
+            data["fresh"] = tuple(data["fresh"])
         return cls(**data)
 
 

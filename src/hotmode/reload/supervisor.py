@@ -21,7 +21,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from hotmode.errors import HotmodeError
@@ -63,7 +63,9 @@ class Handle(Protocol):
 class Host(Protocol):
     """What the supervisor asks of the world around it."""
 
-    def launch(self, worker_id: int, env: Mapping[str, str], error: str | None) -> Handle: ...
+    def launch(
+        self, worker_id: int, env: Mapping[str, str], error: str | None, full: bool = False
+    ) -> Handle: ...
 
     def read_env(self) -> dict[str, str]: ...
 
@@ -71,13 +73,17 @@ class Host(Protocol):
 
     def rebuild_zygote(self) -> bool: ...
 
+    def zygote_pending(self) -> bool: ...
+
 
 @dataclass(frozen=True)
 class Change:
-    """One file change that matters: its kind (`code`, `env`, `deps`) and its path for logs."""
+    """One file change that matters: its kind (`code`, `env`, `deps`), its path for logs, and
+    the file itself (absolute)."""
 
     kind: str
     path: str
+    file: str = field(default="", compare=False)
 
 
 @dataclass
@@ -94,6 +100,7 @@ class Worker:
     changed_at: float | None = None
     error: str | None = None  # set for an error page: it answers 503 with this error
     awaiting: int | None = None  # ready, but waits for this worker's release to accept
+    zygote: int = 0  # which zygote build was the newest when it was launched
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ class Timing:
 
     import_ms: float = 0.0
     ready_ms: float = 0.0
+    how: str = ""  # which modules it imported: the whole app, or which part (graph.py)
 
 
 class Supervisor:
@@ -115,6 +123,7 @@ class Supervisor:
         url: str,
         workers: int = 1,
         reload: bool = True,
+        handover: bool = True,
         drain_timeout: float = 3.0,
         ready_timeout: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
@@ -123,6 +132,7 @@ class Supervisor:
         self.target = target
         self.url = url
         self.reload = reload
+        self.handover = reload and handover  # connections move from worker to worker
         self.drain_timeout = drain_timeout
         self.ready_timeout = ready_timeout
         self.clock = clock
@@ -140,6 +150,9 @@ class Supervisor:
         self.stop_deadline: float | None = None
         self.exit_code = 0
         self.served_once = False
+        self.zygote_deadline: float | None = None  # waiting for a zygote being built, until
+        self.refresh_due = False  # a zygote came in while a worker started: move it once ready
+        self.zygotes = 0  # zygote builds done
         self._ids = 0
 
     # --- events -------------------------------------------------------------------------------
@@ -166,7 +179,7 @@ class Supervisor:
             if self.host.start_install():
                 self.waiting.add("install")
             elif self.host.rebuild_zygote():
-                self.waiting.add("zygote")
+                self._wait_for_zygote()
         paths = sorted({c.path for c in batch})
         reason = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
         self._reload(f"{reason} changed", at)
@@ -179,10 +192,14 @@ class Supervisor:
     def refresh(self) -> None:
         """The zygote was rebuilt with more modules: move the workers to it, so that the old one
         (and its memory) can go. Connections are handed over, so clients see nothing."""
-        if self.stopping or self.waiting or self.broken is not None or not self.serving_good():
+        if self.stopping or self.waiting or self.broken is not None:
             return
-        if any(w.state == "starting" for w in self.workers.values()):
-            return  # a reload under way already forks from the new zygote
+        starting = [w for w in self.workers.values() if w.state == "starting"]
+        if starting:  # a reload under way forks from the new zygote, unless launched before it
+            self.refresh_due = any(w.zygote < self.zygotes for w in starting)
+            return
+        if not self.serving_good():
+            return
         self._reload("preloaded modules refreshed", None)
 
     def install_finished(self, code: int) -> None:
@@ -190,12 +207,25 @@ class Supervisor:
         if code != 0:
             log.error("the install command exited with code %d; reloading anyway", code)
         if self.host.rebuild_zygote():
-            self.waiting.add("zygote")
+            self._wait_for_zygote()
         self._step()
 
-    def zygote_rebuilt(self) -> None:
-        self.waiting.discard("zygote")
-        self._step()
+    def zygote_rebuilt(self, forking: bool = True) -> None:
+        """A zygote was built (or its build gave up): a reload waiting for it starts now; else,
+        when workers can fork from it (`forking`), they move to it."""
+        if "zygote" in self.waiting:
+            self.zygotes += 1
+            self.waiting.discard("zygote")
+            self.zygote_deadline = None
+            self._step()
+        elif forking:
+            self.zygote_ready()
+
+    def zygote_ready(self) -> None:
+        """A zygote (or an app zygote) workers can fork from is ready: they move to it, so that
+        they share its memory and the one they came from can go."""
+        self.zygotes += 1
+        self.refresh()
 
     def worker_ready(self, worker_id: int, timing: Timing) -> None:
         worker = self.workers.get(worker_id)
@@ -207,7 +237,7 @@ class Supervisor:
         self.slots[worker.slot] = worker
         if old is not None:
             self._drain(old)
-        if old is not None and self.reload:  # without reload, workers hand nothing over
+        if old is not None and self.handover:  # else the new one accepts at once
             worker.awaiting, worker.deadline = old.id, now + RELEASE_TIMEOUT
         else:
             worker.handle.serve()
@@ -221,20 +251,30 @@ class Supervisor:
             since = ""
             if worker.changed_at is not None:
                 since = f", {(now - worker.changed_at) * 1000:.0f} ms after the change"
+            how = f" ({timing.how})" if timing.how else ""
             log.info(
-                "reloaded (%s): import %.0f ms, ready %.0f ms after start%s; pid %d serving",
-                worker.reason, timing.import_ms, timing.ready_ms, since, pid,
+                "reloaded (%s): import %.0f ms%s, ready %.0f ms after start%s; pid %d serving",
+                worker.reason, timing.import_ms, how, timing.ready_ms, since, pid,
             )  # fmt: skip
         else:
             log.info("worker pid %d serving", pid)
         self._step()
+        if self.refresh_due and not any(w.state == "starting" for w in self.workers.values()):
+            self.refresh_due = False
+            self.refresh()
 
-    def worker_failed(self, worker_id: int, error: str) -> None:
+    def worker_failed(self, worker_id: int, error: str, partial: bool = False) -> None:
+        """A worker could not start. One that imported only part of the app (`partial`) is
+        tried again at once importing all of it: only that failing is reported."""
         worker = self.workers.get(worker_id)
         if worker is None or worker.state != "starting":
             return
         worker.state = "failed"
         worker.deadline = self.clock() + self.drain_timeout + KILL_GRACE
+        if partial and not self.stopping:
+            log.info("the partial import failed (%s); importing the whole app", error)
+            self._launch(worker.slot, worker.reason, full=True)
+            return
         self._report_failure(worker, error)
 
     def worker_released(self, worker_id: int) -> None:
@@ -316,6 +356,11 @@ class Supervisor:
         if self.backoff_until and now >= self.backoff_until:
             self.backoff_until = 0.0
             self._step()
+        if self.zygote_deadline is not None and now >= self.zygote_deadline:
+            log.warning(
+                "the zygote is not ready after %.0f s; reloading without it", self.ready_timeout
+            )
+            self.zygote_rebuilt(forking=False)
 
     # --- queries ------------------------------------------------------------------------------
 
@@ -329,6 +374,8 @@ class Supervisor:
             times.append(self.stop_deadline)
         if self.backoff_until:
             times.append(self.backoff_until)
+        if self.zygote_deadline is not None:
+            times.append(self.zygote_deadline)
         return min(times) if times else None
 
     def serving(self) -> list[Worker]:
@@ -352,7 +399,16 @@ class Supervisor:
                 worker.state = "discarded"
                 worker.deadline = now + self.drain_timeout + KILL_GRACE
                 worker.handle.terminate()
+        if self.host.zygote_pending():
+            # The zygote being built has a head start on the imports this worker would make:
+            # forking from it once ready is sooner than importing them all over again.
+            self._wait_for_zygote()
         self._step()
+
+    def _wait_for_zygote(self) -> None:
+        if "zygote" not in self.waiting:
+            self.waiting.add("zygote")
+            self.zygote_deadline = self.clock() + self.ready_timeout
 
     def _step(self) -> None:
         """Launch what is missing: empty slots at once, stale slots one at a time (rolling)."""
@@ -374,14 +430,14 @@ class Supervisor:
                 self._launch(slot, self.reason)
                 return
 
-    def _launch(self, slot: int, reason: str, error: str | None = None) -> None:
+    def _launch(self, slot: int, reason: str, error: str | None = None, full: bool = False) -> None:
         self._ids += 1
         now = self.clock()
-        handle = self.host.launch(self._ids, self.env, error)
+        handle = self.host.launch(self._ids, self.env, error, full)
         self.workers[self._ids] = Worker(
             id=self._ids, slot=slot, generation=self.generation, handle=handle, launched_at=now,
             deadline=now + self.ready_timeout, reason=reason, changed_at=self.changed_at,
-            error=error,
+            error=error, zygote=self.zygotes,
         )  # fmt: skip
 
     def _drain(self, worker: Worker) -> None:

@@ -210,11 +210,11 @@ class Watcher:
                 if path.exists():
                     batch.extend(self._files_under(path))
                 else:
-                    batch.append(Change(CODE, self.rules.describe(path)))
+                    batch.append(Change(CODE, self.rules.describe(path), str(path)))
                 continue
             kind = self.rules.classify(path)
             if kind is not None:
-                batch.append(Change(kind, self.rules.describe(path)))
+                batch.append(Change(kind, self.rules.describe(path), str(path)))
         return batch, replan
 
     def _new_dir(self, path: Path) -> bool:
@@ -229,5 +229,5 @@ class Watcher:
                 file = Path(current) / name
                 kind = self.rules.classify(file)
                 if kind is not None:
-                    found.append(Change(kind, self.rules.describe(file)))
+                    found.append(Change(kind, self.rules.describe(file), str(file)))
         return found

@@ -1,9 +1,9 @@
 """A worker: import the app, run real uvicorn on the inherited socket, report over the pipe.
 
 The same code runs forked from the zygote (`serve`) and spawned as a fresh interpreter
-(`python -m hotmode.reload.worker SPEC LISTEN_FD STATUS_FD [CHANNEL_FD]`). A failure to import or
-to start is reported as one line with the file and line of the user's code that raised, and the
-worker exits; the supervisor keeps the last good worker serving.
+(`python -m hotmode.reload.entry worker SPEC LISTEN_FD STATUS_FD [CHANNEL_FD]`, see entry.py).
+A failure to import or to start is reported as one line with the file and line of the user's
+code that raised, and the worker exits; the supervisor keeps the last good worker serving.
 """
 
 from __future__ import annotations
@@ -11,18 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import inspect
 import os
 import signal
 import socket
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, MutableMapping
 from types import FrameType
 from typing import Any
 
 import uvicorn
 
+from hotmode.reload import pycache
+from hotmode.reload.graph import parse_imports
 from hotmode.reload.handover import Release, Stream, adopt
 from hotmode.reload.lifeline import bind_to_parent
 from hotmode.reload.protocol import StatusWriter, WorkerSpec, receive_message, send_message
@@ -89,6 +92,38 @@ def preloadable_modules(roots: tuple[str, ...]) -> list[str]:
         if not is_app_file(os.path.abspath(filename), roots):
             names.append(name)
     return names
+
+
+def forget(names: Iterable[str]) -> None:
+    """Unload modules, so that importing them runs their code again: out of sys.modules, and off
+    their package (`from package import module` takes the package's attribute if it is there)."""
+    for name in names:
+        module = sys.modules.pop(name, None)
+        parent, _, child = name.rpartition(".")
+        package = sys.modules.get(parent) if parent else None
+        if module is not None and getattr(package, child, None) is module:
+            delattr(package, child)
+
+
+def app_graph(roots: tuple[str, ...], preloaded: set[str]) -> dict[str, Any]:
+    """The app's modules loaded since `preloaded`: name -> [file, app modules it imports,
+    whether it imports by name at run time] (see graph.py)."""
+    app_modules: dict[str, tuple[str, bool]] = {}
+    for name, module in list(sys.modules.items()):
+        filename = getattr(module, "__file__", None)
+        if filename and is_app_file(os.path.abspath(filename), roots):
+            app_modules[name] = (os.path.abspath(filename), hasattr(module, "__path__"))
+    found: dict[str, Any] = {}
+    for name, (filename, is_package) in app_modules.items():
+        if name in preloaded:
+            continue
+        try:
+            with open(filename, encoding="utf-8") as source:
+                imports, dynamic = parse_imports(source.read(), name, is_package)
+        except (OSError, SyntaxError, ValueError):
+            imports, dynamic = set(), True  # unknown: taken to import everything
+        found[name] = [filename, sorted(imports & app_modules.keys()), dynamic]
+    return found
 
 
 def error_page(error: str) -> ASGIApp:
@@ -159,9 +194,11 @@ class _Server(uvicorn.Server):
         channel: socket.socket | None = None,
         streams: set[Stream] | None = None,
         release_timeout: float = 1.0,
+        on_serving: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(config)
         self._on_started = on_started
+        self._on_serving = on_serving
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._channel = channel
@@ -197,6 +234,8 @@ class _Server(uvicorn.Server):
             self._on_started(False)
             raise
         self._on_started(self.started and not self.should_exit)
+        if self._channel is None and self.started:
+            self._on_serving()
 
     def _make_protocol(self) -> asyncio.Protocol:
         return self.config.http_protocol_class(  # type: ignore[call-arg]
@@ -240,6 +279,8 @@ class _Server(uvicorn.Server):
         self._listen = []
         if self._releasing:  # stopped meanwhile: what it accepted is released with the rest
             self._stop_accepting()
+            return
+        self._on_serving()
 
     def _stop_accepting(self) -> None:
         # Not `server.close()`: asyncio sets up a connection accepted a moment ago in a task of
@@ -271,9 +312,12 @@ def serve(
     """Import the app and serve it until told to stop; return the exit code."""
     began = time.perf_counter()
     status.send("started", pid=os.getpid())
+    pycache.install(spec.roots)
     if spec.app_dir not in sys.path[:1]:
         sys.path.insert(0, spec.app_dir)
     importlib.invalidate_caches()
+    forget(spec.fresh or ())  # changed, or importing what changed: imported again
+    preloaded = set(sys.modules)
     try:
         app = error_page(spec.error) if spec.error else import_target(spec.target, spec.app_dir)
     except TargetError as exc:
@@ -285,17 +329,22 @@ def serve(
         status.send("failed", error=describe_failure(exc, spec.roots, spec.app_dir))
         return 1
     imported = time.perf_counter()
+    if not spec.error:  # at once, so that the zygote rebuild starts while the app starts up
+        status.send("modules", modules=preloadable_modules(spec.roots))
     recorder = _Recorder(app)
     handover = spec.handover and channel is not None
     # Half the drain bound to hand busy connections over, half for uvicorn's own shutdown.
     bound = spec.drain_timeout / 2 if handover else spec.drain_timeout
+    options: dict[str, Any] = {}
+    if "timeout_graceful_shutdown" in inspect.signature(uvicorn.Config.__init__).parameters:
+        options["timeout_graceful_shutdown"] = max(1, round(bound))  # not before uvicorn 0.22
     config = uvicorn.Config(
         recorder,
         log_level=spec.log_level,
-        timeout_graceful_shutdown=max(1, round(bound)),
         # The protocol whose connections are handed over, on the loop whose readers it stops.
         http="h11" if handover else "auto",
         loop="asyncio" if handover else "auto",
+        **options,
     )
 
     def on_started(ok: bool) -> None:
@@ -306,8 +355,6 @@ def serve(
                 import_ms=round((imported - began) * 1000, 1),
                 ready_ms=round((time.perf_counter() - began) * 1000, 1),
             )
-            if not spec.error:
-                status.send("modules", modules=preloadable_modules(spec.roots))
             return
         error = recorder.error
         text = (
@@ -323,6 +370,11 @@ def serve(
         channel if handover else None,
         recorder.streams,
         release_timeout=bound,
+        # What it imported itself, for the import graph: parsed once it serves, not while the
+        # reload it is part of is still under way.
+        on_serving=lambda: (
+            None if spec.error else status.send("graph", modules=app_graph(spec.roots, preloaded))
+        ),
     )
     try:
         server.run(sockets=[sock])
@@ -338,7 +390,3 @@ def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=int(argv[2]))
     channel = socket.socket(fileno=int(argv[4])) if len(argv) > 4 else None
     return serve(spec, sock, StatusWriter(int(argv[3])), channel)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv))

@@ -10,12 +10,13 @@ pipe and handover channel as passed descriptors, answered by the child's pid. En
 socket means "retire": fork no more, exit once the last child has exited. A dead supervisor kills it
 (parent-death signal), and its children follow (theirs).
 
-Run as `python -m hotmode.reload.zygote CONTROL_FD LISTEN_FD`.
+Started as `python -m hotmode.reload.entry zygote CONTROL_FD LISTEN_FD` (see entry.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -26,7 +27,7 @@ import threading
 import traceback
 from typing import Any
 
-from hotmode.reload import worker
+from hotmode.reload import pycache, worker
 from hotmode.reload.lifeline import bind_to_parent
 from hotmode.reload.protocol import StatusWriter, WorkerSpec
 
@@ -108,6 +109,19 @@ def main(argv: list[str]) -> int:
     ready = {"op": "ready", "modules": sorted(sys.modules), "failed": failed}
     _send(control, {**ready, "threads": thread_count(), "threaded_by": threaded_by})
     signal.signal(signal.SIGCHLD, _reap)
+    return _serve(control, listen)
+
+
+def _freeze() -> None:
+    """What is imported now is shared with every child: out of the garbage collector's sight,
+    so that a child's collections do not write to (and so copy) the pages it is shared on."""
+    gc.collect()
+    gc.freeze()
+
+
+def _serve(control: socket.socket, listen: socket.socket) -> int:
+    """Fork workers (and app zygotes) on request until retired, then wait for the children."""
+    _freeze()
     me = os.getpid()
     while True:
         try:
@@ -117,11 +131,12 @@ def main(argv: list[str]) -> int:
         if not data:
             break
         message = json.loads(data)
-        spec = WorkerSpec.from_json(message["spec"])
-        spec = WorkerSpec(**{**spec.__dict__, "parent_pid": me})
         pid = os.fork()
+        if pid == 0 and message.get("op") == "app":
+            os._exit(_app_zygote(message, fds[0], control, listen))
         if pid == 0:
-            _child(spec, fds, control, listen)
+            spec = WorkerSpec.from_json(message["spec"])
+            _child(WorkerSpec(**{**spec.__dict__, "parent_pid": me}), fds, control, listen)
         for fd in fds:
             os.close(fd)
         _send(control, {"op": "forked", "pid": pid})
@@ -135,5 +150,46 @@ def main(argv: list[str]) -> int:
             return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv))
+def socket_count() -> int:
+    """Open sockets in this process (from /proc/self/fd)."""
+    count = 0
+    with contextlib.suppress(OSError):
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+    return count
+
+
+def _app_zygote(
+    message: dict[str, Any], fd: int, parent: socket.socket, listen: socket.socket
+) -> int:
+    """Runs in a fork: import the app's modules that did not change, in the workers'
+    environment, then fork workers like the zygote does. It is unsafe to fork from if importing
+    them started a thread or opened a connection (a socket a worker would share)."""
+    code = 70
+    try:
+        parent.close()
+        control = socket.socket(fileno=fd)
+        bind_to_parent(signal.SIGKILL, os.getppid())
+        os.environ.clear()
+        os.environ.update(message["env"])
+        pycache.install(tuple(message["roots"]))
+        sockets = socket_count()
+        loaded, failed = [], []
+        for name in message["modules"]:
+            try:
+                importlib.import_module(name)
+                loaded.append(name)
+            except BaseException:  # left to the workers, which report it properly
+                failed.append(name)
+        unsafe = None
+        if thread_count() > 1:
+            unsafe = "importing the app starts a thread"
+        elif socket_count() > sockets:
+            unsafe = "importing the app opens a connection"
+        _send(control, {"op": "ready", "modules": loaded, "failed": failed, "unsafe": unsafe,
+                        "threads": thread_count()})  # fmt: skip
+        code = _serve(control, listen)
+    except BaseException:
+        traceback.print_exc()
+    return code

@@ -1,0 +1,147 @@
+"""Importing only what changed: a save re-imports the changed module and its importers over the
+app zygote, the rest stays preloaded; in doubt, the whole app. Real `hotmode run --reload`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reload.reload_support import Server
+
+pytestmark = pytest.mark.e2e
+
+# Each module notes which process ran its code, so the test sees what a reload imported.
+NOTE = "import os\nopen(os.environ['IMPORT_LOG'], 'a').write(f'{os.getpid()} {__name__}\\n')\n"
+
+MAIN = (
+    NOTE
+    + """\
+import leaf, model
+from parts import p1, p2, p3, p4, p5, p6
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    body = f"{leaf.VERSION} {model.VERSION} {os.getpid()}".encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+"""
+)
+# A registry outside what changes when `model` does: re-running `model` over the app zygote
+# finds itself registered already, as a table on a shared metadata would.
+REGISTERING = """\
+import registry
+if "model" in registry.NAMES:
+    raise RuntimeError("model is registered")
+registry.NAMES.add("model")
+"""
+
+
+def model_source(version: str) -> str:
+    return NOTE + REGISTERING + f"VERSION = {version!r}\n"
+
+
+def start(tmp_path: Path, servers: list[Server]) -> tuple[Server, Path]:
+    """The app above, served with --reload; the server and the app folder."""
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    write_app(app_dir)
+    server = Server(app_dir, "--reload", "--log-level", "debug",
+                    ready=r"serving main:app on (http://\S+)",
+                    env={"IMPORT_LOG": str(tmp_path / "imports.log")})  # fmt: skip
+    servers.append(server)
+    return server, app_dir
+
+
+def write_app(app_dir: Path) -> None:
+    (app_dir / "main.py").write_text(MAIN)
+    (app_dir / "leaf.py").write_text(NOTE + "VERSION = 'leaf-1'\n")
+    (app_dir / "registry.py").write_text(NOTE + "NAMES = set()\n")
+    (app_dir / "model.py").write_text(model_source("model-1"))
+    (app_dir / "parts").mkdir()
+    (app_dir / "parts" / "__init__.py").write_text("")
+    for index in range(1, 7):
+        (app_dir / "parts" / f"p{index}.py").write_text(NOTE + "import registry\n")
+
+
+def imports_by(log: Path, pid: int) -> set[str]:
+    found = set()
+    for line in log.read_text().splitlines():
+        who, name = line.split()
+        if int(who) == pid:
+            found.add(name)
+    return found
+
+
+def reload_partly(server: Server, path: Path, name: str) -> str:
+    """Once the app zygote is ready (built when saves pause), save `path` with a new VERSION;
+    the log line of the reload, which keeps part of the app."""
+    server.wait_for(r"app zygote: pid \d+ ready", timeout=30)
+    mark = len(server.lines)
+    text = path.read_text()
+    path.write_text(text[: text.index("VERSION")] + f"VERSION = '{name}-2'\n")
+    line = server.wait_for(rf"reloaded \({name}\.py changed\).*", start=mark, timeout=20).group(0)
+    assert "re-imported" in line, line
+    return line
+
+
+def served(server: Server) -> tuple[str, str, int]:
+    status, body = server.fetch()
+    assert status == 200, body
+    leaf, model, pid = body.decode().split()
+    return leaf, model, int(pid)
+
+
+def test_a_leaf_edit_reimports_only_the_leaf_and_its_importers(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    server, app_dir = start(tmp_path, servers)
+    line = reload_partly(server, app_dir / "leaf.py", "leaf")
+    assert "(2 of 11 app modules re-imported)" in line
+    leaf, model, pid = served(server)
+    assert model == "model-1" and leaf.startswith("leaf-")
+    assert imports_by(tmp_path / "imports.log", pid) == {"leaf", "main"}
+    # A broken save is reported as usual, and the fix is imported partly again.
+    mark = len(server.lines)
+    (app_dir / "leaf.py").write_text(NOTE + "VERSION = 'leaf-broken'\nundefined_name\n")
+    server.wait_for(r"leaf\.py:4: NameError: .* still serving the last good version", start=mark)
+    mark = len(server.lines)
+    (app_dir / "leaf.py").write_text(NOTE + "VERSION = 'leaf-fixed'\n")
+    line = server.wait_for(r"reloaded \(leaf\.py changed\).*", start=mark).group(0)
+    assert "(2 of 11 app modules re-imported)" in line
+    assert served(server)[0] == "leaf-fixed"
+    assert server.stop() == 143
+
+
+def test_a_partial_import_that_fails_is_retried_whole_then_no_longer_tried(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    server, app_dir = start(tmp_path, servers)
+    reload_partly(server, app_dir / "leaf.py", "leaf")  # the app zygote is ready
+    mark = len(server.lines)
+    (app_dir / "model.py").write_text(model_source("model-2"))
+    server.wait_for(
+        r"the partial import failed \(model\.py:\d+: RuntimeError: model is registered\); "
+        r"importing the whole app",
+        start=mark,
+    )
+    server.wait_for(
+        r"reloaded \(model\.py changed\): import \d+ ms \(the whole app: after a partial "
+        r"import failed\), ready",
+        start=mark,
+    )
+    assert served(server)[1] == "model-2"
+    assert "still serving the last good version" not in server.output()
+    mark = len(server.lines)
+    (app_dir / "model.py").write_text(model_source("model-3"))
+    server.wait_for(
+        r"reloaded \(model\.py changed\): import \d+ ms \(the whole app: a partial import of "
+        r"it failed before\)",
+        start=mark,
+    )
+    assert served(server)[1] == "model-3"
+    assert server.stop() == 143

@@ -1,0 +1,79 @@
+"""Bytecode routing in a worker: the app's own under the prefix, the rest where pip put it."""
+
+from __future__ import annotations
+
+import os
+import py_compile
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = """\
+import sys
+from hotmode.reload import pycache
+pycache.install((sys.argv[1],))
+import installed_lib, app_module, uncompiled_lib
+print(installed_lib.__cached__)
+print(app_module.__cached__)
+print(uncompiled_lib.__cached__)
+"""
+
+
+def test_third_party_bytecode_is_read_where_it_is_and_app_bytecode_goes_to_the_prefix(
+    tmp_path: Path,
+) -> None:
+    site, app, prefix = tmp_path / "site", tmp_path / "app", tmp_path / "prefix"
+    site.mkdir()
+    app.mkdir()
+    (site / "installed_lib.py").write_text("VALUE = 1\n")
+    (site / "uncompiled_lib.py").write_text("VALUE = 2\n")
+    beside = site / "__pycache__" / f"installed_lib.{sys.implementation.cache_tag}.pyc"
+    compiled = py_compile.compile(str(site / "installed_lib.py"), str(beside), doraise=True)
+    (app / "app_module.py").write_text("VALUE = 3\n")
+    (app / "__pycache__").mkdir()  # a stale cache in the tree (an earlier plain run) is not used
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), str(app)]),
+        "PYTHONPYCACHEPREFIX": str(prefix),
+    }
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(app)],
+        env=env, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    installed, own, uncompiled = result.stdout.split()
+    assert installed == compiled
+    assert own.startswith(str(prefix)) and Path(own).is_file()
+    assert uncompiled.startswith(str(prefix)) and Path(uncompiled).is_file()
+    assert not list((app / "__pycache__").iterdir())
+    assert not (site / "__pycache__" / Path(uncompiled).name).exists()
+
+
+SAME_SECOND = """\
+import os, subprocess, sys
+from hotmode.reload import pycache
+pycache.install((sys.argv[1],))
+import app_module
+print(app_module.VALUE)
+"""
+
+
+def test_two_saves_of_the_same_size_in_one_second_are_both_seen(tmp_path: Path) -> None:
+    # An editor saving twice within a second, with a reload in between: the bytecode written
+    # for the first save must not be taken for the second.
+    app, prefix = tmp_path / "app", tmp_path / "prefix"
+    app.mkdir()
+    module = app / "app_module.py"
+    env = {**os.environ, "PYTHONPATH": str(app), "PYTHONPYCACHEPREFIX": str(prefix)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    seen = []
+    for value, second in (("1", 1_700_000_000.1), ("2", 1_700_000_000.6)):
+        module.write_text(f"VALUE = {value}\n")
+        os.utime(module, (second, second))
+        result = subprocess.run(
+            [sys.executable, "-c", SAME_SECOND, str(app)],
+            env=env, capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+        seen.append(result.stdout.strip())
+    assert seen == ["1", "2"]
+    assert list(prefix.rglob("app_module.*.pyc"))  # it was cached, and checked
