@@ -250,6 +250,7 @@ time.sleep(1.0)  # a heavy framework: the zygote rebuild is still under way at t
 """
 
 
+@pytest.mark.skipif(not FORKED, reason="workers are spawned: there is no zygote")
 def test_the_first_save_after_a_cold_start_forks_from_the_rebuilt_zygote(
     app_dir: Path, tmp_path: Path, servers: list[Server]
 ) -> None:
