@@ -335,3 +335,21 @@ def test_a_foreign_listener_on_another_address_does_not_delay_up(project: Projec
         # Not the readiness deadline (60 s): the server's own 127.0.0.1 socket counted.
         assert time.monotonic() - started < 30
         assert served(project).get("mode") == "prod"
+
+
+def test_a_planted_data_link_deletes_only_itself(project: Project, tmp_path: Path) -> None:
+    """`.hotmode/data/<mode>-<edition>/<name>` may be a link to where the data lives (root in a
+    private folder), but only a link hotmode made is followed: one planted to a bystander's
+    folder is named as such, and `down --volumes` removes the link, never what it points to."""
+    bystander = tmp_path / "bystander" / "dev-core" / "postgres"
+    bystander.mkdir(parents=True)
+    (bystander / "precious").write_text("keep me\n")
+    link = project.root / ".hotmode" / "data" / "dev-core" / "postgres"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(bystander, target_is_directory=True)
+
+    down = project.hotmode("down", "--native", "--volumes", "--yes")
+    assert down.returncode == 0, down.stderr
+    assert "a link hotmode did not make" in down.stdout
+    assert (bystander / "precious").read_text() == "keep me\n"
+    assert not link.is_symlink()

@@ -34,7 +34,7 @@ def confirm_volumes(config: Config, *, yes: bool) -> None:
     from hotmode.native import data_home
 
     names = [f"volume {v}" for v in volumes]
-    names += [f"folder {data_home.describe(f)}" for f in folders]
+    names += [f"folder {data_home.describe(config, f)}" for f in folders]
     if not names:
         return
     click.echo(f"hotmode: --volumes deletes the data of every mode: {', '.join(names)}")
@@ -55,8 +55,8 @@ def remove_volumes(config: Config) -> None:
         docker.remove_volumes(volumes)
     from hotmode.native import data_home
 
-    described = [data_home.describe(folder) for folder in folders]
+    described = [data_home.describe(config, folder) for folder in folders]
     for folder in folders:
-        data_home.delete(folder)
+        data_home.delete(config, folder)
     for name in [*volumes, *described]:
         click.echo(f"hotmode: deleted {name}")

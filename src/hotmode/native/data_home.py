@@ -49,19 +49,46 @@ def data_folders(config: Config) -> list[Path]:
     return sorted(path for path in root.glob("*/*") if path.is_dir() or path.is_symlink())
 
 
-def describe(folder: Path) -> str:
+def linked_target(config: Config, link: Path) -> Path | None:
+    """Where a linked data folder's data is, if the link is provably hotmode's: it points at a
+    real folder named for this project, mode x edition and companion, in a project folder whose
+    owner file names this project. Else None: `.hotmode/` is untrusted input, and a planted link
+    must never make hotmode delete or start a database in someone else's folder."""
+    if not link.is_symlink():
+        return None
+    target = Path(os.readlink(link))
+    expected = (_project_name(config), link.parent.name, link.name)
+    if not target.is_absolute() or tuple(target.parts[-3:]) != expected:
+        return None
+    if target.is_symlink() or not target.is_dir():
+        return None
+    try:
+        owner = (target.parents[1] / OWNER_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return target if owner == str(config.root) else None
+
+
+def describe(config: Config, folder: Path) -> str:
     """A data folder as `down --volumes` names it: where the data really is, when elsewhere."""
-    return f"{folder} (at {os.readlink(folder)})" if folder.is_symlink() else str(folder)
+    if not folder.is_symlink():
+        return str(folder)
+    target = linked_target(config, folder)
+    if target is None:
+        return f"{folder} (a link hotmode did not make, to {os.readlink(folder)}: only the link)"
+    return f"{folder} (at {target})"
 
 
-def delete(folder: Path) -> None:
-    """Delete a data folder: a linked one's data where it lives, then the link."""
+def delete(config: Config, folder: Path) -> None:
+    """Delete a data folder: a linked one's data where it lives (when the link is proven
+    hotmode's), then the link."""
     if folder.is_symlink():
-        target = Path(os.readlink(folder))
-        if target.is_dir() and not target.is_symlink():
+        target = linked_target(config, folder)
+        if target is not None:
             shutil.rmtree(target)
         folder.unlink()
-        _tidy(target.parent)
+        if target is not None:
+            _tidy(target.parent)
         return
     shutil.rmtree(folder)
 
@@ -92,9 +119,13 @@ def shared_folder(config: Config, selection: Selection, companion: Companion) ->
     """Where a companion's data goes when its user cannot reach the project: one folder per
     project (its name and a hash of its path), mode and edition."""
     home = Path(os.environ.get(HOME_VARIABLE) or SHARED_HOME)
+    return home / _project_name(config) / f"{selection.mode}-{selection.edition}" / companion.name
+
+
+def _project_name(config: Config) -> str:
+    """The project's folder in the shared home: its name and a hash of its path."""
     digest = hashlib.sha256(str(config.root).encode()).hexdigest()[:12]
-    project = f"{config.root.name}-{digest}"
-    return home / project / f"{selection.mode}-{selection.edition}" / companion.name
+    return f"{config.root.name}-{digest}"
 
 
 def place(
@@ -106,7 +137,13 @@ def place(
     if user is None:
         return link, ""
     if link.is_symlink():
-        target = Path(os.readlink(link))
+        proven = linked_target(config, link)
+        if proven is None:
+            raise StateError(
+                f"{link} is a link to {os.readlink(link)}, which is not where hotmode keeps "
+                "this project's data; remove the link (what it points to is left alone)"
+            )
+        target = proven
         blocked = private_parent(target, user)
         if blocked is None:
             return (
