@@ -14,25 +14,22 @@ import click
 
 from hotmode.config import Config
 from hotmode.errors import StateError, UsageError
+from hotmode.native import data_home
 
 
 def _what(config: Config) -> tuple[list[str], list[Path]]:
-    from hotmode.native import companions
-
     volumes: list[str] = []
     if config.services:
         from hotmode.compose import docker
 
         if docker.engine_reachable():
             volumes = docker.data_volumes(config)
-    return volumes, companions.data_folders(config)
+    return volumes, data_home.data_folders(config)
 
 
 def confirm_volumes(config: Config, *, yes: bool) -> None:
     """Name the data that `--volumes` deletes and ask; raise `UsageError` on no."""
     volumes, folders = _what(config)
-    from hotmode.native import data_home
-
     names = [f"volume {v}" for v in volumes]
     names += [f"folder {data_home.describe(config, f)}" for f in folders]
     if not names:
@@ -53,8 +50,6 @@ def remove_volumes(config: Config) -> None:
         from hotmode.compose import docker
 
         docker.remove_volumes(volumes)
-    from hotmode.native import data_home
-
     described = [data_home.describe(config, folder) for folder in folders]
     for folder in folders:
         data_home.delete(config, folder)

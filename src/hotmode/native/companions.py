@@ -46,11 +46,6 @@ READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 
 
-data_root = data_home.data_root
-data_folder = data_home.data_folder
-data_folders = data_home.data_folders
-
-
 def _native_port(
     companion: Companion, selection: Selection, say: Callable[[str], None], *, docker: bool
 ) -> int:
@@ -378,7 +373,7 @@ def _embedded(
     say: Callable[[str], None],
 ) -> dict[str, str]:
     """The app's declared embedded default for `companion`, said in one line with `why`."""
-    folder = data_folder(config, selection, companion)
+    folder = data_home.data_folder(config, selection, companion)
     folder.mkdir(parents=True, exist_ok=True)
     values = {k: v.replace("{data}", str(folder)) for k, v in companion.embedded.items()}
     say(
@@ -412,7 +407,7 @@ def running_environment(config: Config, selection: Selection) -> dict[str, str]:
         if companion.name in ports:
             env.update(_told(config, selection, companion, ports[companion.name]))
         elif companion.embedded:
-            folder = data_folder(config, selection, companion)
+            folder = data_home.data_folder(config, selection, companion)
             env.update({k: v.replace("{data}", str(folder)) for k, v in companion.embedded.items()})
     return env
 
