@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,21 @@ def test_a_committed_env_file_with_a_placeholder_secret_is_found(tmp_path: Path)
         (f.location.line, f.message.split(" ")[0]) for f in result.findings if f.rule_id == "HM-A07"
     )
     assert found == [(1, "SECRET_KEY=change-me"), (3, "API_TOKEN=your-token-here")]
+
+
+def test_a_placeholder_secret_says_what_git_says_of_its_file(tmp_path: Path) -> None:
+    _write(tmp_path, ".env", "SECRET_KEY=change-me\n")
+    path = _write(tmp_path, "compose.yml", "services:\n  web:\n    image: python:3.12\n")
+
+    def messages() -> list[str]:
+        result = checker.check([checker.file_stack([path], "prod")])
+        return [f.message for f in result.findings if f.rule_id == "HM-A07"]
+
+    # No repository: nothing says whether the file is committed, and the message claims nothing.
+    (alone,) = messages()
+    assert "beside no git repository" in alone
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tracked,) = messages()
+    assert "which is not git-ignored" in tracked
+    _write(tmp_path, ".gitignore", ".env\n")
+    assert messages() == []

@@ -228,13 +228,18 @@ def env_file_placeholders(context: Context) -> Iterator[Hit]:
             for variable, value in read_env_values(path).items()
             if SECRET_NAME.search(variable) and _placeholder_like(variable, value.value)
         ]
-        if found and not git_ignored(path):
-            for variable, value in found:
-                yield Hit(
-                    f"{variable}={value.value} is a placeholder secret in {path.name}, which "
-                    "is not git-ignored: whoever deploys these files runs with it",
-                    location=value.location,
-                )
+        ignored = git_ignored(path)
+        if not found or ignored:
+            continue
+        # Outside a repository nothing says whether the file is committed: the finding stands
+        # (whoever deploys these files runs with it), without claiming what git does.
+        why = "which is not git-ignored" if ignored is False else "beside no git repository"
+        for variable, value in found:
+            yield Hit(
+                f"{variable}={value.value} is a placeholder secret in {path.name}, {why}: "
+                "whoever deploys these files runs with it",
+                location=value.location,
+            )
 
 
 def _placeholder_like(variable: str, value: str) -> bool:
@@ -242,8 +247,8 @@ def _placeholder_like(variable: str, value: str) -> bool:
     return bool(text) and (_PLACEHOLDER.match(text) is not None or text.lower() == variable.lower())
 
 
-def git_ignored(path: Path) -> bool:
-    """Whether git ignores a file (outside a repository, or without git: no)."""
+def git_ignored(path: Path) -> bool | None:
+    """Whether git ignores a file; None outside a repository, or without git."""
     try:
         result = subprocess.run(  # noqa: S603 - a fixed command on a path of the project
             ["git", "check-ignore", "-q", path.name],  # noqa: S607 - git from PATH
@@ -253,5 +258,6 @@ def git_ignored(path: Path) -> bool:
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0
+        return None
+    # check-ignore: 0 ignored, 1 not ignored, 128 not a repository.
+    return {0: True, 1: False}.get(result.returncode)
