@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import signal
 import threading
@@ -242,6 +243,16 @@ def test_a_module_that_starts_a_thread_is_left_out_of_the_zygote(
     assert server.stop() == 143
 
 
+def plant_library(tmp_path: Path, name: str, source: str) -> tuple[dict[str, str], Path]:
+    """A third-party module on the path that logs each process that imports it: the server's
+    environment, and the log."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / f"{name}.py").write_text(source)
+    imported_by = tmp_path / "imported-by"
+    return {"PYTHONPATH": str(site), "IMPORTED_BY": str(imported_by)}, imported_by
+
+
 SLOW_LIBRARY = """\
 import os, time
 with open(os.environ["IMPORTED_BY"], "a") as log:
@@ -257,12 +268,8 @@ def test_the_first_save_after_a_cold_start_forks_from_the_rebuilt_zygote(
     # No module list learned yet: the first zygote has none of the app's libraries. The first
     # worker reports them as soon as the app is imported; a save made during the rebuild that
     # follows waits for it, instead of importing the libraries all over again.
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "slow_library.py").write_text(SLOW_LIBRARY)
-    imported_by = tmp_path / "imported-by"
+    env, imported_by = plant_library(tmp_path, "slow_library", SLOW_LIBRARY)
     (app_dir / "version.py").write_text("import slow_library\nVERSION = 'v1'\n")
-    env = {"PYTHONPATH": str(site), "IMPORTED_BY": str(imported_by)}
     server = Server(app_dir, "--reload", env=env)
     servers.append(server)
     first = server.get()["pid"]
@@ -272,6 +279,48 @@ def test_the_first_save_after_a_cold_start_forks_from_the_rebuilt_zygote(
     assert first in importers  # the first worker imported the app (spawned, not waiting)
     assert second not in importers  # the reload did not import the library again
     assert parent_of(second) in importers  # but forked from the zygote that had
+    assert server.stop() == 143
+
+
+LAZY_LIBRARY = """\
+import os
+with open(os.environ["IMPORTED_BY"], "a") as log:
+    log.write(f"{os.getpid()}\\n")
+"""
+
+
+@pytest.mark.skipif(not FORKED, reason="workers are spawned: there is no zygote")
+def test_a_library_first_imported_by_a_request_is_preloaded_for_later_workers(
+    app_dir: Path, tmp_path: Path, servers: list[Server]
+) -> None:
+    # Frameworks import some modules only at the first request (anyio's thread pool behind
+    # FastAPI's plain `def` routes, for one). A worker reports them, at the latest when it is
+    # replaced, so that the zygote preloads them and later workers' first requests are quick.
+    env, imported_by = plant_library(tmp_path, "lazy_library", LAZY_LIBRARY)
+    main = app_dir / "main.py"
+    main.write_text(
+        main.read_text().replace(
+            '    body = b""\n',
+            '    if scope["path"] == "/lazy":\n        import lazy_library\n    body = b""\n',
+            1,
+        )
+    )
+    server = Server(app_dir, "--reload", env=env)
+    servers.append(server)
+    first = server.get("/lazy")["pid"]
+    assert imported_by.read_text().split() == [str(first)]  # the request imported it
+    cache = next((tmp_path / "pycache").glob("hotmode-*.json"))
+    assert "lazy_library" not in json.loads(cache.read_text())
+    write_version(app_dir, "v2")
+    server.wait_version("v2")
+    wait_until(lambda: "lazy_library" in json.loads(cache.read_text()), timeout=20)
+
+    def served_by_a_worker_that_had_it() -> bool:
+        write_version(app_dir, f"v{time.monotonic_ns()}")  # a save: a worker from the zygote
+        pid = server.get("/lazy")["pid"]
+        return str(pid) not in imported_by.read_text().split()
+
+    wait_until(served_by_a_worker_that_had_it, timeout=30, interval=0.5)
     assert server.stop() == 143
 
 

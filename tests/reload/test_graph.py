@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from hotmode.reload.graph import ImportGraph, Node, parse_imports
+from pathlib import Path
+
+from hotmode.reload.graph import ImportGraph, Node, parse_imports, read_nodes
 
 
 def test_imports_are_found_at_any_depth_and_relative_ones_resolved() -> None:
@@ -17,6 +19,25 @@ def test_imports_are_found_at_any_depth_and_relative_ones_resolved() -> None:
     assert {"pkg.models", "pkg.models.User"} <= found
     _, dynamic = parse_imports("import importlib\nimportlib.import_module(name)\n", "m", False)
     assert dynamic
+
+
+def test_what_a_worker_loaded_is_parsed_fresh_modules_only_and_edges_kept_inside_the_app(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "main.py").write_text("import fastapi\nfrom app import routes\nimport db\n")
+    (tmp_path / "broken.py").write_text("def (:\n")
+    loaded = {
+        "main": (str(tmp_path / "main.py"), False, True),
+        "broken": (str(tmp_path / "broken.py"), False, True),
+        "gone": (str(tmp_path / "gone.py"), False, True),
+        "app": (str(tmp_path / "app" / "__init__.py"), True, False),  # preloaded: not parsed
+        "app.routes": (str(tmp_path / "app" / "routes.py"), False, False),
+    }
+    nodes = read_nodes(loaded)
+    assert nodes.keys() == {"main", "broken", "gone"}
+    assert nodes["main"] == Node(str(tmp_path / "main.py"), frozenset({"app", "app.routes"}))
+    # Unreadable or unparsable: taken to import everything, so that a save never misses it.
+    assert nodes["broken"].dynamic and nodes["gone"].dynamic
 
 
 def graph() -> ImportGraph:

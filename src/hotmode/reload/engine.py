@@ -27,7 +27,7 @@ from pathlib import Path
 from hotmode.modes import read_env_file
 from hotmode.proctable import chosen
 from hotmode.reload import compat, listen, spawning
-from hotmode.reload.graph import ImportGraph, Node, Plan
+from hotmode.reload.graph import ImportGraph, Plan, read_nodes
 from hotmode.reload.launcher import Launcher, WorkerProcess, pycache_prefix
 from hotmode.reload.options import RunOptions
 from hotmode.reload.protocol import StatusReader, WorkerSpec, receive_message
@@ -92,6 +92,7 @@ class Runtime:
         self.watcher: Watcher | None = None
         digest = hashlib.sha1(self.app_dir.encode()).hexdigest()[:12]  # noqa: S324 -- a name
         self.module_cache = Path(self.base_env["PYTHONPYCACHEPREFIX"]) / f"hotmode-{digest}.json"
+        self.saved_modules: list[str] | None = None  # the list as last read or written
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -105,7 +106,8 @@ class Runtime:
         try:
             # Workers first: the first one imports the app while the watcher sets up. It accepts
             # only once told to, from this loop, so the watcher is watching by then.
-            self.launcher.start(self._cached_modules(), then=self._zygote_rebuilt)
+            self.saved_modules = self._cached_modules()
+            self.launcher.start(self.saved_modules, then=self._zygote_rebuilt)
             self.supervisor.start()
             if self.options.reload:
                 log.info("%s", self.workers.describe())
@@ -269,11 +271,11 @@ class Runtime:
             elif event == "failed":
                 self._failed(worker_id, str(message["error"]))
             elif event == "graph":
-                nodes = {
-                    str(name): Node(str(file), frozenset(imports), bool(dynamic))
-                    for name, (file, imports, dynamic) in message["modules"].items()
+                loaded = {
+                    str(name): (str(file), bool(package), bool(fresh))
+                    for name, (file, package, fresh) in message["modules"].items()
                 }
-                self.graph.update(nodes)
+                self.graph.update(read_nodes(loaded))
                 self.app_zygote_due = max(time.monotonic(), self.last_change + APP_ZYGOTE_QUIET)
             elif event == "modules":
                 modules = [str(m) for m in message["modules"]]
@@ -418,15 +420,22 @@ class Runtime:
         return [str(m) for m in data] if isinstance(data, list) else []
 
     def _save_modules(self, modules: list[str]) -> None:
-        modules = [m for m in modules if m not in self.launcher.excluded]
-        # Written only when it grows: every worker reports its list (in its own order), and a
-        # write at each reload would be churn in a folder the user may be cleaning.
-        if not self.options.reload or set(modules) <= set(self._cached_modules()):
+        """Add a worker's new modules to the list (a forked worker reports only those its zygote
+        lacked). Written only when it grows: a write at each reload would be churn in a folder
+        the user may be cleaning."""
+        if not self.options.reload:
             return
+        if self.saved_modules is None:
+            self.saved_modules = self._cached_modules()
+        have = set(self.saved_modules) | self.launcher.excluded
+        new = [m for m in dict.fromkeys(modules) if m not in have]
+        if not new:
+            return
+        self.saved_modules = [*self.saved_modules, *new]
         from hotmode.atomic import write_atomic
 
         try:
-            write_atomic(self.module_cache, json.dumps(modules))
+            write_atomic(self.module_cache, json.dumps(self.saved_modules))
         except OSError:
             log.debug("cannot write %s", self.module_cache, exc_info=True)
 

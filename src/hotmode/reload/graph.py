@@ -31,7 +31,7 @@ class Node:
 def parse_imports(source: str, name: str, is_package: bool) -> tuple[set[str], bool]:
     """The absolute names a module's source imports (for `from a import b`: `a` and `a.b`), and
     whether it imports by name at run time. Raises SyntaxError."""
-    import ast  # here: only workers parse, and the supervisor stays small
+    import ast
 
     tree = ast.parse(source)
     package = name if is_package else name.rpartition(".")[0]
@@ -57,6 +57,23 @@ def parse_imports(source: str, name: str, is_package: bool) -> tuple[set[str], b
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             dynamic = dynamic or called in DYNAMIC_CALLS
     return found, dynamic
+
+
+def read_nodes(modules: Mapping[str, tuple[str, bool, bool]]) -> dict[str, Node]:
+    """Nodes for what a worker loaded, `name -> (file, is a package, imported fresh)`: the fresh
+    ones parsed from their files, their imports kept between the app's modules. Parsed here, in
+    the supervisor, and not in the worker, whose first requests it would hold up."""
+    nodes = {}
+    for name, (file, is_package, fresh) in modules.items():
+        if not fresh:
+            continue
+        try:
+            with open(file, encoding="utf-8") as source:
+                imports, dynamic = parse_imports(source.read(), name, is_package)
+        except (OSError, SyntaxError, ValueError):
+            imports, dynamic = set(), True  # unknown: taken to import everything
+        nodes[name] = Node(file, frozenset(imports & modules.keys()), dynamic)
+    return nodes
 
 
 @dataclass(frozen=True)

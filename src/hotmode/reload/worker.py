@@ -25,7 +25,6 @@ from typing import Any
 import uvicorn
 
 from hotmode.reload import pycache
-from hotmode.reload.graph import parse_imports
 from hotmode.reload.handover import Release, Stream, adopt
 from hotmode.reload.lifeline import bind_to_parent
 from hotmode.reload.protocol import StatusWriter, WorkerSpec, receive_message, send_message
@@ -105,25 +104,39 @@ def forget(names: Iterable[str]) -> None:
             delattr(package, child)
 
 
-def app_graph(roots: tuple[str, ...], preloaded: set[str]) -> dict[str, Any]:
-    """The app's modules loaded since `preloaded`: name -> [file, app modules it imports,
-    whether it imports by name at run time] (see graph.py)."""
-    app_modules: dict[str, tuple[str, bool]] = {}
+def app_modules(roots: tuple[str, ...], preloaded: set[str]) -> dict[str, Any]:
+    """The app's loaded modules for the import graph: name -> [file, is a package, imported
+    since `preloaded`]; the supervisor parses the fresh ones (graph.read_nodes)."""
+    found: dict[str, Any] = {}
     for name, module in list(sys.modules.items()):
         filename = getattr(module, "__file__", None)
         if filename and is_app_file(os.path.abspath(filename), roots):
-            app_modules[name] = (os.path.abspath(filename), hasattr(module, "__path__"))
-    found: dict[str, Any] = {}
-    for name, (filename, is_package) in app_modules.items():
-        if name in preloaded:
-            continue
-        try:
-            with open(filename, encoding="utf-8") as source:
-                imports, dynamic = parse_imports(source.read(), name, is_package)
-        except (OSError, SyntaxError, ValueError):
-            imports, dynamic = set(), True  # unknown: taken to import everything
-        found[name] = [filename, sorted(imports & app_modules.keys()), dynamic]
+            found[name] = [
+                os.path.abspath(filename),
+                hasattr(module, "__path__"),
+                name not in preloaded,
+            ]
     return found
+
+
+class _ModuleReport:
+    """Tells the supervisor which modules the zygote could preload for the next worker: those
+    loaded since the worker started (all of them in a spawned worker), again whenever more are
+    loaded. Frameworks import some only on the first request (anyio's thread pool, for one);
+    preloaded, they no longer slow down the first request after every reload."""
+
+    def __init__(self, status: StatusWriter, roots: tuple[str, ...], known: set[str]) -> None:
+        self.status, self.roots, self.known = status, roots, set(known)
+        self.seen = 0  # len(sys.modules) at the last look: nothing to do while it is the same
+
+    def send(self) -> None:
+        if len(sys.modules) == self.seen:
+            return
+        self.seen = len(sys.modules)
+        modules = [m for m in preloadable_modules(self.roots) if m not in self.known]
+        if modules:
+            self.known.update(modules)
+            self.status.send("modules", modules=modules)
 
 
 def error_page(error: str) -> ASGIApp:
@@ -195,10 +208,12 @@ class _Server(uvicorn.Server):
         streams: set[Stream] | None = None,
         release_timeout: float = 1.0,
         on_serving: Callable[[], None] = lambda: None,
+        report_modules: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(config)
         self._on_started = on_started
         self._on_serving = on_serving
+        self._report_modules = report_modules
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._channel = channel
@@ -216,6 +231,7 @@ class _Server(uvicorn.Server):
         counter = 0
         while not await self.on_tick(counter):
             counter = (counter + 10) % 864000
+            self._report_modules()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
 
@@ -293,12 +309,15 @@ class _Server(uvicorn.Server):
                 loop.remove_reader(sock.fileno())
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        release = None
         if self._channel is not None:
             self._releasing = True
             self._listen = []
             self._stop_accepting()
             release = Release(self._channel, self._streams)
             release.start(self.server_state.connections)
+        self._report_modules()  # what its requests imported, once the new worker has taken over
+        if release is not None:
             await release.finish(self.server_state.connections, self._release_timeout)
         await super().shutdown(sockets=sockets)
 
@@ -308,9 +327,13 @@ def serve(
     sock: socket.socket,
     status: StatusWriter,
     channel: socket.socket | None = None,
+    *,
+    forked: bool = False,
 ) -> int:
-    """Import the app and serve it until told to stop; return the exit code."""
+    """Import the app and serve it until told to stop; return the exit code. A worker `forked`
+    from a zygote reports only the modules its zygote lacked (the supervisor knows the rest)."""
     began = time.perf_counter()
+    inherited = set(sys.modules) if forked else set()
     status.send("started", pid=os.getpid())
     pycache.install(spec.roots)
     if spec.app_dir not in sys.path[:1]:
@@ -329,8 +352,6 @@ def serve(
         status.send("failed", error=describe_failure(exc, spec.roots, spec.app_dir))
         return 1
     imported = time.perf_counter()
-    if not spec.error:  # at once, so that the zygote rebuild starts while the app starts up
-        status.send("modules", modules=preloadable_modules(spec.roots))
     recorder = _Recorder(app)
     handover = spec.handover and channel is not None
     # Half the drain bound to hand busy connections over, half for uvicorn's own shutdown.
@@ -346,6 +367,12 @@ def serve(
         loop="asyncio" if handover else "auto",
         **options,
     )
+    # uvicorn's protocol and lifespan modules (websockets' among them) are imported here, not
+    # when the server starts, so that they are in the list and preloaded for the next worker.
+    config.load()
+    reported = _ModuleReport(status, spec.roots, inherited)
+    if not spec.error:  # at once, so that the zygote rebuild starts while the app starts up
+        reported.send()
 
     def on_started(ok: bool) -> None:
         if ok:
@@ -373,8 +400,9 @@ def serve(
         # What it imported itself, for the import graph: parsed once it serves, not while the
         # reload it is part of is still under way.
         on_serving=lambda: (
-            None if spec.error else status.send("graph", modules=app_graph(spec.roots, preloaded))
+            None if spec.error else status.send("graph", modules=app_modules(spec.roots, preloaded))
         ),
+        report_modules=(lambda: None) if spec.error else reported.send,
     )
     try:
         server.run(sockets=[sock])

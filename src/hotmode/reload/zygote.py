@@ -84,7 +84,7 @@ def _child(spec: WorkerSpec, fds: list[int], control: socket.socket, listen: soc
         os.environ.clear()
         os.environ.update(spec.env)
         channel = socket.socket(fileno=fds[1]) if len(fds) > 1 else None
-        code = worker.serve(spec, listen, StatusWriter(fds[0]), channel)
+        code = worker.serve(spec, listen, StatusWriter(fds[0]), channel, forked=True)
     except BaseException:  # report anything, then leave through os._exit
         traceback.print_exc()
     finally:
