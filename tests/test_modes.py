@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from hotmode.config import Config, load_config
+from hotmode.envfile import read_env_file
 from hotmode.errors import ConfigError
-from hotmode.modes import Selection, all_selections, read_env_file, resolve
+from hotmode.modes import Selection, all_selections, resolve
 
 
 @pytest.fixture

@@ -431,14 +431,16 @@ class HeldStream:
 
 
 def server_env(tool: str, temp: Path) -> dict[str, str]:
-    """What a user's shell would give: hotmode keeps bytecode and the module lists it learns
-    under its prefix (one for the whole run, as its default is one per user; each app folder
-    has its own list), the others write bytecode beside the source."""
+    """What a user's shell would give: no byte-code prefix, so every server reads the installed
+    packages' bytecode where pip compiled it. hotmode keeps its workers' bytecode of the app and
+    the module lists it learns under its default prefix, in the temporary folder; here a fresh
+    one for the whole run (its default is one per user; each app folder has its own list)."""
     env = {**os.environ}
     for name in ("HOTMODE_FORCE_POLLING", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX"):
         env.pop(name, None)
     if tool.startswith("hotmode"):
-        env["PYTHONPYCACHEPREFIX"] = str(temp / "pycache-hotmode")
+        (temp / "tmp-hotmode").mkdir(exist_ok=True)
+        env["TMPDIR"] = str(temp / "tmp-hotmode")
     if tool == WHOLE:
         env["HOTMODE_PARTIAL_RELOAD"] = "0"
     return env

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hotmode.envfile import ENV_NAME
 from hotmode.errors import ConfigError
 from hotmode.services import Companion, check_volumes, read_services
 
@@ -27,7 +28,6 @@ _HEADER = re.compile(r"^\s*\[\[?([^\[\]]+)\]\]?\s*(?:#.*)?$")
 _APP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]+$")  # Compose's container names need two or more
 _MEMORY = re.compile(r"^[1-9][0-9]*[bkmg]?$", re.IGNORECASE)
 _CPUS = re.compile(r"^(0\.[0-9]*[1-9][0-9]*|[1-9][0-9]*(\.[0-9]+)?)$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DOTTED_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _DEV_ENV = {"DEBUG": "true", "LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"}
 
@@ -247,7 +247,7 @@ class _Reader:
             raise self.fail(at, 'expected a table of NAME = "value"')
         env: dict[str, str] = {}
         for name, item in value.items():
-            if not (_DOTTED_NAME if dotted else _ENV_NAME).match(name):
+            if not (_DOTTED_NAME if dotted else ENV_NAME).match(name):
                 raise self.fail(f"{at}.{name}", "not a valid environment variable name")
             if isinstance(item, bool):
                 item = "true" if item else "false"
@@ -274,7 +274,7 @@ class _Reader:
             raise self.fail("port", f"{port!r} is not a TCP port; use an integer 1-65535")
         requirements = self.string(table, "requirements") or "requirements.txt"
         variable = self.string(table, "edition_variable") or "APP_EDITION"
-        if not _ENV_NAME.match(variable):
+        if not ENV_NAME.match(variable):
             raise self.fail("edition_variable", f"{variable!r} is not an environment variable")
         deployment = (root / (self.string(table, "deployment") or "deployment")).resolve()
         default_mode = self.string(table, "default_mode")

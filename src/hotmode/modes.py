@@ -8,15 +8,13 @@ invalid is an error, never a reason to try the next rung.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from hotmode.config import MODES, Config
+from hotmode.envfile import read_env_file
 from hotmode.errors import ConfigError
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -37,33 +35,6 @@ class Selection:
     @property
     def label(self) -> str:
         return f"{self.mode} {self.edition}"
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse a dotenv file: `NAME=value` lines, `export` and quotes allowed, `#` comments."""
-    values: dict[str, str] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return values
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        name, sep, value = line.partition("=")
-        name = name.strip()
-        if not sep or not _ENV_NAME.match(name):
-            raise ConfigError(f"{path}:{number}: expected NAME=value, got {raw.strip()!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        else:
-            value = value.split(" #", 1)[0].rstrip()
-        values[name] = value
-    return values
 
 
 def _mode_from(name: str, value: str, where: str) -> str:

@@ -22,7 +22,6 @@ from typing import Any, Protocol
 from hotmode.errors import ConfigError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^[0-9]+(ms|s|m|h)$")
 _IPV4 = re.compile(r"^(?:[0-9]{1,3}\.){3}[0-9]{1,3}$")
 # A variable reference in a value: `${NAME}`, `${NAME:-default}`, `${NAME:?message}`.

@@ -77,3 +77,31 @@ def test_two_saves_of_the_same_size_in_one_second_are_both_seen(tmp_path: Path) 
         seen.append(result.stdout.strip())
     assert seen == ["1", "2"]
     assert list(prefix.rglob("app_module.*.pyc"))  # it was cached, and checked
+
+
+def test_a_worker_routes_bytecode_before_it_imports_the_standard_library(tmp_path: Path) -> None:
+    # Every module imported before the routing is looked for under the prefix only: with an
+    # empty prefix (a first run), the standard library would be compiled from source again.
+    script = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "from hotmode.reload import entry\n"
+        "entry.pycache.install(())\n"
+        "print(' '.join(sorted(set(sys.modules) - before)))\n"
+    )
+
+    def run(code: str, prefix: Path) -> tuple[set[str], set[str]]:
+        """What `code` imported (printed), and the bytecode it compiled under `prefix`."""
+        env = {**os.environ, "PYTHONPYCACHEPREFIX": str(prefix)}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        result = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        return set(result.stdout.split()), {p.name.split(".")[0] for p in prefix.rglob("*.pyc")}
+
+    _, at_start = run("pass", tmp_path / "bare")  # the interpreter's own start (encodings)
+    imported, compiled = run(script, tmp_path / "prefix")
+    ours = {"__future__", "hotmode", "hotmode.reload", "hotmode.reload.entry",
+            "hotmode.reload.pycache"}  # fmt: skip
+    assert imported <= ours, imported
+    assert compiled - at_start <= {"__future__", "__init__", "entry", "pycache"}, compiled

@@ -376,7 +376,9 @@ FROM deps AS dev
 RUN pip install "watchfiles>=0.21" "click>=8.1" "rich>=13" "PyYAML>=6" \\
     && chmod -R a+rwX /opt/venv \\
     && mkdir -p {PYCACHE_DIR} && chmod -R 1777 {CACHE_DIR}
+# Bytecode is written, under the cache volume: kept from one start to the next.
 ENV PYTHONPYCACHEPREFIX={PYCACHE_DIR} \\
+    PYTHONDONTWRITEBYTECODE= \\
     PYTHONPATH={HOTMODE_DIR}
 WORKDIR {APP_DIR}
 EXPOSE {config.port}

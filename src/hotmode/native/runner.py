@@ -21,8 +21,9 @@ from typing import Any
 
 from hotmode import procs, source
 from hotmode.config import Config
+from hotmode.envfile import read_env_file
 from hotmode.errors import StateError
-from hotmode.modes import Selection, read_env_file
+from hotmode.modes import Selection
 from hotmode.native import companion_record, companions, jobs, snapshot, state
 from hotmode.native.state import RunState
 from hotmode.ports import check_host, find_holder, port_is_free, read_command, url_host

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from hotmode.modes import read_env_file
+from hotmode.envfile import read_env_file
 from hotmode.proctable import chosen
 from hotmode.reload import compat, listen, spawning
 from hotmode.reload.graph import ImportGraph, Plan, read_nodes

@@ -17,10 +17,11 @@ from __future__ import annotations
 import _frozen_importlib_external as machinery
 import os
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any
 
-from hotmode.reload.rules import is_app_file
+TYPE_CHECKING = False  # not `typing`'s: nothing else is imported before `install` routes it
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 _ORIGINAL: Callable[..., str] = machinery.cache_from_source
 _ORIGINAL_STATS = machinery.SourceFileLoader.path_stats
@@ -36,6 +37,10 @@ def install(roots: tuple[str, ...]) -> None:
     if "prefix" not in _routing:
         return
     _routing["roots"] = roots
+    if roots:  # imported once routed, so that its own imports read the installed bytecode
+        from hotmode.reload.rules import is_app_file
+
+        _routing["is_app_file"] = is_app_file
     machinery.cache_from_source = _cache_from_source  # type: ignore[assignment]
     machinery.SourceFileLoader.path_stats = _path_stats  # type: ignore[method-assign]
 
@@ -43,7 +48,7 @@ def install(roots: tuple[str, ...]) -> None:
 def _cache_from_source(path: str, *args: Any, **kwargs: Any) -> str:
     beside = _ORIGINAL(path, *args, **kwargs)
     source = os.path.abspath(path)
-    if not is_app_file(source, _routing["roots"]) and os.path.exists(beside):
+    if not _is_app_file(source) and os.path.exists(beside):
         return beside
     head = os.path.dirname(source)
     return os.path.join(_routing["prefix"], head.lstrip(os.sep), os.path.basename(beside))
@@ -54,6 +59,11 @@ def _path_stats(self: Any, path: str) -> Mapping[str, Any]:
     in one second (an editor's, seconds apart from a reload) would run the first one's code.
     For the app's files the time goes in microseconds (the stored field keeps 32 bits of it)."""
     stats = _ORIGINAL_STATS(self, path)
-    if "roots" in _routing and is_app_file(os.path.abspath(path), _routing["roots"]):
+    if _is_app_file(os.path.abspath(path)):
         stats = {**stats, "mtime": os.stat(path).st_mtime_ns // 1000}
     return stats
+
+
+def _is_app_file(path: str) -> bool:
+    check = _routing.get("is_app_file")
+    return check is not None and bool(check(path, _routing["roots"]))
