@@ -3,6 +3,10 @@ app zygote, the rest stays preloaded; in doubt, the whole app. Real `hotmode run
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,14 +49,15 @@ def model_source(version: str) -> str:
     return NOTE + REGISTERING + f"VERSION = {version!r}\n"
 
 
-def start(tmp_path: Path, servers: list[Server]) -> tuple[Server, Path]:
-    """The app above, served with --reload; the server and the app folder."""
+def start(tmp_path: Path, servers: list[Server], partial: str = "1") -> tuple[Server, Path]:
+    """The app above, served with --reload; the server and the app folder. It imports in a
+    few ms, so the app zygote is kept only when asked for (HOTMODE_PARTIAL_RELOAD=1)."""
     app_dir = tmp_path / "app"
     app_dir.mkdir()
     write_app(app_dir)
+    env = {"IMPORT_LOG": str(tmp_path / "imports.log"), "HOTMODE_PARTIAL_RELOAD": partial}
     server = Server(app_dir, "--reload", "--log-level", "debug",
-                    ready=r"serving main:app on (http://\S+)",
-                    env={"IMPORT_LOG": str(tmp_path / "imports.log")})  # fmt: skip
+                    ready=r"serving main:app on (http://\S+)", env=env)  # fmt: skip
     servers.append(server)
     return server, app_dir
 
@@ -145,3 +150,31 @@ def test_a_partial_import_that_fails_is_retried_whole_then_no_longer_tried(
     )
     assert served(server)[1] == "model-3"
     assert server.stop() == 143
+
+
+def test_an_app_that_imports_fast_is_imported_whole_without_an_app_zygote(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    # By default an app zygote (a process holding the app) is kept only for an app whose own
+    # import takes 50 ms or more: this one takes a few ms, and saves import all of it.
+    server, app_dir = start(tmp_path, servers, partial="auto")
+    server.wait_for(r"saves import the whole app: it imports in \d+ ms, under the 50 ms", 30)
+    mark = len(server.lines)
+    (app_dir / "leaf.py").write_text(NOTE + "VERSION = 'leaf-2'\n")
+    line = server.wait_for(r"reloaded \(leaf\.py changed\).*", start=mark).group(0)
+    assert re.search(r"\(the whole app: it imports in \d+ ms\)", line), line
+    leaf, _model, pid = served(server)
+    assert leaf == "leaf-2"
+    assert {"main", "leaf", "model", "registry"} <= imports_by(tmp_path / "imports.log", pid)
+    assert "app zygote: pid" not in server.output()
+    assert server.stop() == 143
+
+
+def test_a_wrong_partial_reload_setting_is_named() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "hotmode", "run", "main:app"],
+        env={**os.environ, "HOTMODE_PARTIAL_RELOAD": "sometimes"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "HOTMODE_PARTIAL_RELOAD='sometimes': use 0, 1 or auto" in result.stderr

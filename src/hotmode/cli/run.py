@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -85,7 +86,8 @@ def run(
 
     HOTMODE_DRAIN_TIMEOUT (seconds, default 3) bounds how long an old worker may finish its
     requests after a reload or at stop; HOTMODE_FORCE_POLLING forces polling for changes;
-    HOTMODE_PARTIAL_RELOAD=0 makes every reload import the whole app.
+    HOTMODE_PARTIAL_RELOAD (auto, 1 or 0): whether a save re-imports only what it made stale
+    over an app zygote; auto keeps one only for an app that takes 50 ms or more to import.
     """
     from hotmode.reload import engine
     from hotmode.reload.options import RunOptions
@@ -113,6 +115,20 @@ def run(
         log_level=log_level,
         install=install,
         drain_timeout=drain_timeout,
-        partial=os.environ.get("HOTMODE_PARTIAL_RELOAD", "1").lower() not in ("0", "false", "no"),
+        **_partial(os.environ.get("HOTMODE_PARTIAL_RELOAD", "auto")),
     )
     return engine.run(options, os.environ)
+
+
+def _partial(value: str) -> dict[str, Any]:
+    """HOTMODE_PARTIAL_RELOAD: `0` imports the whole app at every save; `1` keeps the unchanged
+    part preloaded whatever it costs; `auto` (the default) only when the whole app takes 50 ms
+    or more to import."""
+    lowered = value.strip().lower()
+    if lowered in ("0", "false", "no", "off"):
+        return {"partial": False}
+    if lowered in ("1", "true", "yes", "on"):
+        return {"partial": True, "partial_from_ms": 0.0}
+    if lowered in ("", "auto"):
+        return {}
+    raise UsageError(f"HOTMODE_PARTIAL_RELOAD={value!r}: use 0, 1 or auto")

@@ -82,6 +82,11 @@ class Runtime:
         # Modules whose partial import failed, until the whole app is imported again: if that
         # works, they are not to be imported partly any more (see _failed).
         self.suspects: set[str] = set()
+        # The whole app's own import time: measured by workers forked from a zygote that has
+        # the framework, and imported the whole app (the fastest of them).
+        self.measuring: set[int] = set()
+        self.app_import_ms: float | None = None
+        self.said_not_worth = False
         self.retries: dict[int, set[str]] = {}
         self.install: subprocess.Popen[bytes] | None = None
         self._batches: queue.SimpleQueue[tuple[list[Change], float]] = queue.SimpleQueue()
@@ -212,6 +217,13 @@ class Runtime:
             fresh=tuple(sorted(plan.fresh)) if plan and plan.fresh is not None else None,
         )
         process = self.launcher.launch(spec)
+        if (
+            plan is not None
+            and plan.fresh is None
+            and process.popen is None
+            and not self.launcher.cold
+        ):
+            self.measuring.add(worker_id)
         reader = StatusReader(process.status_fd)
         self.processes[worker_id] = process
         self._register(process.status_fd, lambda: self._worker_readable(worker_id, reader))
@@ -265,6 +277,14 @@ class Runtime:
                 if plan is not None and plan.fresh is None:
                     how = f"the whole app: {plan.why}"
                 timing = Timing(float(message["import_ms"]), float(message["ready_ms"]), how)
+                if worker_id in self.measuring:
+                    self.measuring.discard(worker_id)
+                    known = self.app_import_ms
+                    self.app_import_ms = min(timing.import_ms, known or timing.import_ms)
+                    if known is None and self.graph.nodes:  # now it can be decided
+                        self.app_zygote_due = max(
+                            time.monotonic(), self.last_change + APP_ZYGOTE_QUIET
+                        )
                 # The whole app works where part of it did not: the graph missed something.
                 self.graph.distrusted.update(self.retries.pop(worker_id, set()))
                 self.supervisor.worker_ready(worker_id, timing)
@@ -293,6 +313,8 @@ class Runtime:
             return Plan(None, "HOTMODE_PARTIAL_RELOAD is off")
         if self.launcher.incremental_off:
             return Plan(None, self.launcher.incremental_off)
+        if app is None and self.app_import_ms is not None and not self._app_zygote_worth():
+            return Plan(None, f"it imports in {self.app_import_ms:.0f} ms")
         if app is None or not app.ready:
             return Plan(None, "no app zygote yet")
         if self.launcher.app_outdated:  # it holds the replaced zygote (and its memory) alive
@@ -331,6 +353,16 @@ class Runtime:
         app = self.launcher.app
         if not self.options.partial or self.launcher.building is not None:
             return  # built from the zygote being built, once it is ready (_zygote_rebuilt)
+        if not self._app_zygote_worth():
+            if self.app_import_ms is not None and not self.said_not_worth:
+                self.said_not_worth = True
+                log.info(
+                    "saves import the whole app: it imports in %.0f ms, under the %.0f ms that "
+                    "an app zygote (a process holding the app) is kept for; "
+                    "HOTMODE_PARTIAL_RELOAD=1 keeps one anyway",
+                    self.app_import_ms, self.options.partial_from_ms,
+                )  # fmt: skip
+            return
         if (
             app is not None
             and app.env == self.supervisor.env
@@ -344,6 +376,15 @@ class Runtime:
                    if name != target and not node.dynamic]  # fmt: skip
         roots = [str(root) for root in self.options.roots]
         self.launcher.build_app(modules, env, roots)
+
+    def _app_zygote_worth(self) -> bool:
+        """Whether keeping the unchanged part of the app preloaded saves enough to be worth the
+        memory of a process holding it: the whole app takes `partial_from_ms` or more to import
+        (not known until a worker forked from the framework zygote has imported it)."""
+        threshold = self.options.partial_from_ms
+        if threshold <= 0:
+            return True
+        return self.app_import_ms is not None and self.app_import_ms >= threshold
 
     # --- the rest of the Host -----------------------------------------------------------------
 

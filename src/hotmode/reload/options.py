@@ -27,6 +27,8 @@ class RunOptions:
     drain_timeout: float = 3.0
     ready_timeout: float = 60.0
     partial: bool = True  # a save re-imports only what it made stale (graph.py)
+    # ...when the whole app takes at least this long to import (an app zygote costs a process).
+    partial_from_ms: float = 50.0
 
     @property
     def roots(self) -> tuple[Path, ...]:
