@@ -61,7 +61,7 @@ _SPEC_KEYS = {
 _TOP_ONLY = {
     "dev": "a table: what dev changes",
     "prod": "a table: what prod changes",
-    "native": "a table: path, init, command, ready, setup, user, port",
+    "native": "a table: path, init, command, ready, setup, init_scripts, user, port",
     "embedded": "a table of the app's environment when the service cannot run natively",
 }
 _DEV_ONLY = {"secrets": "a table NAME = 'dev-only value'"}
@@ -72,6 +72,9 @@ _NATIVE_KEYS = {
     "ready": "a command (list) that exits 0 once the service accepts work",
     "setup": "commands (a list of lists) run at every start once it is ready, finishing its "
     "set-up (a database, a role): each must be safe to run again",
+    "init_scripts": "a command (list) that runs one script given on its standard input: run "
+    "once for each file of the folder mounted at /docker-entrypoint-initdb.d, in name order, "
+    "at the first start of a new data folder",
     "user": "the unprivileged user it runs as when hotmode runs as root",
     "port": "the port it listens on natively, default: a free port chosen at each start",
 }
@@ -177,6 +180,7 @@ class NativeSpec:
     init: tuple[str, ...] = ()
     ready: tuple[str, ...] = ()
     setup: tuple[tuple[str, ...], ...] = ()
+    init_scripts: tuple[str, ...] = ()
     user: str | None = None
     port: int | None = None
 
@@ -414,7 +418,7 @@ def _native(reader: _Reader, value: Any, at: str) -> NativeSpec:
     native = NativeSpec(command=_strings(reader, value["command"], f"{at}.command"))
     lists: dict[str, Any] = {
         key: _strings(reader, value[key], f"{at}.{key}")
-        for key in ("path", "init", "ready")
+        for key in ("path", "init", "ready", "init_scripts")
         if key in value
     }
     setup = value.get("setup", [])

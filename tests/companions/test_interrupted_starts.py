@@ -15,17 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from companion_support import HAS_POSTGRES, Project
+from companion_support import Project, needs_postgres
 from helpers import get_json, scrubbed_env, wait_until
 from hotmode import procs
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.timeout(300),
-    pytest.mark.skipif(
-        not HAS_POSTGRES and os.environ.get("CI") != "true",
-        reason="Debian's postgresql package is not installed",
-    ),
+    needs_postgres,
 ]
 
 

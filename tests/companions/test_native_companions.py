@@ -11,15 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from companion_support import HAS_POSTGRES, NATIVE, Project, postgres_pids
+from companion_support import HAS_POSTGRES, NATIVE, Project, needs_postgres, postgres_pids
 from conftest import EXAMPLE
 from helpers import commit, get_json, git
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 
-@pytest.mark.skipif(not HAS_POSTGRES and os.environ.get("CI") != "true",
-                    reason="Debian's postgresql package is not installed")  # fmt: skip
+@needs_postgres
 def test_postgres_runs_as_a_process_and_keeps_each_modes_data(pg_project: Project) -> None:
     up = pg_project.up("--dev")
     assert "hotmode: postgres pid " in up.stdout
@@ -171,8 +170,7 @@ def test_as_root_in_a_private_folder_postgres_keeps_its_data_where_it_can_reach_
         shutil.rmtree(shared, ignore_errors=True)
 
 
-@pytest.mark.skipif(not HAS_POSTGRES and os.environ.get("CI") != "true",
-                    reason="Debian's postgresql package is not installed")  # fmt: skip
+@needs_postgres
 def test_a_postgres_that_cannot_start_gives_way_to_the_embedded_default_in_one_line(
     pg_project: Project,
 ) -> None:

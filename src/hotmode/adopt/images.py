@@ -68,6 +68,10 @@ def _postgres_native(env: Env) -> dict[str, Any]:
         "setup": [] if database == user and user == "postgres" else [
             ["sh", "-c", _createdb(user, database)]
         ],
+        # A new data folder's /docker-entrypoint-initdb.d scripts, as the image runs them.
+        "init_scripts": ["psql", "--host=127.0.0.1", "--port={port}", f"--username={user}",
+                         f"--dbname={database}", "--no-psqlrc", "--quiet",
+                         "--set=ON_ERROR_STOP=1"],
         "user": "postgres",
     }  # fmt: skip
 
@@ -87,6 +91,7 @@ def _mariadb_native(env: Env) -> dict[str, Any]:
                     socket, "--skip-grant-tables", "--pid-file={data}/mysqld.pid"],
         "ready": ["mariadb-admin", socket, "--user=root", "ping"],
         "setup": first if database else [],
+        "init_scripts": ["mariadb", socket, "--user=root", *([database] if database else [])],
         "user": "mysql",
     }  # fmt: skip
 

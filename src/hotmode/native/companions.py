@@ -10,7 +10,10 @@ line with the reason; else a one-line error naming the companion and both ways o
 recorded in `.hotmode/companions.json` before it starts, and carries the project's marker, so `down`
 stops it, bounded, with no orphans (`hotmode.companion_record`). A start is idempotent: a data
 folder whose `init` was interrupted is moved aside and initialised again, and the declared `setup`
-commands finish the set-up at every start. Data folders and volumes are never deleted here.
+commands finish the set-up at every start. A new data folder also gets the scripts the official
+database images run at their first start (the folder mounted at `/docker-entrypoint-initdb.d`,
+`.sql` files in name order), through the declared `init_scripts` command: the folder counts as
+initialised only once they have all run. Data folders and volumes are never deleted here.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ if TYPE_CHECKING:
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
+# Where the official database images (postgres, mariadb, mysql, mongo) find first-start scripts.
+INIT_FOLDER = "/docker-entrypoint-initdb.d"
 
 
 def _native_port(
@@ -113,12 +118,15 @@ def _run(
     user: pwd.struct_passwd | None,
     timeout: float,
     log: Path,
+    given: bytes | None = None,
 ) -> None:
     # Its own session, with the marker in its environment: a `hotmode` killed meanwhile leaves
-    # a process that `down` finds by the /proc scan.
+    # a process that `down` finds by the /proc scan. `given` goes to its standard input.
     with log.open("ab") as output:
         result = subprocess.run(  # noqa: S603 - the declared command
             argv,
+            input=given,
+            stdin=None if given is not None else subprocess.DEVNULL,
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -163,12 +171,14 @@ def _prepare_folder(
     user: pwd.struct_passwd | None,
     log: Path,
     say: Callable[[str], None],
-) -> None:
+) -> Path | None:
     """Create and initialise the data folder if it is new; heal one whose `init` was cut short.
+    Return the marker to remove once the first start is over (None: not a new folder).
 
-    A marker beside the folder says `init` is under way; it is removed before the service ever
-    starts on the folder. A non-empty folder with the marker still there never held data: it is
-    moved aside (never deleted) and initialised again, and the user is told where it went.
+    A marker beside the folder says `init` is under way; it stays until the first start's
+    init scripts have run, before the app ever starts on the folder. A non-empty folder with the
+    marker still there never held the app's data: it is moved aside (never deleted) and
+    initialised again, and the user is told where it went.
     """
     native = companion.native
     assert native is not None  # noqa: S101 - the caller checked it
@@ -179,11 +189,12 @@ def _prepare_folder(
         folder.rename(aside)
         say(
             f"hotmode: note: {companion.name}: {folder} was left half-initialised by an "
-            f"interrupted start and never ran; moved it to {aside} (delete it when you like) "
+            f"interrupted start (or init scripts that failed), before the app ever ran on it; "
+            f"moved it to {aside} (delete it when you like) "
             "and initialising it again"
         )
     if folder.is_dir() and any(folder.iterdir()):
-        return
+        return None
     folder.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(marker, "init under way; removed once it is done\n")
     folder.mkdir(exist_ok=True)
@@ -192,7 +203,51 @@ def _prepare_folder(
     folder.chmod(0o700)
     if native.init:
         _run(_fill(native.init, values), env, user, READY_TIMEOUT, log)
-    marker.unlink()
+    return marker
+
+
+def init_scripts(companion: Companion, say: Callable[[str], None]) -> list[Path]:
+    """The first-start scripts to run natively: the `.sql` files of the folder the companion
+    mounts at INIT_FOLDER, in name order (as the images run them); others are named and left."""
+    folders = [source for source, target in companion.prod.mounts
+               if target.rstrip("/") == INIT_FOLDER and source.is_dir()]  # fmt: skip
+    scripts = []
+    for path in sorted(p for folder in folders for p in folder.iterdir() if p.is_file()):
+        if path.suffix == ".sql":
+            scripts.append(path)
+        else:
+            say(f"hotmode: note: {companion.name}: {path.name} is not run natively (only .sql)")
+    return scripts
+
+
+def _run_init_scripts(
+    companion: Companion,
+    values: Mapping[str, str],
+    env: Mapping[str, str],
+    user: pwd.struct_passwd | None,
+    log: Path,
+    say: Callable[[str], None],
+) -> None:
+    """Run the first-start scripts through the declared command, each on its standard input
+    (read by hotmode, so the service's user need not reach the project's folder)."""
+    native = companion.native
+    assert native is not None  # noqa: S101 - the caller checked it
+    scripts = init_scripts(companion, say)
+    if scripts and not native.init_scripts:
+        say(
+            f"hotmode: note: {companion.name}: {len(scripts)} script(s) in the folder mounted at "
+            f"{INIT_FOLDER} are not run natively; declare [services.{companion.name}.native] "
+            "init_scripts, a command that runs one script given on its standard input"
+        )
+        return
+    for script in scripts:
+        argv = _fill(native.init_scripts, values)
+        try:
+            _run(argv, env, user, READY_TIMEOUT, log, script.read_bytes())
+        except StateError as exc:
+            raise StateError(f"init script {script.name}: {exc}") from None
+    if scripts:
+        say(f"hotmode: {companion.name}: ran {len(scripts)} init script(s) on the new data folder")
 
 
 def _start_process(
@@ -220,7 +275,7 @@ def _start_process(
         companion.name, "process", "starting", f"starting on 127.0.0.1:{port}, data {folder}", port
     )
     companion_record.write(config.root, [*recorded, entry])
-    _prepare_folder(companion, folder, values, env, user, log, say)
+    first_start = _prepare_folder(companion, folder, values, env, user, log, say)
     argv = _fill(native.command, values)
     with log.open("ab") as output:
         process = subprocess.Popen(  # noqa: S603 - the declared command
@@ -250,6 +305,9 @@ def _start_process(
         _wait_ready(companion, process, port, _fill(native.ready, values), env, user, log)
         for command in native.setup:
             _run(_fill(command, values), env, user, READY_TIMEOUT, log)
+        if first_start is not None:
+            _run_init_scripts(companion, values, env, user, log, say)
+            first_start.unlink()
     except BaseException:
         companion_record.stop_process(found, STOP_TIMEOUT)
         with contextlib.suppress(subprocess.TimeoutExpired):
