@@ -299,7 +299,8 @@ class Runtime:
                 self.app_zygote_due = max(time.monotonic(), self.last_change + APP_ZYGOTE_QUIET)
             elif event == "modules":
                 modules = [str(m) for m in message["modules"]]
-                self.launcher.learn(modules, then=self._zygote_rebuilt)
+                if not self.supervisor.stopping:  # a worker stopping with us: no new zygote
+                    self.launcher.learn(modules, then=self._zygote_rebuilt)
                 self._save_modules(modules)
 
     # --- importing only what changed (graph.py) ----------------------------------------------

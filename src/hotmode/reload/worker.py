@@ -369,7 +369,11 @@ def serve(
     )
     # uvicorn's protocol and lifespan modules (websockets' among them) are imported here, not
     # when the server starts, so that they are in the list and preloaded for the next worker.
-    config.load()
+    try:
+        config.load()
+    except SystemExit as exc:  # uvicorn exits on a configuration it cannot load
+        status.send("failed", error="uvicorn could not load its configuration (see above)")
+        return exc.code if isinstance(exc.code, int) else STARTUP_FAILURE
     reported = _ModuleReport(status, spec.roots, inherited)
     if not spec.error:  # at once, so that the zygote rebuild starts while the app starts up
         reported.send()
