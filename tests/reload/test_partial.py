@@ -170,6 +170,22 @@ def test_an_app_that_imports_fast_is_imported_whole_without_an_app_zygote(
     assert server.stop() == 143
 
 
+def test_an_app_that_becomes_slow_to_import_gets_an_app_zygote(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    # Decided again at each whole-app import: a model that now takes 80 ms to import makes the
+    # app worth keeping preloaded, and the next leaf save imports only the leaf.
+    server, app_dir = start(tmp_path, servers, partial="auto")
+    server.wait_for(r"saves import the whole app: it imports in \d+ ms", 30)
+    (app_dir / "model.py").write_text(
+        NOTE + "import time\ntime.sleep(0.08)\n" + REGISTERING + "VERSION = 'model-2'\n"
+    )
+    line = reload_partly(server, app_dir / "leaf.py", "leaf")
+    assert "(2 of 11 app modules re-imported)" in line
+    assert served(server)[:2] == ("leaf-2", "model-2")
+    assert server.stop() == 143
+
+
 def test_a_wrong_partial_reload_setting_is_named() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "hotmode", "run", "main:app"],

@@ -82,8 +82,8 @@ class Runtime:
         # Modules whose partial import failed, until the whole app is imported again: if that
         # works, they are not to be imported partly any more (see _failed).
         self.suspects: set[str] = set()
-        # The whole app's own import time: measured by workers forked from a zygote that has
-        # the framework, and imported the whole app (the fastest of them).
+        # The whole app's own import time: measured by the last worker that imported all of it,
+        # forked from a zygote that has the framework.
         self.measuring: set[int] = set()
         self.app_import_ms: float | None = None
         self.said_not_worth = False
@@ -278,13 +278,7 @@ class Runtime:
                     how = f"the whole app: {plan.why}"
                 timing = Timing(float(message["import_ms"]), float(message["ready_ms"]), how)
                 if worker_id in self.measuring:
-                    self.measuring.discard(worker_id)
-                    known = self.app_import_ms
-                    self.app_import_ms = min(timing.import_ms, known or timing.import_ms)
-                    if known is None and self.graph.nodes:  # now it can be decided
-                        self.app_zygote_due = max(
-                            time.monotonic(), self.last_change + APP_ZYGOTE_QUIET
-                        )
+                    self._measured(timing.import_ms)
                 # The whole app works where part of it did not: the graph missed something.
                 self.graph.distrusted.update(self.retries.pop(worker_id, set()))
                 self.supervisor.worker_ready(worker_id, timing)
@@ -377,6 +371,16 @@ class Runtime:
                    if name != target and not node.dynamic]  # fmt: skip
         roots = [str(root) for root in self.options.roots]
         self.launcher.build_app(modules, env, roots)
+
+    def _measured(self, import_ms: float) -> None:
+        """The whole app's import time, again (the app grows and shrinks as it is edited): when
+        that changes whether an app zygote is worth keeping, it is decided again."""
+        was = None if self.app_import_ms is None else self._app_zygote_worth()
+        self.app_import_ms = import_ms
+        if self._app_zygote_worth() != was:
+            self.said_not_worth = False
+            if self.graph.nodes:
+                self.app_zygote_due = max(time.monotonic(), self.last_change + APP_ZYGOTE_QUIET)
 
     def _app_zygote_worth(self) -> bool:
         """Whether keeping the unchanged part of the app preloaded saves enough to be worth the
