@@ -223,6 +223,17 @@ def test_the_cli_reports_roles_unknowns_and_exits_0_or_1_without_env_files(
     assert len(notes) == 4 and {r["level"] for r in notes} == {"note"}
 
 
+def test_without_dev_or_prod_the_files_names_choose_the_mode(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.chdir(PROJECTS / "flask-notes")
+    for files, mode in (([BASE, DEV], "dev"), ([BASE], "prod"), ([BASE, DEV, "--prod"], "prod")):
+        main(["check", *(f if f.startswith("--") else f"-f{f}" for f in files)])
+        first = capsys.readouterr().out.splitlines()[0]
+        assert first.startswith(f"services [{mode} docker-compose.yml"), (files, first)
+
+
 def test_app_names_the_app_and_an_unknown_name_is_bad_input(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +101,19 @@ def discover(folder: Path) -> OldFiles:
     site.sort(key=lambda p: _SITE_FILES.index(_suffix(p)))
     override = site.pop(0) if site and dev is None and (base or prod) else None
     return OldFiles(folder, base, dev, editions, dev_editions, tuple(site), prod, override)
+
+
+def named_mode(paths: Sequence[Path]) -> str | None:
+    """'dev' when a file's name says dev (`docker-compose.dev.yml`, `compose-dev-saas.yaml`,
+    `.development.yml`), 'prod' when one says prod; None when the names say neither (or both)."""
+    said = set()
+    for path in paths:
+        suffix = _suffix(path)
+        if suffix in ("dev", "development") or suffix.startswith("dev-"):
+            said.add("dev")
+        elif suffix in _PROD_FILES:
+            said.add("prod")
+    return said.pop() if len(said) == 1 else None
 
 
 def _suffix(path: Path) -> str:

@@ -1,10 +1,11 @@
 """`hotmode check`: lint each mode's merged configuration; exit 1 on findings at `--fail-on`.
 
 Without `-f` the modes come from the declaration (`--dev/--prod`, `--edition`, or `--all`);
-with `-f FILE ...` any Compose file set is checked, in the mode `--dev/--prod` names (prod if
-neither), so files hotmode did not render can be audited too; `--app` names the app's service
-when the shape of the files does not say it (see `audit.roles`). Exit codes: 0 nothing at or above
-`--fail-on` (default medium), 1 findings at or above it, 2 input that cannot be checked.
+with `-f FILE ...` any Compose file set is checked, in the mode `--dev/--prod` names (else the
+one the files' names say, `docker-compose.dev.yml` being dev's; else prod), so files hotmode did
+not render can be audited too; `--app` names the app's service when the shape of the files does
+not say it (see `audit.roles`). Exit codes: 0 nothing at or above `--fail-on` (default medium), 1
+findings at or above it, 2 input that cannot be checked.
 """
 
 from __future__ import annotations
@@ -91,7 +92,11 @@ def check(
     elif files:
         if every or edition:
             raise UsageError("-f checks the files given, in one mode; drop --all and --edition")
-        result = checker.check([checker.file_stack(files, mode or "prod", apps)])
+        if mode is None:
+            from hotmode.adopt.old import named_mode
+
+            mode = named_mode(files) or "prod"
+        result = checker.check([checker.file_stack(files, mode, apps)])
     else:
         config = load(config_path)
         if every:
