@@ -105,3 +105,35 @@ def test_a_worker_routes_bytecode_before_it_imports_the_standard_library(tmp_pat
             "hotmode.reload.pycache"}  # fmt: skip
     assert imported <= ours, imported
     assert compiled - at_start <= {"__future__", "__init__", "entry", "pycache"}, compiled
+
+
+def test_the_prefix_handed_to_a_zygote_or_worker_is_routed_and_passed_on(tmp_path: Path) -> None:
+    # The supervisor hands the prefix under another name (pycache.interpreter_env): the
+    # interpreter's own start compiles nothing into it, and install() puts it back for the app
+    # and the processes it starts.
+    app, prefix = tmp_path / "app", tmp_path / "prefix"
+    app.mkdir()
+    (app / "app_module.py").write_text("VALUE = 1\n")
+    script = (
+        "import os, sys\n"
+        "from hotmode.reload import entry\n"
+        "entry.pycache.install((sys.argv[1],))\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "import app_module\n"
+        "print(os.environ['PYTHONPYCACHEPREFIX'], 'HOTMODE_PYCACHE_PREFIX' in os.environ)\n"
+        "print(app_module.__cached__)\n"
+    )
+    from hotmode.reload import pycache
+
+    env = pycache.interpreter_env({**os.environ, "PYTHONPYCACHEPREFIX": str(prefix)})
+    assert "PYTHONPYCACHEPREFIX" not in env and env["HOTMODE_PYCACHE_PREFIX"] == str(prefix)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(app)], env=env, capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    passed_on, cached = result.stdout.splitlines()
+    assert passed_on == f"{prefix} False"
+    assert cached.startswith(str(prefix))
+    assert [p.name.split(".")[0] for p in prefix.rglob("*.pyc")] == ["app_module"]
+    assert not (app / "__pycache__").exists()

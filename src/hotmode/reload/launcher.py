@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from hotmode.reload import spawning
+from hotmode.reload import pycache, spawning
 from hotmode.reload.protocol import WorkerSpec, send_message
 from hotmode.reload.zygotes import AppZygote, Zygote
 
@@ -326,7 +326,7 @@ class Launcher:
                 [sys.executable, "-m", "hotmode.reload.entry", "worker", spec.to_json(),
                  str(self.listen.fileno()), str(write_fd), str(theirs.fileno())],
                 pass_fds=(self.listen.fileno(), write_fd, theirs.fileno()),
-                env=spec.env,
+                env=pycache.interpreter_env(spec.env),
                 stdin=subprocess.DEVNULL,
                 process_group=0,
             )  # fmt: skip

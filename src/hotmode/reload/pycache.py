@@ -28,9 +28,28 @@ _ORIGINAL_STATS = machinery.SourceFileLoader.path_stats
 _routing: dict[str, Any] = {}  # prefix, roots: set once, the roots again in a forked worker
 
 
+# The prefix, as the supervisor hands it to the interpreters it starts (see `interpreter_env`).
+HANDED = "HOTMODE_PYCACHE_PREFIX"
+
+
+def interpreter_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment to start a zygote or a worker with: the prefix under another name, so
+    that the interpreter's own start (encodings, runpy, this module) reads the bytecode the
+    installers wrote instead of compiling it into an empty prefix; `install` puts it back."""
+    started = dict(env)
+    prefix = started.pop("PYTHONPYCACHEPREFIX", None)
+    if prefix:
+        started[HANDED] = prefix
+    return started
+
+
 def install(roots: tuple[str, ...]) -> None:
     """Route bytecode as described above (again after a fork: with the worker's roots); nothing
     to do without a prefix."""
+    handed = os.environ.pop(HANDED, None)
+    if handed:  # back where the app and the processes it starts expect it
+        os.environ["PYTHONPYCACHEPREFIX"] = handed
+        _routing["prefix"] = handed
     if sys.pycache_prefix is not None:
         _routing["prefix"] = sys.pycache_prefix
         sys.pycache_prefix = None  # `_ORIGINAL` now answers the path beside the source

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 
+from hotmode.reload import pycache
 from hotmode.reload.protocol import WorkerSpec
 
 FORK_REPLY_TIMEOUT = 5.0
@@ -37,7 +38,7 @@ class Zygote:
         self.process = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
             [sys.executable, *argv],
             pass_fds=(theirs.fileno(), listen.fileno()),
-            env=dict(env),
+            env=pycache.interpreter_env(env),
             stdin=subprocess.DEVNULL,
             process_group=0,
         )
