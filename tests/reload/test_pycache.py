@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = """\
 import sys
 from hotmode.reload import pycache
@@ -137,3 +139,28 @@ def test_the_prefix_handed_to_a_zygote_or_worker_is_routed_and_passed_on(tmp_pat
     assert cached.startswith(str(prefix))
     assert [p.name.split(".")[0] for p in prefix.rglob("*.pyc")] == ["app_module"]
     assert not (app / "__pycache__").exists()
+
+
+def test_a_planted_default_prefix_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The default prefix has a name anyone can guess, in a folder anyone can write, and its
+    # bytecode is run: only a private folder of the user's own is taken.
+    from hotmode.reload.launcher import pycache_prefix
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    default = tmp_path / f"hotmode-pycache-{os.getuid()}"
+    assert pycache_prefix({}) == str(default)  # made private on first use
+    assert default.stat().st_mode & 0o777 == 0o700
+    assert pycache_prefix({"PYTHONPYCACHEPREFIX": "/chosen"}) == "/chosen"
+
+    default.chmod(0o777)  # as if another user had made it first
+    fresh = pycache_prefix({})
+    assert fresh != str(default) and Path(fresh).stat().st_mode & 0o777 == 0o700
+    assert "can be written by other users" in caplog.text
+
+    default.rmdir()
+    default.symlink_to(tmp_path)
+    assert pycache_prefix({}) != str(default)
+    assert "is not a folder" in caplog.text

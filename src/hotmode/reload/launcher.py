@@ -8,10 +8,12 @@ not single-threaded or is gone.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -354,10 +356,34 @@ class Launcher:
 
 
 def pycache_prefix(environ: Mapping[str, str]) -> str:
-    """Where bytecode goes, so that no `__pycache__` lands in the source tree."""
+    """Where bytecode goes, so that no `__pycache__` lands in the source tree: the user's own
+    PYTHONPYCACHEPREFIX, else a folder of the user's in the temporary folder. Its name can be
+    guessed, and what is in it is run (bytecode) or imported (the module lists), so it is used
+    only if it is a real folder owned by this user that no one else can write; else a fresh
+    private one is made for this run, and the user is told why."""
     existing = environ.get("PYTHONPYCACHEPREFIX")
     if existing:
         return existing
     import tempfile
 
-    return str(Path(tempfile.gettempdir()) / f"hotmode-pycache-{os.getuid()}")
+    uid = os.getuid()
+    folder = Path(tempfile.gettempdir()) / f"hotmode-pycache-{uid}"
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    try:
+        info = os.lstat(folder)
+    except OSError as exc:
+        problem = f"cannot be read ({exc.strerror})"
+    else:
+        problem = ""
+        if not stat.S_ISDIR(info.st_mode):
+            problem = "is not a folder"
+        elif info.st_uid != uid:
+            problem = f"belongs to another user (uid {info.st_uid})"
+        elif info.st_mode & 0o022:
+            problem = "can be written by other users"
+    if not problem:
+        return str(folder)
+    fresh = tempfile.mkdtemp(prefix=f"hotmode-pycache-{uid}-")
+    log.warning("%s %s: not used for bytecode; using %s for this run", folder, problem, fresh)
+    return fresh
