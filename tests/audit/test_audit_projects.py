@@ -234,6 +234,19 @@ def test_without_dev_or_prod_the_files_names_choose_the_mode(
         assert first.startswith(f"services [{mode} docker-compose.yml"), (files, first)
 
 
+def test_a_base_file_with_only_a_prod_file_beside_it_is_devs(tmp_path: Path) -> None:
+    from hotmode.adopt.old import named_mode
+
+    base = tmp_path / "docker-compose.yml"
+    base.write_text("services: {}\n")
+    assert named_mode([base]) is None
+    (tmp_path / "docker-compose.prod.yml").write_text("services: {}\n")
+    assert named_mode([base]) == "dev"  # the team's prod is the file beside it
+    assert named_mode([base, tmp_path / "docker-compose.prod.yml"]) == "prod"
+    (tmp_path / "docker-compose.dev.yml").write_text("services: {}\n")
+    assert named_mode([base]) is None  # a dev file of its own: the base is not dev's alone
+
+
 def test_app_names_the_app_and_an_unknown_name_is_bad_input(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

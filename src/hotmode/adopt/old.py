@@ -105,7 +105,9 @@ def discover(folder: Path) -> OldFiles:
 
 def named_mode(paths: Sequence[Path]) -> str | None:
     """'dev' when a file's name says dev (`docker-compose.dev.yml`, `compose-dev-saas.yaml`,
-    `.development.yml`), 'prod' when one says prod; None when the names say neither (or both)."""
+    `.development.yml`), 'prod' when one says prod; for a base file alone, 'dev' when a prod
+    file and no dev file sit beside it (as `discover` sorts them); None when the names say
+    neither (or both)."""
     said = set()
     for path in paths:
         suffix = _suffix(path)
@@ -113,6 +115,11 @@ def named_mode(paths: Sequence[Path]) -> str | None:
             said.add("dev")
         elif suffix in _PROD_FILES:
             said.add("prod")
+    if not said and len(paths) == 1 and paths[0].parent.is_dir():
+        beside = discover(paths[0].parent)
+        base, prod, dev = beside.base, beside.prod, beside.dev
+        if base is not None and base.name == paths[0].name and prod is not None and dev is None:
+            return "dev"
     return said.pop() if len(said) == 1 else None
 
 
