@@ -107,7 +107,7 @@ def test_a_leaf_edit_reimports_only_the_leaf_and_its_importers(
     server, app_dir = start(tmp_path, servers)
     line = reload_partly(server, app_dir / "leaf.py", "leaf")
     assert "(2 of 11 app modules re-imported)" in line
-    leaf, model, pid = served(server)
+    leaf, model, pid = served_new(server, 0, "leaf-2")
     assert model == "model-1" and leaf.startswith("leaf-")
     assert imports_by(tmp_path / "imports.log", pid) == {"leaf", "main"}
     # A broken save is reported as usual, and the fix is imported partly again.
@@ -118,7 +118,7 @@ def test_a_leaf_edit_reimports_only_the_leaf_and_its_importers(
     (app_dir / "leaf.py").write_text(NOTE + "VERSION = 'leaf-fixed'\n")
     line = server.wait_for(r"reloaded \(leaf\.py changed\).*", start=mark).group(0)
     assert "(2 of 11 app modules re-imported)" in line
-    assert served(server)[0] == "leaf-fixed"
+    assert served_new(server, 0, "leaf-fixed")[0] == "leaf-fixed"
     assert server.stop() == 143
 
 
@@ -139,7 +139,7 @@ def test_a_partial_import_that_fails_is_retried_whole_then_no_longer_tried(
         r"import failed\), ready",
         start=mark,
     )
-    assert served(server)[1] == "model-2"
+    assert served_new(server, 1, "model-2")[1] == "model-2"
     assert "still serving the last good version" not in server.output()
     mark = len(server.lines)
     (app_dir / "model.py").write_text(model_source("model-3"))
@@ -148,7 +148,7 @@ def test_a_partial_import_that_fails_is_retried_whole_then_no_longer_tried(
         r"it failed before\)",
         start=mark,
     )
-    assert served(server)[1] == "model-3"
+    assert served_new(server, 1, "model-3")[1] == "model-3"
     assert server.stop() == 143
 
 
@@ -163,7 +163,7 @@ def test_an_app_that_imports_fast_is_imported_whole_without_an_app_zygote(
     (app_dir / "leaf.py").write_text(NOTE + "VERSION = 'leaf-2'\n")
     line = server.wait_for(r"reloaded \(leaf\.py changed\).*", start=mark).group(0)
     assert re.search(r"\(the whole app: it imports in \d+ ms\)", line), line
-    leaf, _model, pid = served(server)
+    leaf, _model, pid = served_new(server, 0, "leaf-2")
     assert leaf == "leaf-2"
     assert {"main", "leaf", "model", "registry"} <= imports_by(tmp_path / "imports.log", pid)
     assert "app zygote: pid" not in server.output()
@@ -184,7 +184,7 @@ def test_an_app_that_becomes_slow_to_import_gets_an_app_zygote(
     assert "(2 of 11 app modules re-imported)" in line
     # The log line comes when the new worker is ready; it takes over from the old one a moment
     # later, so the first request may still be the old worker's.
-    wait_until(lambda: served(server)[:2] == ("leaf-2", "model-2"), timeout=10)
+    assert served_new(server, 0, "leaf-2")[:2] == ("leaf-2", "model-2")
     assert server.stop() == 143
 
 
@@ -196,3 +196,14 @@ def test_a_wrong_partial_reload_setting_is_named() -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "HOTMODE_PARTIAL_RELOAD='sometimes': use 0, 1 or auto" in result.stderr
+
+
+def served_new(server: Server, index: int, value: str) -> tuple[str, str, int]:
+    """What is served once `value` is (the reload's log line comes when the new worker is
+    ready; it takes over from the old one a moment later)."""
+
+    def check() -> tuple[str, str, int] | None:
+        found = served(server)
+        return found if found[index] == value else None
+
+    return wait_until(check, 10)  # type: ignore[no-any-return]
