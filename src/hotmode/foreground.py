@@ -18,7 +18,12 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+# The stop signals this system has (Windows has neither SIGHUP nor SIGQUIT).
+FORWARDED = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+    if hasattr(signal, name)
+)  # fmt: skip
+_WAITED = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 # How long a command may take to end after a forwarded SIGTERM or SIGHUP before SIGKILL.
 STOP_TIMEOUT = 10.0
 
@@ -55,7 +60,7 @@ def _wait(child: subprocess.Popen[bytes], received: list[int]) -> int:
             if signum == signal.SIGINT and _terminal_foreground():
                 continue  # the terminal sent it to the command too
             child.send_signal(signum)
-            if signum in (signal.SIGTERM, signal.SIGHUP) and deadline is None:
+            if signum in _WAITED and deadline is None:
                 deadline = time.monotonic() + STOP_TIMEOUT
         if deadline is not None and time.monotonic() > deadline:
             child.kill()
@@ -67,7 +72,7 @@ def _terminal_foreground() -> bool:
     for fd in (0, 1, 2):
         try:
             if os.isatty(fd):
-                return os.tcgetpgrp(fd) == os.getpgrp()
+                return os.tcgetpgrp(fd) == os.getpgrp()  # type: ignore[attr-defined,unused-ignore]
         except OSError:
             continue
     return False

@@ -23,7 +23,9 @@ from pathlib import Path
 from hotmode.errors import UsageError
 
 FOLDER = "secrets"
-_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# Windows has none of these flags (nor native companions yet): there they are 0.
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW
 
 
 def folder(root: Path, mode: str, edition: str) -> Path:
@@ -81,8 +83,7 @@ def _open_private_folder(root: Path, parts: tuple[str, ...], *, create: bool) ->
 
 def _read_file(folder_fd: int, name: str, path: Path) -> str:
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                     dir_fd=folder_fd)  # fmt: skip
+        fd = os.open(name, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=folder_fd)
     except FileNotFoundError:
         raise
     except OSError as exc:
@@ -102,7 +103,7 @@ def _create_file(folder_fd: int, name: str, value: str) -> None:
     """Write `value` under a temporary name (600, never through a link), then link it into
     place: a file already there (made meanwhile) is kept, never replaced."""
     temp = f".{name}.{secrets.token_hex(6)}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
     fd = os.open(temp, flags, 0o600, dir_fd=folder_fd)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -116,7 +117,7 @@ def _create_file(folder_fd: int, name: str, value: str) -> None:
 
 
 def _check_private(info: os.stat_result, path: Path) -> None:
-    if info.st_uid != os.geteuid():
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
         raise UsageError(f"{path} belongs to another user (uid {info.st_uid}); move it away")
     if info.st_mode & 0o077:
         raise UsageError(
