@@ -145,3 +145,22 @@ def test_ctrl_c_on_the_terminal_is_the_commands_to_handle(
         executing.kill()
         executing.wait(timeout=10)
         os.close(master)
+
+
+@in_namespace
+def test_a_sigint_sent_to_exec_alone_is_passed_on_to_the_command(
+    running: Project, tmp_path: Path
+) -> None:
+    """No terminal (a CI job, `kill -INT`): the command gets the SIGINT and handles it."""
+    report = tmp_path / "report"
+    executing = start_exec(running, report, "handle", stdin=subprocess.DEVNULL)
+    try:
+        child_pid(report)
+        executing.send_signal(signal.SIGINT)
+        wait_until(lambda: "caught SIGINT" in report.read_text(), 30)
+        with report.open("a") as handle:
+            handle.write("stop\n")
+        assert executing.wait(timeout=60) == 5
+    finally:
+        executing.kill()
+        executing.wait(timeout=10)
