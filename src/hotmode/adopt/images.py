@@ -59,7 +59,8 @@ def _postgres_native(env: Env) -> dict[str, Any]:
     # With a password secret, as the image does: scram-sha-256 on 127.0.0.1, the password the
     # mode's own generated secret (hotmode.native.secret_store), so no other local user gets in.
     # Without one the team chose trust (POSTGRES_HOST_AUTH_METHOD): kept, on 127.0.0.1 only.
-    password = (env.get("POSTGRES_PASSWORD_FILE") or "").rpartition("{secrets}/")[2]
+    head, found, password = (env.get("POSTGRES_PASSWORD_FILE") or "").rpartition("{secrets}/")
+    password = password if found and not head and "/" not in password else ""
     init = ["initdb", "--pgdata={data}", f"--username={user}", "--auth=trust", "--encoding=UTF8"]
     secret: dict[str, Any] = {}
     if password:
