@@ -147,3 +147,19 @@ def test_the_embedded_default_keeps_its_file_in_a_folder_only_the_developer_ente
     assert folder.stat().st_uid == os.getuid()
     read = as_nobody("python3", "-c", f"open({str(database)!r}, 'rb').read(16)")
     assert read.returncode != 0 and "Permission denied" in read.stderr, read.stderr
+
+
+def test_the_embedded_folder_is_made_private_never_through_a_link(tmp_path: Path) -> None:
+    from hotmode.native.companions import _make_private
+
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o755)
+    victim.chmod(0o755)
+    link = tmp_path / "data"
+    link.symlink_to(victim)
+    _make_private(link)
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o755
+    own = tmp_path / "own"
+    own.mkdir(mode=0o755)
+    _make_private(own)
+    assert stat.S_IMODE(own.stat().st_mode) == 0o700

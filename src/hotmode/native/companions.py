@@ -468,14 +468,29 @@ def _embedded(
     """The app's declared embedded default for `companion`, said in one line with `why`."""
     folder = data_home.data_folder(config, selection, companion)
     folder.mkdir(parents=True, exist_ok=True)
-    # Its files (an SQLite database) are the user's alone, whatever mode the app makes them.
-    folder.chmod(0o700)
+    _make_private(folder)
     values = {k: v.replace("{data}", str(folder)) for k, v in companion.embedded.items()}
     say(
         f"hotmode: {companion.name}: {why}; the app uses its declared embedded default "
         f"({', '.join(f'{k}={v}' for k, v in values.items())})"
     )
     return values
+
+
+def _make_private(folder: Path) -> None:
+    """Mode 700 on a folder of the user's own, so that its files (an SQLite database) are the
+    user's alone, whatever mode the app makes them. Never through a link: a link there is left
+    as it is (and a folder of another user's is not changed)."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(folder, flags)
+    except OSError:
+        return
+    try:
+        if os.fstat(fd).st_uid == getattr(os, "geteuid", lambda: -1)():
+            os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
 
 
 def stop(config: Config) -> companion_record.Stopped:
