@@ -159,6 +159,11 @@ def test_init_from_adopts_a_backend_with_its_database(tmp_path: Path) -> None:
         "enterprise": "shop-dev-enterprise_pgdata",
     }
     assert 'secrets = { postgres_password = "shop" }' in declaration  # dev only
+    # Natively: the mode's generated password, scram-sha-256 on 127.0.0.1, never trust.
+    assert db.native is not None
+    assert dict(db.native.env) == {"PGPASSWORD": "{secret:postgres_password}"}
+    assert "--auth-host=scram-sha-256" in " ".join(db.native.init)
+    assert "trust" not in " ".join(db.native.init)
 
     adopted = run_hotmode(root, "render", "--adopt")
     assert adopted.returncode == 0, adopted.stderr

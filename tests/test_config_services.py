@@ -136,6 +136,16 @@ BAD_SERVICES = {
         5,
         "services.db.native: `command` is required",
     ),
+    "a secret on a native command line": (
+        DB + "secrets = ['pw']\n[services.db.native]\ncommand = ['db', '--password={secret:pw}']\n",
+        7,
+        "services.db.native.command: {secret:NAME} in a command line is readable by every local",
+    ),
+    "a native secret the service does not declare": (
+        DB + "[services.db.native]\ncommand = ['db']\nenv = { PW = '{secret:pw}' }\n",
+        7,
+        "services.db.native.env.PW: {secret:pw} names no secret of the service",
+    ),
 }
 
 

@@ -18,7 +18,7 @@ import os
 import signal
 import stat as stat_module
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -268,23 +268,55 @@ def stop(
     return True
 
 
-def find_marked(project: Path) -> list[ProcessId]:
+@dataclass(frozen=True)
+class Foreign:
+    """A process that carries a project's marker but is not hotmode's to stop."""
+
+    pid: int
+    uid: int | None
+
+    def describe(self) -> str:
+        return (
+            f"pid {self.pid} (uid {'?' if self.uid is None else self.uid}) carries this "
+            "project's marker, but hotmode did not start it (not its user's, and no run id "
+            "hotmode wrote); it is left alone"
+        )
+
+
+def find_marked(project: Path, written: Collection[tuple[str, int]] = ()) -> list[ProcessId]:
     """Session leaders whose environment says hotmode started them for `project`.
 
     A server whose record was lost (`.hotmode` deleted, say) is still found this way: hotmode
-    puts the project's folder and a run id in the environment of every server it starts.
+    puts the project's folder and a run id in the environment of every server it starts. The
+    marker alone proves nothing (any local user can set it): a process is believed only if it
+    runs as hotmode's own user, or carries a run id hotmode wrote in a record for the user it
+    runs as (`written`: run id, uid), as a companion run as its own user does.
     """
-    found = []
+    return scan_marked(project, written)[0]
+
+
+def scan_marked(
+    project: Path, written: Collection[tuple[str, int]] = ()
+) -> tuple[list[ProcessId], list[Foreign]]:
+    """The marked processes hotmode started (`find_marked`), and the others that carry the
+    marker, named and never signalled."""
+    found, foreign = [], []
+    mine = os.geteuid() if hasattr(os, "geteuid") else None
     for pid, stat in _running():
         if stat.session != pid:
             continue
         environ = read_environ(pid)
         if not environ or environ.get(PROJECT_VARIABLE) != str(project):
             continue
-        process = identify(pid, environ.get(RUN_VARIABLE, ""), str(project))
+        run_id = environ.get(RUN_VARIABLE, "")
+        uid = table().owner(pid)
+        believed = run_id and (uid == mine or (run_id, uid) in written)
+        process = identify(pid, run_id, str(project)) if believed else None
         if process is not None:
             found.append(process)
-    return found
+        elif alive(read_stat(pid)):
+            foreign.append(Foreign(pid, uid))
+    return found, foreign
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -61,7 +61,7 @@ _SPEC_KEYS = {
 _TOP_ONLY = {
     "dev": "a table: what dev changes",
     "prod": "a table: what prod changes",
-    "native": "a table: path, init, command, ready, setup, init_scripts, user, port",
+    "native": "a table: path, init, command, ready, setup, init_scripts, user, env, port",
     "embedded": "a table of the app's environment when the service cannot run natively",
 }
 _DEV_ONLY = {"secrets": "a table NAME = 'dev-only value'"}
@@ -76,6 +76,8 @@ _NATIVE_KEYS = {
     "once for each file of the folder mounted at /docker-entrypoint-initdb.d, in name order, "
     "at the first start of a new data folder",
     "user": "the unprivileged user it runs as when hotmode runs as root",
+    "env": "a table of its environment (with PATH, LANG and TZ, the only variables it gets); "
+    "{secret:NAME} is the value of a secret it declares, generated once for each mode",
     "port": "the port it listens on natively, default: a free port chosen at each start",
 }
 _HEALTH_KEYS = {
@@ -183,6 +185,7 @@ class NativeSpec:
     init_scripts: tuple[str, ...] = ()
     user: str | None = None
     port: int | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -434,7 +437,34 @@ def _native(reader: _Reader, value: Any, at: str) -> NativeSpec:
         isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535
     ):
         raise reader.fail(f"{at}.port", f"{port!r} is not a TCP port; use an integer 1-65535")
-    return replace(native, user=user, port=port)
+    env = reader.env_table(value.get("env", {}), f"{at}.env")
+    return replace(native, user=user, port=port, env=env)
+
+
+_NATIVE_SECRET = re.compile(r"\{secret:([^}]*)\}")
+
+
+def _check_native_secrets(
+    reader: _Reader, native: NativeSpec, declared: Collection[str], at: str
+) -> None:
+    """A secret goes only into the environment (a command line is readable by every local
+    user), and only one the service declares."""
+    for key in ("command", "init", "ready", "init_scripts"):
+        if any(_NATIVE_SECRET.search(part) for part in getattr(native, key)):
+            raise reader.fail(f"{at}.{key}", _IN_ARGV)
+    if any(_NATIVE_SECRET.search(part) for command in native.setup for part in command):
+        raise reader.fail(f"{at}.setup", _IN_ARGV)
+    for name, value in native.env.items():
+        for secret in _NATIVE_SECRET.findall(value):
+            if secret not in declared:
+                raise reader.fail(
+                    f"{at}.env.{name}",
+                    f"{{secret:{secret}}} names no secret of the service; add {secret!r} to "
+                    "its `secrets`",
+                )
+
+
+_IN_ARGV = "{secret:NAME} in a command line is readable by every local user; use `env`"
 
 
 def _check_secrets(reader: _Reader, spec: ServiceSpec, at: str) -> None:
@@ -562,6 +592,8 @@ def read_services(
                 raise reader.fail(f"{at}.app_env", "{port} needs the service's `port`")
         _check_secrets(reader, modes["prod"], at)
         native = _native(reader, table["native"], f"{at}.native") if "native" in table else None
+        if native is not None:
+            _check_native_secrets(reader, native, modes["prod"].secrets, f"{at}.native")
         embedded = reader.env_table(table.get("embedded", {}), f"{at}.embedded")
         companions.append(Companion(name, modes["prod"], modes["dev"], native, embedded))
     return tuple(companions)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import subprocess
 
 import pytest
@@ -20,14 +21,18 @@ pytestmark = [
 
 
 def query(project: Project, sql: str) -> str:
-    """One value from the project's running database (its port from the companion record)."""
-    document = json.loads((project.root / ".hotmode" / "companions.json").read_text())
+    """One value from the project's running database (its port from the companion record, its
+    password the running mode's generated secret)."""
+    state = project.root / ".hotmode"
+    document = json.loads((state / "companions.json").read_text())
     port = next(e["port"] for e in document["companions"] if e["name"] == "postgres")
+    running = json.loads((state / "state.json").read_text())
+    secret = state / "secrets" / f"{running['mode']}-{running['edition']}" / "db_password"
     psql = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))[-1]
     return subprocess.check_output(
         [psql, "--host=127.0.0.1", f"--port={port}", "--username=gateway", "--dbname=gateway",
          "--no-psqlrc", "--tuples-only", "--no-align", f"--command={sql}"],
-        text=True, timeout=30,
+        text=True, timeout=30, env={**os.environ, "PGPASSWORD": secret.read_text().strip()},
     ).strip()  # fmt: skip
 
 

@@ -56,11 +56,28 @@ def _postgres_native(env: Env) -> dict[str, Any]:
     user = env.get("POSTGRES_USER") or "postgres"
     database = env.get("POSTGRES_DB") or user
     ready = ["pg_isready", "--host=127.0.0.1", "--port={port}", f"--username={user}", "--quiet"]
+    # With a password secret, as the image does: scram-sha-256 on 127.0.0.1, the password the
+    # mode's own generated secret (hotmode.native.secret_store), so no other local user gets in.
+    # Without one the team chose trust (POSTGRES_HOST_AUTH_METHOD): kept, on 127.0.0.1 only.
+    head, found, password = (env.get("POSTGRES_PASSWORD_FILE") or "").rpartition("{secrets}/")
+    password = password if found and not head and "/" not in password else ""
+    init = ["initdb", "--pgdata={data}", f"--username={user}", "--auth=trust", "--encoding=UTF8"]
+    secret: dict[str, Any] = {}
+    if password:
+        secret["env"] = {"PGPASSWORD": f"{{secret:{password}}}"}
+        init = [
+            "sh",
+            "-c",
+            'printf %s "$PGPASSWORD" | initdb --pgdata="$1" '
+            f"--username={shlex.quote(user)} --pwfile=/dev/stdin "
+            "--auth-host=scram-sha-256 --auth-local=peer --encoding=UTF8",
+            "sh",
+            "{data}",
+        ]
     return {
         "path": ["/usr/lib/postgresql/*/bin"],
-        # Trust on 127.0.0.1 only: a local process, like the image's own socket.
-        "init": ["initdb", "--pgdata={data}", f"--username={user}", "--auth=trust",
-                 "--encoding=UTF8"],
+        **secret,
+        "init": init,
         "command": ["postgres", "-D", "{data}", "-p", "{port}", "-c",
                     "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
         "ready": ready,

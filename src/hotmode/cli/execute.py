@@ -1,14 +1,15 @@
 """`hotmode exec -- CMD`: one command (a migration, `psql`, a shell) in the running mode's
 environment: natively a local process given what the server was given, companions included; in
-Docker, `compose exec` in the app's container (or `run --rm` with --new)."""
+Docker, `compose exec` in the app's container (or `run --rm` with --new). Either way it runs as a
+shell runs it (`hotmode.foreground`): its exit code, signals passed on, Ctrl-C its own."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import click
 
+from hotmode import foreground
 from hotmode.cli.options import config_option, load
 from hotmode.errors import StateError
 
@@ -26,8 +27,7 @@ def execute(config_path: Path | None, new: bool, command: tuple[str, ...]) -> in
     if running is not None:
         env, folder = runner.exec_environment(config, running)
         try:
-            # The user's own command, by design.
-            return subprocess.run(list(command), env=env, cwd=folder, check=False).returncode  # noqa: S603
+            return foreground.run(list(command), env, folder)
         except FileNotFoundError:
             raise StateError(f"{command[0]}: no such command here; check its name") from None
     from hotmode.compose import companions, docker, layout
@@ -50,4 +50,4 @@ def execute(config_path: Path | None, new: bool, command: tuple[str, ...]) -> in
     )
     extra = docker.environment(config, selection, allow_dirty=True) if selection.dev else {}
     env = compose_environment(extra)
-    return subprocess.run(argv, env=env, check=False).returncode  # noqa: S603 - Compose
+    return foreground.run(argv, env)

@@ -212,7 +212,7 @@ def down(
         )
     for line in stopped.companions.stopped:
         click.echo(f"hotmode: stopped {line}")
-    for note in stopped.companions.notes:
+    for note in (*stopped.companions.notes, *stopped.foreign):
         _note(note)
     for project, names in projects.items():
         click.echo(f"hotmode: stopped {project} in Docker (containers {', '.join(names)})")

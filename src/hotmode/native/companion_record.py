@@ -33,6 +33,7 @@ PROJECT_LABEL = "hotmode.project"
 RUN_LABEL = "hotmode.run"
 COMPANION_LABEL = "hotmode.native-companion"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_RUN_ID = re.compile(r"^[0-9a-f]{0,32}$")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class Entry:
     detail: str
     port: int = 0
     process: procs.ProcessId | None = None
+    # The run id and user a process is started with, written before it starts: a process of
+    # another user (the database's own) is believed by its marker only with both (`marked`).
+    run_id: str = ""
+    uid: int = -1
 
     def as_dict(self) -> dict[str, Any]:
         process = self.process
@@ -54,6 +59,8 @@ class Entry:
             "state": self.state,
             "detail": self.detail,
             "port": self.port,
+            "run_id": self.run_id,
+            "uid": self.uid,
             "process": None
             if process is None
             else {
@@ -94,6 +101,11 @@ def _entry(data: object, root: Path) -> Entry:
         raise ValueError(f"{name}: detail is not text")
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 65536:
         raise ValueError(f"{name}: port {port!r} is not a TCP port")
+    run_id, uid = data.get("run_id", ""), data.get("uid", -1)
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise ValueError(f"{name}: run_id {run_id!r} is not a run id")
+    if not isinstance(uid, int) or isinstance(uid, bool) or uid < -1:
+        raise ValueError(f"{name}: uid {uid!r} is not a user id")
     process = data.get("process")
     return Entry(
         name,
@@ -102,6 +114,8 @@ def _entry(data: object, root: Path) -> Entry:
         detail,
         port,
         None if process is None else procs.parse_record(process, f"{name}.process", root),
+        run_id,
+        uid,
     )
 
 
@@ -153,12 +167,16 @@ def clear(root: Path) -> None:
 
 def marked(root: Path) -> list[procs.ProcessId]:
     """Every running companion process hotmode started for this project, recorded or not."""
-    found = []
-    for process in procs.find_marked(root):
-        environ = procs.read_environ(process.pid) or {}
-        if environ.get(COMPANION_VARIABLE):
-            found.append(process)
-    return found
+    return [
+        process
+        for process in procs.find_marked(root, written(root))
+        if (procs.read_environ(process.pid) or {}).get(COMPANION_VARIABLE)
+    ]
+
+
+def written(root: Path) -> set[tuple[str, int]]:
+    """The run ids (with the user each runs as) that the record says hotmode started."""
+    return {(entry.run_id, entry.uid) for entry in read(root)[0] if entry.run_id}
 
 
 def companion_of(process: procs.ProcessId) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -37,7 +38,7 @@ from hotmode.compose import companions as rendered
 from hotmode.config import Config
 from hotmode.errors import StateError
 from hotmode.modes import Selection
-from hotmode.native import companion_docker, companion_record, data_home
+from hotmode.native import companion_docker, companion_record, data_home, secret_store
 from hotmode.native.companion_record import Entry
 from hotmode.ports import find_holder, port_is_free
 from hotmode.services import Companion
@@ -151,16 +152,44 @@ def _port_answers(port: int) -> bool:
     return companion_record.port_answers(port)
 
 
-def _marked_env(config: Config, companion: Companion, run_id: str) -> dict[str, str]:
-    """The companion's environment: the search path, and the marker that finds it in /proc."""
-    return {
-        **os.environ,
-        "PATH": _search_path(companion),
-        "LC_ALL": "C.UTF-8",
-        procs.PROJECT_VARIABLE: str(config.root),
-        procs.RUN_VARIABLE: run_id,
-        companion_record.COMPANION_VARIABLE: companion.name,
-    }
+# What a companion takes from hotmode's own environment: how to find its programs, and the
+# language and clock of the machine. Nothing else: the caller's environment (root's, a CI job's)
+# holds secrets that are no business of a database.
+PASSED_ON = ("LANG", "TZ")
+_SECRET = re.compile(r"\{secret:([^}]*)\}")
+
+
+def _companion_env(
+    config: Config,
+    selection: Selection,
+    companion: Companion,
+    run_id: str,
+    values: Mapping[str, str],
+) -> dict[str, str]:
+    """The companion's whole environment: the search path, LANG and TZ, what the declaration
+    gives it (`{secret:NAME}` filled with the mode's generated secret), and the marker that
+    finds it in /proc. Never the caller's environment."""
+    declared = companion.native.env if companion.native else {}
+    for name in companion.prod.secrets:  # each one made now, under the lock, for the app too
+        secret_store.read(config.root, selection.mode, selection.edition, name, create=True)
+
+    def secret(match: re.Match[str]) -> str:
+        return secret_store.read(
+            config.root, selection.mode, selection.edition, match.group(1), create=True
+        )
+
+    env = {name: os.environ[name] for name in PASSED_ON if name in os.environ}
+    env["PATH"] = _search_path(companion)
+    env["LC_ALL"] = "C.UTF-8"
+    env.update({name: _SECRET.sub(secret, _fill((v,), values)[0]) for name, v in declared.items()})
+    env.update(
+        {
+            procs.PROJECT_VARIABLE: str(config.root),
+            procs.RUN_VARIABLE: run_id,
+            companion_record.COMPANION_VARIABLE: companion.name,
+        }
+    )
+    return env
 
 
 def _prepare_folder(
@@ -266,13 +295,19 @@ def _start_process(
     folder, where = data_home.place(config, selection, companion, user)
     if where:
         say(where)
-    env = _marked_env(config, companion, run_id)
     values = {"data": str(folder), "port": str(port)}
+    env = _companion_env(config, selection, companion, run_id, values)
     log = log_path(config, selection, companion)
     log.parent.mkdir(parents=True, exist_ok=True)
     # Intent before action: the record says it is starting before anything runs.
     entry = Entry(
-        companion.name, "process", "starting", f"starting on 127.0.0.1:{port}, data {folder}", port
+        companion.name,
+        "process",
+        "starting",
+        f"starting on 127.0.0.1:{port}, data {folder}",
+        port,
+        run_id=run_id,
+        uid=user.pw_uid if user else getattr(os, "geteuid", lambda: -1)(),
     )
     companion_record.write(config.root, [*recorded, entry])
     first_start = _prepare_folder(companion, folder, values, env, user, log, say)
@@ -416,7 +451,7 @@ def start(
             run = started[-1]
             companion_record.write(config.root, started)
             say(f"hotmode: {companion.name} {run.detail}")
-            env.update(_told(config, selection, companion, run.port))
+            env.update(_told(config, selection, companion, run.port, process=run.how == "process"))
     except BaseException:
         stop(config)
         raise
@@ -433,6 +468,7 @@ def _embedded(
     """The app's declared embedded default for `companion`, said in one line with `why`."""
     folder = data_home.data_folder(config, selection, companion)
     folder.mkdir(parents=True, exist_ok=True)
+    _make_private(folder)
     values = {k: v.replace("{data}", str(folder)) for k, v in companion.embedded.items()}
     say(
         f"hotmode: {companion.name}: {why}; the app uses its declared embedded default "
@@ -441,13 +477,42 @@ def _embedded(
     return values
 
 
+def _make_private(folder: Path) -> None:
+    """Mode 700 on a folder of the user's own, so that its files (an SQLite database) are the
+    user's alone, whatever mode the app makes them. Never through a link: a link there is left
+    as it is (and a folder of another user's is not changed)."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(folder, flags)
+    except OSError:
+        return
+    try:
+        if os.fstat(fd).st_uid == getattr(os, "geteuid", lambda: -1)():
+            os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+
+
 def stop(config: Config) -> companion_record.Stopped:
     """Stop every companion of this project, recorded or not; their data stays."""
     return companion_record.stop(config.root, companion_docker.remove_containers)
 
 
-def _told(config: Config, selection: Selection, companion: Companion, port: int) -> dict[str, str]:
-    """What the native app is told about a companion on 127.0.0.1:`port`, secrets filled."""
+def _told(
+    config: Config, selection: Selection, companion: Companion, port: int, *, process: bool
+) -> dict[str, str]:
+    """What the native app is told about a companion on 127.0.0.1:`port`, secrets filled: a
+    local process's are the mode's generated ones (`secret_store`), a container's the files
+    its Compose file names."""
+    if process:
+        folder = str(secret_store.folder(config.root, selection.mode, selection.edition))
+        told = rendered.companion_environment(companion, selection.mode, "127.0.0.1", port, folder)
+        return rendered.fill_url_secrets(
+            told,
+            lambda n: secret_store.read(
+                config.root, selection.mode, selection.edition, n, create=False
+            ),
+        )
     secrets = rendered.DEV_SECRETS if selection.dev else "secrets"
     told = rendered.companion_environment(
         companion, selection.mode, "127.0.0.1", port, str(config.deployment / secrets)
@@ -459,11 +524,12 @@ def running_environment(config: Config, selection: Selection) -> dict[str, str]:
     """The app's environment for the companions that run now (`hotmode exec`), or the
     embedded default of those that do not."""
     entries, _problems = companion_record.read(config.root)
-    ports = {run.name: run.port for run in entries if run.port}
+    running = {run.name: run for run in entries if run.port}
     env: dict[str, str] = {}
     for companion in config.services:
-        if companion.name in ports:
-            env.update(_told(config, selection, companion, ports[companion.name]))
+        if companion.name in running:
+            run = running[companion.name]
+            env.update(_told(config, selection, companion, run.port, process=run.how == "process"))
         elif companion.embedded:
             folder = data_home.data_folder(config, selection, companion)
             env.update({k: v.replace("{data}", str(folder)) for k, v in companion.embedded.items()})

@@ -200,6 +200,8 @@ def start(
     host = check_host(host)
     port = port or config.port
     check_free(config, host, port)
+    for line in foreign_marked(config):
+        say(f"hotmode: note: {line}")
     argv, env, served, cwd = build_command(
         config, selection, host, port, allow_uncommitted=allow_uncommitted, revision=revision
     )
@@ -377,6 +379,8 @@ class Stopped:
     recorded: RunState | None
     unrecorded: tuple[Unrecorded, ...]
     companions: companion_record.Stopped
+    # Processes that carry this project's marker but are not hotmode's: named, left alone.
+    foreign: tuple[str, ...] = ()
 
 
 def stop(config: Config, timeout: float = STOP_TIMEOUT) -> Stopped:
@@ -388,10 +392,16 @@ def stop(config: Config, timeout: float = STOP_TIMEOUT) -> Stopped:
     if running is not None:
         procs.stop(running.server, timeout, own_session=True)
         state.clear(config.root, running.server)
-    lost = tuple(unrecorded(config))
-    for server in lost:
-        procs.stop(server.server, timeout, own_session=True)
-    return Stopped(running, lost, companions.stop(config))
+    foreign = tuple(foreign_marked(config))
+    lost = tuple(s for s in unrecorded(config) if procs.stop(s.server, timeout, own_session=True))
+    return Stopped(running, lost, companions.stop(config), foreign)
+
+
+def foreign_marked(config: Config) -> list[str]:
+    """One line for each process that carries this project's marker but that hotmode did not
+    start (another user's): it is named, never signalled, and never keeps a mode from starting."""
+    _, foreign = procs.scan_marked(config.root, companion_record.written(config.root))
+    return [process.describe() for process in foreign]
 
 
 def supervise(

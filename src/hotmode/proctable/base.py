@@ -33,6 +33,10 @@ class ProcessTable(Protocol):
 
     def environ(self, pid: int) -> dict[str, str] | None: ...
 
+    def owner(self, pid: int) -> int | None:
+        """The real user id the process runs as, or None if it is gone (or not known here)."""
+        ...
+
     def pids(self) -> list[int]: ...
 
     def members(self, leader: int) -> list[int]:

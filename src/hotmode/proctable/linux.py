@@ -69,6 +69,17 @@ class LinuxTable:
         pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
         return {name: value for name, _, value in pairs}
 
+    def owner(self, pid: int) -> int | None:
+        try:
+            status = (self.proc / str(pid) / "status").read_text()
+        except (OSError, ValueError):
+            return None
+        for line in status.splitlines():
+            if line.startswith("Uid:"):
+                fields = line.split()
+                return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+        return None
+
     def pids(self) -> list[int]:
         try:
             return [int(e.name) for e in self.proc.iterdir() if e.name.isdigit()]

@@ -70,6 +70,12 @@ class PortableTable:
         except (*_GONE, *_UNREADABLE):
             return None
 
+    def owner(self, pid: int) -> int | None:
+        try:
+            return int(psutil.Process(pid).uids().real)
+        except (*_GONE, *_UNREADABLE, AttributeError):
+            return None  # Windows has no user ids
+
     def pids(self) -> list[int]:
         return list(psutil.pids())
 
