@@ -27,9 +27,10 @@ mapping, what each service is and which evidence decided (`evidence` reads each 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from hotmode.audit import commands, evidence
+from hotmode.audit import commands, evidence, origin
 from hotmode.audit.model import Kind, Role
 from hotmode.audit.sources import SourceFile
 from hotmode.errors import UsageError
@@ -61,28 +62,37 @@ def annotated_roles(files: Sequence[SourceFile], names: Iterable[str]) -> dict[s
     return found
 
 
-def _own(name: str, service: Mapping[str, Any], services: Mapping[str, Any]) -> Role | None:
+def _own(
+    name: str, service: Mapping[str, Any], services: Mapping[str, Any], project: Path | None
+) -> Role | None:
     """A service's role from its own evidence, if that decides it."""
     found = evidence.companion(name, service, services)
     if found:
         return Role(Kind.COMPANION, found)
-    argv = evidence.service_command(service, services)
+    argv = evidence.resolved_command(service, services)
     if argv and commands.worker(argv) == "celery flower":
-        return Role(Kind.COMPANION, "runs celery flower, a monitoring UI")
+        return Role(
+            Kind.OTHER, "runs celery flower, a monitoring UI of the workers", evidence="command"
+        )
     by_command = evidence.command_role(argv)
-    if by_command and by_command[0] == "app":
-        return Role(Kind.APP, by_command[1])
+    if by_command and by_command[0] in {"app", "other"}:
+        return Role(Kind(by_command[0]), by_command[1], evidence="command")
     once = evidence.runs_once(name, service, services)
     if by_command:
         kind = Kind.JOB if by_command[0] == "job" or once else Kind.WORKER
         return Role(
             kind, by_command[1] if kind.value == by_command[0] else f"{by_command[1]}; {once}"
         )
-    other = evidence.idles(argv) or evidence.not_python(service, services)
+    if _workspace(service, services, project):
+        return None  # a dev container or a toolbox: see `_candidates`
+    other = evidence.runs_other(argv)
     if other:
-        return Role(Kind.OTHER, other)
+        return Role(Kind.OTHER, other, evidence="command")
+    other = evidence.not_python(service, services)
+    if other:
+        return Role(Kind.OTHER, other, evidence="not-Python image")
     if once:
-        return Role(Kind.JOB, once)
+        return Role(Kind.JOB, once, evidence="runs once")
     return None
 
 
@@ -112,8 +122,8 @@ def _shared(
 ) -> None:
     """Within a group that shares its code: beside the app, or beside workers and jobs, the
     one that runs the image's own command is the app and the others are workers and jobs."""
-    if any(roles.get(n) and roles[n].kind in {Kind.COMPANION, Kind.OTHER} for n in group):
-        return
+    # A proxy or a Node server run from the app's image is not one of its workers.
+    group = [n for n in group if not (n in roles and roles[n].kind in {Kind.COMPANION, Kind.OTHER})]
     apps = [n for n in group if n in roles and roles[n].is_app]
     open_ = [n for n in group if n not in roles]
     if not open_:
@@ -135,7 +145,7 @@ def _shared(
         open_.remove(head)
     for name in open_:
         service = services[name]
-        argv = evidence.service_command(service, services)
+        argv = evidence.resolved_command(service, services)
         runs = f"runs {evidence.shown_command(argv)}" if argv else "runs the image's command"
         once = evidence.runs_once(name, service, services)
         kind = Kind.JOB if once else Kind.WORKER
@@ -148,9 +158,12 @@ def classify(
     services: Mapping[str, Any],
     declared_app: str | Collection[str] | None = None,
     annotated: Mapping[str, Kind] | None = None,
+    repository: str | None = None,
+    project: Path | None = None,
 ) -> dict[str, Role]:
     """Every service's role, with the evidence that decided it. `annotated` (x-hotmode roles)
-    and `declared_app` (the declaration's service, or `--app`) win over the evidence."""
+    and `declared_app` (the declaration's service, or `--app`) win over the evidence;
+    `repository` (`owner/name`) makes its own image evidence of the app."""
     declared = {declared_app} if isinstance(declared_app, str) else set(declared_app or ())
     annotated = annotated or {}
     plain = {str(n): s for n, s in services.items() if isinstance(s, Mapping)}
@@ -163,12 +176,12 @@ def classify(
     said = set(roles)
     for name, service in plain.items():
         if name not in roles:
-            found = _own(name, service, plain)
+            found = _own(name, service, plain, project)
             if found is not None:
                 roles[name] = found
     for group in _groups(plain):
         _shared(group, plain, roles)
-    _candidates(plain, roles)
+    _candidates(plain, roles, repository, project)
     if declared or any(kind is Kind.APP for kind in annotated.values()):
         chosen = sorted(n for n in said if roles[n].is_app)
         for name, role in roles.items():
@@ -177,15 +190,41 @@ def classify(
     return {name: roles[name] for name in plain}
 
 
-def _candidates(services: Mapping[str, Mapping[str, Any]], roles: dict[str, Role]) -> None:
+def _candidates(
+    services: Mapping[str, Mapping[str, Any]],
+    roles: dict[str, Role],
+    repository: str | None,
+    project: Path | None,
+) -> None:
     """Judge the services nothing has decided yet: strong evidence, clients, the lone one."""
     open_ = [n for n in services if n not in roles]
+    idle = [n for n in open_ if _workspace(services[n], services, project)]
+    open_ = [n for n in open_ if n not in idle]
+    served = [n for n, r in roles.items() if r.is_app]
     for name in open_:
+        image = evidence.image_of(services[name])
+        if origin.own_image(image, repository):
+            roles[name] = Role(
+                Kind.APP,
+                f"runs {image}, the image of this repository ({repository})",
+                (),
+                "own image",
+            )
+            continue
         found = evidence.python(services[name], services)
-        if found:
-            roles[name] = Role(Kind.APP, found)
+        if found and served:
+            # Python beside an app whose command names its server: a tool or a model server.
+            roles[name] = Role(
+                Kind.OTHER,
+                f"{found}, but runs no web server; the app is {served[0]}",
+                (),
+                "Python beside the app",
+            )
+        elif found:
+            roles[name] = Role(Kind.APP, found, evidence="Python")
     apps = [n for n, r in roles.items() if r.is_app]
     weak = [n for n in open_ if n not in roles]
+    _idle(idle, weak, apps, services, roles, project)
     for name in list(weak):
         service = services[name]
         served = sorted(evidence.depends_on(service) & (set(apps) | set(weak)))
@@ -205,16 +244,72 @@ def _candidates(services: Mapping[str, Mapping[str, Any]], roles: dict[str, Role
                 roles[name] = Role(Kind.COMPANION, why)
                 continue
             why = _weakly(services[name], services)
+            if _on_demand(name, services):
+                why += "; sets no restart policy where every other service does: run on demand"
+                roles[name] = Role(Kind.JOB, why, evidence="on demand")
+                continue
             roles[name] = Role(
-                Kind.OTHER, f"{why}; nothing says it runs Python, the app is {apps[0]}"
+                Kind.OTHER,
+                f"{why}; nothing says it runs Python, the app is {apps[0]}",
+                (),
+                "beside the app",
             )
-    elif len(weak) == 1:
+    elif len(weak) == 1 and isinstance(services[weak[0]].get("build"), dict):
+        # The project's own build, and nothing else here could be the app.
         name = weak[0]
-        roles[name] = Role(Kind.APP, f"{_weakly(services[name], services)}; the only candidate")
+        why = f"{_weakly(services[name], services)}; the only service built here"
+        roles[name] = Role(Kind.APP, why, evidence="only build")
     else:
+        # A pulled image alone is as likely a store or a tool as the app: unknown.
         for name in weak:
             why = _weakly(services[name], services)
-            roles[name] = Role(Kind.UNKNOWN, f"{why}; it may be the app", tuple(weak))
+            roles[name] = Role(Kind.UNKNOWN, f"{why}; it may be the app", tuple(weak), "weak")
+
+
+def _idle(
+    idle: list[str],
+    weak: list[str],
+    apps: list[str],
+    services: Mapping[str, Mapping[str, Any]],
+    roles: dict[str, Role],
+    project: Path | None,
+) -> None:
+    """A service that only idles (`sleep infinity`) is a container people exec into: where
+    nothing else can be the app, the dev container the server is started in by hand."""
+    for name in idle:
+        why = _workspace(services[name], services, project) or "a dev container"
+        if not apps and not weak and len(idle) == 1:
+            roles[name] = Role(
+                Kind.APP, f"{why}; nothing else here can be the app", evidence="dev container"
+            )
+        else:
+            roles[name] = Role(Kind.OTHER, why, evidence="idles")
+
+
+def _on_demand(name: str, services: Mapping[str, Mapping[str, Any]]) -> bool:
+    """A tool run by hand (`compose run`): the only service of several without a restart
+    policy, where every other one restarts."""
+
+    def restarts(service: Mapping[str, Any]) -> bool:
+        deploy = service.get("deploy")
+        policy = deploy.get("restart_policy") if isinstance(deploy, dict) else None
+        return service.get("restart") not in (None, "no", False) or isinstance(policy, dict)
+
+    others = [s for n, s in services.items() if n != name]
+    return len(others) >= 2 and not restarts(services[name]) and all(map(restarts, others))
+
+
+def _workspace(
+    service: Mapping[str, Any], services: Mapping[str, Any], project: Path | None
+) -> str | None:
+    """Why a service is a container people work in: it idles, or it mounts the project's
+    tree into an image of another runtime (a dev container with Node and Python)."""
+    idles = evidence.idles(evidence.resolved_command(service, services))
+    if idles:
+        return idles
+    tree = evidence.mounts_tree(service, project)
+    other = evidence.not_python(service, services) if tree else None
+    return f"{tree}, {other}" if other else None
 
 
 def _weakly(service: Mapping[str, Any], services: Mapping[str, Any]) -> str:

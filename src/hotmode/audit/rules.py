@@ -10,10 +10,11 @@ The rules themselves live in `prod`, `dev` and `every`, one module per mode.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hotmode.audit import origin
 from hotmode.audit.build import Dockerfile, read_dockerfile, unread
 from hotmode.audit.commands import command_words, reloading
 from hotmode.audit.evidence import build_of, holds_python, service_command
@@ -46,7 +47,16 @@ class Context:
         if not self._roles:
             services = self.merged.get("services") or {}
             annotated = annotated_roles(self.sources.files, [str(name) for name in services])
-            self._roles.update(classify(services, self.stack.apps, annotated))
+            repository = origin.repository(self.project_directory)
+            found = classify(
+                services, self.stack.apps, annotated, repository, self.project_directory
+            )
+            for name, role in found.items():
+                service = services.get(name)
+                profiles = service.get("profiles") if isinstance(service, dict) else None
+                if isinstance(profiles, list) and profiles:
+                    found[name] = replace(role, profile=", ".join(map(str, profiles)))
+            self._roles.update(found)
         return self._roles
 
     def is_app(self, name: str) -> bool:

@@ -1,0 +1,123 @@
+"""What a command's scripts run: a script the Dockerfile copies into the image, read from the
+repository.
+
+`command: /start-celeryworker` says little by itself; the Dockerfile that builds the image says
+where it comes from (`COPY ./compose/production/django/celery/worker/start
+/start-celeryworker`), and the repository holds that file: it runs `celery ... worker`. This
+module follows a command's words through the build's `COPY`/`ADD` instructions (and `WORKDIR`,
+for a relative `./start.sh`) to files of the build context, and reads them, a few levels deep,
+as more words of the command. A file is read only when it is a regular file inside the context,
+never through a symbolic link, and only its first 64 KiB.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from hotmode.audit import commands
+from hotmode.audit.build import Dockerfile, read_dockerfile
+
+_LIMIT = 64 * 1024
+_DEPTH = 2
+# Words that are a script a command runs: an absolute or relative path, or a `.sh`/`.py` file.
+_SCRIPT_SUFFIXES = (".sh", ".bash")
+
+
+def _looks_like_script(word: str) -> bool:
+    if word.startswith("-") or "=" in word or "$" in word:
+        return False
+    return word.startswith(("/", "./")) or word.endswith(_SCRIPT_SUFFIXES)
+
+
+def _read(context: Path, relative: str) -> str | None:
+    """A regular file of the build context, read without following any symbolic link."""
+    parts = PurePosixPath(relative).parts
+    if not parts or ".." in parts or PurePosixPath(relative).is_absolute():
+        return None
+    path = context
+    for part in parts:
+        path = path / part
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode):
+            return None
+    if not stat.S_ISREG(mode):
+        return None
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(_LIMIT)
+    except OSError:
+        return None
+    if b"\0" in data:
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
+def script_words(text: str) -> list[str]:
+    """A shell script's commands as words, one command a line, comments dropped."""
+    lines = []
+    for line in text.replace("\\\n", " ").splitlines():
+        try:
+            parts = shlex.split(line, comments=True)
+        except ValueError:
+            parts = [] if line.strip().startswith("#") else line.split()
+        if parts:
+            lines.append(shlex.join(parts))
+    return commands.words(" ; ".join(lines))
+
+
+def copied_script(dockerfile: Dockerfile, target: str | None, word: str) -> str | None:
+    """The context path of the file the image has at `word` (a path the command runs)."""
+    copies = dockerfile.copies(target)
+    path = word
+    if not word.startswith("/"):
+        # A relative script runs from the working directory the copies were made in.
+        folders = {str(PurePosixPath(c.destination)) for c in copies}
+        candidates = [str(PurePosixPath(f, word)) for f in sorted(folders)]
+    else:
+        candidates = [path]
+    for candidate in candidates:
+        for copy in reversed(copies):
+            found = copy.source_of(candidate)
+            if found is not None:
+                return found
+    return None
+
+
+def resolve(argv: list[str], build: Mapping[str, Any] | None) -> tuple[list[str], list[str]]:
+    """The command's words with the scripts it runs, copied in by the build, read and added
+    after them; and the scripts read, as `image path <- context path`."""
+    if build is None or not argv:
+        return argv, []
+    dockerfile = read_dockerfile(build)
+    context = build.get("context")
+    if dockerfile is None or not isinstance(context, str) or not Path(context).is_absolute():
+        return argv, []
+    target = build.get("target")
+    words = list(argv)
+    read: list[str] = []
+    pending = list(argv)
+    for _ in range(_DEPTH):
+        found: list[str] = []
+        for word in pending:
+            if not _looks_like_script(word) or any(r.startswith(f"{word} ") for r in read):
+                continue
+            source = copied_script(dockerfile, target, word)
+            text = _read(Path(context), source) if source else None
+            if text is None:
+                continue
+            read.append(f"{word} <- {source}")
+            more = script_words(text)
+            found += more
+        if not found:
+            break
+        words += [";", *found]
+        pending = found
+    return words, read
