@@ -68,7 +68,7 @@ def _own(
     """A service's role from its own evidence, if that decides it."""
     found = evidence.companion(name, service, services)
     if found:
-        return Role(Kind.COMPANION, found)
+        return Role(Kind.COMPANION, found, evidence="companion")
     argv = evidence.resolved_command(service, services)
     if argv and commands.worker(argv) == "celery flower":
         return Role(
@@ -81,7 +81,9 @@ def _own(
     if by_command:
         kind = Kind.JOB if by_command[0] == "job" or once else Kind.WORKER
         return Role(
-            kind, by_command[1] if kind.value == by_command[0] else f"{by_command[1]}; {once}"
+            kind,
+            by_command[1] if kind.value == by_command[0] else f"{by_command[1]}; {once}",
+            evidence="command",
         )
     if _workspace(service, services, project):
         return None  # a dev container or a toolbox: see `_candidates`
@@ -140,7 +142,7 @@ def _shared(
             why = f"runs its image's own command; {others} run the same image with another"
         else:
             return
-        roles[head] = Role(Kind.APP, why)
+        roles[head] = Role(Kind.APP, why, evidence="shared build")
         apps = [head]
         open_.remove(head)
     for name in open_:
@@ -150,7 +152,9 @@ def _shared(
         once = evidence.runs_once(name, service, services)
         kind = Kind.JOB if once else Kind.WORKER
         roles[name] = Role(
-            kind, f"shares {apps[0]}'s build and {runs}{'; ' + once if once else ''}"
+            kind,
+            f"shares {apps[0]}'s build and {runs}{'; ' + once if once else ''}",
+            evidence="shared build",
         )
 
 
@@ -170,9 +174,11 @@ def classify(
     roles: dict[str, Role] = {}
     for name in plain:
         if name in annotated:
-            roles[name] = Role(annotated[name], f"{ANNOTATION} role: {annotated[name].value}")
+            roles[name] = Role(
+                annotated[name], f"{ANNOTATION} role: {annotated[name].value}", (), "annotation"
+            )
         elif name in declared:
-            roles[name] = Role(Kind.APP, "declared")
+            roles[name] = Role(Kind.APP, "declared", evidence="declared")
     said = set(roles)
     for name, service in plain.items():
         if name not in roles:
@@ -186,7 +192,8 @@ def classify(
         chosen = sorted(n for n in said if roles[n].is_app)
         for name, role in roles.items():
             if name not in said and role.kind in {Kind.APP, Kind.UNKNOWN}:
-                roles[name] = Role(Kind.OTHER, f"{role.reason}, but the app is {', '.join(chosen)}")
+                why = f"{role.reason}, but the app is {', '.join(chosen)}"
+                roles[name] = Role(Kind.OTHER, why, evidence="declared")
     return {name: roles[name] for name in plain}
 
 
@@ -232,16 +239,17 @@ def _candidates(
             continue
         if evidence.fronts(service):
             roles[name] = Role(
-                Kind.COMPANION, f"listens on the web's ports in front of {served[0]}"
+                Kind.COMPANION, f"listens on the web's ports in front of {served[0]}", (), "proxy"
             )
         else:
-            roles[name] = Role(Kind.OTHER, f"{_weakly(service, services)}; a client of {served[0]}")
+            why = f"{_weakly(service, services)}; a client of {served[0]}"
+            roles[name] = Role(Kind.OTHER, why, evidence="client")
         weak.remove(name)
     if apps:
         for name in weak:
             if evidence.fronts(services[name]):
                 why = f"listens only on the web's ports beside {apps[0]}: a web server or proxy"
-                roles[name] = Role(Kind.COMPANION, why)
+                roles[name] = Role(Kind.COMPANION, why, evidence="proxy")
                 continue
             why = _weakly(services[name], services)
             if _on_demand(name, services):
