@@ -284,6 +284,20 @@ def inside(path: str | Path, folder: str | Path) -> bool:
     return child == parent or parent in child.parents
 
 
+def _data_beside(mount: Mount, source: Path, service: Mapping[str, Any]) -> bool:
+    """Whether a mount from within the source is a data folder beside the source mount: it
+    lies inside another mount's target (`./:/app:ro` with `./data:/app/data`), holds no Python
+    on disk, and is mounted where data lives or is not here at all."""
+    if source.is_dir() and holds_python(source):
+        return False
+    if source.is_file() and source.suffix == ".py":
+        return False
+    others = [m.target for m in mounts(service) if m.target != mount.target]
+    if not any(inside(mount.target, target) for target in others):
+        return False
+    return _data_target(mount.target) or not source.exists()
+
+
 def _code_target(target: str, service: Mapping[str, Any]) -> bool:
     working_dir = str(service.get("working_dir") or "").rstrip("/")
     homes = CODE_TARGETS | ({working_dir} if working_dir else set())
@@ -328,8 +342,12 @@ def source_mounts(
         source = Path(mount.source)
         if folders:
             above = inside(source, project)
-            if any(inside(source, f) or (above and inside(f, source)) for f in folders):
-                found.append(mount)
+            if not any(inside(source, f) or (above and inside(f, source)) for f in folders):
+                continue
+            # A folder that holds no code, mounted inside the source mount, is data.
+            if _data_beside(mount, source, service):
+                continue
+            found.append(mount)
         elif source.is_dir():
             if holds_python(source):
                 found.append(mount)
