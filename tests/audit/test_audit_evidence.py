@@ -442,3 +442,18 @@ def test_a_tool_without_a_restart_policy_among_services_that_restart_is_run_on_d
     assert classify(services)["backup"].kind is Kind.JOB
     services["db"] = {"image": "postgres:16"}
     assert classify(services)["backup"].kind is Kind.OTHER
+
+
+def test_a_dispatching_entrypoint_says_nothing_of_the_service(tmp_path: Path) -> None:
+    """`case "$1" in web) gunicorn;; worker) celery` runs either: its words decide nothing."""
+    folder = _project(
+        tmp_path,
+        'FROM python:3.12\nCOPY entrypoint.sh /entrypoint.sh\nENTRYPOINT ["/entrypoint.sh"]\n',
+        {
+            "entrypoint.sh": 'case "$1" in\n  web) exec gunicorn a:b ;;\n'
+            "  worker) exec celery -A a worker ;;\nesac\n"
+        },
+    )
+    build = {"context": str(folder)}
+    services = {"w": {"build": build, "entrypoint": ["/entrypoint.sh"], "command": ["worker"]}}
+    assert "gunicorn" not in classify(services)["w"].reason

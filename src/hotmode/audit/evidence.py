@@ -220,7 +220,7 @@ def _named_like_companion(image: str | None, build: Mapping[str, Any] | None) ->
     return None
 
 
-def _ports(service: Mapping[str, Any]) -> set[str]:
+def ports(service: Mapping[str, Any]) -> set[str]:
     """The container ports a service publishes or exposes."""
     found = {str(port) for port in service.get("expose") or []}
     for port in service.get("ports") or []:
@@ -242,11 +242,11 @@ def _listens_as_database(
             kind = URL_SCHEMES.get(match.group(1)) if match else None
             if kind:
                 return f"{other_name}'s {variable} connects to it as {kind}"
-    ports = _ports(service)
+    listening = ports(service)
     env = environment(service)
     for port, kind in DB_PORTS.items():
         named = [v for v in DB_VARIABLES[kind] if v in env]
-        if port in ports and named:
+        if port in listening and named:
             return f"takes {named[0]} and listens on {port}, as {kind} does"
     return None
 
@@ -439,5 +439,5 @@ def depends_on(service: Mapping[str, Any]) -> set[str]:
 
 def fronts(service: Mapping[str, Any]) -> bool:
     """Whether a service listens only on the web's ports (80, 443): a proxy in front."""
-    ports = _ports(service)
-    return bool(ports) and ports <= {"80", "443", "8080", "8443"}
+    listening = ports(service)
+    return bool(listening) and listening <= {"80", "443", "8080", "8443"}

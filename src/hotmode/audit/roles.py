@@ -295,8 +295,8 @@ def _idle(
 
 
 def _on_demand(name: str, services: Mapping[str, Mapping[str, Any]]) -> bool:
-    """A tool run by hand (`compose run`): the only service of several without a restart
-    policy, where every other one restarts."""
+    """A tool run by hand (`compose run`): serving no port, the only service of several without
+    a restart policy, where every other one restarts."""
 
     def restarts(service: Mapping[str, Any]) -> bool:
         deploy = service.get("deploy")
@@ -304,7 +304,9 @@ def _on_demand(name: str, services: Mapping[str, Mapping[str, Any]]) -> bool:
         return service.get("restart") not in (None, "no", False) or isinstance(policy, dict)
 
     others = [s for n, s in services.items() if n != name]
-    return len(others) >= 2 and not restarts(services[name]) and all(map(restarts, others))
+    service = services[name]
+    serves = bool(evidence.ports(service))
+    return len(others) >= 2 and not serves and not restarts(service) and all(map(restarts, others))
 
 
 def _workspace(

@@ -13,6 +13,7 @@ never through a symbolic link, and only its first 64 KiB.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import stat
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ _LIMIT = 64 * 1024
 _DEPTH = 2
 # Words that are a script a command runs: an absolute or relative path, or a `.sh`/`.py` file.
 _SCRIPT_SUFFIXES = (".sh", ".bash")
+_DISPATCH = re.compile(r"^\s*case\b.*\bin\s*$", re.MULTILINE)
 
 
 def _looks_like_script(word: str) -> bool:
@@ -112,6 +114,10 @@ def resolve(argv: list[str], build: Mapping[str, Any] | None) -> tuple[list[str]
             source = copied_script(dockerfile, target, word)
             text = _read(Path(context), source) if source else None
             if text is None:
+                continue
+            if _DISPATCH.search(text):
+                # `case "$1" in web) gunicorn ...;; worker) celery ...`: what it runs depends on
+                # its arguments, so its words say nothing of this service.
                 continue
             read.append(f"{word} <- {source}")
             more = script_words(text)
