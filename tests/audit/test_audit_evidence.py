@@ -372,13 +372,16 @@ def test_a_command_copied_into_the_image_is_read_from_the_repository(tmp_path: P
     )
     build = {"context": str(folder), "dockerfile": "Dockerfile"}
     services = {
-        "django": {"build": build, "command": "/start"},
-        "celeryworker": {"build": build, "command": "/start-celeryworker"},
+        "django": {"build": build, "image": "shop_django", "command": "/start"},
+        "celeryworker": {"build": build, "image": "shop_worker", "command": "/start-celeryworker"},
+        # An old watcher over an unread function: the shared build still makes it a worker.
+        "beat": {"build": build, "image": "shop_beat", "command": "watchgod tasks.main"},
     }
     roles = classify(services)
     assert roles["django"].kind is Kind.APP and "gunicorn" in roles["django"].reason
     assert roles["celeryworker"].kind is Kind.WORKER
     assert "celery worker" in roles["celeryworker"].reason
+    assert roles["beat"].kind is Kind.WORKER and "shares django's build" in roles["beat"].reason
 
 
 def test_a_script_behind_a_symbolic_link_is_not_read(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 # Python web servers, by the program name people type.
 SERVERS = {"uvicorn", "gunicorn", "hypercorn", "granian", "daphne", "uwsgi", "waitress-serve"}
 WORKERS = {"celery", "rq", "rqworker", "dramatiq", "arq", "huey_consumer", "huey_consumer.py"}
-WATCHERS = {"watchfiles", "watchmedo", "nodemon", "entr", "hupper", "reflex", "air"}
+WATCHERS = {"watchfiles", "watchgod", "watchmedo", "nodemon", "entr", "hupper", "reflex", "air"}
 _TRUE = {"1", "true", "yes", "on"}
 # `manage.py <command>` (or `django-admin <command>`) that are one-shot jobs.
 _DJANGO_JOBS = {"migrate", "collectstatic", "test", "makemigrations", "loaddata", "check"}

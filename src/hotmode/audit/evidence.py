@@ -93,13 +93,16 @@ def shared_key(service: Mapping[str, Any]) -> tuple[str, ...] | None:
     target), or its image when that is not a public base image."""
     build = service.get("build")
     if isinstance(build, dict):
-        # The same build tagged as two images is two images (a context from an unset variable).
+        # The same build tagged as two images is two images when nothing shows the build is
+        # one (a context from an unset variable); a Dockerfile that is here is one build, each
+        # service tagging it its own way (cookiecutter-django's `project_celeryworker`).
+        here = read_dockerfile(build) is not None
         return (
             "build",
             str(build.get("context")),
             str(build.get("dockerfile") or "Dockerfile"),
             str(build.get("target") or ""),
-            image_of(service) or "",
+            "" if here else image_of(service) or "",
         )
     image = image_of(service)
     if image and repository(image) not in BASES:
