@@ -460,3 +460,27 @@ def test_a_dispatching_entrypoint_says_nothing_of_the_service(tmp_path: Path) ->
     build = {"context": str(folder)}
     services = {"w": {"build": build, "entrypoint": ["/entrypoint.sh"], "command": ["worker"]}}
     assert "gunicorn" not in classify(services)["w"].reason
+
+
+def test_an_entrypoint_that_sets_up_then_runs_its_arguments_is_its_arguments(
+    tmp_path: Path,
+) -> None:
+    """wagtail's bakerydemo: the entrypoint migrates, then `exec "$@"` runs uwsgi."""
+    folder = _project(
+        tmp_path,
+        "FROM python:3.12\nWORKDIR /code/\nADD . /code/\n"
+        'ENTRYPOINT ["/code/docker-entrypoint.sh"]\nCMD ["uwsgi", "/code/etc/uwsgi.ini"]\n',
+        {"docker-entrypoint.sh": '#!/bin/sh\npython manage.py migrate --noinput\nexec "$@"\n'},
+    )
+    role = classify({"app": {"build": {"context": str(folder)}}})["app"]
+    assert role.kind is Kind.APP and "uwsgi" in role.reason
+
+
+def test_a_start_script_is_what_it_ends_by_running_not_its_set_up(tmp_path: Path) -> None:
+    folder = _project(
+        tmp_path,
+        "FROM python:3.12\nCOPY start.sh /start.sh\n",
+        {"start.sh": "python manage.py migrate\npython manage.py collectstatic\npython main.py\n"},
+    )
+    role = classify({"app": {"build": {"context": str(folder)}, "command": "/start.sh"}})["app"]
+    assert role.kind is Kind.APP and "migrate" not in role.reason

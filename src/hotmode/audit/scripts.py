@@ -5,9 +5,11 @@ repository.
 where it comes from (`COPY ./compose/production/django/celery/worker/start
 /start-celeryworker`), and the repository holds that file: it runs `celery ... worker`. This
 module follows a command's words through the build's `COPY`/`ADD` instructions (and `WORKDIR`,
-for a relative `./start.sh`) to files of the build context, and reads them, a few levels deep,
-as more words of the command. A file is read only when it is a regular file inside the context,
-never through a symbolic link, and only its first 64 KiB.
+for a relative `./start.sh`) to files of the build context, and reads what they end by running,
+a few levels deep, as more words of the command; an entrypoint that ends in `exec "$@"` runs its
+arguments, and one that dispatches on them (`case "$1" in`) says nothing by itself. A file is
+read only when it is a regular file inside the context, never through a symbolic link, and only
+its first 64 KiB.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ _LIMIT = 64 * 1024
 _DEPTH = 2
 # Words that are a script a command runs: an absolute or relative path, or a `.sh`/`.py` file.
 _SCRIPT_SUFFIXES = (".sh", ".bash")
+_KEYWORDS = {"fi", "done", "esac", "then", "else", "elif", "do", "}", ";;", "wait", "exit"}
 _DISPATCH = re.compile(r"^\s*case\b.*\bin\s*$", re.MULTILINE)
+_EXEC_ARGUMENTS = re.compile(r"^\s*(exec\s+)?(gosu\s+\S+\s+)?\"?\$(@|\{@\})\"?\s*$", re.MULTILINE)
 
 
 def _looks_like_script(word: str) -> bool:
@@ -63,7 +67,9 @@ def _read(context: Path, relative: str) -> str | None:
 
 
 def script_words(text: str) -> list[str]:
-    """A shell script's commands as words, one command a line, comments dropped."""
+    """What a shell script ends by running, as words: the commands it `exec`s (in each branch),
+    else its last command. What it runs before (migrations, collectstatic, waiting for the
+    database) is set-up, not what the service is."""
     lines = []
     for line in text.replace("\\\n", " ").splitlines():
         try:
@@ -71,8 +77,11 @@ def script_words(text: str) -> list[str]:
         except ValueError:
             parts = [] if line.strip().startswith("#") else line.split()
         if parts:
-            lines.append(shlex.join(parts))
-    return commands.words(" ; ".join(lines))
+            lines.append(parts)
+    execs = [parts for parts in lines if parts[0] == "exec"]
+    if not execs:
+        execs = [parts for parts in lines if parts[0] not in _KEYWORDS][-1:]
+    return commands.words(" ; ".join(shlex.join(parts) for parts in execs))
 
 
 def copied_script(dockerfile: Dockerfile, target: str | None, word: str) -> str | None:
@@ -118,6 +127,12 @@ def resolve(argv: list[str], build: Mapping[str, Any] | None) -> tuple[list[str]
             if _DISPATCH.search(text):
                 # `case "$1" in web) gunicorn ...;; worker) celery ...`: what it runs depends on
                 # its arguments, so its words say nothing of this service.
+                continue
+            if _EXEC_ARGUMENTS.search(text):
+                # An entrypoint that sets up (migrations, waiting for the database) and then
+                # `exec "$@"`: the service runs its arguments; its set-up is not its role.
+                read.append(f"{word} <- {source} (runs its arguments)")
+                words = [w for w in words if w != word]
                 continue
             read.append(f"{word} <- {source}")
             more = script_words(text)
