@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hotmode.audit import checker, commands
+from hotmode.audit import checker, commands, origin
 from hotmode.audit.model import Kind
 from hotmode.audit.roles import classify
 from hotmode.errors import UsageError
@@ -484,3 +484,23 @@ def test_a_start_script_is_what_it_ends_by_running_not_its_set_up(tmp_path: Path
     )
     role = classify({"app": {"build": {"context": str(folder)}, "command": "/start.sh"}})["app"]
     assert role.kind is Kind.APP and "migrate" not in role.reason
+
+
+def test_the_repository_is_named_by_its_git_remote(tmp_path: Path) -> None:
+    """A checkout of `acme/shop` that runs `ghcr.io/acme/shop`: its own image, the app."""
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(
+        ["git", "-C", str(tmp_path), "remote", "add", "origin", "git@github.com:Acme/Shop.git"],
+        check=True,
+    )
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    assert origin.repository(deploy) == "acme/shop"
+    (deploy / "compose.yml").write_text(
+        "services:\n  shop:\n    image: ghcr.io/acme/shop:2.1\n  s3:\n    image: minio/minio\n"
+    )
+    report = checker.check([checker.file_stack([deploy / "compose.yml"], "prod")])
+    (roles,) = report.roles.values()
+    assert roles["shop"].is_app and "image of this repository (acme/shop)" in roles["shop"].reason
