@@ -504,3 +504,19 @@ def test_the_repository_is_named_by_its_git_remote(tmp_path: Path) -> None:
     report = checker.check([checker.file_stack([deploy / "compose.yml"], "prod")])
     (roles,) = report.roles.values()
     assert roles["shop"].is_app and "image of this repository (acme/shop)" in roles["shop"].reason
+
+
+@pytest.mark.parametrize(
+    ("image", "repository", "own"),
+    [
+        ("ghcr.io/paperless-ngx/paperless-ngx:latest", "paperless-ngx/paperless-ngx", True),
+        ("docker.io/searxng/searxng:latest", "searxng/searxng-docker", True),
+        ("zulip/zulip:9", "zulip/docker-zulip", True),
+        ("registry.local:5000/acme/shop", "acme/shop", True),
+        ("ckan/ckan-base-datapusher:1", "ckan/ckan-docker", False),
+        ("other/searxng:1", "searxng/searxng-docker", False),
+        ("postgres:16", "acme/postgres", False),
+    ],
+)
+def test_the_repository_s_own_image(image: str, repository: str, own: bool) -> None:
+    assert origin.own_image(image, repository) is own

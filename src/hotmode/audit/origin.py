@@ -17,6 +17,7 @@ from pathlib import Path
 _URL = re.compile(r"(?:[:/])([\w.-]+)/([\w.-]+?)(?:\.git)?/?$")
 _NOTE = re.compile(r"^repo:\s*(\S+)", re.MULTILINE)
 _LEVELS = 3
+_AFFIX = re.compile(r"^(docker|compose|deploy)[-_.]|[-_.](docker|compose|deploy|deployment)$")
 
 
 def _owner_name(url: str) -> str | None:
@@ -56,6 +57,15 @@ def own_image(image: str | None, repository: str | None) -> bool:
     `owner/name`), its owner and name as the repository's."""
     if not image or not repository:
         return False
-    path = image.split("@", 1)[0].rsplit(":", 1)[0] if "/" in image else image
+    path = image.split("@", 1)[0]
+    last = path.rsplit("/", 1)[-1]
+    if ":" in last:
+        path = path[: len(path) - len(last)] + last.split(":", 1)[0]
     parts = path.lower().split("/")
-    return len(parts) >= 2 and "/".join(parts[-2:]) == repository
+    if len(parts) < 2:
+        return False
+    owner, name = repository.split("/", 1)
+    # A repository that deploys its project's image is often named for it: `searxng-docker`,
+    # `docker-zulip`, `shop-compose` ship `searxng`, `zulip`, `shop`.
+    names = {name, _AFFIX.sub("", name)}
+    return parts[-2] == owner and parts[-1] in names
