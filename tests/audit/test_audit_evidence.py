@@ -520,3 +520,20 @@ def test_the_repository_is_named_by_its_git_remote(tmp_path: Path) -> None:
 )
 def test_the_repository_s_own_image(image: str, repository: str, own: bool) -> None:
     assert origin.own_image(image, repository) is own
+
+
+def test_only_copies_from_the_context_lead_to_the_repository() -> None:
+    from hotmode.audit.build import parse_dockerfile
+
+    text = (
+        "FROM python:3.12\nWORKDIR /app\nCOPY --from=build --chown=a:a start /start\n"
+        'COPY --from=build ["worker", "/worker"]\nCOPY --chown=a:a ["s/beat", "/beat"]\n'
+        "COPY ./c/web /web\nCOPY . .\n"
+    )
+    copies = parse_dockerfile(Path("Dockerfile"), text).copies(None)
+    assert [(c.sources, c.destination) for c in copies] == [
+        (("s/beat",), "/beat"),
+        (("c/web",), "/web"),
+        ((".",), "/app/"),
+    ]
+    assert copies[2].source_of("/app/bin/run.sh") == "bin/run.sh"

@@ -169,16 +169,16 @@ def _assignments(args: str) -> dict[str, str]:
 
 
 def _copy(args: str, workdir: str) -> Copy | None:
+    flags = re.findall(r"(?:^|\s)(--\S+)", args.split("[", 1)[0])
+    operands = re.sub(r"(?:^|\s)--\S+", " ", args, count=len(flags)).strip()
     try:
-        parsed = json.loads(args)
-        parts = [str(p) for p in parsed] if isinstance(parsed, list) else shlex.split(args)
+        parsed = json.loads(operands)
+        parts = [str(p) for p in parsed] if isinstance(parsed, list) else shlex.split(operands)
     except ValueError:
         try:
-            parts = shlex.split(args)
+            parts = shlex.split(operands)
         except ValueError:
             return None
-    flags = [p for p in parts if p.startswith("--")]
-    parts = [p for p in parts if not p.startswith("--")]
     if any(f.startswith("--from") for f in flags) or len(parts) < 2:
         return None
     *sources, destination = parts
@@ -213,6 +213,10 @@ def _substitute(text: str, values: Mapping[str, str]) -> str:
 
 def _instruction_text(command: dockerfile.Command) -> str:
     """An instruction's arguments as written: the exec form as JSON, the rest joined."""
+    if command.cmd.upper() in {"COPY", "ADD"} and command.flags:
+        # `--from=stage` decides where a copy comes from: keep the flags before the operands.
+        operands = json.dumps(list(command.value)) if command.json else " ".join(command.value)
+        return f"{' '.join(command.flags)} {operands}"
     if command.json:
         return json.dumps(list(command.value))
     if command.cmd.upper() == "LABEL":
