@@ -138,6 +138,7 @@ def test_workers_jobs_and_companions_are_not_asked_to_reload(tmp_path: Path) -> 
         ({"image": "node:20", "command": "npm run dev"}, Kind.OTHER, "runs npm, not Python"),
         ({"image": "node:20"}, Kind.OTHER, "node:20, not Python"),
         ({"image": "acme/docs:1", "command": "mkdocs serve"}, Kind.OTHER, "runs mkdocs"),
+        ({"build": {"context": "/nowhere"}, "command": "vite --host"}, Kind.OTHER, "runs vite"),
         ({"image": "acme/x:1", "command": "python -m http.server 8000"}, Kind.OTHER, "http.server"),
         (
             {

@@ -41,6 +41,8 @@ COMPANION_PROGRAMS = {
 # Programs that are not Python: a command that ends by running one runs no Python app.
 NOT_PYTHON_PROGRAMS = {
     "node", "npm", "npx", "yarn", "pnpm", "bun", "deno", "java", "ruby", "php", "go", "dotnet",
+    "vite", "next", "nuxt", "ng", "webpack", "webpack-dev-server", "parcel", "astro", "hugo",
+    "jekyll",
 }  # fmt: skip
 # Servers of something other than the app: documentation, static files, notebooks.
 OTHER_SERVERS = {"mkdocs", "http.server", "sphinx-autobuild", "jupyter", "jupyter-lab", "pelican"}
