@@ -342,3 +342,6 @@ def test_data_folders_beside_a_read_only_source_mount_are_not_source(project: Pr
     (project.root / "app" / "data").mkdir(exist_ok=True)
     found = only(project.check("prod", base), "HM-P01")
     assert [f.message.split(" over ")[1].split(":")[0] for f in found] == ["/app"]
+    beside = project.prod(volumes=["../app/src:/app/src:ro", "../app/media:/app/media"])
+    found = only(project.check("prod", beside), "HM-P01")
+    assert [f.message.split(" over ")[1].split(":")[0] for f in found] == ["/app/src"]

@@ -286,14 +286,17 @@ def inside(path: str | Path, folder: str | Path) -> bool:
 
 def _data_beside(mount: Mount, source: Path, service: Mapping[str, Any]) -> bool:
     """Whether a mount from within the source is a data folder beside the source mount: it
-    lies inside another mount's target (`./:/app:ro` with `./data:/app/data`), holds no Python
-    on disk, and is mounted where data lives or is not here at all."""
+    lies inside another mount's target (`./:/app:ro` with `./data:/app/data`) or sits beside a
+    read-only one (`./src:/app/src:ro` with `./media:/app/media`), holds no Python on disk, and
+    is mounted where data lives or is not here at all."""
     if source.is_dir() and holds_python(source):
         return False
     if source.is_file() and source.suffix == ".py":
         return False
-    others = [m.target for m in mounts(service) if m.target != mount.target]
-    if not any(inside(mount.target, target) for target in others):
+    others = [m for m in mounts(service) if m.target != mount.target]
+    nested = any(inside(mount.target, other.target) for other in others)
+    beside = any(other.type == "bind" and other.read_only for other in others)
+    if not (nested or beside):
         return False
     return _data_target(mount.target) or not source.exists()
 
