@@ -8,20 +8,26 @@ mapping, what each service is and which evidence decided (`evidence` reads each 
 1. What the user said wins: an `x-hotmode: {role: ...}` annotation on the service, then the
    declaration's service or `--app NAME`.
 2. A service's own evidence: a known companion (its image, its Dockerfile's base image, the
-   program it runs, a distribution image that runs or ships a database, a tag or build folder
-   named for one, or another service connecting to it by a database URL); a command that runs
-   a Python server (app), a task worker (worker) or a one-shot job (job); a restart policy or
-   a `service_completed_successfully` dependency that says it runs once (job); a base image
-   that is not Python (other).
+   program it runs, a distribution image that runs or ships a database, a tag or Dockerfile
+   named for one, or another service connecting to it by a database URL); a command, read
+   through the scripts the build copies into the image (`scripts`), that runs a Python server
+   (app), a task worker (worker), a one-shot job (job), or something else (a monitoring UI,
+   Node, a docs server: other); a restart policy or a `service_completed_successfully`
+   dependency that says it runs once (job); a base image that is not Python (other).
 3. Services that share a build or an image run the same code: beside the app (or beside
    workers) the one running the image's own command is the app, the others are its workers
    and jobs.
-4. What is left is a candidate for the app. Strong evidence (a Python base image, a mounted
-   folder of Python source checked on disk, Python-only settings) makes it the app. A client
-   of an app (it depends on one) is not the app: a proxy if it listens on the web's ports,
-   else other. Weak evidence only (built from a Dockerfile that is not here, a pulled image)
-   makes the one candidate the app; beside a stronger app it is other; several such, or none
-   at all, is `unknown`, naming the candidates and the fix: `--app NAME` or the annotation.
+4. What is left is a candidate for the app. The repository's own image (`origin`) or strong
+   evidence (a Python base image, a mounted folder of Python source checked on disk, Python
+   packages kept in a volume, Python-only settings) makes it the app, unless a command already
+   named the app's server: then it is a Python tool beside it (other). A client of an app (it
+   depends on one) is not the app: a proxy if it listens on the web's ports, else other. The
+   one service built here, where nothing else can be, is the app; a pulled image alone, or
+   several weak candidates, is `unknown`, naming the candidates and the fix (`--app NAME` or
+   the annotation); beside a stronger app a weak one is other (a job if, alone serving
+   nothing, it has no restart policy where all others do). A container that idles, or mounts
+   the project into an image of another runtime, is the dev container: the app where nothing
+   else can be, else other.
 """
 
 from __future__ import annotations
