@@ -284,7 +284,9 @@ def inside(path: str | Path, folder: str | Path) -> bool:
     return child == parent or parent in child.parents
 
 
-def _data_beside(mount: Mount, source: Path, service: Mapping[str, Any]) -> bool:
+def _data_beside(
+    mount: Mount, source: Path, service: Mapping[str, Any], folders: list[Path]
+) -> bool:
     """Whether a mount from within the source is a data folder beside the source mount: it
     lies inside another mount's target (`./:/app:ro` with `./data:/app/data`) or sits beside a
     read-only one (`./src:/app/src:ro` with `./media:/app/media`), holds no Python on disk, and
@@ -295,10 +297,20 @@ def _data_beside(mount: Mount, source: Path, service: Mapping[str, Any]) -> bool
         return False
     others = [m for m in mounts(service) if m.target != mount.target]
     nested = any(inside(mount.target, other.target) for other in others)
-    beside = any(other.type == "bind" and other.read_only for other in others)
+    beside = any(_read_only_code(other, service, folders) for other in others)
     if not (nested or beside):
         return False
     return _data_target(mount.target) or not source.exists()
+
+
+def _read_only_code(mount: Mount, service: Mapping[str, Any], folders: list[Path]) -> bool:
+    """A folder of the source (not a file such as `.env`) bind-mounted read-only where code
+    lives."""
+    if mount.type != "bind" or not mount.read_only or not mount.source:
+        return False
+    source = Path(mount.source)
+    of_source = any(inside(source, folder) for folder in folders)
+    return of_source and not source.is_file() and _code_target(mount.target, service)
 
 
 def _code_target(target: str, service: Mapping[str, Any]) -> bool:
@@ -348,7 +360,7 @@ def source_mounts(
             if not any(inside(source, f) or (above and inside(f, source)) for f in folders):
                 continue
             # A folder that holds no code, mounted inside the source mount, is data.
-            if _data_beside(mount, source, service):
+            if _data_beside(mount, source, service, folders):
                 continue
             found.append(mount)
         elif source.is_dir():
