@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 EXAMPLE := examples/linkedin-gateway
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(EXAMPLE)/backend/requirements/base.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test test-portable check e2e swarm bench compat clean
+.PHONY: run test test-portable check e2e swarm bench compat clean corpus-report
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ e2e: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/cli/bench_startup.py
 	$(BIN)/python bench/reload/bench.py
+
+# How right `check -f`'s roles are on ../shared/corpus*, per rule of evidence (bench/corpus).
+corpus-report: $(STAMP)
+	$(BIN)/python bench/corpus/report.py --verbose
 
 check: $(STAMP)
 	$(BIN)/ruff format --check src tests bench

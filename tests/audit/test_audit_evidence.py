@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hotmode.audit import checker, commands
+from hotmode.audit import checker, commands, origin
 from hotmode.audit.model import Kind
 from hotmode.audit.roles import classify
 from hotmode.errors import UsageError
@@ -126,15 +126,17 @@ def test_file_chores_web_servers_and_dev_containers_beside_the_app() -> None:
     assert "idles" in roles["devcontainer"].reason
 
 
-def test_a_backend_shipped_as_an_image_is_the_app_and_says_why() -> None:
+def test_a_backend_shipped_as_the_repository_s_own_image_is_the_app_and_says_why() -> None:
     services = {
-        "backend": {"image": "org/backend:unset", "depends_on": {"db": {}}},
+        "backend": {"image": "ghcr.io/org/backend:unset", "depends_on": {"db": {}}},
         "db": {"image": "postgres:16"},
     }
-    roles = classify(services)
+    roles = classify(services, repository="org/backend")
     assert roles["backend"].kind is Kind.APP
-    assert "org/backend:unset" in roles["backend"].reason
-    assert "the only candidate" in roles["backend"].reason
+    assert "the image of this repository (org/backend)" in roles["backend"].reason
+    # The same image from another repository is a pulled image alone: unknown, not a guess.
+    assert classify(services, repository="org/other")["backend"].kind is Kind.UNKNOWN
+    assert classify(services)["backend"].kind is Kind.UNKNOWN
 
 
 def test_a_mounted_folder_of_python_source_is_evidence_wherever_it_is_mounted(
@@ -164,7 +166,6 @@ def test_a_mounted_folder_of_python_source_is_evidence_wherever_it_is_mounted(
     [
         ({"image": "ollama/ollama:0.3"}, "ollama/ollama:0.3"),
         ({"image": "ghcr.io/huggingface/text-generation-inference:2"}, "text-generation"),
-        ({"image": "acme/api:1", "command": "celery -A shop flower"}, "monitoring UI"),
         ({"image": "getmeili/meilisearch:v1.8"}, "meilisearch"),
     ],
 )
@@ -336,3 +337,203 @@ def test_a_missing_folder_mounted_where_code_may_be_is_unknown_in_dev(
         assert len(unsure) == 1 and "not-here is not here" in unsure[0].reason and not found
     else:
         assert not unsure and "the source is not mounted" in found[0].message
+
+
+def test_a_monitoring_ui_of_the_workers_is_not_a_companion() -> None:
+    web = {"image": "acme/api:1", "command": "gunicorn a:b"}
+    for flower in ({"image": "acme/api:1", "command": "celery -A shop flower"},
+                   {"image": "acme/api:1", "command": "celery-flower"}):  # fmt: skip
+        role = classify({"flower": flower, "web": web})["flower"]
+        assert role.kind is Kind.OTHER and "monitoring UI" in role.reason
+
+
+def _project(tmp_path: Path, dockerfile: str, files: dict[str, str]) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "Dockerfile").write_text(dockerfile)
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+def test_a_command_copied_into_the_image_is_read_from_the_repository(tmp_path: Path) -> None:
+    """cookiecutter-django: `/start-celeryworker` is the repository's worker script."""
+    folder = _project(
+        tmp_path,
+        "FROM python:3.12\nWORKDIR /app\n"
+        "COPY --chown=django:django ./compose/django/celery/worker/start /start-celeryworker\n"
+        "COPY ./compose/django/start /start\nCOPY . /app\n",
+        {
+            "compose/django/celery/worker/start": "#!/bin/bash\nset -o errexit\n"
+            "exec newrelic-admin run-program celery -A config.celery_app \\\n  worker -l INFO\n",
+            "compose/django/start": "#!/bin/bash\npython manage.py migrate\n"
+            "exec gunicorn config.wsgi --bind 0.0.0.0:5000  # the server\n",
+        },
+    )
+    build = {"context": str(folder), "dockerfile": "Dockerfile"}
+    services = {
+        "django": {"build": build, "image": "shop_django", "command": "/start"},
+        "celeryworker": {"build": build, "image": "shop_worker", "command": "/start-celeryworker"},
+        # An old watcher over an unread function: the shared build still makes it a worker.
+        "beat": {"build": build, "image": "shop_beat", "command": "watchgod tasks.main"},
+    }
+    roles = classify(services)
+    assert roles["django"].kind is Kind.APP and "gunicorn" in roles["django"].reason
+    assert roles["celeryworker"].kind is Kind.WORKER
+    assert "celery worker" in roles["celeryworker"].reason
+    assert roles["beat"].kind is Kind.WORKER and "shares django's build" in roles["beat"].reason
+
+
+def test_a_script_behind_a_symbolic_link_is_not_read(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "start").write_text("exec celery -A x worker\n")
+    folder = _project(tmp_path / "repo", "FROM python:3.12\nCOPY ./start /start\n", {})
+    (folder / "start").symlink_to(outside / "start")
+    build = {"context": str(folder), "dockerfile": "Dockerfile"}
+    role = classify({"w": {"build": build, "command": "/start"}})["w"]
+    assert role.kind is not Kind.WORKER
+
+
+def test_what_an_image_installs_is_not_what_it_runs(tmp_path: Path) -> None:
+    folder = _project(
+        tmp_path,
+        "FROM debian:bookworm-slim\nRUN apt-get install -y postgresql-client python3 && "
+        './install.sh --postgresql-version 16\nCMD ["gunicorn", "app:app"]\n',
+        {},
+    )
+    role = classify({"web": {"build": {"context": str(folder)}}})["web"]
+    assert role.kind is Kind.APP and "gunicorn" in role.reason
+    server = _project(tmp_path / "db", "FROM debian:12\nRUN apt-get install -y postgresql-16\n", {})
+    role = classify({"db": {"build": {"context": str(server)}}})["db"]
+    assert role.kind is Kind.COMPANION and "installs postgresql-16" in role.reason
+
+
+def test_a_build_folder_s_name_is_not_evidence() -> None:
+    build = {"context": "/nowhere/shop-pg-redis-docker", "dockerfile": "Dockerfile"}
+    services = {"web": {"build": build}, "redis": {"image": "redis:7"}}
+    role = classify(services)["web"]
+    assert role.kind is Kind.APP and "a redis build" not in role.reason
+
+
+def test_a_python_service_beside_the_app_s_server_is_not_a_second_app() -> None:
+    services = {
+        "api": {"image": "python:3.12", "command": "uvicorn app.main:app"},
+        "model": {"image": "python:3.12-slim", "command": "python -m model_server"},
+    }
+    roles = classify(services)
+    assert roles["api"].kind is Kind.APP
+    assert roles["model"].kind is Kind.OTHER and "the app is api" in roles["model"].reason
+
+
+def test_a_lone_idle_dev_container_is_where_the_app_runs() -> None:
+    services = {
+        "dev": {"build": {"context": "/nowhere"}, "command": "sleep infinity"},
+        "db": {"image": "postgres:16"},
+    }
+    assert classify(services)["dev"].kind is Kind.APP
+    services["web"] = {"image": "acme/api:1", "command": "gunicorn a:b"}
+    assert classify(services)["dev"].kind is Kind.OTHER
+
+
+def test_a_tool_without_a_restart_policy_among_services_that_restart_is_run_on_demand() -> None:
+    services = {
+        "web": {"image": "acme/api:1", "command": "gunicorn a:b", "restart": "always"},
+        "db": {"image": "postgres:16", "restart": "always"},
+        "backup": {"image": "acme/aws-cli:1"},
+    }
+    assert classify(services)["backup"].kind is Kind.JOB
+    services["db"] = {"image": "postgres:16"}
+    assert classify(services)["backup"].kind is Kind.OTHER
+
+
+def test_a_dispatching_entrypoint_says_nothing_of_the_service(tmp_path: Path) -> None:
+    """`case "$1" in web) gunicorn;; worker) celery` runs either: its words decide nothing."""
+    folder = _project(
+        tmp_path,
+        'FROM python:3.12\nCOPY entrypoint.sh /entrypoint.sh\nENTRYPOINT ["/entrypoint.sh"]\n',
+        {
+            "entrypoint.sh": 'case "$1" in\n  web) exec gunicorn a:b ;;\n'
+            "  worker) exec celery -A a worker ;;\nesac\n"
+        },
+    )
+    build = {"context": str(folder)}
+    services = {"w": {"build": build, "entrypoint": ["/entrypoint.sh"], "command": ["worker"]}}
+    assert "gunicorn" not in classify(services)["w"].reason
+
+
+def test_an_entrypoint_that_sets_up_then_runs_its_arguments_is_its_arguments(
+    tmp_path: Path,
+) -> None:
+    """wagtail's bakerydemo: the entrypoint migrates, then `exec "$@"` runs uwsgi."""
+    folder = _project(
+        tmp_path,
+        "FROM python:3.12\nWORKDIR /code/\nADD . /code/\n"
+        'ENTRYPOINT ["/code/docker-entrypoint.sh"]\nCMD ["uwsgi", "/code/etc/uwsgi.ini"]\n',
+        {"docker-entrypoint.sh": '#!/bin/sh\npython manage.py migrate --noinput\nexec "$@"\n'},
+    )
+    role = classify({"app": {"build": {"context": str(folder)}}})["app"]
+    assert role.kind is Kind.APP and "uwsgi" in role.reason
+
+
+def test_a_start_script_is_what_it_ends_by_running_not_its_set_up(tmp_path: Path) -> None:
+    folder = _project(
+        tmp_path,
+        "FROM python:3.12\nCOPY start.sh /start.sh\n",
+        {"start.sh": "python manage.py migrate\npython manage.py collectstatic\npython main.py\n"},
+    )
+    role = classify({"app": {"build": {"context": str(folder)}, "command": "/start.sh"}})["app"]
+    assert role.kind is Kind.APP and "migrate" not in role.reason
+
+
+def test_the_repository_is_named_by_its_git_remote(tmp_path: Path) -> None:
+    """A checkout of `acme/shop` that runs `ghcr.io/acme/shop`: its own image, the app."""
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(
+        ["git", "-C", str(tmp_path), "remote", "add", "origin", "git@github.com:Acme/Shop.git"],
+        check=True,
+    )
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    assert origin.repository(deploy) == "acme/shop"
+    (deploy / "compose.yml").write_text(
+        "services:\n  shop:\n    image: ghcr.io/acme/shop:2.1\n  s3:\n    image: minio/minio\n"
+    )
+    report = checker.check([checker.file_stack([deploy / "compose.yml"], "prod")])
+    (roles,) = report.roles.values()
+    assert roles["shop"].is_app and "image of this repository (acme/shop)" in roles["shop"].reason
+
+
+@pytest.mark.parametrize(
+    ("image", "repository", "own"),
+    [
+        ("ghcr.io/paperless-ngx/paperless-ngx:latest", "paperless-ngx/paperless-ngx", True),
+        ("docker.io/searxng/searxng:latest", "searxng/searxng-docker", True),
+        ("zulip/zulip:9", "zulip/docker-zulip", True),
+        ("registry.local:5000/acme/shop", "acme/shop", True),
+        ("ckan/ckan-base-datapusher:1", "ckan/ckan-docker", False),
+        ("other/searxng:1", "searxng/searxng-docker", False),
+        ("postgres:16", "acme/postgres", False),
+    ],
+)
+def test_the_repository_s_own_image(image: str, repository: str, own: bool) -> None:
+    assert origin.own_image(image, repository) is own
+
+
+def test_only_copies_from_the_context_lead_to_the_repository() -> None:
+    from hotmode.audit.build import parse_dockerfile
+
+    text = (
+        "FROM python:3.12\nWORKDIR /app\nCOPY --from=build --chown=a:a start /start\n"
+        'COPY --from=build ["worker", "/worker"]\nCOPY --chown=a:a ["s/beat", "/beat"]\n'
+        "COPY ./c/web /web\nCOPY . .\n"
+    )
+    copies = parse_dockerfile(Path("Dockerfile"), text).copies(None)
+    assert [(c.sources, c.destination) for c in copies] == [
+        (("s/beat",), "/beat"),
+        (("c/web",), "/web"),
+        ((".",), "/app/"),
+    ]
+    assert copies[2].source_of("/app/bin/run.sh") == "bin/run.sh"

@@ -51,6 +51,20 @@ def test_a_dev_build_into_prod_s_interpolated_tag_is_found(tmp_path: Path) -> No
     assert "prod's tag org/api:latest" in found.message and found.service == "api"
 
 
+def test_a_project_with_no_prod_has_no_prod_tag_to_overwrite(tmp_path: Path) -> None:
+    """A base file that mounts the source and reloads is dev's own: its tag is not prod's."""
+    (tmp_path / "app").mkdir()
+    base = _write(
+        tmp_path,
+        "compose.yml",
+        "services:\n  api:\n    image: org/api:latest\n    build: ./app\n"
+        "    command: uvicorn main:app --reload\n    volumes:\n      - ./app:/app\n",
+    )
+    override = _write(tmp_path, "compose.override.yml", "services:\n  api:\n    ports: ['8000']\n")
+    result = checker.check([checker.file_stack([base, override], "dev")])
+    assert not [f for f in counted(result) if f.rule_id == "HM-D02"]
+
+
 @pytest.mark.parametrize(
     ("entry", "variable"),
     [("ports:\n      - '${HOST_PORT}'", "HOST_PORT"), ("volumes:\n      - ${MEDIA}:/m:z", "MEDIA")],

@@ -121,7 +121,7 @@ def test_workers_jobs_and_companions_are_not_asked_to_reload(tmp_path: Path) -> 
         ({"image": "bitnami/rabbitmq:3"}, Kind.COMPANION, "bitnami/rabbitmq:3"),
         ({"image": "traefik:v3", "command": "--api.insecure=true"}, Kind.COMPANION, "traefik:v3"),
         ({"image": "acme/api:1", "command": "gunicorn app:app"}, Kind.APP, "runs gunicorn"),
-        ({"build": {"context": "/nowhere"}}, Kind.APP, "the only candidate"),
+        ({"build": {"context": "/nowhere"}}, Kind.APP, "the only service built here"),
         (
             {"image": "acme/api:1", "command": "celery -A x worker"},
             Kind.WORKER,
@@ -135,7 +135,11 @@ def test_workers_jobs_and_companions_are_not_asked_to_reload(tmp_path: Path) -> 
             "runs manage.py migrate",
         ),
         ({"image": "acme/api:1", "restart": "no"}, Kind.JOB, 'restart: "no", runs once'),
-        ({"image": "node:20", "command": "npm run dev"}, Kind.OTHER, "node:20, not Python"),
+        ({"image": "node:20", "command": "npm run dev"}, Kind.OTHER, "runs npm, not Python"),
+        ({"image": "node:20"}, Kind.OTHER, "node:20, not Python"),
+        ({"image": "acme/docs:1", "command": "mkdocs serve"}, Kind.OTHER, "runs mkdocs"),
+        ({"build": {"context": "/nowhere"}, "command": "vite --host"}, Kind.OTHER, "runs vite"),
+        ({"image": "acme/x:1", "command": "python -m http.server 8000"}, Kind.OTHER, "http.server"),
         (
             {
                 "image": "python:3.12",
@@ -145,7 +149,8 @@ def test_workers_jobs_and_companions_are_not_asked_to_reload(tmp_path: Path) -> 
             Kind.APP,
             "runs python:3.12",
         ),
-        ({"image": "acme/api:1"}, Kind.APP, "runs the image acme/api:1; the only candidate"),
+        # A pulled image alone may as well be a store or a tool as the app.
+        ({"image": "acme/api:1"}, Kind.UNKNOWN, "runs the image acme/api:1; it may be the app"),
         (
             {"build": {"context": "/nowhere"}, "image": "gateway-postgres:16"},
             Kind.COMPANION,

@@ -332,3 +332,16 @@ def test_rules_without_their_evidence_say_unknown_once_per_run(project: Project)
     assert len(lines) == 9
     assert any("[prod elsewhere.yml, again] elsewhere: not checked: " in line for line in lines)
     assert "9 unknown" in text.splitlines()[-1]
+
+
+def test_data_folders_beside_a_read_only_source_mount_are_not_source(project: Project) -> None:
+    """`./:/app:ro` is the source; `./data` and `./media` mounted inside it are data."""
+    base = project.prod(
+        volumes=["../app:/app:ro", "../app/data:/app/data", "../app/media:/app/media"]
+    )
+    (project.root / "app" / "data").mkdir(exist_ok=True)
+    found = only(project.check("prod", base), "HM-P01")
+    assert [f.message.split(" over ")[1].split(":")[0] for f in found] == ["/app"]
+    beside = project.prod(volumes=["../app/src:/app/src:ro", "../app/media:/app/media"])
+    found = only(project.check("prod", beside), "HM-P01")
+    assert [f.message.split(" over ")[1].split(":")[0] for f in found] == ["/app/src"]

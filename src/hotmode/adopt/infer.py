@@ -53,6 +53,7 @@ def find_app(
     `x-hotmode` roles the files annotate; `named` (`--app`) and the annotation decide. Of
     several apps, the one built from source; none, or several candidates the evidence cannot
     tell apart, is an error naming them and the fix."""
+    from hotmode.audit import origin
     from hotmode.audit.roles import FIX, annotated_roles, app_candidates, classify
     from hotmode.audit.sources import read_sources
 
@@ -62,7 +63,10 @@ def find_app(
             names = ", ".join(sorted(services)) or "none"
             raise UsageError(f"--app {named}: no such service; the services are: {names}")
         return named, annotated
-    roles = classify(services, None, annotated)
+    # The repository's own image and the project's tree are evidence here as in `check`.
+    folder = Path(files[0]).absolute().parent if files else None
+    repository = origin.repository(folder) if folder else None
+    roles = classify(services, None, annotated, repository, folder)
     apps = [name for name, role in roles.items() if role.is_app]
     apps.sort(key=lambda name: "build" not in services[name])
     if apps:

@@ -16,7 +16,7 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import dockerfile
@@ -102,6 +102,25 @@ class Dockerfile:
                     found += [str(item) for item in parsed] if isinstance(parsed, list) else []
         return found
 
+    def copies(self, target: str | None) -> list[Copy]:
+        """What the chain copies from the build context (`COPY`/`ADD` without `--from`), in
+        build order, each with the working directory it was copied in and its values of `ARG`
+        and `ENV` substituted."""
+        found: list[Copy] = []
+        values = dict(self.args)
+        for stage in reversed(self.chain(target)):
+            workdir = "/"
+            for instruction, args in stage.instructions:
+                if instruction in {"ARG", "ENV"}:
+                    values.update(_assignments(args))
+                elif instruction == "WORKDIR":
+                    workdir = str(PurePosixPath(workdir, _substitute(args.strip(), values)))
+                elif instruction in {"COPY", "ADD"}:
+                    copy = _copy(_substitute(args, values), workdir)
+                    if copy is not None:
+                        found.append(copy)
+        return found
+
     def runs(self, target: str | None) -> str:
         """The text of every `RUN` of the chain, for looking up what the build installs."""
         return "\n".join(
@@ -110,6 +129,64 @@ class Dockerfile:
             for instruction, args in stage.instructions
             if instruction == "RUN"
         )
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One `COPY`/`ADD` from the build context: its sources (relative to the context) and
+    where they land in the image (absolute; a folder when it ends in `/` or copies several)."""
+
+    sources: tuple[str, ...]
+    destination: str
+
+    def source_of(self, path: str) -> str | None:
+        """The context path that lands at `path` in the image through this copy, if one does."""
+        target = PurePosixPath(path)
+        destination = PurePosixPath(self.destination)
+        folder = self.destination.endswith("/") or len(self.sources) > 1
+        for source in self.sources:
+            if "*" in source or "?" in source:
+                continue
+            if not folder and target == destination:
+                return source
+            # A file copied into a folder, or a folder's content copied over one.
+            if target.parent == destination and PurePosixPath(source).name == target.name:
+                return source
+            if destination in target.parents:
+                return str(PurePosixPath(source, target.relative_to(destination)))
+        return None
+
+
+def _assignments(args: str) -> dict[str, str]:
+    """`ARG A=1 B`, `ENV A=1 B=2` or `ENV A 1` as values (an `ARG` without one sets none)."""
+    try:
+        parts = shlex.split(args)
+    except ValueError:
+        parts = args.split()
+    if len(parts) >= 2 and "=" not in parts[0]:
+        return {parts[0]: " ".join(parts[1:])}
+    return dict(part.split("=", 1) for part in parts if "=" in part)
+
+
+def _copy(args: str, workdir: str) -> Copy | None:
+    flags = re.findall(r"(?:^|\s)(--\S+)", args.split("[", 1)[0])
+    operands = re.sub(r"(?:^|\s)--\S+", " ", args, count=len(flags)).strip()
+    try:
+        parsed = json.loads(operands)
+        parts = [str(p) for p in parsed] if isinstance(parsed, list) else shlex.split(operands)
+    except ValueError:
+        try:
+            parts = shlex.split(operands)
+        except ValueError:
+            return None
+    if any(f.startswith("--from") for f in flags) or len(parts) < 2:
+        return None
+    *sources, destination = parts
+    if "://" in " ".join(sources):
+        return None
+    slash = destination.endswith("/") or destination in {".", "./"}
+    absolute = str(PurePosixPath(workdir, destination)) + ("/" if slash else "")
+    return Copy(tuple(str(PurePosixPath(source)) for source in sources), absolute)
 
 
 _LABEL_KEY = re.compile(r"""(?:^|\s)["']?([A-Za-z0-9_.\-/]+)["']?\s*=""")
@@ -136,6 +213,10 @@ def _substitute(text: str, values: Mapping[str, str]) -> str:
 
 def _instruction_text(command: dockerfile.Command) -> str:
     """An instruction's arguments as written: the exec form as JSON, the rest joined."""
+    if command.cmd.upper() in {"COPY", "ADD"} and command.flags:
+        # `--from=stage` decides where a copy comes from: keep the flags before the operands.
+        operands = json.dumps(list(command.value)) if command.json else " ".join(command.value)
+        return f"{' '.join(command.flags)} {operands}"
     if command.json:
         return json.dumps(list(command.value))
     if command.cmd.upper() == "LABEL":

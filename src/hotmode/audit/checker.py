@@ -61,8 +61,10 @@ def merged_config(
     """The stack's configuration as Compose merges it, without its env files (see `inputs`)."""
     with tempfile.TemporaryDirectory(prefix="hotmode-check-") as folder:
         prepared = prepare(sources, Path(folder))
+        # Every profile: a service behind one is judged and checked too, its profile named.
         args = (
             *("--project-directory", str(prepared.project_directory)),
+            *("--profile", "*"),
             *("config", "--format", "json", "--no-env-resolution"),
         )
         try:

@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 # Python web servers, by the program name people type.
 SERVERS = {"uvicorn", "gunicorn", "hypercorn", "granian", "daphne", "uwsgi", "waitress-serve"}
 WORKERS = {"celery", "rq", "rqworker", "dramatiq", "arq", "huey_consumer", "huey_consumer.py"}
-WATCHERS = {"watchfiles", "watchmedo", "nodemon", "entr", "hupper", "reflex", "air"}
+WATCHERS = {"watchfiles", "watchgod", "watchmedo", "nodemon", "entr", "hupper", "reflex", "air"}
 _TRUE = {"1", "true", "yes", "on"}
 # `manage.py <command>` (or `django-admin <command>`) that are one-shot jobs.
 _DJANGO_JOBS = {"migrate", "collectstatic", "test", "makemigrations", "loaddata", "check"}
@@ -81,6 +81,13 @@ def _segments(argv: list[str]) -> list[list[str]]:
 
 
 _RUNNERS = {"exec", "poetry", "uv", "pipenv", "pdm", "hatch", "rye", "nice", "tini", "dumb-init"}
+# Programs that run the command after their own words: `newrelic-admin run-program CMD`,
+# `gosu USER CMD`, `ddtrace-run CMD`; the number of words to skip.
+_WRAPPERS = {
+    "newrelic-admin": 2, "ddtrace-run": 1, "opentelemetry-instrument": 1, "gosu": 2,
+    "su-exec": 2, "setpriv": 1, "chpst": 1, "with-contenv": 1,
+}  # fmt: skip
+_DEBUGPY_VALUE_OPTIONS = {"--listen", "--connect", "--log-to", "--configure-subProcess", "--pid"}
 _SHELLS = {"sh", "bash", "ash", "dash", "zsh"}
 # Python options that take a value as the next word.
 _PYTHON_VALUE_OPTIONS = {"-X", "-W", "-Q"}
@@ -95,6 +102,22 @@ def _after_python(segment: list[str]) -> list[str]:
             rest = rest[1:]  # `sh -c 'script'`: the script's words follow the options
             while rest and rest[0].startswith("-"):
                 rest = rest[1:]
+        elif re.match(r"(wait[-_]for|dockerize$)", head) and len(rest) > 1:
+            # `wait-for-it.sh db:5432 -- CMD`, `wait-for-postgres.sh db CMD`: what waits runs CMD.
+            if "--" in rest:
+                rest = rest[rest.index("--") + 1 :]
+            else:
+                after = [i for i, w in enumerate(rest[2:], 2) if w.startswith(("/", "./"))]
+                rest = rest[after[0] :] if after else []
+        elif head == "debugpy":
+            # `debugpy --listen ADDR [--wait-for-client] -m MODULE ...` (or a script path).
+            index = 1
+            while index < len(rest) and rest[index].startswith("-") and rest[index] != "-m":
+                takes_value = "=" not in rest[index] and rest[index] in _DEBUGPY_VALUE_OPTIONS
+                index += 2 if takes_value else 1
+            rest = rest[index + (index < len(rest) and rest[index] == "-m") :]
+        elif head in _WRAPPERS and len(rest) > _WRAPPERS[head]:
+            rest = rest[_WRAPPERS[head] :]
         elif head in _RUNNERS and len(rest) > 1:
             rest = rest[2:] if rest[1] == "run" else rest[1:]
             while rest and rest[0] == "--":
@@ -108,7 +131,8 @@ def _after_python(segment: list[str]) -> list[str]:
             if index < len(rest) and rest[index] == "-m":
                 index += 1
             rest = rest[index:]
-            return rest
+            if not rest or _program(rest[0]) != "debugpy":
+                return rest
         elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", rest[0]):
             rest = rest[1:]  # `VAR=value cmd`
         else:
@@ -149,14 +173,29 @@ def programs(argv: list[str]) -> list[Program]:
     return found
 
 
+# Options of watchers that take the next word as their value (`--filter python`).
+_WATCHER_VALUE_OPTIONS = {
+    "--filter", "--target-type", "--ignore-paths", "--sigint-timeout", "--sigkill-timeout",
+    "--grace-period", "--directory", "-d", "--patterns", "-p", "--ignore-patterns", "-w",
+}  # fmt: skip
+
+
 def _watched(args: list[str]) -> list[str]:
     """The command a file watcher runs: after `--`, else from the first program it names."""
     if "--" in args:
         return args[args.index("--") + 1 :]
     known = SERVERS | WORKERS | {"manage.py", "flask", "fastapi", "hotmode"}
     for index, arg in enumerate(args):
+        if index and args[index - 1] in _WATCHER_VALUE_OPTIONS:
+            continue
         if _program(arg) in known or re.fullmatch(r"python[0-9.]*", _program(arg)):
             return args[index:]
+        # `watchfiles celery.__main__.main --args '-A app worker'`: a function of a package.
+        package = arg.split(".")[0]
+        if "." in arg and package in known:
+            # `words` has split the quoted `--args` already.
+            given = args[args.index("--args") + 1 :] if "--args" in args else []
+            return [package, *given]
     return []
 
 

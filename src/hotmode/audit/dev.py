@@ -12,10 +12,13 @@ from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
-from hotmode.audit.commands import server, words, worker
+import yaml
+
+from hotmode.audit.commands import reloading, server, words, worker
 from hotmode.audit.model import Severity
 from hotmode.audit.rules import (
     CODE,
+    CODE_TARGETS,
     Context,
     Hit,
     command_text,
@@ -27,6 +30,7 @@ from hotmode.audit.rules import (
     split_image,
     table,
 )
+from hotmode.audit.sources import SourceFile, find_key
 
 DEV = ("dev",)
 # Official images people name directly; a local build tagged with one of these shadows it.
@@ -149,9 +153,10 @@ def own_image_tag(context: Context, name: str, service: dict[str, Any]) -> Itera
         return
     prod = {context.stack.prod_image} if context.stack.prod_image else set()
     files = context.sources.files
-    if len(files) > 1:
+    if len(files) > 1 and not _dev_already(files[0], name):
         # The base file is prod's: the image tag it writes is prod's tag, once its variables
         # are resolved as Compose resolved the merged one (`${IMAGE:-org/app}:${TAG:-latest}`).
+        # A base file that already mounts the source or reloads is dev's own: no prod here.
         written = files[0].scalar(("services", name, "image"))
         if written and context.prepared is not None:
             written = context.prepared.interpolate(written)
@@ -170,6 +175,27 @@ def own_image_tag(context: Context, name: str, service: dict[str, Any]) -> Itera
         base_image and split_image(base_image) == split_image(image)
     ):
         yield Hit(f"the dev build is tagged {image}: it overwrites that public image locally", path)
+
+
+def _dev_already(base: SourceFile, name: str) -> bool:
+    """Whether a base file's service is a dev one already: it runs a reloader, or bind-mounts
+    a relative folder writable over where code lives (`.:/app`)."""
+    command = base.scalar(("services", name, "command")) or ""
+    if reloading(words(command)):
+        return True
+    node = base.root
+    for segment in ("services", name, "volumes"):
+        found = find_key(node, segment) if isinstance(node, yaml.MappingNode) else None
+        node = found[1] if found else None
+    if not isinstance(node, yaml.SequenceNode):
+        return False
+    for item in node.value:
+        text = str(item.value) if isinstance(item, yaml.ScalarNode) else ""
+        source, _, rest = text.partition(":")
+        target, _, mode = rest.partition(":")
+        if source.startswith(".") and target.rstrip("/") in CODE_TARGETS and "ro" not in mode:
+            return True
+    return False
 
 
 def _at_start(service: dict[str, Any], key: str) -> str:

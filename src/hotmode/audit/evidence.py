@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from hotmode.audit import commands
+from hotmode.audit import commands, scripts
 from hotmode.audit.build import Dockerfile, read_dockerfile
 from hotmode.audit.names import (
     BASES,
@@ -29,7 +29,10 @@ from hotmode.audit.names import (
     DB_VARIABLES,
     DISTRIBUTIONS,
     JOB_WORDS,
+    MONITOR_WORDS,
     NOT_PYTHON,
+    NOT_PYTHON_PROGRAMS,
+    OTHER_SERVERS,
     PYTHON_VALUES,
     PYTHON_VARIABLES,
     URL_SCHEMES,
@@ -39,6 +42,13 @@ from hotmode.audit.names import (
 )
 
 _SCAN_LIMIT = 2000
+# Commands that set up before the program a command line is for.
+_CHORES = {
+    "service", "chmod", "chown", "mkdir", "cd", "echo", "export", "set", "sleep", "wait-for-it",
+    "wait-for-it.sh", "true", "test", "[", "if", "then", "else", "fi", "trap", "exec", "cp",
+}  # fmt: skip
+# Where Python keeps its packages: a volume there holds a Python installation.
+_PYTHON_PLACES = re.compile(r"/site-packages/?$|/dist-packages/?$|/\.cache/pip/?$")
 
 
 def image_of(service: Mapping[str, Any]) -> str | None:
@@ -83,13 +93,16 @@ def shared_key(service: Mapping[str, Any]) -> tuple[str, ...] | None:
     target), or its image when that is not a public base image."""
     build = service.get("build")
     if isinstance(build, dict):
-        # The same build tagged as two images is two images (a context from an unset variable).
+        # The same build tagged as two images is two images when nothing shows the build is
+        # one (a context from an unset variable); a Dockerfile that is here is one build, each
+        # service tagging it its own way (cookiecutter-django's `project_celeryworker`).
+        here = read_dockerfile(build) is not None
         return (
             "build",
             str(build.get("context")),
             str(build.get("dockerfile") or "Dockerfile"),
             str(build.get("target") or ""),
-            image_of(service) or "",
+            "" if here else image_of(service) or "",
         )
     image = image_of(service)
     if image and repository(image) not in BASES:
@@ -110,6 +123,14 @@ def service_command(
         if dockerfile is not None:
             return commands.words(dockerfile.command(build.get("target")))
     return []
+
+
+def resolved_command(
+    service: Mapping[str, Any], services: Mapping[str, Any] | None = None
+) -> list[str]:
+    """What a service runs, with the scripts its build copies into the image read in (see
+    `scripts`): `/start-celeryworker` and the `celery ... worker` it runs."""
+    return scripts.resolve(service_command(service, services), build_of(service, services))[0]
 
 
 def overrides_command(service: Mapping[str, Any]) -> bool:
@@ -135,7 +156,7 @@ def companion(name: str, service: Mapping[str, Any], services: Mapping[str, Any]
     """Why a service is a database, cache, broker, proxy or tool beside the app, if it is."""
     image = image_of(service)
     build = build_of(service, services)
-    argv = service_command(service, services)
+    argv = resolved_command(service, services)
     server = commands.server(argv)
     if build is None and known_companion(image):
         return str(image)
@@ -146,13 +167,18 @@ def companion(name: str, service: Mapping[str, Any], services: Mapping[str, Any]
     programs = commands.programs(argv)
     if programs and programs[0].name in COMPANION_PROGRAMS:
         return f"runs {programs[0].name}"
+    # What runs decides over what the image has installed (a client, an installer's option).
+    if server or commands.worker(argv) or commands.job(argv):
+        return None
     if dockerfile is not None and base and repository(base) in DISTRIBUTIONS:
         target = build.get("target") if build else None
         shipped = _database_in(dockerfile, target)
         if shipped:
             return f"built from {base}, {shipped}"
-    if server or commands.worker(argv) or commands.job(argv):
-        return None
+    running = [p for p in programs if p.name not in _CHORES]
+    script = _tokens(PurePosixPath(running[-1].name).stem) if running else set()
+    if running and running[-1].name.endswith(".sh") and script & COMPANION_PROGRAMS:
+        return f"runs {running[-1].name}, {sorted(script & COMPANION_PROGRAMS)[0]} by its name"
     named = _named_like_companion(image, build)
     if named:
         return named
@@ -181,22 +207,23 @@ def _database_in(dockerfile: Dockerfile, target: str | None) -> str | None:
 
 
 def _named_like_companion(image: str | None, build: Mapping[str, Any] | None) -> str | None:
-    """A companion's name in a local image's tag (`acme-postgres:16`) or in the folder or
-    Dockerfile it is built from (`./nginx`), for companions built rather than pulled."""
+    """A companion's name in a local image's tag (`acme-postgres:16`) or in the name of the
+    Dockerfile it is built with (`Dockerfile.nginx`), for companions built rather than pulled."""
     if image:
         found = sorted(_tokens(repository(image)) & COMPANIONS)
         if found:
             return f"{image}, a {found[0]} image"
     if build is not None:
-        context = PurePosixPath(str(build.get("context") or "")).name
+        # The Dockerfile's own name (`Dockerfile.nginx`) says what it builds; the folder it
+        # sits in is named for the project as often as for its content (`app-pg-redis-docker`).
         dockerfile = PurePosixPath(str(build.get("dockerfile") or "")).name
-        found = sorted((_tokens(context) | _tokens(dockerfile)) & COMPANIONS)
+        found = sorted(_tokens(dockerfile) & COMPANIONS)
         if found:
             return f"built from {build_name(build)}, a {found[0]} build"
     return None
 
 
-def _ports(service: Mapping[str, Any]) -> set[str]:
+def ports(service: Mapping[str, Any]) -> set[str]:
     """The container ports a service publishes or exposes."""
     found = {str(port) for port in service.get("expose") or []}
     for port in service.get("ports") or []:
@@ -218,11 +245,11 @@ def _listens_as_database(
             kind = URL_SCHEMES.get(match.group(1)) if match else None
             if kind:
                 return f"{other_name}'s {variable} connects to it as {kind}"
-    ports = _ports(service)
+    listening = ports(service)
     env = environment(service)
     for port, kind in DB_PORTS.items():
         named = [v for v in DB_VARIABLES[kind] if v in env]
-        if port in ports and named:
+        if port in listening and named:
             return f"takes {named[0]} and listens on {port}, as {kind} does"
     return None
 
@@ -272,6 +299,10 @@ def python(service: Mapping[str, Any], services: Mapping[str, Any]) -> str | Non
     for mount in bind_mounts(service):
         if Path(mount).is_dir() and holds_python(Path(mount)):
             return f"mounts {_shown(mount)}, which holds Python source"
+    for item in service.get("volumes") or []:
+        target = str(item.get("target") or "") if isinstance(item, dict) else ""
+        if _PYTHON_PLACES.search(target):
+            return f"keeps a volume at {target}, where Python keeps its packages"
     for variable, value in environment(service).items():
         if PYTHON_VARIABLES.match(variable):
             return f"sets {variable}"
@@ -331,19 +362,56 @@ def command_role(argv: list[str]) -> tuple[str, str] | None:
     programs = commands.programs(argv)
     if not programs:
         return None
-    first = programs[0]
+    # `service cron start` starts a daemon on the side; what follows is the command.
+    first = next((p for p in programs if p.name not in _CHORES), programs[0])
     words = _tokens(PurePosixPath(first.name).stem)
     for arg in first.args[:1]:
         if not arg.startswith("-"):
             words |= _tokens(arg)
     # Scripts a wrapper runs in turn (`wait-for-it.sh db -- /app/worker.sh start`).
-    for word in argv:
-        if word.endswith((".sh", ".py")) and not word.startswith("-"):
-            words |= _tokens(PurePosixPath(word).stem)
+    words |= _script_words(argv)
+    if words & MONITOR_WORDS:
+        return "other", f"runs {shown_command(argv)}, a monitoring UI by its name"
     if words & WORKER_WORDS:
         return "worker", f"runs {shown_command(argv)}, a worker by its name"
     if words & JOB_WORDS:
         return "job", f"runs {shown_command(argv)}, a one-shot job by its name"
+    return None
+
+
+def _script_words(argv: list[str]) -> set[str]:
+    """The words of the scripts a command runs (`nginx-entrypoint.sh`, `/webodm/worker.sh`)."""
+    found: set[str] = set()
+    for word in argv:
+        if word.endswith((".sh", ".py")) and not word.startswith("-"):
+            found |= _tokens(PurePosixPath(word).stem)
+    return found
+
+
+def mounts_tree(service: Mapping[str, Any], project: Path | None) -> str | None:
+    """A service that bind-mounts the project's own tree (the Compose file's folder or one
+    above it): a dev container people work in."""
+    if project is None:
+        return None
+    for mount in bind_mounts(service):
+        folder = Path(mount)
+        if folder == project or folder in project.parents:
+            return f"mounts {_shown(mount)}, the project's own tree"
+    return None
+
+
+def runs_other(argv: list[str]) -> str | None:
+    """A command that ends by running something other than a Python app: a Node or other
+    runtime (`npm run build:watch`), or a server of documents or files (`mkdocs serve`)."""
+    found = [p for p in commands.programs(argv) if p.name not in _CHORES]
+    if not found:
+        return None
+    last = found[-1]
+    if last.name in NOT_PYTHON_PROGRAMS:
+        return f"runs {last.name}, not Python"
+    for program in found:
+        if program.name in OTHER_SERVERS:
+            return f"runs {program.name}, a server of something other than the app"
     return None
 
 
@@ -374,5 +442,5 @@ def depends_on(service: Mapping[str, Any]) -> set[str]:
 
 def fronts(service: Mapping[str, Any]) -> bool:
     """Whether a service listens only on the web's ports (80, 443): a proxy in front."""
-    ports = _ports(service)
-    return bool(ports) and ports <= {"80", "443", "8080", "8443"}
+    listening = ports(service)
+    return bool(listening) and listening <= {"80", "443", "8080", "8443"}

@@ -33,6 +33,10 @@ class Role:
     kind: Kind
     reason: str
     candidates: tuple[str, ...] = ()
+    # The rule of evidence that decided (`image`, `command`, `shared build`...), for reports
+    # that weigh each rule's precision; the profile that gates the service, if one does.
+    evidence: str = ""
+    profile: str | None = None
 
     @property
     def is_app(self) -> bool:

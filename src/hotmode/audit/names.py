@@ -28,7 +28,7 @@ COMPANIONS = {
     "ollama", "text-generation-inference", "tritonserver", "vllm-openai", "tei",
     "text-embeddings-inference", "localai",
     # tools beside a backend: mail catchers, admin and monitoring UIs, document converters
-    "mailhog", "mailpit", "maildev", "smtp4dev", "adminer", "pgadmin4", "flower", "localstack",
+    "mailhog", "mailpit", "maildev", "smtp4dev", "adminer", "pgadmin4", "localstack", "certbot",
     "jaeger", "prometheus", "grafana", "otel-collector", "opentelemetry-collector", "kibana",
     "tika", "gotenberg", "mongo-express", "redisinsight", "portainer", "dozzle", "loki",
 }  # fmt: skip
@@ -36,16 +36,26 @@ COMPANIONS = {
 COMPANION_PROGRAMS = {
     "postgres", "redis-server", "valkey-server", "mysqld", "mariadbd", "mongod", "memcached",
     "rabbitmq-server", "nginx", "traefik", "caddy", "haproxy", "envoy", "httpd", "minio",
-    "ollama", "flower",
+    "ollama",
 }  # fmt: skip
+# Programs that are not Python: a command that ends by running one runs no Python app.
+NOT_PYTHON_PROGRAMS = {
+    "node", "npm", "npx", "yarn", "pnpm", "bun", "deno", "java", "ruby", "php", "go", "dotnet",
+    "vite", "next", "nuxt", "ng", "webpack", "webpack-dev-server", "parcel", "astro", "hugo",
+    "jekyll",
+}  # fmt: skip
+# Servers of something other than the app: documentation, static files, notebooks.
+OTHER_SERVERS = {"mkdocs", "http.server", "sphinx-autobuild", "jupyter", "jupyter-lab", "pelican"}
 # Where a database built from a distribution image keeps its data: shipping one is being one.
 DATA_DIRS = {
     "/var/lib/postgresql": "postgres", "/var/lib/postgresql/data": "postgres",
     "/var/lib/mysql": "mysqld", "/data/db": "mongod", "/var/lib/rabbitmq": "rabbitmq",
 }  # fmt: skip
 # Packages a distribution image installs to become a database.
+# A package's whole name: `postgresql-client` and `--postgresql-version` are not the server.
 DB_PACKAGES = re.compile(
-    r"\b(postgresql(-\d+)?|postgresql-server|mysql-server|mariadb-server|mongodb-org|redis-server)\b"
+    r"(?<![\w.-])(postgresql(-\d+)?|postgresql-server|mysql-server|mariadb-server|mongodb-org|"
+    r"redis-server)(?![\w.-])"
 )
 # The default ports of databases: a service listening there and named by its image's variables
 # (`POSTGRES_PASSWORD` with 5432) is that database.
@@ -74,7 +84,11 @@ BASES = {
 DISTRIBUTIONS = {"debian", "ubuntu", "alpine", "fedora", "centos", "rockylinux", "almalinux"}
 # Words in a command (a script's name, an entrypoint's subcommand) that say what it starts.
 WORKER_WORDS = {"worker", "workers", "beat", "scheduler", "celery", "consumer", "cron", "rqworker"}
-JOB_WORDS = {"migrate", "migrator", "migration", "migrations", "init", "seed", "setup", "upgrade"}
+MONITOR_WORDS = {"flower"}
+JOB_WORDS = {
+    "migrate", "migrator", "migration", "migrations", "init", "seed", "setup", "upgrade", "test",
+    "tests",
+}  # fmt: skip
 # Variables only a Python process reads.
 PYTHON_VARIABLES = re.compile(r"^(DJANGO_SETTINGS_MODULE|PYTHON[A-Z_]*|FLASK_APP|UVICORN_\w+)$")
 PYTHON_VALUES = re.compile(r"\b(django|flask|celery)\.[a-z_.]+|\b\w+\.(wsgi|asgi):\w+")

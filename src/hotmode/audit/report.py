@@ -93,7 +93,8 @@ def _judged(roles: dict[str, Role], base: Path) -> str:
     parts = []
     for kind in Kind:
         named = [
-            f"{name} ({shown_text(role.reason, base)})"
+            f"{name} ({shown_text(role.reason, base)}"
+            f"{f'; profile {role.profile}' if role.profile else ''})"
             for name, role in roles.items()
             if role.kind is kind
         ]
@@ -210,6 +211,7 @@ def to_json(report: Report, threshold: Severity, base: Path) -> str:
                 "files": [_shown(path, base) for path in stack.files],
                 "services": {
                     name: {"role": role.kind.value, "reason": shown_text(role.reason, base)}
+                    | ({"profile": role.profile} if role.profile else {})
                     for name, role in report.roles.get(stack.label, {}).items()
                 },
             }

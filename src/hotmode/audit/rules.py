@@ -10,10 +10,11 @@ The rules themselves live in `prod`, `dev` and `every`, one module per mode.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hotmode.audit import origin
 from hotmode.audit.build import Dockerfile, read_dockerfile, unread
 from hotmode.audit.commands import command_words, reloading
 from hotmode.audit.evidence import build_of, holds_python, service_command
@@ -46,7 +47,16 @@ class Context:
         if not self._roles:
             services = self.merged.get("services") or {}
             annotated = annotated_roles(self.sources.files, [str(name) for name in services])
-            self._roles.update(classify(services, self.stack.apps, annotated))
+            repository = origin.repository(self.project_directory)
+            found = classify(
+                services, self.stack.apps, annotated, repository, self.project_directory
+            )
+            for name, role in found.items():
+                service = services.get(name)
+                profiles = service.get("profiles") if isinstance(service, dict) else None
+                if isinstance(profiles, list) and profiles:
+                    found[name] = replace(role, profile=", ".join(map(str, profiles)))
+            self._roles.update(found)
         return self._roles
 
     def is_app(self, name: str) -> bool:
@@ -274,6 +284,35 @@ def inside(path: str | Path, folder: str | Path) -> bool:
     return child == parent or parent in child.parents
 
 
+def _data_beside(
+    mount: Mount, source: Path, service: Mapping[str, Any], folders: list[Path]
+) -> bool:
+    """Whether a mount from within the source is a data folder beside the source mount: it
+    lies inside another mount's target (`./:/app:ro` with `./data:/app/data`) or sits beside a
+    read-only one (`./src:/app/src:ro` with `./media:/app/media`), holds no Python on disk, and
+    is mounted where data lives or is not here at all."""
+    if source.is_dir() and holds_python(source):
+        return False
+    if source.is_file() and source.suffix == ".py":
+        return False
+    others = [m for m in mounts(service) if m.target != mount.target]
+    nested = any(inside(mount.target, other.target) for other in others)
+    beside = any(_read_only_code(other, service, folders) for other in others)
+    if not (nested or beside):
+        return False
+    return _data_target(mount.target) or not source.exists()
+
+
+def _read_only_code(mount: Mount, service: Mapping[str, Any], folders: list[Path]) -> bool:
+    """A folder of the source (not a file such as `.env`) bind-mounted read-only where code
+    lives."""
+    if mount.type != "bind" or not mount.read_only or not mount.source:
+        return False
+    source = Path(mount.source)
+    of_source = any(inside(source, folder) for folder in folders)
+    return of_source and not source.is_file() and _code_target(mount.target, service)
+
+
 def _code_target(target: str, service: Mapping[str, Any]) -> bool:
     working_dir = str(service.get("working_dir") or "").rstrip("/")
     homes = CODE_TARGETS | ({working_dir} if working_dir else set())
@@ -318,8 +357,12 @@ def source_mounts(
         source = Path(mount.source)
         if folders:
             above = inside(source, project)
-            if any(inside(source, f) or (above and inside(f, source)) for f in folders):
-                found.append(mount)
+            if not any(inside(source, f) or (above and inside(f, source)) for f in folders):
+                continue
+            # A folder that holds no code, mounted inside the source mount, is data.
+            if _data_beside(mount, source, service, folders):
+                continue
+            found.append(mount)
         elif source.is_dir():
             if holds_python(source):
                 found.append(mount)
