@@ -153,7 +153,8 @@ def test_a_planted_default_prefix_is_not_used(
     default = tmp_path / f"hotmode-pycache-{os.getuid()}"
     assert pycache_prefix({}) == str(default)  # made private on first use
     assert default.stat().st_mode & 0o777 == 0o700
-    assert pycache_prefix({"PYTHONPYCACHEPREFIX": "/chosen"}) == "/chosen"
+    chosen = tmp_path / "chosen"
+    assert pycache_prefix({"PYTHONPYCACHEPREFIX": str(chosen)}) == str(chosen)
 
     default.chmod(0o777)  # as if another user had made it first
     fresh = pycache_prefix({})
@@ -164,3 +165,33 @@ def test_a_planted_default_prefix_is_not_used(
     default.symlink_to(tmp_path)
     assert pycache_prefix({}) != str(default)
     assert "is not a folder" in caplog.text
+
+
+@pytest.mark.parametrize("planted", ["world-writable", "link", "another user's"])
+def test_a_given_prefix_that_is_not_the_users_own_private_folder_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, planted: str
+) -> None:
+    # PYTHONPYCACHEPREFIX given (a `.hotmode/pycache` link, an inherited variable): its
+    # bytecode runs as this user, so it is held to the default's rule (issue 26).
+    from hotmode.reload.launcher import pycache_prefix
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    (tmp_path / "tmp").mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o700)
+    given = tmp_path / "given"
+    if planted == "link":
+        given.symlink_to(victim)
+    else:
+        given.mkdir()
+        given.chmod(0o777 if planted == "world-writable" else 0o755)
+        if planted == "another user's":
+            if os.getuid() != 0:
+                pytest.skip("only root can give a folder to another user")
+            os.chown(given, 65534, 65534)
+    used = pycache_prefix({"PYTHONPYCACHEPREFIX": str(given)})
+    assert used == str(tmp_path / "tmp" / f"hotmode-pycache-{os.getuid()}")
+    assert f"{given} " in caplog.text and "not used for bytecode" in caplog.text
+    assert len([r for r in caplog.records if "bytecode" in r.getMessage()]) == 1
+    assert list(victim.iterdir()) == []
