@@ -198,7 +198,7 @@ def case_data_link_to_a_folder() -> None:
 
 def case_data_mode_link_to_a_folder() -> None:
     DOT.mkdir()
-    link = plant(".hotmode/data/prod-core", VICTIMS / "folder")
+    link = plant(".hotmode/data/prod-default", VICTIMS / "folder")
     refused(hotmode("down", "--native", "--volumes", "--yes"), link)
 
 
@@ -224,7 +224,7 @@ def case_pycache_link_to_a_folder() -> None:
 
 
 def case_embedded_default_through_a_data_link() -> None:
-    link = plant(".hotmode/data/prod-core/db", VICTIMS / "folder")
+    link = plant(".hotmode/data/prod-default/db", VICTIMS / "folder")
     refused(hotmode(*UP_PROD), link)
     assert port_free()
 
@@ -274,10 +274,10 @@ CASES = {name.removeprefix("case_"): f for name, f in dict(globals()).items() if
 PLACES = (
     ".hotmode", ".hotmode/lock", ".hotmode/state.json", ".hotmode/companions.json",
     ".hotmode/.gitignore", ".hotmode/runs", ".hotmode/snapshots", ".hotmode/data",
-    ".hotmode/logs", ".hotmode/pycache", ".hotmode/db-prod-core.log", ".hotmode/runs/x.log",
+    ".hotmode/logs", ".hotmode/pycache", ".hotmode/db-prod-default.log", ".hotmode/runs/x.log",
     ".hotmode/snapshots/UNCOMMITTED", ".hotmode/snapshots/0123456789ab",
-    ".hotmode/data/prod-core", ".hotmode/data/dev-core", ".hotmode/data/prod-core/db",
-    ".hotmode/data/dev-core/db", ".hotmode/logs/prod-core", ".hotmode/native-db.yml",
+    ".hotmode/data/prod-default", ".hotmode/data/dev-default", ".hotmode/data/prod-default/db",
+    ".hotmode/data/dev-default/db", ".hotmode/logs/prod-default", ".hotmode/native-db.yml",
 )  # fmt: skip
 COMMANDS = (
     UP_PROD,
