@@ -195,3 +195,21 @@ def test_a_given_prefix_that_is_not_the_users_own_private_folder_is_not_used(
     assert f"{given} " in caplog.text and "not used for bytecode" in caplog.text
     assert len([r for r in caplog.records if "bytecode" in r.getMessage()]) == 1
     assert list(victim.iterdir()) == []
+
+
+def test_a_shared_sticky_prefix_holds_a_private_folder_of_the_users_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A dev image's cache volume (mode 1777, for whichever user the container runs as): the
+    # byte-code still survives a restart, in a folder no other user can change.
+    from hotmode.reload.launcher import pycache_prefix
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    shared = tmp_path / "cache"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    used = Path(pycache_prefix({"PYTHONPYCACHEPREFIX": str(shared)}))
+    assert used == shared / f"hotmode-pycache-{os.getuid()}"
+    assert used.stat().st_mode & 0o777 == 0o700
+    assert "bytecode" not in caplog.text
