@@ -18,7 +18,7 @@ from hotmode.native import data_home
 
 # The folders under `.hotmode/` whose entries are hotmode's own too (a snapshot's content is a
 # commit's, and may hold the links the commit holds: not checked here).
-_OWN_FOLDERS = ("runs", "snapshots", "logs", "pycache", "data")
+_OWN_FOLDERS = ("runs", "snapshots", "logs", "pycache", "data", "backup")
 
 
 def check_links(root: Path) -> None:
