@@ -278,6 +278,7 @@ PLACES = (
     ".hotmode/snapshots/UNCOMMITTED", ".hotmode/snapshots/0123456789ab",
     ".hotmode/data/prod-default", ".hotmode/data/dev-default", ".hotmode/data/prod-default/db",
     ".hotmode/data/dev-default/db", ".hotmode/logs/prod-default", ".hotmode/native-db.yml",
+    ".hotmode/backup",
 )  # fmt: skip
 COMMANDS = (
     UP_PROD,

@@ -175,3 +175,28 @@ def test_down_volumes_deletes_while_it_holds_the_project_lock(
     assert held == [True]
     assert not folder.exists()
     assert f"hotmode: deleted {folder}" in out.getvalue()
+
+
+def test_a_link_refused_for_the_database_process_is_not_written_through_by_the_fallback(
+    tmp_path: Path,
+) -> None:
+    """The database's data link is refused, and the start stops there (exit 2): the embedded
+    default never gets the same folder to write into."""
+    from hotmode.native import companions
+
+    root = tmp_path / "mine"
+    (root / "app").mkdir(parents=True)
+    (root / "hotmode.toml").write_text(
+        DECLARATION.replace('user = "nobody"\n', "").replace("no-such-database", "true")
+    )
+    config = load_config(root / "hotmode.toml")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    link = data_home.data_folder(config, PROD, config.services[0])
+    link.parent.mkdir(parents=True)
+    link.symlink_to(victim, target_is_directory=True)
+    said: list[str] = []
+    with pytest.raises(LinkError, match=rf"^{link} is a link to {victim}"):
+        companions.start(config, PROD, said.append, engine=lambda: False)
+    assert list(victim.iterdir()) == []
+    assert not any("embedded default" in line for line in said), said
