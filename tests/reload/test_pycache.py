@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from reload.reload_support import Server
+
 SCRIPT = """\
 import sys
 from hotmode.reload import pycache
@@ -213,3 +215,30 @@ def test_a_shared_sticky_prefix_holds_a_private_folder_of_the_users_own(
     assert used == shared / f"hotmode-pycache-{os.getuid()}"
     assert used.stat().st_mode & 0o777 == 0o700
     assert "bytecode" not in caplog.text
+
+
+def test_the_engine_runs_no_bytecode_from_a_given_prefix_others_can_write(
+    tmp_path: Path, app_dir: Path, servers: list[Server]
+) -> None:
+    """`hotmode run` given a world-writable PYTHONPYCACHEPREFIX: one line says so, and neither
+    the zygote nor a worker reads or writes the app's byte-code there: it goes to the user's own
+    folder. (The supervisor interpreter's own start, before any hotmode code runs, is Python's.)"""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir(mode=0o700)
+    env = {
+        "PYTHONPYCACHEPREFIX": str(shared),
+        "TMPDIR": str(private_tmp),
+        "PYTHONDONTWRITEBYTECODE": "",  # written, so that where it goes is seen
+    }
+    server = Server(app_dir, "--reload", env=env)
+    servers.append(server)
+    assert server.get()["version"] == "v1"
+    said = [line for line in server.output().splitlines() if "not used for bytecode" in line]
+    assert len(said) == 1 and f"{shared} can be written by other users" in said[0], said
+    assert [p for p in shared.rglob("*.pyc") if p.name.startswith("main.")] == []
+    assert not list(shared.glob("hotmode-*.json"))  # nor the learned module list
+    default = private_tmp / f"hotmode-pycache-{os.getuid()}"
+    assert "main" in [p.name.split(".")[0] for p in default.rglob("*.pyc")]
