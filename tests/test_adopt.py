@@ -77,6 +77,26 @@ def test_render_adopt_moves_hand_files_to_a_backup(tmp_path: Path) -> None:
     assert run_hotmode(root, "render", "--check").returncode == 0
 
 
+def test_render_adopt_never_moves_hand_files_through_a_planted_backup_link(
+    tmp_path: Path,
+) -> None:
+    """`.hotmode/backup` as a link out of the project: refused by name, nothing moved (issue 26)."""
+    root = tmp_path / "project"
+    shutil.copytree(GUIDE, root)
+    (root / "backend" / "requirements").mkdir(exist_ok=True)
+    assert run_hotmode(root, "init", "--yes").returncode == 0
+    old = (root / "deployment" / "docker-compose.dev.yml").read_text()
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (root / ".hotmode").mkdir(exist_ok=True)
+    (root / ".hotmode" / "backup").symlink_to(victim)
+    adopted = run_hotmode(root, "render", "--adopt")
+    assert adopted.returncode == 2, adopted.stderr
+    assert f"{root / '.hotmode' / 'backup'} is a symbolic link" in adopted.stderr
+    assert list(victim.iterdir()) == []
+    assert (root / "deployment" / "docker-compose.dev.yml").read_text() == old
+
+
 def test_the_readme_sarif_step_writes_valid_sarif(gateway: Path) -> None:
     """The README's CI step, run as written: its output is SARIF 2.1.0."""
     readme = (REPO / "README.md").read_text()

@@ -150,7 +150,7 @@ def find_declaration(start: Path) -> Path:
         if candidate.is_file():
             return candidate
         pyproject = folder / PYPROJECT
-        if pyproject.is_file() and "[tool.hotmode]" in pyproject.read_text(encoding="utf-8"):
+        if pyproject.is_file() and "[tool.hotmode]" in pyproject.read_text(errors="replace"):
             return pyproject
     raise ConfigError(
         f"no {DECLARATION} (or [tool.hotmode] in {PYPROJECT}) in {start} or above; "
@@ -165,10 +165,18 @@ def load_config(path: Path) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the declaration ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save the declaration as UTF-8"
+        ) from None
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: arrays or tables nest too deep to read; flatten the declaration"
+        ) from None
     if path.name == PYPROJECT:
         table = document.get("tool", {}).get("hotmode")
         if not isinstance(table, dict):

@@ -19,6 +19,11 @@ class ConfigError(UsageError):
     """The declaration, an env file or a mode choice is wrong (exit 2)."""
 
 
+class LinkError(UsageError):
+    """A symbolic link, or a folder that others can change, where hotmode keeps its own file or
+    folder: never followed, never written or deleted through (exit 2)."""
+
+
 class ComposeError(UsageError):
     """Compose is missing, or rejected a configuration (exit 2)."""
 

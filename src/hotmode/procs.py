@@ -42,6 +42,26 @@ class ProcessId:
     argv: tuple[str, ...]
     run_id: str = ""
     project: str = ""
+    # The project folder's identity (`project_id`): a renamed folder is still the project.
+    project_id: str = ""
+
+
+def project_id(folder: Path | str) -> str:
+    """A folder's identity, its device and inode: the same after a rename, '' if it cannot be
+    read."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return ""
+    return f"{info.st_dev}:{info.st_ino}"
+
+
+def same_project(recorded: object, recorded_id: object, project: Path) -> bool:
+    """True if a record's project folder (path, identity) is `project`: by its path, or, once
+    the folder was renamed, by the identity kept in the record."""
+    if recorded == str(project):
+        return True
+    return isinstance(recorded_id, str) and bool(recorded_id) and recorded_id == project_id(project)
 
 
 def valid_pid(pid: object) -> bool:
@@ -83,10 +103,10 @@ def parse_record(data: object, field: str, project: Path) -> ProcessId:
         raise ValueError(f"{field}.argv is not a command line")
     if not isinstance(run_id, str) or not run_id:
         raise ValueError(f"{field}.run_id is not a run id")
-    if folder != str(project):
+    if not isinstance(folder, str) or not same_project(folder, data.get("project_id"), project):
         raise ValueError(f"{field} belongs to another project folder ({folder!r})")
     assert isinstance(pid, int)  # noqa: S101 - valid_pid proved it; for the type checker
-    return ProcessId(pid, start, tuple(argv), run_id, folder)
+    return ProcessId(pid, start, tuple(argv), run_id, folder, project_id(project))
 
 
 def record_file_problem(path: Path) -> str:
@@ -139,7 +159,9 @@ def identify(pid: int, run_id: str = "", project: str = "") -> ProcessId | None:
     argv = read_argv(pid)
     if not alive(stat) or not argv or stat is None or stat.flags & _PF_KTHREAD:
         return None
-    return ProcessId(pid, stat.start_time, argv, run_id, project)
+    return ProcessId(
+        pid, stat.start_time, argv, run_id, project, project_id(project) if project else ""
+    )
 
 
 def identify_started(

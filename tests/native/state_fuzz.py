@@ -23,6 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bystander import BYSTANDER
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -37,22 +38,6 @@ STATE = PROJECT / ".hotmode" / "state.json"
 COMPANIONS = PROJECT / ".hotmode" / "companions.json"
 OTHER_PROJECT = "/elsewhere/other-project"
 LOGS = PROJECT / "bystanders"
-BYSTANDER = """
-import signal, sys, time
-log = sys.argv[1]
-def record(signum, _frame):
-    with open(log, "a") as handle:
-        handle.write(f"{signum}\\n")
-for signum in signal.valid_signals():
-    if signum not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
-        try:
-            signal.signal(signum, record)
-        except (OSError, ValueError):
-            pass
-print("ready", flush=True)
-while True:
-    time.sleep(3600)
-"""
 
 
 def start_bystanders() -> list[subprocess.Popen[bytes]]:

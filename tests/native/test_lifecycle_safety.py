@@ -337,10 +337,12 @@ def test_a_foreign_listener_on_another_address_does_not_delay_up(project: Projec
         assert served(project).get("mode") == "prod"
 
 
-def test_a_planted_data_link_deletes_only_itself(project: Project, tmp_path: Path) -> None:
+def test_a_planted_data_link_is_refused_and_deletes_nothing(
+    project: Project, tmp_path: Path
+) -> None:
     """`.hotmode/data/<mode>-<edition>/<name>` may be a link to where the data lives (root in a
     private folder), but only a link hotmode made is followed: one planted to a bystander's
-    folder is named as such, and `down --volumes` removes the link, never what it points to."""
+    folder is refused in one line naming it (exit 2), and nothing is deleted (issue 26)."""
     bystander = tmp_path / "bystander" / "dev-core" / "postgres"
     bystander.mkdir(parents=True)
     (bystander / "precious").write_text("keep me\n")
@@ -349,7 +351,10 @@ def test_a_planted_data_link_deletes_only_itself(project: Project, tmp_path: Pat
     link.symlink_to(bystander, target_is_directory=True)
 
     down = project.hotmode("down", "--native", "--volumes", "--yes")
-    assert down.returncode == 0, down.stderr
-    assert "a link hotmode did not make" in down.stdout
+    assert down.returncode == 2, down.stderr
+    assert down.stderr == (
+        f"hotmode: error: {link} is a symbolic link (to {bystander}) where hotmode keeps its own "
+        "files; remove the link (what it points to is left alone), then run the command again\n"
+    )
     assert (bystander / "precious").read_text() == "keep me\n"
-    assert not link.is_symlink()
+    assert link.is_symlink()

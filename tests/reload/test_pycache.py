@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from reload.reload_support import Server
+
 SCRIPT = """\
 import sys
 from hotmode.reload import pycache
@@ -153,7 +155,8 @@ def test_a_planted_default_prefix_is_not_used(
     default = tmp_path / f"hotmode-pycache-{os.getuid()}"
     assert pycache_prefix({}) == str(default)  # made private on first use
     assert default.stat().st_mode & 0o777 == 0o700
-    assert pycache_prefix({"PYTHONPYCACHEPREFIX": "/chosen"}) == "/chosen"
+    chosen = tmp_path / "chosen"
+    assert pycache_prefix({"PYTHONPYCACHEPREFIX": str(chosen)}) == str(chosen)
 
     default.chmod(0o777)  # as if another user had made it first
     fresh = pycache_prefix({})
@@ -164,3 +167,78 @@ def test_a_planted_default_prefix_is_not_used(
     default.symlink_to(tmp_path)
     assert pycache_prefix({}) != str(default)
     assert "is not a folder" in caplog.text
+
+
+@pytest.mark.parametrize("planted", ["world-writable", "link", "another user's"])
+def test_a_given_prefix_that_is_not_the_users_own_private_folder_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, planted: str
+) -> None:
+    # PYTHONPYCACHEPREFIX given (a `.hotmode/pycache` link, an inherited variable): its
+    # bytecode runs as this user, so it is held to the default's rule (issue 26).
+    from hotmode.reload.launcher import pycache_prefix
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    (tmp_path / "tmp").mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o700)
+    given = tmp_path / "given"
+    if planted == "link":
+        given.symlink_to(victim)
+    else:
+        given.mkdir()
+        given.chmod(0o777 if planted == "world-writable" else 0o755)
+        if planted == "another user's":
+            if os.getuid() != 0:
+                pytest.skip("only root can give a folder to another user")
+            os.chown(given, 65534, 65534)
+    used = pycache_prefix({"PYTHONPYCACHEPREFIX": str(given)})
+    assert used == str(tmp_path / "tmp" / f"hotmode-pycache-{os.getuid()}")
+    assert f"{given} " in caplog.text and "not used for bytecode" in caplog.text
+    assert len([r for r in caplog.records if "bytecode" in r.getMessage()]) == 1
+    assert list(victim.iterdir()) == []
+
+
+def test_a_shared_sticky_prefix_holds_a_private_folder_of_the_users_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A dev image's cache volume (mode 1777, for whichever user the container runs as): the
+    # byte-code still survives a restart, in a folder no other user can change.
+    from hotmode.reload.launcher import pycache_prefix
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    shared = tmp_path / "cache"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    used = Path(pycache_prefix({"PYTHONPYCACHEPREFIX": str(shared)}))
+    assert used == shared / f"hotmode-pycache-{os.getuid()}"
+    assert used.stat().st_mode & 0o777 == 0o700
+    assert "bytecode" not in caplog.text
+
+
+def test_the_engine_runs_no_bytecode_from_a_given_prefix_others_can_write(
+    tmp_path: Path, app_dir: Path, servers: list[Server]
+) -> None:
+    """`hotmode run` given a world-writable PYTHONPYCACHEPREFIX: one line says so, and neither
+    the zygote nor a worker reads or writes the app's byte-code there: it goes to the user's own
+    folder. (The supervisor interpreter's own start, before any hotmode code runs, is Python's.)"""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir(mode=0o700)
+    env = {
+        "PYTHONPYCACHEPREFIX": str(shared),
+        "TMPDIR": str(private_tmp),
+        "PYTHONDONTWRITEBYTECODE": "",  # written, so that where it goes is seen
+    }
+    server = Server(app_dir, "--reload", env=env)
+    servers.append(server)
+    assert server.get()["version"] == "v1"
+    said = [line for line in server.output().splitlines() if "not used for bytecode" in line]
+    assert len(said) == 1 and f"{shared} can be written by other users" in said[0], said
+    assert [p for p in shared.rglob("*.pyc") if p.name.startswith("main.")] == []
+    assert not list(shared.glob("hotmode-*.json"))  # nor the learned module list
+    default = private_tmp / f"hotmode-pycache-{os.getuid()}"
+    assert "main" in [p.name.split(".")[0] for p in default.rglob("*.pyc")]

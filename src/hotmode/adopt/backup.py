@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from hotmode import safefs
 from hotmode.native.state import ensure_state_dir, fs_error
 
 
@@ -34,7 +35,9 @@ def back_up(root: Path, paths: Iterable[Path]) -> list[tuple[Path, Path]]:
             relative = Path(path.name)
         target = folder / relative
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            # Walked from the project: a planted `.hotmode/backup` link is refused, never
+            # followed to move the team's files out of the project (issue 26).
+            safefs.make_folders(root, target.parent)
             os.replace(path, target)
         except OSError as exc:
             raise fs_error(exc, target.parent) from exc

@@ -43,8 +43,9 @@ def confirm_volumes(config: Config, *, yes: bool) -> None:
         raise StateError("nothing deleted; the data is kept")
 
 
-def remove_volumes(config: Config) -> None:
-    """Delete the data volumes and native data folders (after `confirm_volumes`)."""
+def remove_volumes(config: Config) -> list[str]:
+    """Delete the data volumes and native data folders (after `confirm_volumes`, under the
+    project lock); return what was deleted."""
     volumes, folders = _what(config)
     if volumes:
         from hotmode.compose import docker
@@ -53,5 +54,4 @@ def remove_volumes(config: Config) -> None:
     described = [data_home.describe(config, folder) for folder in folders]
     for folder in folders:
         data_home.delete(config, folder)
-    for name in [*volumes, *described]:
-        click.echo(f"hotmode: deleted {name}")
+    return [*volumes, *described]

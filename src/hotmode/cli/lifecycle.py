@@ -20,12 +20,19 @@ import click
 
 from hotmode import procs, source
 from hotmode.cli import data
-from hotmode.cli.options import config_option, load, mode_options, overlay_option, select
+from hotmode.cli.options import (
+    config_option,
+    declaration_root,
+    load,
+    mode_options,
+    overlay_option,
+    select,
+)
 from hotmode.compose import layout
 from hotmode.config import Config
-from hotmode.errors import HotmodeError, Interrupted, StateError
+from hotmode.errors import ConfigError, HotmodeError, Interrupted, StateError
 from hotmode.modes import Selection, all_selections, resolve
-from hotmode.native import companion_record, companions, runner, snapshot, state
+from hotmode.native import companion_record, companions, guard, runner, snapshot, state
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -80,12 +87,15 @@ def interruptible() -> contextlib.AbstractContextManager[None]:
 
 
 @contextlib.contextmanager
-def changing(config: Config) -> Iterator[None]:
-    """Hold the project lock; refuse a record file that is not a file (a FIFO, a folder), and
-    report and remove a stale or unreadable record first."""
-    with state.project_lock(config.root):
-        state.check_record_files(config.root, RECORD_FILES)
-        _note(runner.clean_up(config))
+def changing(config: Config | Path) -> Iterator[None]:
+    """Hold the project lock; refuse a link where hotmode keeps its own files, and a record
+    file that is not a file (a FIFO, a folder); report and remove a stale or unreadable record
+    first. A `Path` is the project's folder alone (its declaration cannot be read)."""
+    root = config if isinstance(config, Path) else config.root
+    guard.check_links(root)
+    with state.project_lock(root):
+        state.check_record_files(root, RECORD_FILES)
+        _note(runner.clean_up(root))
         yield
 
 
@@ -196,13 +206,38 @@ def down(
 
     Data volumes are kept; only --volumes deletes them, after naming them and asking.
     """
-    config = load(config_path)
+    try:
+        config = load(config_path)
+    except ConfigError:
+        _down_without_declaration(config_path, volumes)
+        raise
     if volumes:
         data.confirm_volumes(config, yes=yes)
     docker = docker_if_wanted(config, native_only)
+    # The data goes while the lock is held: an `up` waiting for it never starts on a folder
+    # being deleted.
     with changing(config), procs.deferred_signals():
         stopped = runner.stop(config)
         projects = docker.down(config, overlays=overlays) if docker is not None else {}
+        deleted = data.remove_volumes(config) if volumes else []
+    _say_stopped(stopped, projects)
+    for name in deleted:
+        click.echo(f"hotmode: deleted {name}")
+
+
+def _down_without_declaration(config_path: Path | None, volumes: bool) -> None:
+    """`down` when the declaration cannot be read: stop what the records prove and say it;
+    Docker and data are left alone (the caller then reports the declaration's error, exit 2)."""
+    root = declaration_root(config_path)
+    if root is None or volumes:
+        return
+    with changing(root), procs.deferred_signals():
+        stopped = runner.stop_project(root)
+    if stopped.recorded or stopped.unrecorded or stopped.companions.stopped:
+        _say_stopped(stopped, {})
+
+
+def _say_stopped(stopped: runner.Stopped, projects: dict[str, list[str]]) -> None:
     if stopped.recorded is not None:
         click.echo(f"hotmode: stopped {stopped.recorded.label} (pid {stopped.recorded.pid})")
     for lost in stopped.unrecorded:
@@ -218,8 +253,6 @@ def down(
         click.echo(f"hotmode: stopped {project} in Docker (containers {', '.join(names)})")
     if not (stopped.recorded or stopped.unrecorded or stopped.companions.stopped or projects):
         click.echo("hotmode: nothing was running")
-    if volumes:
-        data.remove_volumes(config)
 
 
 @click.command()

@@ -77,6 +77,15 @@ def load(config_path: Path | None) -> Config:
     return load_config(find_declaration(here))
 
 
+def declaration_root(config_path: Path | None) -> Path | None:
+    """The project folder of the declaration named or found, without reading it; None if none."""
+    try:
+        path = config_path or find_declaration(Path.cwd())
+    except (UsageError, OSError):
+        return None
+    return path.resolve().parent
+
+
 def select(config: Config, mode: str | None, edition: str | None) -> Selection:
     """Resolve the mode and edition with the process environment."""
     return resolve(config, mode=mode, edition=edition, environ=os.environ)

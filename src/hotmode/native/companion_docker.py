@@ -44,6 +44,7 @@ def start(
         f"services:\n  {companion.name}:\n    ports: !override\n      - {published}\n"
         "    labels:\n"
         + "".join(f"      {json.dumps(k)}: {json.dumps(v)}\n" for k, v in labels.items()),
+        within=config.root,
     )
     files = [*layout.compose_files(config, selection), overlay]
     project = layout.project_name(config, selection)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from hotmode import procs
+from hotmode import procs, safefs
 from hotmode.atomic import write_atomic
 
 VERSION = 1
@@ -135,7 +135,7 @@ def read(root: Path) -> tuple[list[Entry], list[str]]:
         return [], [f"ignored {where}: {reason}; nothing was signalled for it"]
     if not isinstance(data, dict) or data.get("version") != VERSION:
         return [], [f"ignored {where}: not a version {VERSION} record; nothing was signalled"]
-    if data.get("project") != str(root):
+    if not procs.same_project(data.get("project"), data.get("project_id"), root):
         return [], [f"ignored {where}: it belongs to another project folder; nothing was signalled"]
     items = data.get("companions")
     if not isinstance(items, list):
@@ -153,16 +153,17 @@ def write(root: Path, entries: list[Entry]) -> None:
     document = {
         "version": VERSION,
         "project": str(root),
+        "project_id": procs.project_id(root),
         "companions": [entry.as_dict() for entry in entries],
     }
-    write_atomic(path(root), json.dumps(document, indent=2) + "\n")
+    write_atomic(path(root), json.dumps(document, indent=2) + "\n", within=root)
 
 
 def clear(root: Path) -> None:
     """Remove the record, unless what is there is not a regular file (never ours to remove)."""
     where = path(root)
     if not procs.record_file_problem(where):
-        where.unlink(missing_ok=True)
+        safefs.unlink(root, where)
 
 
 def marked(root: Path) -> list[procs.ProcessId]:
@@ -208,7 +209,12 @@ def stop(root: Path, remove_containers: Callable[[Path], list[str]]) -> Stopped:
         if entry.process is None:
             continue
         why = procs.why_not(entry.process)
-        if why and not procs.alive(procs.read_stat(entry.process.pid)):
+        if not why and entry.process.project != str(root):
+            # Proven, in a folder since renamed: the /proc scan below looks for the new name.
+            seen.add(entry.process.pid)
+            if stop_process(entry.process):
+                stopped.append(f"{entry.name} (pid {entry.process.pid})")
+        elif why and not procs.alive(procs.read_stat(entry.process.pid)):
             notes.append(f"{entry.name} had stopped unexpectedly (pid {entry.process.pid})")
         elif why:
             notes.append(f"the record of {entry.name} is stale: {why}; nothing was signalled")

@@ -30,9 +30,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from hotmode import procs
+from hotmode import procs, safefs
 from hotmode.atomic import write_atomic
 from hotmode.compose import companions as rendered
 from hotmode.config import Config
@@ -123,7 +123,7 @@ def _run(
 ) -> None:
     # Its own session, with the marker in its environment: a `hotmode` killed meanwhile leaves
     # a process that `down` finds by the /proc scan. `given` goes to its standard input.
-    with log.open("ab") as output:
+    with _open_log(log) as output:
         result = subprocess.run(  # noqa: S603 - the declared command
             argv,
             input=given,
@@ -146,6 +146,11 @@ def _run(
 def log_path(config: Config, selection: Selection, companion: Companion) -> Path:
     """A companion process's log: `.hotmode/<name>-<mode>-<edition>.log`."""
     return config.root / ".hotmode" / f"{companion.name}-{selection.mode}-{selection.edition}.log"
+
+
+def _open_log(log: Path) -> BinaryIO:
+    # `.hotmode/<name>-<mode>-<edition>.log`, walked from the project, never through a link.
+    return safefs.open_append(log.parents[1], log)
 
 
 def _port_answers(port: int) -> bool:
@@ -298,7 +303,6 @@ def _start_process(
     values = {"data": str(folder), "port": str(port)}
     env = _companion_env(config, selection, companion, run_id, values)
     log = log_path(config, selection, companion)
-    log.parent.mkdir(parents=True, exist_ok=True)
     # Intent before action: the record says it is starting before anything runs.
     entry = Entry(
         companion.name,
@@ -312,7 +316,7 @@ def _start_process(
     companion_record.write(config.root, [*recorded, entry])
     first_start = _prepare_folder(companion, folder, values, env, user, log, say)
     argv = _fill(native.command, values)
-    with log.open("ab") as output:
+    with _open_log(log) as output:
         process = subprocess.Popen(  # noqa: S603 - the declared command
             argv,
             env=env,
@@ -466,8 +470,8 @@ def _embedded(
     say: Callable[[str], None],
 ) -> dict[str, str]:
     """The app's declared embedded default for `companion`, said in one line with `why`."""
-    folder = data_home.data_folder(config, selection, companion)
-    folder.mkdir(parents=True, exist_ok=True)
+    # Never through a link: one refused for the process is refused here too (issue 26).
+    folder = data_home.embedded_folder(config, selection, companion)
     _make_private(folder)
     values = {k: v.replace("{data}", str(folder)) for k, v in companion.embedded.items()}
     say(
@@ -495,7 +499,12 @@ def _make_private(folder: Path) -> None:
 
 def stop(config: Config) -> companion_record.Stopped:
     """Stop every companion of this project, recorded or not; their data stays."""
-    return companion_record.stop(config.root, companion_docker.remove_containers)
+    return stop_project(config.root)
+
+
+def stop_project(root: Path) -> companion_record.Stopped:
+    """`stop` with the project's folder alone (`down` without a readable declaration)."""
+    return companion_record.stop(root, companion_docker.remove_containers)
 
 
 def _told(

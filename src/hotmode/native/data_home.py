@@ -7,6 +7,12 @@ goes to a place it can reach, `/var/lib/hotmode/<project>-<hash>/<mode>-<edition
 (`HOTMODE_DATA_HOME` names another base), and the project's own name for it becomes a symbolic
 link there: the data still belongs to the project and mode, and `down --volumes`, `status` and
 `switch` find it by the same name. A folder that already holds data is never moved.
+
+That link is the one hotmode makes under `.hotmode/`, and it is believed only on proof: it names
+this project's folder in a data home where every folder on the way is root's (or the user's) and
+no one else can write, as is the file naming the project (`safefs.trust_problem`). Any other link
+under `.hotmode/data` is refused in one line (`LinkError`, exit 2): never followed, never deleted
+through, and never written through by the embedded default either.
 """
 
 from __future__ import annotations
@@ -14,12 +20,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hotmode import safefs
 from hotmode.config import Config
-from hotmode.errors import StateError
+from hotmode.errors import LinkError, StateError
 from hotmode.modes import Selection
 from hotmode.services import Companion
 
@@ -42,14 +49,23 @@ def data_folder(config: Config, selection: Selection, companion: Companion) -> P
 
 
 def data_folders(config: Config) -> list[Path]:
-    """The native data folders that exist, linked ones included, for `down --volumes`."""
+    """The native data folders that exist, linked ones included, for `down --volumes`; a link
+    in place of `data` or of a mode's folder is refused (`LinkError`), never listed through."""
     root = data_root(config)
+    if root.is_symlink():
+        raise safefs.link_error(root)
     if not root.is_dir():
         return []
-    return sorted(path for path in root.glob("*/*") if path.is_dir() or path.is_symlink())
+    found = []
+    for mode in root.iterdir():
+        if mode.is_symlink():
+            raise safefs.link_error(mode)
+        if mode.is_dir():
+            found += [path for path in mode.iterdir() if path.is_dir() or path.is_symlink()]
+    return sorted(found)
 
 
-def linked_target(config: Config, link: Path) -> Path | None:
+def linked_target(config: Config | Path, link: Path) -> Path | None:
     """Where a linked data folder's data is, if the link is provably hotmode's: it points at a
     real folder named for this project, mode x edition and companion, in a project folder whose
     owner file names this project. Else None: `.hotmode/` is untrusted input, and a planted link
@@ -60,13 +76,28 @@ def linked_target(config: Config, link: Path) -> Path | None:
     expected = (_project_name(config), link.parent.name, link.name)
     if not target.is_absolute() or tuple(target.parts[-3:]) != expected:
         return None
-    if target.is_symlink() or not target.is_dir():
+    if target.is_symlink() or not target.is_dir() or safefs.trust_problem(target.parent):
         return None
+    owner = _owner(target.parents[1])
+    return target if owner == str(_root(config)) else None
+
+
+def _root(config: Config | Path) -> Path:
+    # `down` proves links with the project's folder alone when its declaration cannot be read.
+    return config if isinstance(config, Path) else config.root
+
+
+def _owner(project: Path) -> str | None:
+    """The project a shared project folder names, if the file naming it is root's or the
+    user's own regular file; else None (another user's file proves nothing)."""
+    path = project / OWNER_FILE
     try:
-        owner = (target.parents[1] / OWNER_FILE).read_text(encoding="utf-8").strip()
-    except OSError:
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_uid not in (0, os.getuid()):
+            return None
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
         return None
-    return target if owner == str(config.root) else None
 
 
 def describe(config: Config, folder: Path) -> str:
@@ -75,22 +106,22 @@ def describe(config: Config, folder: Path) -> str:
         return str(folder)
     target = linked_target(config, folder)
     if target is None:
-        return f"{folder} (a link hotmode did not make, to {os.readlink(folder)}: only the link)"
+        raise safefs.link_error(folder)  # refused before anything is asked or deleted
     return f"{folder} (at {target})"
 
 
 def delete(config: Config, folder: Path) -> None:
     """Delete a data folder: a linked one's data where it lives (when the link is proven
-    hotmode's), then the link."""
+    hotmode's), then the link. Nothing is deleted across any other link."""
     if folder.is_symlink():
         target = linked_target(config, folder)
-        if target is not None:
-            shutil.rmtree(target)
-        folder.unlink()
-        if target is not None:
-            _tidy(target.parent)
+        if target is None:
+            raise safefs.link_error(folder)
+        safefs.remove_tree(target.parent, target)
+        safefs.unlink(config.root, folder)
+        _tidy(target.parent)
         return
-    shutil.rmtree(folder)
+    safefs.remove_tree(config.root, folder)
 
 
 def _tidy(mode_folder: Path) -> None:
@@ -122,10 +153,11 @@ def shared_folder(config: Config, selection: Selection, companion: Companion) ->
     return home / _project_name(config) / f"{selection.mode}-{selection.edition}" / companion.name
 
 
-def _project_name(config: Config) -> str:
+def _project_name(config: Config | Path) -> str:
     """The project's folder in the shared home: its name and a hash of its path."""
-    digest = hashlib.sha256(str(config.root).encode()).hexdigest()[:12]
-    return f"{config.root.name}-{digest}"
+    root = _root(config)
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    return f"{root.name}-{digest}"
 
 
 def place(
@@ -134,23 +166,17 @@ def place(
     """The folder the companion's process is given, and a line to say when it is not in the
     project itself; `StateError` if its user can reach neither."""
     link = data_folder(config, selection, companion)
+    if link.is_symlink():
+        target = _proven(config, link)
+        where = f"hotmode: {companion.name}: its data is in {target} (linked from {link})"
+        blocked = None if user is None else private_parent(target, user)
+        if blocked is None:
+            return target, where
+        assert user is not None  # noqa: S101 - blocked is None without a user
+        raise _unreachable(companion, user, target, blocked)
+    safefs.make_folders(config.root, link.parent)
     if user is None:
         return link, ""
-    if link.is_symlink():
-        proven = linked_target(config, link)
-        if proven is None:
-            raise StateError(
-                f"{link} is a link to {os.readlink(link)}, which is not where hotmode keeps "
-                "this project's data; remove the link (what it points to is left alone)"
-            )
-        target = proven
-        blocked = private_parent(target, user)
-        if blocked is None:
-            return (
-                target,
-                f"hotmode: {companion.name}: its data is in {target} (linked from {link})",
-            )
-        raise _unreachable(companion, user, target, blocked)
     blocked = private_parent(link, user)
     if blocked is None:
         return link, ""
@@ -159,22 +185,30 @@ def place(
     target = shared_folder(config, selection, companion)
     project = target.parents[1]
     for folder in reversed([target.parent, *target.parent.parents]):
-        if not folder.exists():
-            folder.mkdir()
-            folder.chmod(0o711)  # passable, not listable
+        if not folder.is_symlink() and not folder.exists():
+            folder.mkdir(mode=0o711)  # passable, not listable
+            safefs.chmod(folder.parent, folder, 0o711)
+    problem = safefs.trust_problem(target.parent)
+    if problem:
+        raise LinkError(
+            f"the data home {target.parents[2]} cannot hold {companion.name}'s data: {problem}; "
+            f"make every folder on the way root's and not writable by others, or set "
+            f"{HOME_VARIABLE} to such a folder"
+        )
     owner = project / OWNER_FILE
-    if owner.is_file() and owner.read_text(encoding="utf-8").strip() != str(config.root):
+    named = _owner(project)
+    if (owner.is_symlink() or owner.exists()) and named != str(config.root):
         raise StateError(
-            f"{project} belongs to another project ({owner.read_text().strip()}); "
+            f"{project} belongs to another project or user ({named or 'not proven'}); "
             f"move it away, or set {HOME_VARIABLE} to another folder"
         )
-    owner.write_text(f"{config.root}\n", encoding="utf-8")
+    safefs.write_atomic(project, owner, f"{config.root}\n")
     still = private_parent(target, user)
     if still is not None:
         raise _unreachable(companion, user, target, still)
     if link.is_dir():
         link.rmdir()  # empty: nothing is lost
-    link.parent.mkdir(parents=True, exist_ok=True)
+    safefs.make_folders(config.root, link.parent)
     pending = link.with_name(f".{link.name}.link")
     pending.unlink(missing_ok=True)
     pending.symlink_to(target, target_is_directory=True)
@@ -183,6 +217,29 @@ def place(
         f"hotmode: {companion.name} runs as user {user.pw_name}, who cannot pass through "
         f"{blocked}; its data is in {target} (linked from {link})"
     )
+
+
+def _proven(config: Config, link: Path) -> Path:
+    """The data a link under `.hotmode/data` leads to, if it is provably hotmode's; else
+    `LinkError`: a link hotmode did not make is never followed, whoever the process runs as."""
+    target = linked_target(config, link)
+    if target is None:
+        raise LinkError(
+            f"{link} is a link to {os.readlink(link)}, which is not where hotmode keeps this "
+            "project's data (or is not provably hotmode's); remove the link (what it points to "
+            "is left alone)"
+        )
+    return target
+
+
+def embedded_folder(config: Config, selection: Selection, companion: Companion) -> Path:
+    """The folder the embedded default keeps its data in, made without following a link: the
+    proven shared folder when the data lives there, else `.hotmode/data/...` itself."""
+    link = data_folder(config, selection, companion)
+    if link.is_symlink():
+        return _proven(config, link)
+    safefs.make_folders(config.root, link)
+    return link
 
 
 def _unreachable(

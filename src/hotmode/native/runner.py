@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hotmode import procs, source
+from hotmode import procs, safefs, source
 from hotmode.config import Config
 from hotmode.envfile import read_env_file
 from hotmode.errors import StateError
@@ -45,11 +45,11 @@ def read_state(config: Config) -> RunState | None:
     return state.read(config.root).state
 
 
-def clean_up(config: Config) -> str:
+def clean_up(root: Path) -> str:
     """Under the lock: remove a record that is stale or unreadable; say what it was, or ''."""
-    record = state.read(config.root)
+    record = state.read(root)
     if record.problem:
-        state.clear(config.root)
+        state.clear(root)
     return record.problem
 
 
@@ -61,11 +61,11 @@ class Unrecorded:
     label: str
 
 
-def unrecorded(config: Config) -> list[Unrecorded]:
-    """Servers hotmode started for this project that no live record names."""
-    recorded = read_state(config)
+def unrecorded(root: Path) -> list[Unrecorded]:
+    """Servers hotmode started for the project at `root` that no live record names."""
+    recorded = state.read(root).state
     found = []
-    for server in procs.find_marked(config.root):
+    for server in procs.find_marked(root):
         if recorded is not None and recorded.server.pid == server.pid:
             continue
         environ = procs.read_environ(server.pid) or {}
@@ -84,7 +84,7 @@ def check_free(config: Config, host: str, port: int) -> None:
             f"{running.label} is already running (pid {running.pid}, port {running.port}); "
             "stop it with `hotmode down`, or change mode with `hotmode switch`"
         )
-    for lost in unrecorded(config):
+    for lost in unrecorded(config.root):
         raise StateError(
             f"a {lost.label} server of this project runs without its record (pid "
             f"{lost.server.pid}; was .hotmode deleted?); stop it with `hotmode down`"
@@ -133,8 +133,11 @@ def build_command(
         env.update(config.dev.env)
         env["HOT_RELOAD_ENABLED"] = "true"
         env["HOTMODE_REVISION"] = served
-        # Byte-code goes under .hotmode/, never into the source tree.
-        env["PYTHONPYCACHEPREFIX"] = str(state_dir(config) / "pycache")
+        # Byte-code goes under .hotmode/, never into the source tree; a private folder made
+        # without following a link (the engine still proves it before use: `pycache_prefix`).
+        pycache = state_dir(config) / "pycache"
+        safefs.make_folders(config.root, pycache, mode=0o700)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
         argv = [sys.executable, "-m", "hotmode", "run", config.target, "--reload"]
         argv += ["--app-dir", str(config.source), "--host", host, "--port", str(port)]
         argv += ["--log-level", config.dev.log_level]
@@ -147,6 +150,7 @@ def build_command(
     env["HOTMODE_REVISION"] = served
     env["HOT_RELOAD_ENABLED"] = "false"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    safefs.make_folders(config.root, logs)
     env["LOG_DIR"] = str(logs)
     argv = [sys.executable, "-m", "uvicorn", config.target, "--app-dir", str(folder)]
     argv += ["--host", host, "--port", str(port)]
@@ -170,10 +174,10 @@ def _run_log(config: Config, selection: Selection, run_id: str) -> Path:
     """A log file of this run's own, so that an error never quotes another run's line."""
     runs = state.ensure_state_dir(config.root) / "runs"
     try:
-        runs.mkdir(exist_ok=True)
-        old = sorted(runs.glob("*.log"), key=lambda p: p.stat().st_mtime)
+        safefs.make_folders(config.root, runs)
+        old = sorted(runs.glob("*.log"), key=lambda p: p.lstat().st_mtime)
         for stale in old[: max(0, len(old) - KEEP_LOGS + 1)]:
-            stale.unlink(missing_ok=True)
+            safefs.unlink(config.root, stale)
     except OSError as exc:
         raise state.fs_error(exc, runs) from exc
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -200,7 +204,7 @@ def start(
     host = check_host(host)
     port = port or config.port
     check_free(config, host, port)
-    for line in foreign_marked(config):
+    for line in foreign_marked(config.root):
         say(f"hotmode: note: {line}")
     argv, env, served, cwd = build_command(
         config, selection, host, port, allow_uncommitted=allow_uncommitted, revision=revision
@@ -234,7 +238,7 @@ def _launch(
     env[procs.RUN_VARIABLE] = run_id
     log = _run_log(config, selection, run_id) if detach else None
     try:
-        output = log.open("ab") if log else None
+        output = safefs.open_append(config.root, log) if log else None
     except OSError as exc:
         raise state.fs_error(exc, state_dir(config)) from exc
     try:
@@ -388,19 +392,25 @@ def stop(config: Config, timeout: float = STOP_TIMEOUT) -> Stopped:
 
     Only processes proven to be the ones hotmode started are signalled.
     """
-    running = read_state(config)
+    return stop_project(config.root, timeout)
+
+
+def stop_project(root: Path, timeout: float = STOP_TIMEOUT) -> Stopped:
+    """`stop` with the project's folder alone: what the records prove is stopped even when the
+    declaration cannot be read."""
+    running = state.read(root).state
     if running is not None:
         procs.stop(running.server, timeout, own_session=True)
-        state.clear(config.root, running.server)
-    foreign = tuple(foreign_marked(config))
-    lost = tuple(s for s in unrecorded(config) if procs.stop(s.server, timeout, own_session=True))
-    return Stopped(running, lost, companions.stop(config), foreign)
+        state.clear(root, running.server)
+    foreign = tuple(foreign_marked(root))
+    lost = tuple(s for s in unrecorded(root) if procs.stop(s.server, timeout, own_session=True))
+    return Stopped(running, lost, companions.stop_project(root), foreign)
 
 
-def foreign_marked(config: Config) -> list[str]:
+def foreign_marked(root: Path) -> list[str]:
     """One line for each process that carries this project's marker but that hotmode did not
     start (another user's): it is named, never signalled, and never keeps a mode from starting."""
-    _, foreign = procs.scan_marked(config.root, companion_record.written(config.root))
+    _, foreign = procs.scan_marked(root, companion_record.written(root))
     return [process.describe() for process in foreign]
 
 

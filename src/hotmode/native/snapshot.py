@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import errno
 import io
-import os
 import re
 import shutil
-import stat
 import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
+from hotmode import safefs
 from hotmode.config import Config
 from hotmode.errors import UsageError
 from hotmode.source import UNCOMMITTED, git, revision
@@ -24,22 +23,21 @@ from hotmode.source import UNCOMMITTED, git, revision
 _COMMIT = re.compile(r"[0-9a-f]{7,64}")
 
 
-def _make_read_only(root: Path) -> None:
-    for folder, _dirs, files in os.walk(root):
-        for name in files:
-            os.chmod(Path(folder) / name, 0o444)
-        os.chmod(folder, 0o555)
+def _make_read_only(work: Path, folder: Path) -> None:
+    safefs.chmod_tree(work.parent, folder, 0o444, 0o555)
 
 
-def _remove(root: Path) -> None:
-    def writable(func: object, path: str, _exc: object) -> None:
-        os.chmod(os.path.dirname(path), 0o755)
-        os.chmod(path, stat.S_IWUSR | stat.S_IRUSR | stat.S_IXUSR)
-        shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+def _remove(work: Path, folder: Path) -> None:
+    # From the project's descriptor, never across a link: a planted `snapshots` or
+    # `snapshots/<commit>` link must not have hotmode delete or chmod what it names.
+    safefs.remove_tree(work.parent, folder)
 
-    for folder, _dirs, _files in os.walk(root):
-        os.chmod(folder, 0o755)
-    shutil.rmtree(root, onerror=writable)
+
+def _snapshot_at(target: Path) -> bool:
+    """True if hotmode's snapshot folder is there; `LinkError` if a link is in its place."""
+    if target.is_symlink():
+        raise safefs.link_error(target)
+    return target.is_dir()
 
 
 def prepare(
@@ -58,7 +56,7 @@ def prepare(
         raise UsageError(f"{commit!r} is not a commit id; prod serves a commit of the source")
     if commit is None or commit == UNCOMMITTED:
         target = snapshots / UNCOMMITTED
-        if commit == UNCOMMITTED and target.is_dir():
+        if commit == UNCOMMITTED and _snapshot_at(target):
             return target, UNCOMMITTED
         if not allow_uncommitted:
             raise UsageError(
@@ -72,11 +70,11 @@ def prepare(
             ignore=shutil.ignore_patterns("__pycache__", "logs"),
             dirs_exist_ok=True,
         )
-        if target.exists():
-            _remove(target)
-        return _place(partial, target), UNCOMMITTED
+        if target.is_symlink() or target.exists():
+            _remove(work, target)
+        return _place(work, partial, target), UNCOMMITTED
     target = snapshots / commit
-    if target.is_dir():
+    if _snapshot_at(target):
         return target, commit
     # A tree-ish of the source folder, archived from the top: git refuses `<rev>:path` from
     # inside a subfolder whose cwd it considers untracked.
@@ -97,28 +95,28 @@ def prepare(
     partial = _partial(snapshots, commit)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(partial, filter="data")
-    return _place(partial, target), commit
+    return _place(work, partial, target), commit
 
 
 def _partial(snapshots: Path, name: str) -> Path:
-    snapshots.mkdir(parents=True, exist_ok=True)
+    safefs.make_folders(snapshots.parents[1], snapshots)
     return Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=snapshots))
 
 
-def _place(partial: Path, target: Path) -> Path:
+def _place(work: Path, partial: Path, target: Path) -> Path:
     """Make `partial` read-only and rename it to `target`; if another run placed it first,
     keep theirs (the same commit, the same files) and remove ours."""
-    _make_read_only(partial)
-    os.chmod(partial, 0o755)
+    _make_read_only(work, partial)
+    safefs.chmod(work.parent, partial, 0o755)
     try:
         partial.rename(target)
     except OSError as exc:
         if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-            _remove(partial)
+            _remove(work, partial)
             raise
-        _remove(partial)
+        _remove(work, partial)
         return target
-    os.chmod(target, 0o555)
+    safefs.chmod(work.parent, target, 0o555)
     return target
 
 
@@ -128,10 +126,14 @@ def prune(work: Path, keep: set[str]) -> None:
     Called under the project lock once the new mode is healthy, so no run is unpacking.
     """
     snapshots = work / "snapshots"
+    if snapshots.is_symlink():
+        raise safefs.link_error(snapshots)
     try:
         entries = list(snapshots.iterdir())
     except OSError:
         return
     for entry in entries:
+        if entry.is_symlink():
+            raise safefs.link_error(entry)
         if entry.name not in keep and entry.is_dir():
-            _remove(entry)
+            _remove(work, entry)

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hotmode import procs
+from hotmode import procs, safefs
 from hotmode.atomic import write_atomic
 from hotmode.errors import StateError, UsageError
 
@@ -83,10 +83,10 @@ def ensure_state_dir(root: Path) -> Path:
     """`.hotmode/`, created (git-ignored) if needed; a one-line error if it cannot be."""
     folder = state_dir(root)
     try:
-        folder.mkdir(exist_ok=True)
+        safefs.make_folders(root, folder)
         gitignore = folder / ".gitignore"
         if not gitignore.exists():
-            write_atomic(gitignore, "*\n")
+            write_atomic(gitignore, "*\n", within=root)
     except OSError as exc:
         raise fs_error(exc, folder) from exc
     return folder
@@ -190,7 +190,7 @@ def check_record_files(root: Path, names: tuple[str, ...] = ("state.json",)) -> 
 def write(root: Path, state: RunState) -> None:
     ensure_state_dir(root)
     try:
-        write_atomic(state_file(root), json.dumps(state.as_dict(), indent=2) + "\n")
+        write_atomic(state_file(root), json.dumps(state.as_dict(), indent=2) + "\n", within=root)
     except OSError as exc:
         raise fs_error(exc, state_dir(root)) from exc
 
@@ -214,7 +214,7 @@ def clear(root: Path, server: procs.ProcessId | None = None) -> None:
         except (OSError, ValueError, RecursionError):
             return
     try:
-        path.unlink()
+        safefs.unlink(root, path)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return
     except OSError as exc:
@@ -227,7 +227,8 @@ def project_lock(root: Path, wait: float = LOCK_WAIT) -> Iterator[None]:
     folder = ensure_state_dir(root)
     path = folder / "lock"
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # Never through a link: a planted `lock` would have hotmode truncate what it names.
+        fd = safefs.open_file(root, path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise fs_error(exc, folder) from exc
     try:

@@ -50,7 +50,12 @@ class Runtime:
     def __init__(self, options: RunOptions, environ: Mapping[str, str]) -> None:
         self.options = options
         self.base_env = dict(environ)
-        self.base_env.setdefault("PYTHONPYCACHEPREFIX", pycache_prefix(environ))
+        # Given or default, the prefix is proven before use: its byte-code is run (issue 26).
+        # The supervisor's own later imports go there too; what this interpreter read at its
+        # start, before any of hotmode ran, was Python's doing.
+        self.base_env["PYTHONPYCACHEPREFIX"] = pycache_prefix(environ)
+        if sys.pycache_prefix is not None:
+            sys.pycache_prefix = self.base_env["PYTHONPYCACHEPREFIX"]
         self.app_dir = str(options.app_dir)
         self.handover_problem = compat.handover_problem() if options.reload else None
         self.selector = selectors.DefaultSelector()

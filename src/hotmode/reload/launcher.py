@@ -357,33 +357,61 @@ class Launcher:
 
 def pycache_prefix(environ: Mapping[str, str]) -> str:
     """Where bytecode goes, so that no `__pycache__` lands in the source tree: the user's own
-    PYTHONPYCACHEPREFIX, else a folder of the user's in the temporary folder. Its name can be
-    guessed, and what is in it is run (bytecode) or imported (the module lists), so it is used
-    only if it is a real folder owned by this user that no one else can write; else a fresh
-    private one is made for this run, and the user is told why."""
-    existing = environ.get("PYTHONPYCACHEPREFIX")
-    if existing:
-        return existing
+    PYTHONPYCACHEPREFIX, else a folder of the user's in the temporary folder. What is in it is
+    run (bytecode) or imported (the module lists), and the default's name can be guessed, so a
+    prefix, given or default, is used only if it is a real folder owned by this user that no one
+    else can write, under folders only root or the user can change (`safefs.trust_problem`).
+    A given prefix that is not is replaced by a private folder in it when it is sticky (as
+    /tmp), else by the default; one that is not either by a fresh private folder for this run.
+    The user is told why in one line."""
     import tempfile
 
     uid = os.getuid()
-    folder = Path(tempfile.gettempdir()) / f"hotmode-pycache-{uid}"
-    with contextlib.suppress(FileExistsError):
+    default = Path(tempfile.gettempdir()) / f"hotmode-pycache-{uid}"
+    given = environ.get("PYTHONPYCACHEPREFIX")
+    # A shared sticky folder given as the prefix (a dev image's cache volume, mode 1777, for
+    # whichever user the container runs as) holds a private folder of this user's own.
+    candidates = [default]
+    if given:
+        shared = _sticky(Path(given))
+        candidates[:0] = [Path(given), *([shared / f"hotmode-pycache-{uid}"] if shared else [])]
+    refused = []
+    for folder in candidates:
+        problem = _prefix_problem(folder, uid)
+        if not problem:
+            break
+        refused.append(f"{folder} {problem}")
+    else:
+        folder = Path(tempfile.mkdtemp(prefix=f"hotmode-pycache-{uid}-"))
+    if refused and folder.parent != Path(given or "/"):
+        log.warning("%s: not used for bytecode; using %s", "; ".join(refused), folder)
+    return str(folder)
+
+
+def _sticky(folder: Path) -> Path | None:
+    """`folder` if it is a real folder with the sticky bit (others cannot rename what is ours)."""
+    try:
+        info = os.lstat(folder)
+    except OSError:
+        return None
+    return folder if stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX else None
+
+
+def _prefix_problem(folder: Path, uid: int) -> str:
+    """'' if `folder` (made private if missing) is fit to hold bytecode; else what is wrong."""
+    from hotmode.safefs import trust_problem
+
+    with contextlib.suppress(OSError):
         folder.mkdir(mode=0o700)
     try:
         info = os.lstat(folder)
     except OSError as exc:
-        problem = f"cannot be read ({exc.strerror})"
-    else:
-        problem = ""
-        if not stat.S_ISDIR(info.st_mode):
-            problem = "is not a folder"
-        elif info.st_uid != uid:
-            problem = f"belongs to another user (uid {info.st_uid})"
-        elif info.st_mode & 0o022:
-            problem = "can be written by other users"
-    if not problem:
-        return str(folder)
-    fresh = tempfile.mkdtemp(prefix=f"hotmode-pycache-{uid}-")
-    log.warning("%s %s: not used for bytecode; using %s for this run", folder, problem, fresh)
-    return fresh
+        return f"cannot be read ({exc.strerror})"
+    if not stat.S_ISDIR(info.st_mode):
+        return "is not a folder"
+    if info.st_uid != uid:
+        return f"belongs to another user (uid {info.st_uid})"
+    if info.st_mode & 0o022:
+        return "can be written by other users"
+    above = trust_problem(folder, (0, uid))
+    return f"is in a folder others can change ({above})" if above else ""
