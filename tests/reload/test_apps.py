@@ -118,11 +118,15 @@ class _Asgi2:
     [
         (_flask, apps.WSGI),
         (_falcon_wsgi, apps.WSGI),
-        # WebOb, under Pyramid, still imports the cgi module on Python 3.11 and 3.12.
+        # Pyramid's stack is older than its API: WebOb imports the cgi module, and with a recent
+        # setuptools, pkg_resources warns that it and its namespace packages are deprecated.
         pytest.param(
             _pyramid,
             apps.WSGI,
-            marks=pytest.mark.filterwarnings("ignore:'cgi' is deprecated:DeprecationWarning"),
+            marks=[
+                pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+                pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:UserWarning"),
+            ],
         ),
         (_wsgi_function, apps.WSGI),
         (_falcon_asgi, apps.ASGI3),
