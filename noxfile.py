@@ -17,7 +17,9 @@ COMPAT = (Path(__file__).parent / "src" / "hotmode" / "reload" / "compat.py").re
 OLDEST = re.search(r'^OLDEST = "([^"]+)"', COMPAT, re.M).group(1)  # type: ignore[union-attr]
 NEWEST = re.search(r'^NEWEST_TESTED = "([^"]+)"', COMPAT, re.M).group(1)  # type: ignore[union-attr]
 TOO_OLD = "0.21.1"  # the last release before the range
-TEST_DEPS = ("pytest>=8", "pytest-timeout>=2.3", "websockets>=13")
+# The WSGI suites too (Flask, Django, Falcon, Pyramid through a2wsgi on each uvicorn).
+TEST_DEPS = ("pytest>=8", "pytest-timeout>=2.3", "websockets>=13", "fastapi>=0.110",
+             "flask>=3", "django>=4.2", "falcon>=3", "pyramid>=2")  # fmt: skip
 
 nox.options.sessions = ["uvicorn_range", "uvicorn_too_old"]
 

@@ -51,7 +51,7 @@ def test_init_never_replaces_a_declaration(tmp_path: Path) -> None:
 def test_init_without_an_app_is_one_line_exit_2(tmp_path: Path) -> None:
     result = run_hotmode(tmp_path, "init")
     assert result.returncode == 2
-    assert "no ASGI app found" in result.stderr
+    assert "no app found" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "hotmode.toml").exists()
 

@@ -17,13 +17,13 @@ from typing import Any
 from hotmode.envfile import ENV_NAME
 from hotmode.errors import ConfigError
 from hotmode.services import Companion, check_volumes, read_services
+from hotmode.target import TargetSyntaxError, parse_target
 
 DECLARATION = "hotmode.toml"
 PYPROJECT = "pyproject.toml"
 MODES = ("dev", "prod")
 DEFAULT_PORT = 7778
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _HEADER = re.compile(r"^\s*\[\[?([^\[\]]+)\]\]?\s*(?:#.*)?$")
 _APP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]+$")  # Compose's container names need two or more
 _MEMORY = re.compile(r"^[1-9][0-9]*[bkmg]?$", re.IGNORECASE)
@@ -117,7 +117,7 @@ class Config:
 _TOP_KEYS = {
     "name": "a lower-case name, e.g. 'linkedin-gateway'",
     "source": "the source folder, relative to the declaration",
-    "target": "the ASGI target, 'module:attribute'",
+    "target": "the app, 'module:attribute' (ASGI or WSGI), or a factory called: 'app:create_app()'",
     "port": "a TCP port, 1-65535",
     "requirements": "the requirements file, relative to the source folder",
     "edition_variable": "the environment variable that carries the edition",
@@ -275,8 +275,10 @@ class _Reader:
         if not source.is_dir():
             raise self.fail("source", f"folder {source} does not exist; create it or fix the path")
         target = self.string(table, "target") or "main:app"
-        if not _TARGET.match(target):
-            raise self.fail("target", f"{target!r} is not 'module:attribute', e.g. 'main:app'")
+        try:
+            parse_target(target)
+        except TargetSyntaxError as exc:
+            raise self.fail("target", str(exc)) from None
         port = table.get("port", DEFAULT_PORT)
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             raise self.fail("port", f"{port!r} is not a TCP port; use an integer 1-65535")

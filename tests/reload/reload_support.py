@@ -113,8 +113,10 @@ class Server:
         app_dir: Path,
         *args: str,
         env: dict[str, str] | None = None,
-        ready: str = r"serving main:app on (http://\S+) \(pid (\d+)\)",
+        ready: str | None = None,
+        target: str = "main:app",
     ) -> None:
+        ready = ready or rf"serving {re.escape(target)} on (http://\S+) \(pid (\d+)\)"
         self.app_dir = app_dir
         full_env = {
             **os.environ,
@@ -122,7 +124,7 @@ class Server:
             **(env or {}),
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hotmode", "run", "main:app", "--app-dir", str(app_dir),
+            [sys.executable, "-m", "hotmode", "run", target, "--app-dir", str(app_dir),
              "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

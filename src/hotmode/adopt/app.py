@@ -17,10 +17,6 @@ from typing import Any
 from hotmode.adopt.old import command_text
 from hotmode.errors import StateError, UsageError
 
-_SERVER = re.compile(
-    r"\b(?:uvicorn|gunicorn|hypercorn|granian|daphne|fastapi\s+(?:run|dev)|hotmode\s+run)\b"
-    r"[^&;|]*?\b(?P<target>[A-Za-z_][\w.]*:[A-Za-z_]\w*)\b"
-)
 # `--port 8000`, `--bind 0.0.0.0:8000`, `-b :8000`, `runserver 0.0.0.0:8000`, `flask run -p 5000`.
 _PORT_FLAG = re.compile(
     r"(?:--port[= ]|(?:--bind|-b)[= ]\S*:|\brunserver(?:_plus)?\s+\S*:|\s-p\s+)(?P<port>\d{1,5})\b"
@@ -33,11 +29,9 @@ _BESIDE = ("requirements.txt", "requirements/base.txt", "requirements/prod.txt")
 
 
 def server_facts(service: Mapping[str, Any]) -> dict[str, str]:
-    """Target, port, log level and requirements file, as the command line says them."""
+    """Port, log level and requirements file, as the command line says them."""
     text = command_text(service)
     facts = {}
-    if match := _SERVER.search(text):
-        facts["target"] = match.group("target")
     if match := _PORT_FLAG.search(text):
         facts["port"] = match.group("port")
     if match := _LOG_LEVEL.search(text):
@@ -128,30 +122,35 @@ def app_target(
     given: str | None,
     notes: list[str],
 ) -> tuple[str, Path]:
-    """The ASGI target and the source folder it is imported from: `--target`, a server
-    command's, else the app object in the source (below subfolders too, with its import
-    root)."""
-    from hotmode.adopt.scaffold import find_app_below, find_app_object
+    """The target (ASGI or WSGI) and the folder it is imported from: `--target`, else what the
+    evidence names (hotmode.adopt.targets: the server command, Django's settings, FLASK_APP, an
+    app a framework builds), in the source or a folder below it."""
+    from hotmode.adopt.scaffold import find_app_below
+    from hotmode.adopt.targets import find_target
 
-    named = given or next(
-        (facts["target"] for s in services if "target" in (facts := server_facts(s))), None
-    )
-    if named:
-        return named, source
-    found = find_app_object(source)
-    below = None if found is not None else find_app_below(source)
-    if below is not None:
-        source, found = below[0], (below[1], below[2])
-    if found is None:
+    if given:
+        return given, source
+    commands = [command_text(s) for s in services if s]
+    env: dict[str, str] = {}
+    for service in reversed([s for s in services if s]):
+        environment = service.get("environment") or {}
+        env.update({str(k): str(v) for k, v in environment.items() if v is not None})
+    found = find_target(source, commands, env)
+    if found is not None:
+        notes.append(f"target {found.target}: {found.said(root)}")
+        return found.target, found.source
+    below = find_app_below(source)
+    if below is None:
         raise StateError(
-            f"cannot tell the app's target: no server command in the files and no app object "
-            f"in {_shown(source, root)}/{_lacking(services[0] or services[-1], source)}; pass "
-            "--target MODULE:ATTRIBUTE"
+            f"cannot tell the app's target: no server command names it, no Django manage.py or "
+            f"FLASK_APP, and no app object in {_shown(source, root)}/"
+            f"{_lacking(services[0] or services[-1], source)}; pass --target MODULE:ATTRIBUTE"
         )
-    target = f"{found[0]}:{found[1]}"
-    where = f"{_shown(source, root)}/{found[0].replace('.', '/')}.py"
+    folder, module, attribute = below
+    target = f"{module}:{attribute}"
+    where = f"{_shown(folder, root)}/{module.replace('.', '/')}.py"
     notes.append(f"target {target}: the app object in {where} (no command names it)")
-    return target, source
+    return target, folder
 
 
 def app_port(services: Sequence[Mapping[str, Any]], given: int | None, env_port: str | None) -> int:

@@ -1,8 +1,8 @@
 """`hotmode init`: infer a declaration from a project's files and write it, commented.
 
-Nothing is asked that the files already say: the source folder is the one that holds the ASGI
-entry point (`main.py`, `app.py`, `asgi.py`, or the module `pyproject.toml` names), the target is
-`module:attribute` of the app object found there, the requirements file is looked for beside it,
+Nothing is asked that the files already say: the source folder is the one that holds the app, the
+target is what the evidence names (hotmode.adopt.targets: a server command, Django's manage.py
+and settings, FLASK_APP, an app a framework builds), the requirements file is looked for beside it,
 and the name comes from `pyproject.toml` or the folder. The text is loaded back through
 `load_config` before it is written, so `init` never writes a declaration hotmode would refuse,
 and it never replaces one that exists.
@@ -17,6 +17,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from hotmode.adopt.targets import CONSTRUCTED
 from hotmode.atomic import write_atomic
 from hotmode.config import DECLARATION, DEFAULT_PORT, load_config
 from hotmode.errors import ConfigError, StateError, UsageError
@@ -29,13 +30,6 @@ _REQUIREMENTS = (
     "requirements/prod.txt",
     "requirements/production.txt",
     "requirements/main.txt",
-)
-# `app = FastAPI(...)`, `application = Starlette(...)`, `app = create_app()`, `app: FastAPI = ...`
-_APP_OBJECT = re.compile(
-    r"^(?P<name>[A-Za-z_]\w*)\s*(?::\s*[\w.\[\]]+\s*)?=\s*"
-    r"(?P<ctor>FastAPI|Starlette|Quart|Litestar|Sanic|create_app|make_app|get_app|"
-    r"get_application|build_app|[\w.]*ASGIApp\w*)\s*\(",
-    re.MULTILINE,
 )
 
 
@@ -63,20 +57,6 @@ def _pyproject(root: Path) -> dict[str, object]:
     except (OSError, tomllib.TOMLDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def find_app_object(folder: Path) -> tuple[str, str] | None:
-    """(module, attribute) of the first ASGI app object defined in an entry file of `folder`."""
-    for name in _ENTRY_FILES:
-        path = folder / name
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError:
-            continue
-        match = _APP_OBJECT.search(text)
-        if match:
-            return path.stem, match.group("name")
-    return None
 
 
 _SKIP = {".git", ".hotmode", ".venv", "venv", "node_modules", "__pycache__", "tests", "test",
@@ -121,11 +101,12 @@ def import_root(path: Path, top: Path) -> tuple[Path, str]:
 
 
 def find_app_below(top: Path) -> tuple[Path, str, str] | None:
-    """(import root, module, attribute) of the first file below `top` that defines an app
-    object, imported as its own imports say (`project/app/main.py` importing `app.db`: the
-    import root `project`, the module `app.main`)."""
+    """(import root, module, attribute) of the first file below `top` that builds an app with a
+    framework's constructor (an `app = ...` alone is not evidence), imported as its own imports
+    say (`project/app/main.py` importing `app.db`: the import root `project`, the module
+    `app.main`)."""
     for path in _python_files(top):
-        match = _APP_OBJECT.search(path.read_text(encoding="utf-8", errors="replace"))
+        match = CONSTRUCTED.search(path.read_text(encoding="utf-8", errors="replace"))
         if match is not None:
             folder, module = import_root(path, top)
             return folder, module, match.group("name")
@@ -149,29 +130,32 @@ def find_health(source: Path) -> str | None:
 
 def infer(root: Path) -> Inferred:
     """The declaration's values for the project at `root`; `UsageError` if no app is found."""
+    from hotmode.adopt.targets import find_target
+
     notes = []
     found = None
     for candidate in _SOURCE_DIRS:
         folder = (root / candidate).resolve()
-        app = find_app_object(folder) if folder.is_dir() else None
-        if app is not None:
-            found = (candidate, folder, app)
+        evidence = find_target(folder) if folder.is_dir() else None
+        if evidence is not None:
+            found = (evidence.source, evidence.target, evidence.said(root.resolve()))
             break
     if found is None:
         below = find_app_below(root.resolve())
         if below is not None:
             folder, module, attribute = below
-            source = folder.relative_to(root.resolve()).as_posix() or "."
-            found = (source, folder, (module, attribute))
+            where = f"{folder.relative_to(root.resolve()).as_posix() or '.'}/{module}.py"
+            found = (folder, f"{module}:{attribute}", f"the app object in {where}")
     if found is None:
         raise UsageError(
-            f"no ASGI app found in {root} (looked for `app = FastAPI(...)` and the like in "
-            f"{', '.join(_ENTRY_FILES)} of {', '.join(_SOURCE_DIRS)}); "
-            f"write {DECLARATION} by hand, or run init in the project's folder"
+            f"no app found in {root}: no server command (Dockerfile, Procfile), no Django "
+            f"manage.py, no FLASK_APP, no app object (`app = FastAPI(...)`, `app = Flask(...)` "
+            f"and the like) in {', '.join(_ENTRY_FILES)} of {', '.join(_SOURCE_DIRS)}; "
+            f"pass --target MODULE:ATTRIBUTE, or run init in the project's folder"
         )
-    source, folder, (module, attribute) = found
-    where = f"{source}/{module.replace('.', '/')}.py"
-    notes.append(f"target {module}:{attribute}: the app object in {where}")
+    folder, target, why = found
+    source = folder.relative_to(root.resolve()).as_posix() or "."
+    notes.append(f"target {target}: {why}")
     health = find_health(folder)
     notes.append(
         f"health {health}: the app's own route" if health else
@@ -188,7 +172,7 @@ def infer(root: Path) -> Inferred:
     return Inferred(
         name=slug(name),
         source=source,
-        target=f"{module}:{attribute}",
+        target=target,
         port=DEFAULT_PORT,
         requirements=requirements,
         notes=tuple(notes),
@@ -201,7 +185,7 @@ def declaration_text(values: Inferred) -> str:
     lines = [
         ("name", values.name, "names images, containers and Compose projects"),
         ("source", values.source, "the app's folder: copied into prod, mounted in dev"),
-        ("target", values.target, "the ASGI app, module:attribute, imported from source"),
+        ("target", values.target, "the app (ASGI or WSGI), imported from source"),
         ("port", values.port, "the port it serves on, in every mode"),
         ("requirements", values.requirements, "relative to source; baked into the images"),
         ("deployment", "deployment", "where `hotmode render` writes the Compose files"),

@@ -31,7 +31,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "config": ("hotmode.cli.compose", "config", "Print a mode's merged Compose configuration."),
     "files": ("hotmode.cli.compose", "files", "Print a mode's Compose `-f` list."),
     "env": ("hotmode.cli.compose", "env", "Print COMPOSE_FILE and COMPOSE_PROJECT_NAME to eval."),
-    "run": ("hotmode.cli.run", "run", "Serve an ASGI app, with the fast hot reload."),
+    "run": (
+        "hotmode.cli.run",
+        "run",
+        "Serve an ASGI or WSGI app (FastAPI, Flask, Django...), with the fast hot reload.",
+    ),
     "check": ("hotmode.cli.check", "check", "Lint each mode's merged configuration."),
     "verify": ("hotmode.cli.verify", "verify", "Prove the running prod container is the commit."),
     "deploy": ("hotmode.cli.deploy", "deploy", "Deploy prod to Docker Swarm (--swarm)."),

@@ -50,7 +50,9 @@ from hotmode.adopt import scaffold
     default=None,
     help="The requirements file, relative to the source folder (when init finds none).",
 )
-@click.option("--target", default=None, help="The ASGI target, module:attribute (when not found).")
+@click.option(
+    "--target", default=None, help="The app (ASGI or WSGI), module:attribute (when not found)."
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="The app's port.")
 @click.argument(
     "folder", required=False, type=click.Path(path_type=Path, file_okay=False, exists=True)
@@ -95,7 +97,7 @@ def init(
         values = scaffold.Inferred(
             name=click.prompt("App name", default=values.name),
             source=click.prompt("Source folder", default=values.source),
-            target=click.prompt("ASGI target (module:attribute)", default=values.target),
+            target=click.prompt("App target (module:attribute)", default=values.target),
             port=click.prompt("Port", default=values.port, type=click.IntRange(1, 65535)),
             requirements=click.prompt("Requirements file", default=values.requirements or None),
             health=values.health,

@@ -1,4 +1,5 @@
-"""`hotmode run TARGET`: serve an ASGI app with real uvicorn, and with `--reload`, the fast reload.
+"""`hotmode run TARGET`: serve an ASGI or WSGI app with real uvicorn, and with `--reload`, the fast
+reload.
 
 Thin: parse the options, set up the one log line format, call the reload engine, return its code.
 """
@@ -42,6 +43,11 @@ def _configure_logging(level: str) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
+    "--factory",
+    is_flag=True,
+    help="TARGET is a factory (module:create_app): call it for the app.",
+)
+@click.option(
     "--env-file",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     default=None,
@@ -74,6 +80,7 @@ def run(
     host: str,
     port: int,
     workers: int,
+    factory: bool,
     env_file: Path | None,
     app_dir: Path | None,
     watch: tuple[Path, ...],
@@ -82,7 +89,12 @@ def run(
     log_level: str,
     install: str | None,
 ) -> int:
-    """Serve TARGET (module:attribute, e.g. main:app) with uvicorn.
+    """Serve TARGET (module:attribute) with uvicorn: an ASGI app (FastAPI, Starlette,
+    Litestar, Django's asgi.py) or a WSGI app (Flask, Django's wsgi.py, Pyramid, Falcon), told
+    apart by inspecting it. TARGET is written as users write it: main:app,
+    config.wsgi:application, app:create_app() (a factory called, with literal arguments), or
+    app:create_app with --factory. Django in dev is served as runserver serves it (static
+    files when DEBUG is on).
 
     HOTMODE_DRAIN_TIMEOUT (seconds, default 3) bounds how long an old worker may finish its
     requests after a reload or at stop; HOTMODE_FORCE_POLLING forces polling for changes;
@@ -91,10 +103,12 @@ def run(
     """
     from hotmode.reload import engine
     from hotmode.reload.options import RunOptions
+    from hotmode.target import TargetSyntaxError, parse_target
 
-    module, _, attribute = target.partition(":")
-    if not module or not attribute:
-        raise UsageError(f"TARGET {target!r} must look like module:attribute, e.g. main:app")
+    try:
+        parse_target(target)
+    except TargetSyntaxError as exc:
+        raise UsageError(f"TARGET {exc}") from None
     drain = os.environ.get("HOTMODE_DRAIN_TIMEOUT", "3")
     try:
         drain_timeout = float(drain)
@@ -103,6 +117,7 @@ def run(
     _configure_logging(log_level)
     options = RunOptions(
         target=target,
+        factory=factory,
         app_dir=(app_dir or Path.cwd()).resolve(),
         host=host,
         port=port,

@@ -373,7 +373,7 @@ RUN pip install -r {requirements} && pip install uvicorn
 
 # dev: dependencies baked in, so nothing installs at start; the source is mounted at run time.
 FROM deps AS dev
-RUN pip install "watchfiles>=0.21" "click>=8.1" "rich>=13" "PyYAML>=6" \\
+RUN pip install "watchfiles>=0.21" "click>=8.1" "rich>=13" "PyYAML>=6" "a2wsgi>=1.10" \\
     && chmod -R a+rwX /opt/venv \\
     && mkdir -p {PYCACHE_DIR} && chmod -R 1777 {CACHE_DIR}
 # Bytecode is written, under the cache volume: kept from one start to the next.

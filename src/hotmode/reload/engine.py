@@ -92,6 +92,7 @@ class Runtime:
         self.measuring: set[int] = set()
         self.app_import_ms: float | None = None
         self.said_not_worth = False
+        self.said: set[str] = set()  # what workers found about the app, said once
         self.retries: dict[int, set[str]] = {}
         self.install: subprocess.Popen[bytes] | None = None
         self._batches: queue.SimpleQueue[tuple[list[Change], float]] = queue.SimpleQueue()
@@ -220,6 +221,8 @@ class Runtime:
             handover=self.supervisor.handover,
             error=error,
             fresh=tuple(sorted(plan.fresh)) if plan and plan.fresh is not None else None,
+            factory=self.options.factory,
+            reload=self.options.reload,
         )
         process = self.launcher.launch(spec)
         if (
@@ -296,11 +299,30 @@ class Runtime:
                 }
                 self.graph.update(read_nodes(loaded))
                 self.app_zygote_due = max(time.monotonic(), self.last_change + APP_ZYGOTE_QUIET)
+            elif event == "app":
+                self._app_said(message)
             elif event == "modules":
                 modules = [str(m) for m in message["modules"]]
                 if not self.supervisor.stopping:  # a worker stopping with us: no new zygote
                     self.launcher.learn(modules, then=self._zygote_rebuilt)
                 self._save_modules(modules)
+
+    def _app_said(self, message: dict[str, object]) -> None:
+        """What a worker found about the app: each note said once in the run, and partial
+        reloads turned off (and said so, once) where its framework does not allow them."""
+        notes = message.get("notes")
+        for note in notes if isinstance(notes, list) else []:
+            if str(note) not in self.said:
+                self.said.add(str(note))
+                log.info("%s", note)
+        problem = message.get("partial_problem")
+        if problem and self.options.partial and not self.launcher.incremental_off:
+            self.launcher.incremental_off = str(problem)
+            self.launcher.retire_apps()
+            log.info(
+                "saves import the whole app, over the zygote that holds %s imported: %s",
+                message.get("framework") or "the framework", problem,
+            )  # fmt: skip
 
     # --- importing only what changed (graph.py) ----------------------------------------------
 

@@ -14,6 +14,7 @@ class RunOptions:
 
     target: str
     app_dir: Path
+    factory: bool = False  # call the target for the app (`--factory`)
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1

@@ -1,7 +1,8 @@
 """What the supervisor tells a worker at launch, and what a worker reports back over its pipe.
 
 A worker writes one JSON object per line on its status pipe: `started` (pid), `ready` (import and
-startup times), `failed` (one line with file:line), `modules` (what the zygote may preload). The
+startup times), `failed` (one line with file:line), `modules` (what the zygote may preload), `app`
+(its interface, what to say about it once, why saves cannot import only what changed). The
 pipe's end of file is the worker's exit: only the worker holds its write end.
 """
 
@@ -29,6 +30,8 @@ class WorkerSpec:
     handover: bool = False  # hand connections over across reloads (see handover.py)
     error: str | None = None  # serve an error page (503) with this error instead of the app
     fresh: tuple[str, ...] | None = None  # forked from the app zygote: import these again
+    factory: bool = False  # the target is a factory: call it for the app (--factory)
+    reload: bool = False  # serving with --reload: as a framework's dev server would (static files)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -24,7 +24,8 @@ from typing import Any
 
 import uvicorn
 
-from hotmode.reload import pycache
+from hotmode.reload import apps, frameworks, pycache
+from hotmode.reload.apps import TargetError
 from hotmode.reload.handover import Release, Stream, adopt
 from hotmode.reload.lifeline import bind_to_parent
 from hotmode.reload.protocol import StatusWriter, WorkerSpec, receive_message, send_message
@@ -52,29 +53,6 @@ def describe_failure(exc: BaseException, roots: tuple[str, ...], app_dir: str) -
         return f"{kind}: {exc}"
     frame = (ours or frames)[-1]
     return f"{shown(frame.filename)}:{frame.lineno}: {kind}: {exc}"
-
-
-class TargetError(Exception):
-    """The TARGET itself is wrong: no such module in the app folder, or no such attribute."""
-
-
-def import_target(target: str, app_dir: str) -> Any:
-    """Import `module:attribute` and return the attribute."""
-    module_name, _, attribute = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        raise TargetError(
-            f"no module {module_name!r} in {app_dir}; check TARGET and --app-dir"
-        ) from None
-    value: Any = module
-    for part in attribute.split("."):
-        if not hasattr(value, part):
-            raise TargetError(f"{module_name} has no attribute {attribute!r}; check TARGET")
-        value = getattr(value, part)
-    return value
 
 
 def preloadable_modules(roots: tuple[str, ...]) -> list[str]:
@@ -322,6 +300,26 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets=sockets)
 
 
+def _load(spec: WorkerSpec, status: StatusWriter) -> ASGIApp:
+    """The app the target names, as ASGI, with what its framework's dev server adds; what the
+    supervisor should say about it goes over the pipe (it says each thing once)."""
+    loaded = apps.load_app(spec.target, spec.app_dir, spec.factory)
+    kind = apps.interface(loaded)
+    loaded, framework = frameworks.around(loaded, kind, spec.reload)
+    notes = list(framework.notes)
+    if kind == apps.WSGI:
+        notes.insert(0, f"{spec.target} is a WSGI app: served through a2wsgi on uvicorn")
+    status.send(
+        "app",
+        kind=kind,
+        framework=framework.name,
+        notes=notes,
+        partial_problem=framework.partial_problem,
+    )
+    app: ASGIApp = apps.as_asgi(loaded, kind)
+    return app
+
+
 def serve(
     spec: WorkerSpec,
     sock: socket.socket,
@@ -342,8 +340,8 @@ def serve(
     forget(spec.fresh or ())  # changed, or importing what changed: imported again
     preloaded = set(sys.modules)
     try:
-        app = error_page(spec.error) if spec.error else import_target(spec.target, spec.app_dir)
-    except TargetError as exc:
+        app = error_page(spec.error) if spec.error else _load(spec, status)
+    except (TargetError, frameworks.SettingsError) as exc:
         status.send("failed", error=str(exc))
         return 1
     except BaseException as exc:

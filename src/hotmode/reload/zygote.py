@@ -28,6 +28,7 @@ import traceback
 from typing import Any
 
 from hotmode.reload import pycache, worker
+from hotmode.reload.frameworks import ZYGOTE_HIDDEN_ENV
 from hotmode.reload.lifeline import bind_to_parent
 from hotmode.reload.protocol import StatusWriter, WorkerSpec
 
@@ -105,7 +106,11 @@ def main(argv: list[str]) -> int:
         return 0
     app_dir = request["app_dir"]
     sys.path.insert(0, app_dir)
+    # Imported but not set up: a framework module that reads the project's settings on import
+    # would bring the app's own code into the zygote (see frameworks.py).
+    hidden = {name: os.environ.pop(name) for name in ZYGOTE_HIDDEN_ENV if name in os.environ}
     failed, threaded_by = preload(list(request.get("modules", [])))
+    os.environ.update(hidden)
     ready = {"op": "ready", "modules": sorted(sys.modules), "failed": failed}
     _send(control, {**ready, "threads": thread_count(), "threaded_by": threaded_by})
     signal.signal(signal.SIGCHLD, _reap)
