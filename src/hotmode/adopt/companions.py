@@ -373,6 +373,13 @@ def _app_env(
             continue
         if port:
             text = re.sub(rf"(?<![\w.-]){re.escape(name)}:{port}\b", "{host}:{port}", text)
+            # A URL's host with no port (`@db/name`) meant the default port, which is the
+            # companion's own only in Docker: natively it runs wherever a port is free.
+            text = (
+                re.sub(rf"(?<=[@/]){re.escape(name)}(?=[/?]|$)", "{host}:{port}", text)
+                if "://" in text
+                else text
+            )
         text = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", "{host}", text)
         match = _INLINE_PASSWORD.search(text)
         if match:
@@ -389,3 +396,38 @@ def _app_env(
             )
         carried[key] = text
     return carried
+
+
+def separate_derived(found: Companions, app: str, editions: Sequence[str], default: str) -> None:
+    """A mode that had no volume of its own (prod derived from a lone dev file) gets hotmode's
+    default name, which can be the very name another mode keeps (the old Compose project was
+    the folder, and so is the app's name): that mode then gets a name of its own, said."""
+    from hotmode.services import project_of
+
+    kept = {
+        real
+        for spec in found.tables.values()
+        for volume in (spec.get("volumes") or {}).values()
+        for real in (volume.get("names") or {}).values()
+    }
+    for table, spec in found.tables.items():
+        name, _, mode = table.partition(".")
+        if mode not in ("dev", "prod"):
+            continue
+        for key, volume in (spec.get("volumes") or {}).items():
+            for edition in editions:
+                if edition in (volume.get("names") or {}) or volume.get("shared"):
+                    continue
+                project = project_of(app, mode, edition, default)
+                if f"{project}_{key}" not in kept:
+                    continue
+                own, n = f"{project}-{mode}_{key}", 1
+                while own in kept:
+                    n += 1
+                    own = f"{project}-{mode}{n}_{key}"
+                kept.add(own)
+                volume.setdefault("names", {})[edition] = own
+                found.changed.append(
+                    f"{mode} {edition}: {name}'s volume would be {project}_{key}, the name "
+                    f"another mode keeps its data in; {mode} {edition} gets its own, {own}"
+                )

@@ -341,6 +341,9 @@ def adopt(
     companions = adopt_companions.infer(
         modes, app, root, default or "default", roles=roles, share_data=share_data, jobs=jobs
     )
+    adopt_companions.separate_derived(
+        companions, name, list(editions) or ["default"], default or "default"
+    )
     # A companion's URL that dev gave with dev's own password is the companion's `app_env`
     # with dev's secret: carried there, never inline in [dev] env.
     for table, spec in companions.tables.items():
