@@ -402,6 +402,14 @@ def start(
                 why = f"no Docker engine and no `{program}`"
                 env.update(_embedded(config, selection, companion, why, say))
                 continue
+            elif not companion.spec(selection.mode).app_env:
+                # Nothing of the app's settings names it (an admin UI beside the database):
+                # the app runs without it, said once.
+                say(
+                    f"hotmode: note: {companion.name} is not started: no Docker engine answers "
+                    "and it has no native command; the app's settings do not name it"
+                )
+                continue
             else:
                 command = companion.native.command[0] if companion.native else None
                 how = (
