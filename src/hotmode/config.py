@@ -16,6 +16,7 @@ from typing import Any
 
 from hotmode.envfile import ENV_NAME
 from hotmode.errors import ConfigError
+from hotmode.pyproject import is_pyproject
 from hotmode.services import Companion, check_volumes, read_services
 
 DECLARATION = "hotmode.toml"
@@ -111,7 +112,11 @@ class Config:
     @property
     def install_command(self) -> str:
         """The command that installs the app's dependencies, run from the source folder."""
-        return self.install or f"python -m pip install -r {self.requirements}"
+        if self.install:
+            return self.install
+        if is_pyproject(self.requirements):
+            return f"python -m hotmode requirements --install {self.requirements}"
+        return f"python -m pip install -r {self.requirements}"
 
 
 _TOP_KEYS = {
@@ -119,7 +124,7 @@ _TOP_KEYS = {
     "source": "the source folder, relative to the declaration",
     "target": "the ASGI target, 'module:attribute'",
     "port": "a TCP port, 1-65535",
-    "requirements": "the requirements file, relative to the source folder",
+    "requirements": "the requirements file (or pyproject.toml), relative to the source folder",
     "edition_variable": "the environment variable that carries the edition",
     "editions": "a table of editions",
     "deployment": "the deployment folder, relative to the declaration",
