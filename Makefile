@@ -25,6 +25,7 @@ PORTABLE_TESTS := tests/native/test_native_e2e.py tests/native/test_proctable.py
 
 test: $(STAMP)
 	.ci/postgres-setup
+	.ci/redis-setup
 	$(BIN)/python -m pytest
 	HOTMODE_PLATFORM=portable HOTMODE_WORKERS=spawn $(BIN)/python -m pytest $(PORTABLE_TESTS)
 	cd $(EXAMPLE) && ../../$(BIN)/hotmode render --check
@@ -49,6 +50,7 @@ compat: $(STAMP)
 # steps zoo/expected.toml lists as holding. See zoo/README.md.
 zoo: $(STAMP)
 	.ci/postgres-setup
+	.ci/redis-setup
 	$(BIN)/python zoo/run.py
 
 e2e: $(STAMP)

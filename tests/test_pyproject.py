@@ -228,6 +228,8 @@ def test_init_adopts_a_pyproject_only_app_and_its_install_puts_the_pins_in_its_v
     config = load_config(root / "hotmode.toml")
     assert config.requirements == "pyproject.toml"
     assert config.install_command == "python -m hotmode requirements --install pyproject.toml"
+    # Adopted dev carries the team's variables and none of hotmode's guesses (LOG_LEVEL=DEBUG).
+    assert config.dev.env == {"PYTHONUNBUFFERED": "1"}
     rendered = run_hotmode(root, "render", "--adopt", timeout=180)
     assert rendered.returncode == 0, rendered.stdout + rendered.stderr
     dockerfile = (root / "deployment" / "Dockerfile").read_text()

@@ -143,7 +143,11 @@ _TOP_KEYS = {
     "HTTP answer means ready (the default)",
 }
 _EDITION_KEYS = {"env": "a table of strings", "env_file": "a file name", "default": "true or false"}
-_DEV_KEYS = {"env": "a table of strings", "log_level": "debug, info, warning, error or critical"}
+_DEV_KEYS = {
+    "env": "a table of strings",
+    "log_level": "debug, info, warning, error or critical",
+    "defaults": "true or false: whether dev adds DEBUG=true and LOG_LEVEL=DEBUG",
+}
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -405,7 +409,12 @@ class _Reader:
         if not isinstance(value, dict):
             raise self.fail("dev", "expected a table with env, log_level")
         self.check_keys(value, _DEV_KEYS, "dev.")
-        env = dict(_DEV_ENV)
+        defaults = value.get("defaults", True)
+        if not isinstance(defaults, bool):
+            raise self.fail("dev.defaults", f"{defaults!r} is not {_DEV_KEYS['defaults']}")
+        # An adopted app's dev has its own variables: DEBUG and LOG_LEVEL are values its
+        # settings may not accept (a log level enum in lower case), so adoption turns them off.
+        env = dict(_DEV_ENV) if defaults else {"PYTHONUNBUFFERED": "1"}
         env.update(self.env_table(value.get("env", {}), "dev.env"))
         level = self.string(value, "log_level", "dev.") or "debug"
         if level not in _LOG_LEVELS:

@@ -26,6 +26,7 @@ from typing import Any
 
 from hotmode.adopt import images
 from hotmode.adopt.old import OldMode
+from hotmode.adopt.settings import Named, named_in_source
 
 _SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|PASSPHRASE|PRIVATE_KEY|_PASS$|_PWD$", re.IGNORECASE)
 _DURATION = re.compile(r"^[0-9]+(ms|s|m|h)$")
@@ -272,6 +273,7 @@ def infer(
     roles: Mapping[str, Any],
     share_data: bool = False,
     jobs: Collection[str] = (),
+    source: Path | None = None,
 ) -> Companions:
     """Every companion of the old modes, its data volumes named as each mode x edition named
     them, no volume mounted by two places that did not share it."""
@@ -308,7 +310,20 @@ def infer(
             spec["ports"] = ports
             found.changed.append(f"{name}: ports {', '.join(ports)} bound to 127.0.0.1 (CL-0005)")
         native = spec.pop("native", None)
-        carried = _app_env(name, spec, secrets, app_env, found)
+        named = named_in_source(source, name, spec.get("port")) if source else Named()
+        from_source = {k: v for k, v in named.variables.items() if k not in app_env}
+        carried = _app_env(name, spec, secrets, {**from_source, **app_env}, found)
+        carried.update({v: "{port}" for v in named.ports if v not in app_env and carried})
+        for variable in sorted(set(from_source) & set(carried)):
+            found.changed.append(
+                f"app: {variable} (its settings default it to {name}'s Compose host) is set to "
+                f"where {name} runs, in every mode"
+            )
+        found.not_carried += [
+            f"app: {place} names {name}'s Compose host in a URL that no variable overrides: "
+            f"natively it does not reach {name}; make the app read it from a variable"
+            for place in named.places
+        ]
         if carried:
             spec["app_env"] = carried
         found.tables[name] = spec
@@ -380,7 +395,8 @@ def _app_env(
                 if "://" in text
                 else text
             )
-        text = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", "{host}", text)
+        # Not a URL's scheme (`redis://redis:6379`: the service is named after its protocol).
+        text = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w.-]|://)", "{host}", text)
         match = _INLINE_PASSWORD.search(text)
         if match:
             password = match.group("password")

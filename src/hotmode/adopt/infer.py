@@ -339,7 +339,14 @@ def adopt(
     roles = classify((reference.merged or {}).get("services") or {}, app, annotated)
     jobs = app_jobs((reference.merged or {}).get("services") or {}, app, notes)
     companions = adopt_companions.infer(
-        modes, app, root, default or "default", roles=roles, share_data=share_data, jobs=jobs
+        modes,
+        app,
+        root,
+        default or "default",
+        roles=roles,
+        share_data=share_data,
+        jobs=jobs,
+        source=source,
     )
     adopt_companions.separate_derived(
         companions, name, list(editions) or ["default"], default or "default"
@@ -352,7 +359,10 @@ def adopt(
             url = adopt_companions.dev_url(template, table, spec.get("port"), dev_secrets)
             if dev_env.get(key) == url:
                 del dev_env[key]
-    dev_table: dict[str, Any] = {"env": dev_env} if dev_env else {}
+    # The team's own dev variables, and none of hotmode's guesses (DEBUG, LOG_LEVEL).
+    dev_table: dict[str, Any] = {"defaults": False}
+    if dev_env:
+        dev_table["env"] = dev_env
     if dev_facts.get("log_level"):
         dev_table["log_level"] = dev_facts["log_level"]
     for table, spec in companions.tables.items():
