@@ -33,6 +33,7 @@ def test_settings_defaults_naming_a_companion_are_carried_as_their_own_variables
         "  api:\n    build: .\n    ports: ['8000:8000']\n"
         "    command: uvicorn app.main:app --host 0.0.0.0 --port 8000\n"
         "    depends_on: [db, redis]\n"
+        "    environment: {DATABASE_URL: 'postgresql://db:pw@db/shop'}\n"
         "  db:\n    image: postgres:16\n    environment: {POSTGRES_PASSWORD: pw}\n"
         "  redis:\n    image: redis:7\n"
     )
@@ -46,6 +47,8 @@ def test_settings_defaults_naming_a_companion_are_carried_as_their_own_variables
     config = load_config(tmp_path / "hotmode.toml")
     services = {s.name: s for s in config.services}
     assert dict(services["db"].spec("dev").app_env) == {
+        # The URL's user is named like the service: only its host is the companion's.
+        "DATABASE_URL": "postgresql://db:{secret:postgres_password}@{host}:{port}/shop",
         "SHOP_DB_HOST": "{host}",
         "SHOP_DB_PORT": "{port}",
     }

@@ -77,6 +77,8 @@ _NATIVE_KEYS = {
     "at the first start of a new data folder",
     "user": "the unprivileged user it runs as when hotmode runs as root",
     "port": "the port it listens on natively, default: a free port chosen at each start",
+    "retitles": "true when the server rewrites its process title (and so its environment): "
+    "hotmode runs it under a keeper process that holds the proof of what it started",
 }
 _HEALTH_KEYS = {
     "test": "a command (list)",
@@ -183,6 +185,7 @@ class NativeSpec:
     init_scripts: tuple[str, ...] = ()
     user: str | None = None
     port: int | None = None
+    retitles: bool = False
 
 
 @dataclass(frozen=True)
@@ -434,7 +437,10 @@ def _native(reader: _Reader, value: Any, at: str) -> NativeSpec:
         isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535
     ):
         raise reader.fail(f"{at}.port", f"{port!r} is not a TCP port; use an integer 1-65535")
-    return replace(native, user=user, port=port)
+    retitles = value.get("retitles", False)
+    if not isinstance(retitles, bool):
+        raise reader.fail(f"{at}.retitles", f"{retitles!r} is not true or false")
+    return replace(native, user=user, port=port, retitles=retitles)
 
 
 def _check_secrets(reader: _Reader, spec: ServiceSpec, at: str) -> None:

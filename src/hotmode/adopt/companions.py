@@ -395,8 +395,11 @@ def _app_env(
                 if "://" in text
                 else text
             )
-        # Not a URL's scheme (`redis://redis:6379`: the service is named after its protocol).
-        text = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w.-]|://)", "{host}", text)
+        # Not a URL's scheme (`redis://redis:6379`) nor its user (`postgres:pw@postgres`): a
+        # service is often named after its protocol and its default user.
+        text = re.sub(
+            rf"(?<![\w.-]){re.escape(name)}(?![\w.-]|://|(?::[^/@\s]*)?@)", "{host}", text
+        )
         match = _INLINE_PASSWORD.search(text)
         if match:
             password = match.group("password")

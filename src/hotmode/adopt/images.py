@@ -103,6 +103,8 @@ def _redis_native(program: str) -> Callable[[Env], dict[str, Any]]:
             "command": [program, "--port", "{port}", "--bind", "127.0.0.1", "--dir", "{data}",
                         "--save", "60 1", "--daemonize", "no", "--protected-mode", "yes"],
             "user": "redis" if program == "redis-server" else "valkey",
+            # It rewrites its process title (and environment) once started.
+            "retitles": True,
         }  # fmt: skip
 
     return native

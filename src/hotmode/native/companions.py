@@ -24,6 +24,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -277,6 +278,11 @@ def _start_process(
     companion_record.write(config.root, [*recorded, entry])
     first_start = _prepare_folder(companion, folder, values, env, user, log, say)
     argv = _fill(native.command, values)
+    if native.retitles:
+        # The keeper (hotmode's user) holds the proof; it runs the server as `user`.
+        keeper = [sys.executable, "-m", "hotmode.native.keeper"]
+        argv = [*keeper, *(["--user", user.pw_name] if user else []), *argv]
+    runs_as = user if not native.retitles else None
     with log.open("ab") as output:
         process = subprocess.Popen(  # noqa: S603 - the declared command
             argv,
@@ -284,9 +290,9 @@ def _start_process(
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
-            user=user.pw_uid if user else None,
-            group=user.pw_gid if user else None,
-            extra_groups=[] if user else None,
+            user=runs_as.pw_uid if runs_as else None,
+            group=runs_as.pw_gid if runs_as else None,
+            extra_groups=[] if runs_as else None,
             cwd="/",
             start_new_session=True,
         )
