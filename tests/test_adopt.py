@@ -259,3 +259,35 @@ def test_init_from_compares_what_env_files_on_disk_set(tmp_path: Path) -> None:
         "[services.cache] environment)"
     ) in lines
     assert "COMMENTED" not in result.stdout
+
+
+def test_the_app_only_in_a_second_file_is_found_and_the_first_files_database_carried(
+    tmp_path: Path,
+) -> None:
+    """docker-compose.yml holds only the database the team's dev runs beside a native app;
+    docker-compose.prod.yml holds the app, built from the source: the app is found there, and
+    the database of the first file is carried, its dev volume name kept."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    (tmp_path / "requirements.txt").write_text("fastapi\n")
+    (tmp_path / "Dockerfile.prod").write_text("FROM python:3.11-slim\nCOPY . /src\n")
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  app_db:\n    image: postgres:16.3\n"
+        "    environment: [POSTGRES_USER=app, POSTGRES_PASSWORD=app, POSTGRES_DB=app]\n"
+        "    volumes: [app_db_data:/var/lib/postgresql/data]\n"
+        "volumes:\n  app_db_data: {}\n"
+    )
+    (tmp_path / "docker-compose.prod.yml").write_text(
+        "services:\n  app:\n    build: {context: ., dockerfile: Dockerfile.prod}\n"
+        "    ports: ['8000:8000']\n"
+    )
+    adopted = run_hotmode(tmp_path, "init", "--from", ".")
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    config = load_config(tmp_path / "hotmode.toml")
+    assert (config.service, config.port) == ("app", 8000)
+    module = config.target.split(":")[0].replace(".", "/")
+    assert (config.source / f"{module}.py").resolve() == (tmp_path / "src" / "main.py").resolve()
+    (database,) = config.services
+    assert database.name == "app_db"
+    (volume,) = database.spec("dev").volumes
+    assert volume.real_name("unused", "default") == f"{tmp_path.name}_app_db_data"

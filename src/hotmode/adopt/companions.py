@@ -285,7 +285,13 @@ def infer(
         return found
     app_env = dict(_services(reference).get(app, {}).get("environment") or {})
     chosen: dict[str, Mapping[str, Any]] = {}
-    for name, service in sorted(_services(reference).items()):
+    # A companion of one mode only (dev's database, the prod file holding only the app) too.
+    everywhere = {
+        name: service
+        for mode in (*reversed(dev_others), dev, *reversed(prod_others), prod)
+        for name, service in _services(mode).items()
+    }
+    for name, service in sorted(everywhere.items()):
         if name == app or name in jobs:
             continue
         role = roles.get(name)

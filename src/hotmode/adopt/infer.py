@@ -219,6 +219,46 @@ def _find_files(folder: Path) -> OldFiles:
     return files
 
 
+def _seed(
+    compose: Compose,
+    files: OldFiles,
+    broken: Mapping[Path, str],
+    folder: Path,
+    named: str | None,
+) -> tuple[OldMode, str, dict[str, Kind]]:
+    """The first file (base, prod, dev, override) that Compose reads and that holds the app,
+    with the app: the app may be only in a second file (`docker-compose.prod.yml` holds the
+    app, `docker-compose.yml` only the database the team's dev runs beside a native app)."""
+    problems: list[str] = []
+    refusal: UsageError | None = None
+    for first in (files.base, files.prod, files.dev, files.override):
+        if first is None or first in broken:
+            continue
+        seed = merge(compose, "prod" if first != files.dev else "dev", "?", (first,), broken)
+        if seed.merged is None:
+            problems.append(f"{first.name}: {seed.problem}")
+            continue
+        services = seed.merged.get("services") or {}
+        if named is not None and named not in services:
+            refusal = refusal or UsageError(f"--app {named}: no such service in {first.name}")
+            continue
+        try:
+            app, annotated = find_app(services, seed.files, named)
+        except UsageError as exc:
+            refusal = refusal or exc
+            continue
+        return seed, app, annotated
+    if refusal is not None and not problems:
+        raise refusal
+    why = "; ".join(problems or list(broken.values()))
+    if refusal is not None:
+        raise UsageError(f"{refusal}; {why}")
+    raise UsageError(
+        f"{why or f'{folder} has no base or dev Compose file'}; nothing can be adopted "
+        "without a base, prod or dev file (docker-compose.yml, docker-compose.dev.yml)"
+    )
+
+
 def adopt(
     root: Path,
     folder: Path,
@@ -240,24 +280,10 @@ def adopt(
     left_out = [f"left out {problem}" for problem in broken.values()]
     notes = [f"not adopted: {path.name} (a site overlay; keep it as docker-compose.local.yml)"
              for path in files.other]  # fmt: skip
-    seed, problems = None, []
-    for first in (files.base, files.prod, files.dev, files.override):
-        if first is None or first in broken:
-            continue
-        seed = merge(compose, "prod" if first != files.dev else "dev", "?", (first,), broken)
-        if seed.merged is not None:
-            break
-        problems.append(f"{first.name}: {seed.problem}")
-    if seed is None or seed.merged is None:
-        why = "; ".join(problems or list(broken.values()))
-        raise UsageError(
-            f"{why or f'{folder} has no base or dev Compose file'}; nothing can be adopted "
-            "without a base, prod or dev file (docker-compose.yml, docker-compose.dev.yml)"
-        )
     given = {k: v for k, v in (given or {}).items() if v}
-    app, annotated = find_app(seed.merged.get("services") or {}, seed.files, given.get("service"))
+    seed, app, annotated = _seed(compose, files, broken, folder, given.get("service"))
     variable, default = (
-        _edition_variable(files, seed.merged, app, broken)
+        _edition_variable(files, seed.merged or {}, app, broken)
         if files.editions or files.dev_editions
         else ("APP_EDITION", "")
     )
@@ -336,7 +362,13 @@ def adopt(
     from hotmode.adopt import companions as adopt_companions
     from hotmode.audit.roles import classify
 
-    roles = classify((reference.merged or {}).get("services") or {}, app, annotated)
+    # Every mode's services: a companion may be in one mode only (the database of a dev file
+    # beside a prod file that holds only the app).
+    everywhere: dict[str, Any] = {}
+    for mode in (m for m in reversed(modes) if m.merged is not None):
+        everywhere.update((mode.merged or {}).get("services") or {})
+    everywhere.update((reference.merged or {}).get("services") or {})
+    roles = classify(everywhere, app, annotated)
     jobs = app_jobs((reference.merged or {}).get("services") or {}, app, notes)
     companions = adopt_companions.infer(
         modes,
