@@ -291,3 +291,36 @@ def test_the_app_only_in_a_second_file_is_found_and_the_first_files_database_car
     assert database.name == "app_db"
     (volume,) = database.spec("dev").volumes
     assert volume.real_name("unused", "default") == f"{tmp_path.name}_app_db_data"
+
+
+def test_a_file_named_like_an_edition_that_sets_no_edition_variable_is_not_an_edition(
+    tmp_path: Path,
+) -> None:
+    """`compose-ha.yml` beside `docker-compose.yml` (replicas, no variable set to `ha`): no
+    evidence it is an edition, so none is declared and no edition variable is invented; it is
+    named as not adopted. An overlay that does set one (`APP_TIER: saas`) stays an edition."""
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    (tmp_path / "api" / "requirements.txt").write_text("fastapi\n")
+    (tmp_path / "api" / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    base = "services:\n  api:\n    build: ./api\n    ports: ['8000:8000']\n"
+    (tmp_path / "docker-compose.yml").write_text(base)
+    (tmp_path / "compose-ha.yml").write_text("services:\n  api:\n    deploy: {replicas: 2}\n")
+    adopted = run_hotmode(tmp_path, "init", "--from", ".")
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    assert "not adopted: compose-ha.yml (its name reads as an edition" in adopted.stdout
+    text = (tmp_path / "hotmode.toml").read_text()
+    assert "edition" not in text, text
+    assert [e.name for e in load_config(tmp_path / "hotmode.toml").editions] == ["default"]
+
+    (tmp_path / "hotmode.toml").unlink()
+    (tmp_path / "docker-compose.yml").write_text(base + "    environment: {APP_TIER: core}\n")
+    (tmp_path / "compose-saas.yml").write_text(
+        "services:\n  api:\n    environment: {APP_TIER: saas}\n"
+    )
+    again = run_hotmode(tmp_path, "init", "--from", ".")
+    assert again.returncode == 0, again.stdout + again.stderr
+    config = load_config(tmp_path / "hotmode.toml")
+    assert (config.edition_variable, [e.name for e in config.editions]) == (
+        "APP_TIER", ["core", "saas"],
+    )  # fmt: skip

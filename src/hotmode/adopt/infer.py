@@ -118,6 +118,44 @@ def _edition_variable(
     return "APP_EDITION", "core"
 
 
+def _sets_edition(path: Path, edition: str, app: str) -> bool:
+    """True when the overlay at `path` gives the app a variable whose value is the edition's
+    name (`LG_BACKEND_EDITION: saas`): the evidence that the file is an edition."""
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    env = ((document.get("services") or {}).get(app) or {}).get("environment") or {}
+    pairs = env.items() if isinstance(env, dict) else (str(e).split("=", 1) for e in env)
+    return any(str(value).strip().lower() == edition for _, value in (p for p in pairs if p))
+
+
+def _editions_with_evidence(
+    files: OldFiles, app: str, broken: Collection[Path], notes: list[str]
+) -> OldFiles:
+    """The files whose name reads as an edition (`compose-ha.yml`) and that set no variable to
+    that name are no edition: not adopted, and said, never an invented edition variable."""
+    dropped: list[Path] = []
+    kept: dict[str, dict[str, Path]] = {"editions": {}, "dev_editions": {}}
+    for key, found in (("editions", files.editions), ("dev_editions", files.dev_editions)):
+        for edition, path in found.items():
+            if path in broken or _sets_edition(path, edition, app):
+                kept[key][edition] = path
+            else:
+                dropped.append(path)
+    for path in dropped:
+        notes.append(
+            f"not adopted: {path.name} (its name reads as an edition, but it gives {app} no "
+            "variable with that value: no evidence it is one; pass the file with -f as the "
+            "team does, or declare the edition)"
+        )
+    if not dropped:
+        return files
+    return dataclasses.replace(
+        files,
+        other=(*files.other, *dropped),
+        editions=kept["editions"],
+        dev_editions=kept["dev_editions"],
+    )
+
+
 def _env(mode: OldMode | None, app: str) -> dict[str, str]:
     if mode is None or mode.merged is None:
         return {}
@@ -282,6 +320,7 @@ def adopt(
              for path in files.other]  # fmt: skip
     given = {k: v for k, v in (given or {}).items() if v}
     seed, app, annotated = _seed(compose, files, broken, folder, given.get("service"))
+    files = _editions_with_evidence(files, app, broken, notes)
     variable, default = (
         _edition_variable(files, seed.merged or {}, app, broken)
         if files.editions or files.dev_editions
