@@ -324,3 +324,29 @@ def test_a_file_named_like_an_edition_that_sets_no_edition_variable_is_not_an_ed
     assert (config.edition_variable, [e.name for e in config.editions]) == (
         "APP_TIER", ["core", "saas"],
     )  # fmt: skip
+
+
+def test_a_bind_mounted_data_folder_is_reported_as_such(tmp_path: Path) -> None:
+    """A database whose data was a host folder (`./.data/mysql:/var/lib/mysql`) is not said
+    to have kept it in the container: the folder is named, left as it is, and the new volume
+    said to start empty. One with no mount at all did keep it in the container."""
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    (tmp_path / "api" / "requirements.txt").write_text("fastapi\n")
+    (tmp_path / "api" / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  api:\n    build: ./api\n    ports: ['8000:8000']\n"
+        "  mysql:\n    image: mysql:8\n    volumes: ['./.data/mysql:/var/lib/mysql']\n"
+        "  cache:\n    image: redis:7\n"
+    )
+    adopted = run_hotmode(tmp_path, "init", "--from", ".")
+    lines = adopted.stdout.splitlines()
+    assert (
+        "  changed     mysql: a data volume at /var/lib/mysql, one per mode and edition (before, "
+        f"its data was the host folder {tmp_path / '.data' / 'mysql'}, bind-mounted; that folder "
+        "is left as it is and the new volume starts empty: copy the data in to keep it)"
+    ) in lines, adopted.stdout
+    assert (
+        "  changed     cache: a data volume at /data, one per mode and edition (before, its data "
+        "lived in the container and went with it)"
+    ) in lines

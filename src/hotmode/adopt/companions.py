@@ -257,11 +257,31 @@ def _volumes(
             key = _volume_key(name, "data", taken)
             for which in ("prod", "dev"):
                 tables.setdefault(name, {}).setdefault(which, {})[key] = {"target": kind.data}
+            folders = _bound_data(ordered, name, Path(kind.data))
+            before = (
+                f"its data was the host folder {', '.join(folders)}, bind-mounted; that folder "
+                "is left as it is and the new volume starts empty: copy the data in to keep it"
+                if folders
+                else "its data lived in the container and went with it"
+            )
             found.changed.append(
-                f"{name}: a data volume at {kind.data}, one per mode and edition (before, its "
-                "data lived in the container and went with it)"
+                f"{name}: a data volume at {kind.data}, one per mode and edition (before, {before})"
             )
     return tables
+
+
+def _bound_data(ordered: Sequence[OldMode], service: str, data: Path) -> list[str]:
+    """The host folders a service bind-mounts at (or above, or below) its data folder."""
+    folders: list[str] = []
+    for mode in ordered:
+        this = ((mode.merged or {}).get("services") or {}).get(service) or {}
+        for volume in this.get("volumes") or []:
+            target = Path(str(volume.get("target", "")))
+            at_data = target == data or target.is_relative_to(data) or data.is_relative_to(target)
+            source = str(volume.get("source", ""))
+            if volume.get("type") == "bind" and at_data and source not in folders:
+                folders.append(source)
+    return folders
 
 
 def infer(
