@@ -350,3 +350,43 @@ def test_a_bind_mounted_data_folder_is_reported_as_such(tmp_path: Path) -> None:
         "  changed     cache: a data volume at /data, one per mode and edition (before, its data "
         "lived in the container and went with it)"
     ) in lines
+
+
+def test_a_database_built_from_its_own_dockerfile_over_a_known_image_is_carried(
+    tmp_path: Path,
+) -> None:
+    """`db` built from ./db (`FROM postgres:16`, an init script copied in) is the database:
+    carried, built from ./db as before, the app's URL pointed at it; natively it runs from
+    Debian's packages without the Dockerfile's additions, which is named as not carried."""
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    (tmp_path / "api" / "requirements.txt").write_text("fastapi\n")
+    (tmp_path / "api" / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    (tmp_path / "db").mkdir()
+    (tmp_path / "db" / "Dockerfile").write_text(
+        "FROM postgres:16\nCOPY init.sql /docker-entrypoint-initdb.d/\n"
+    )
+    (tmp_path / "db" / "init.sql").write_text("CREATE TABLE t (id int);\n")
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  api:\n    build: ./api\n    ports: ['8000:8000']\n"
+        "    environment: {DATABASE_URL: 'postgresql://app:pw@db:5432/app'}\n"
+        "  db:\n    build: ./db\n"
+        "    environment: {POSTGRES_USER: app, POSTGRES_PASSWORD: pw, POSTGRES_DB: app}\n"
+        "    volumes: ['pgdata:/var/lib/postgresql/data']\n"
+        "volumes:\n  pgdata: {}\n"
+    )
+    adopted = run_hotmode(tmp_path, "init", "--from", ".")
+    assert adopted.returncode == 1, adopted.stdout + adopted.stderr
+    assert "not carried service db" not in adopted.stdout
+    assert (
+        "  not carried db: natively, postgres runs from Debian's packages, without what db/'s "
+        "Dockerfile adds to postgres:16"
+    ) in adopted.stdout.splitlines()
+    config = load_config(tmp_path / "hotmode.toml")
+    (database,) = config.services
+    assert database.prod.build is not None and database.prod.build.context == tmp_path / "db"
+    assert database.native is not None and database.native.command[0] == "postgres"
+    assert dict(database.prod.app_env) == {
+        "DATABASE_URL": "postgresql://app:{secret:postgres_password}@{host}:{port}/app"
+    }
+    assert run_hotmode(tmp_path, "render", "--adopt", timeout=180).returncode == 0

@@ -18,6 +18,7 @@ unless `share_data` keeps it shared on purpose.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -100,9 +101,25 @@ def _spec(
     name: str, service: Mapping[str, Any], root: Path, found: Companions
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
     """The companion's table, its dev-only secret values and its dev-only environment."""
-    image = str(service["image"])
+    image = str(service.get("image") or built_from(service) or "")
     known = images.known(image)
     spec: dict[str, Any] = {"image": image}
+    build = service.get("build")
+    if not service.get("image") and isinstance(build, dict):
+        # Built from the team's own Dockerfile over a known server's image: built as it was.
+        context = Path(str(build.get("context", "")))
+        spec = {"build": {"context": os.path.relpath(context, root)}}
+        if build.get("dockerfile") not in (None, "Dockerfile"):
+            spec["build"]["dockerfile"] = str(build["dockerfile"])
+        found.changed.append(
+            f"{name}: built from {spec['build']['context']}/ as before (its Dockerfile starts "
+            f"FROM {image})"
+        )
+        if _adds(build):
+            found.not_carried.append(
+                f"{name}: natively, {known.family if known else image} runs from Debian's "
+                f"packages, without what {spec['build']['context']}/'s Dockerfile adds to {image}"
+            )
     if service.get("command"):
         spec["command"] = [str(part) for part in service["command"]]
     user = service.get("user") or (known.user if known else None)
@@ -168,6 +185,28 @@ def _modes(
     """The default edition's old mode, and the other editions' of the same mode."""
     first = next((m for m in modes if m.mode == mode and m.edition == default and m.merged), None)
     return first, [m for m in modes if m.mode == mode and m is not first and m.merged]
+
+
+def built_from(service: Mapping[str, Any]) -> str | None:
+    """The image a service's own Dockerfile starts from, when it is a server hotmode knows
+    (`FROM postgres:16` in ./db): such a build is that server, with the team's additions."""
+    from hotmode.audit.build import read_dockerfile
+
+    build = service.get("build")
+    dockerfile = read_dockerfile(build) if isinstance(build, dict) else None
+    if dockerfile is None or not isinstance(build, dict):
+        return None
+    base = dockerfile.base_image(build.get("target"), build.get("args") or {})
+    return base if base and images.known(base) is not None else None
+
+
+def _adds(build: Mapping[str, Any]) -> bool:
+    """True when the build's Dockerfile does more than start FROM its base image."""
+    from hotmode.audit.build import read_dockerfile
+
+    dockerfile = read_dockerfile(build)
+    chain = dockerfile.chain(build.get("target")) if dockerfile is not None else []
+    return any(stage.instructions for stage in chain)
 
 
 def _data(mode: OldMode, service: str) -> dict[str, tuple[str, str]]:
@@ -315,7 +354,8 @@ def infer(
         if name == app or name in jobs:
             continue
         role = roles.get(name)
-        if role is None or role.kind.value != "companion" or not service.get("image"):
+        image = service.get("image") or built_from(service)
+        if role is None or role.kind.value != "companion" or not image:
             what = role.kind.value if role is not None else "service"
             found.not_carried.append(
                 f"service {name} ({what}): hotmode declares the app and its companions only"
@@ -323,7 +363,10 @@ def infer(
             continue
         chosen[name] = service
     ordered = [m for m in (prod, *prod_others, dev, *dev_others) if m is not None]
-    known = {name: images.known(str(service["image"])) for name, service in chosen.items()}
+    known = {
+        name: images.known(str(service.get("image") or built_from(service)))
+        for name, service in chosen.items()
+    }
     volumes = _volumes(sorted(chosen), ordered, known, found, share_data)
     for name, service in chosen.items():
         spec, secrets, dev_env = _spec(name, service, root, found)

@@ -136,7 +136,8 @@ def _editions_with_evidence(
     kept: dict[str, dict[str, Path]] = {"editions": {}, "dev_editions": {}}
     for key, found in (("editions", files.editions), ("dev_editions", files.dev_editions)):
         for edition, path in found.items():
-            if path in broken or _sets_edition(path, edition, app):
+            # A dev edition file is stacked on its edition's overlay: that one's evidence holds.
+            if path in broken or edition in kept["editions"] or _sets_edition(path, edition, app):
                 kept[key][edition] = path
             else:
                 dropped.append(path)
