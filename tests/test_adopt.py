@@ -284,3 +284,134 @@ def test_init_from_compares_what_env_files_on_disk_set(tmp_path: Path) -> None:
         "[services.cache] environment)"
     ) in lines
     assert "COMMENTED" not in result.stdout
+
+
+def test_the_app_only_in_a_second_file_is_found_and_the_first_files_database_carried(
+    tmp_path: Path,
+) -> None:
+    """docker-compose.yml holds only the database the team's dev runs beside a native app;
+    docker-compose.prod.yml holds the app, built from the source: the app is found there, and
+    the database of the first file is carried, its dev volume name kept."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    (tmp_path / "requirements.txt").write_text("fastapi\n")
+    (tmp_path / "Dockerfile.prod").write_text("FROM python:3.11-slim\nCOPY . /src\n")
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  app_db:\n    image: postgres:16.3\n"
+        "    environment: [POSTGRES_USER=app, POSTGRES_PASSWORD=app, POSTGRES_DB=app]\n"
+        "    volumes: [app_db_data:/var/lib/postgresql/data]\n"
+        "volumes:\n  app_db_data: {}\n"
+    )
+    (tmp_path / "docker-compose.prod.yml").write_text(
+        "services:\n  app:\n    build: {context: ., dockerfile: Dockerfile.prod}\n"
+        "    ports: ['8000:8000']\n"
+    )
+    adopted = run_hotmode(tmp_path, "init", "--from", ".")
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    config = load_config(tmp_path / "hotmode.toml")
+    assert (config.service, config.port) == ("app", 8000)
+    module = config.target.split(":")[0].replace(".", "/")
+    assert (config.source / f"{module}.py").resolve() == (tmp_path / "src" / "main.py").resolve()
+    (database,) = config.services
+    assert database.name == "app_db"
+    (volume,) = database.spec("dev").volumes
+    assert volume.real_name("unused", "default") == f"{tmp_path.name}_app_db_data"
+
+
+def test_a_file_named_like_an_edition_that_sets_no_edition_variable_is_not_an_edition(
+    tmp_path: Path,
+) -> None:
+    """`compose-ha.yml` beside `docker-compose.yml` (replicas, no variable set to `ha`): no
+    evidence it is an edition, so none is declared and no edition variable is invented; it is
+    named as not adopted. An overlay that does set one (`APP_TIER: saas`) stays an edition."""
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    (tmp_path / "api" / "requirements.txt").write_text("fastapi\n")
+    (tmp_path / "api" / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    base = "services:\n  api:\n    build: ./api\n    ports: ['8000:8000']\n"
+    (tmp_path / "docker-compose.yml").write_text(base)
+    (tmp_path / "compose-ha.yml").write_text("services:\n  api:\n    deploy: {replicas: 2}\n")
+    adopted = run_hotmode(tmp_path, "init", "--from", ".")
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    assert "not adopted: compose-ha.yml (its name reads as an edition" in adopted.stdout
+    text = (tmp_path / "hotmode.toml").read_text()
+    assert "edition" not in text, text
+    assert [e.name for e in load_config(tmp_path / "hotmode.toml").editions] == ["default"]
+
+    (tmp_path / "hotmode.toml").unlink()
+    (tmp_path / "docker-compose.yml").write_text(base + "    environment: {APP_TIER: core}\n")
+    (tmp_path / "compose-saas.yml").write_text(
+        "services:\n  api:\n    environment: {APP_TIER: saas}\n"
+    )
+    again = run_hotmode(tmp_path, "init", "--from", ".")
+    assert again.returncode == 0, again.stdout + again.stderr
+    config = load_config(tmp_path / "hotmode.toml")
+    assert (config.edition_variable, [e.name for e in config.editions]) == (
+        "APP_TIER", ["core", "saas"],
+    )  # fmt: skip
+
+
+def test_a_bind_mounted_data_folder_is_reported_as_such(tmp_path: Path) -> None:
+    """A database whose data was a host folder (`./.data/mysql:/var/lib/mysql`) is not said
+    to have kept it in the container: the folder is named, left as it is, and the new volume
+    said to start empty. One with no mount at all did keep it in the container."""
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    (tmp_path / "api" / "requirements.txt").write_text("fastapi\n")
+    (tmp_path / "api" / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  api:\n    build: ./api\n    ports: ['8000:8000']\n"
+        "  mysql:\n    image: mysql:8\n    volumes: ['./.data/mysql:/var/lib/mysql']\n"
+        "  cache:\n    image: redis:7\n"
+    )
+    adopted = run_hotmode(tmp_path, "init", "--from", ".")
+    lines = adopted.stdout.splitlines()
+    assert (
+        "  changed     mysql: a data volume at /var/lib/mysql, one per mode and edition (before, "
+        f"its data was the host folder {tmp_path / '.data' / 'mysql'}, bind-mounted; that folder "
+        "is left as it is and the new volume starts empty: copy the data in to keep it)"
+    ) in lines, adopted.stdout
+    assert (
+        "  changed     cache: a data volume at /data, one per mode and edition (before, its data "
+        "lived in the container and went with it)"
+    ) in lines
+
+
+def test_a_database_built_from_its_own_dockerfile_over_a_known_image_is_carried(
+    tmp_path: Path,
+) -> None:
+    """`db` built from ./db (`FROM postgres:16`, an init script copied in) is the database:
+    carried, built from ./db as before, the app's URL pointed at it; natively it runs from
+    Debian's packages without the Dockerfile's additions, which is named as not carried."""
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    (tmp_path / "api" / "requirements.txt").write_text("fastapi\n")
+    (tmp_path / "api" / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    (tmp_path / "db").mkdir()
+    (tmp_path / "db" / "Dockerfile").write_text(
+        "FROM postgres:16\nCOPY init.sql /docker-entrypoint-initdb.d/\n"
+    )
+    (tmp_path / "db" / "init.sql").write_text("CREATE TABLE t (id int);\n")
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  api:\n    build: ./api\n    ports: ['8000:8000']\n"
+        "    environment: {DATABASE_URL: 'postgresql://app:pw@db:5432/app'}\n"
+        "  db:\n    build: ./db\n"
+        "    environment: {POSTGRES_USER: app, POSTGRES_PASSWORD: pw, POSTGRES_DB: app}\n"
+        "    volumes: ['pgdata:/var/lib/postgresql/data']\n"
+        "volumes:\n  pgdata: {}\n"
+    )
+    adopted = run_hotmode(tmp_path, "init", "--from", ".")
+    assert adopted.returncode == 1, adopted.stdout + adopted.stderr
+    assert "not carried service db" not in adopted.stdout
+    assert (
+        "  not carried db: natively, postgres runs from Debian's packages, without what db/'s "
+        "Dockerfile adds to postgres:16"
+    ) in adopted.stdout.splitlines()
+    config = load_config(tmp_path / "hotmode.toml")
+    (database,) = config.services
+    assert database.prod.build is not None and database.prod.build.context == tmp_path / "db"
+    assert database.native is not None and database.native.command[0] == "postgres"
+    assert dict(database.prod.app_env) == {
+        "DATABASE_URL": "postgresql://app:{secret:postgres_password}@{host}:{port}/app"
+    }
+    assert run_hotmode(tmp_path, "render", "--adopt", timeout=180).returncode == 0

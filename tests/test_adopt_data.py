@@ -160,3 +160,43 @@ def test_the_gateways_real_layout_keeps_every_volume_name(tmp_path: Path, share:
     checked = run_hotmode(root, "check", "--all", "--fail-on", "high")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert " unknown " not in checked.stdout  # hotmode's own launcher hides no command
+
+
+def test_a_lone_dev_file_keeps_dev_data_and_prod_gets_its_own(tmp_path: Path) -> None:
+    """One Compose file, dev style (the app mounts its source): dev keeps the volume it used;
+    prod, derived, would get the same default name (the old project was the folder, and so is
+    the app's name) and gets its own instead. A URL naming the companion's host with no port
+    gets the port too: natively the companion runs wherever a port is free."""
+    root = tmp_path / "notes"
+    (root / "src" / "app").mkdir(parents=True)
+    (root / "src" / "app" / "main.py").write_text(
+        "from fastapi import FastAPI\napp = FastAPI()\n\n@app.get('/ping')\ndef ping():\n"
+        "    return {'ping': 'pong'}\n"
+    )
+    (root / "src" / "requirements.txt").write_text("fastapi\n")
+    (root / "src" / "Dockerfile").write_text("FROM python:3.11-slim\nCOPY . /app\n")
+    (root / "docker-compose.yml").write_text(
+        "services:\n"
+        "  web:\n"
+        "    build: ./src\n"
+        "    command: uvicorn app.main:app --reload --host 0.0.0.0 --port 8000\n"
+        "    volumes: ['./src/:/usr/src/app/']\n"
+        "    ports: ['8002:8000']\n"
+        "    environment: ['DATABASE_URL=postgresql://u:pw@db/notes_dev']\n"
+        "  db:\n"
+        "    image: postgres:15.1-alpine\n"
+        "    volumes: ['postgres_data:/var/lib/postgresql/data/']\n"
+        "    environment: [POSTGRES_USER=u, POSTGRES_PASSWORD=pw, POSTGRES_DB=notes_dev]\n"
+        "volumes:\n"
+        "  postgres_data:\n"
+    )
+    result = run_hotmode(root, "init", "--from", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "prod default gets its own, notes-prod_postgres_data" in result.stdout
+    config = load_config(root / "hotmode.toml")
+    db = next(c for c in config.services if c.name == "db")
+    assert db.spec("prod").app_env["DATABASE_URL"].endswith("@{host}:{port}/notes_dev")
+    assert run_hotmode(root, "render", "--adopt").returncode == 0
+    users = _mounted(root)
+    assert users["notes_postgres_data"] == {("db", "dev", "default")}
+    assert users["notes-prod_postgres_data"] == {("db", "prod", "default")}

@@ -71,6 +71,19 @@ def test_a_minimal_declaration_gets_the_documented_defaults(tmp_path: Path) -> N
     assert config.install_command == "python -m pip install -r requirements.txt"
 
 
+def test_dev_defaults_false_leaves_out_hotmodes_guesses_and_keeps_the_apps_own(
+    tmp_path: Path,
+) -> None:
+    """An app whose settings take LOG_LEVEL as a lower-case enum dies on LOG_LEVEL=DEBUG:
+    `defaults = false` gives dev only its declared variables (and unbuffered output)."""
+    config = load_config(
+        declare(tmp_path, MINIMAL + '[dev]\ndefaults = false\nenv = { DB_ECHO = "true" }\n')
+    )
+    assert config.dev.env == {"PYTHONUNBUFFERED": "1", "DB_ECHO": "true"}
+    with pytest.raises(ConfigError, match=r"dev.defaults: 'no' is not true or false"):
+        load_config(declare(tmp_path, MINIMAL + '[dev]\ndefaults = "no"\n'))
+
+
 def test_the_default_edition_comes_first_and_a_lone_edition_is_the_default(tmp_path: Path) -> None:
     several = load_config(
         declare(

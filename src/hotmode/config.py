@@ -16,6 +16,7 @@ from typing import Any
 
 from hotmode.envfile import ENV_NAME
 from hotmode.errors import ConfigError
+from hotmode.pyproject import is_pyproject
 from hotmode.services import Companion, check_volumes, read_services
 from hotmode.target import TargetSyntaxError, parse_target
 
@@ -111,7 +112,11 @@ class Config:
     @property
     def install_command(self) -> str:
         """The command that installs the app's dependencies, run from the source folder."""
-        return self.install or f"python -m pip install -r {self.requirements}"
+        if self.install:
+            return self.install
+        if is_pyproject(self.requirements):
+            return f"python -m hotmode requirements --install {self.requirements}"
+        return f"python -m pip install -r {self.requirements}"
 
 
 _TOP_KEYS = {
@@ -119,7 +124,7 @@ _TOP_KEYS = {
     "source": "the source folder, relative to the declaration",
     "target": "the app, 'module:attribute' (ASGI or WSGI), or a factory called: 'app:create_app()'",
     "port": "a TCP port, 1-65535",
-    "requirements": "the requirements file, relative to the source folder",
+    "requirements": "the requirements file (or pyproject.toml), relative to the source folder",
     "edition_variable": "the environment variable that carries the edition",
     "editions": "a table of editions",
     "deployment": "the deployment folder, relative to the declaration",
@@ -138,7 +143,11 @@ _TOP_KEYS = {
     "HTTP answer means ready (the default)",
 }
 _EDITION_KEYS = {"env": "a table of strings", "env_file": "a file name", "default": "true or false"}
-_DEV_KEYS = {"env": "a table of strings", "log_level": "debug, info, warning, error or critical"}
+_DEV_KEYS = {
+    "env": "a table of strings",
+    "log_level": "debug, info, warning, error or critical",
+    "defaults": "true or false: whether dev adds DEBUG=true and LOG_LEVEL=DEBUG",
+}
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -410,7 +419,12 @@ class _Reader:
         if not isinstance(value, dict):
             raise self.fail("dev", "expected a table with env, log_level")
         self.check_keys(value, _DEV_KEYS, "dev.")
-        env = dict(_DEV_ENV)
+        defaults = value.get("defaults", True)
+        if not isinstance(defaults, bool):
+            raise self.fail("dev.defaults", f"{defaults!r} is not {_DEV_KEYS['defaults']}")
+        # An adopted app's dev has its own variables: DEBUG and LOG_LEVEL are values its
+        # settings may not accept (a log level enum in lower case), so adoption turns them off.
+        env = dict(_DEV_ENV) if defaults else {"PYTHONUNBUFFERED": "1"}
         env.update(self.env_table(value.get("env", {}), "dev.env"))
         level = self.string(value, "log_level", "dev.") or "debug"
         if level not in _LOG_LEVELS:

@@ -79,6 +79,8 @@ _NATIVE_KEYS = {
     "env": "a table of its environment (with PATH, LANG and TZ, the only variables it gets); "
     "{secret:NAME} is the value of a secret it declares, generated once for each mode",
     "port": "the port it listens on natively, default: a free port chosen at each start",
+    "retitles": "true when the server rewrites its process title (and so its environment): "
+    "hotmode runs it under a keeper process that holds the proof of what it started",
 }
 _HEALTH_KEYS = {
     "test": "a command (list)",
@@ -186,6 +188,7 @@ class NativeSpec:
     user: str | None = None
     port: int | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    retitles: bool = False
 
 
 @dataclass(frozen=True)
@@ -438,7 +441,10 @@ def _native(reader: _Reader, value: Any, at: str) -> NativeSpec:
     ):
         raise reader.fail(f"{at}.port", f"{port!r} is not a TCP port; use an integer 1-65535")
     env = reader.env_table(value.get("env", {}), f"{at}.env")
-    return replace(native, user=user, port=port, env=env)
+    retitles = value.get("retitles", False)
+    if not isinstance(retitles, bool):
+        raise reader.fail(f"{at}.retitles", f"{retitles!r} is not true or false")
+    return replace(native, user=user, port=port, env=env, retitles=retitles)
 
 
 _NATIVE_SECRET = re.compile(r"\{secret:([^}]*)\}")

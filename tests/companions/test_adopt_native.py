@@ -83,7 +83,9 @@ def test_an_unseen_app_adopts_and_runs_with_its_database(project: Project) -> No
     project.ok("up", "--native", "--dev", "--detach", "--port", str(project.port))
     # The migrate service the app waited for is a declared job: it ran before the app.
     assert project.notes() == (200, {"notes": [], "version": 1})
-    migrated = project.hotmode("exec", "--", sys.executable, "migrate.py")
+    # `python` is the interpreter that serves the app (its venv first on PATH), not the
+    # first one this machine's PATH names.
+    migrated = project.hotmode("exec", "--", "python", "migrate.py")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     project.add("kept")
     assert project.notes() == (200, {"notes": ["kept"], "version": 1})

@@ -187,3 +187,22 @@ def test_a_postgres_that_cannot_start_gives_way_to_the_embedded_default_in_one_l
     assert said[0].startswith("hotmode: postgres: it could not run (postgres exited with code 1")
     info = get_json(pg_project.port)
     assert info is not None and info["database"] == {"backend": "sqlite", "reachable": True}
+
+
+def test_a_companion_the_app_does_not_name_and_cannot_run_is_skipped_with_a_note(
+    pg_project: Project,
+) -> None:
+    """An admin UI beside the database (no native command, nothing of the app's settings names
+    it) does not stop the app natively: it is left out, said once."""
+    declaration = pg_project.root / "hotmode.toml"
+    text = declaration.read_text()
+    declaration.write_text(text + '\n[services.admin]\nimage = "dpage/pgadmin4:9.4"\n')
+    commit(pg_project.root, "an admin UI")
+
+    up = pg_project.up("--dev")
+
+    assert up.returncode == 0, up.stdout + up.stderr
+    said = [line for line in up.stdout.splitlines() if "admin is not started" in line]
+    assert len(said) == 1, up.stdout
+    pg_project.add_key("with no admin UI")
+    assert pg_project.keys() == ["with no admin UI"]

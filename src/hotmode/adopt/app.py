@@ -16,6 +16,7 @@ from typing import Any
 
 from hotmode.adopt.old import command_text
 from hotmode.errors import StateError, UsageError
+from hotmode.pyproject import declares_dependencies
 
 # `--port 8000`, `--bind 0.0.0.0:8000`, `-b :8000`, `runserver 0.0.0.0:8000`, `flask run -p 5000`.
 _PORT_FLAG = re.compile(
@@ -190,6 +191,11 @@ def app_requirements(services: Sequence[Mapping[str, Any]], source: Path, given:
             return os.path.relpath(folder / beside, source)
         if match:
             return match.group("path")
+    # No requirements file: the dependencies pyproject.toml declares (pinned by its lock).
+    for folder in dict.fromkeys(f.resolve() for f in folders if f.is_dir()):
+        if declares_dependencies(folder / "pyproject.toml"):
+            return os.path.relpath(folder / "pyproject.toml", source)
     raise StateError(
-        f"no requirements file in {source} or its Dockerfile; pass --requirements FILE"
+        f"no requirements file in {source} or its Dockerfile, and no dependencies in a "
+        "pyproject.toml; pass --requirements FILE"
     )

@@ -18,6 +18,7 @@ unless `share_data` keeps it shared on purpose.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from typing import Any
 
 from hotmode.adopt import images
 from hotmode.adopt.old import OldMode
+from hotmode.adopt.settings import Named, named_in_source
 
 _SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|PASSPHRASE|PRIVATE_KEY|_PASS$|_PWD$", re.IGNORECASE)
 _DURATION = re.compile(r"^[0-9]+(ms|s|m|h)$")
@@ -99,9 +101,25 @@ def _spec(
     name: str, service: Mapping[str, Any], root: Path, found: Companions
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
     """The companion's table, its dev-only secret values and its dev-only environment."""
-    image = str(service["image"])
+    image = str(service.get("image") or built_from(service) or "")
     known = images.known(image)
     spec: dict[str, Any] = {"image": image}
+    build = service.get("build")
+    if not service.get("image") and isinstance(build, dict):
+        # Built from the team's own Dockerfile over a known server's image: built as it was.
+        context = Path(str(build.get("context", "")))
+        spec = {"build": {"context": os.path.relpath(context, root)}}
+        if build.get("dockerfile") not in (None, "Dockerfile"):
+            spec["build"]["dockerfile"] = str(build["dockerfile"])
+        found.changed.append(
+            f"{name}: built from {spec['build']['context']}/ as before (its Dockerfile starts "
+            f"FROM {image})"
+        )
+        if _adds(build):
+            found.not_carried.append(
+                f"{name}: natively, {known.family if known else image} runs from Debian's "
+                f"packages, without what {spec['build']['context']}/'s Dockerfile adds to {image}"
+            )
     if service.get("command"):
         spec["command"] = [str(part) for part in service["command"]]
     user = service.get("user") or (known.user if known else None)
@@ -167,6 +185,28 @@ def _modes(
     """The default edition's old mode, and the other editions' of the same mode."""
     first = next((m for m in modes if m.mode == mode and m.edition == default and m.merged), None)
     return first, [m for m in modes if m.mode == mode and m is not first and m.merged]
+
+
+def built_from(service: Mapping[str, Any]) -> str | None:
+    """The image a service's own Dockerfile starts from, when it is a server hotmode knows
+    (`FROM postgres:16` in ./db): such a build is that server, with the team's additions."""
+    from hotmode.audit.build import read_dockerfile
+
+    build = service.get("build")
+    dockerfile = read_dockerfile(build) if isinstance(build, dict) else None
+    if dockerfile is None or not isinstance(build, dict):
+        return None
+    base = dockerfile.base_image(build.get("target"), build.get("args") or {})
+    return base if base and images.known(base) is not None else None
+
+
+def _adds(build: Mapping[str, Any]) -> bool:
+    """True when the build's Dockerfile does more than start FROM its base image."""
+    from hotmode.audit.build import read_dockerfile
+
+    dockerfile = read_dockerfile(build)
+    chain = dockerfile.chain(build.get("target")) if dockerfile is not None else []
+    return any(stage.instructions for stage in chain)
 
 
 def _data(mode: OldMode, service: str) -> dict[str, tuple[str, str]]:
@@ -256,11 +296,31 @@ def _volumes(
             key = _volume_key(name, "data", taken)
             for which in ("prod", "dev"):
                 tables.setdefault(name, {}).setdefault(which, {})[key] = {"target": kind.data}
+            folders = _bound_data(ordered, name, Path(kind.data))
+            before = (
+                f"its data was the host folder {', '.join(folders)}, bind-mounted; that folder "
+                "is left as it is and the new volume starts empty: copy the data in to keep it"
+                if folders
+                else "its data lived in the container and went with it"
+            )
             found.changed.append(
-                f"{name}: a data volume at {kind.data}, one per mode and edition (before, its "
-                "data lived in the container and went with it)"
+                f"{name}: a data volume at {kind.data}, one per mode and edition (before, {before})"
             )
     return tables
+
+
+def _bound_data(ordered: Sequence[OldMode], service: str, data: Path) -> list[str]:
+    """The host folders a service bind-mounts at (or above, or below) its data folder."""
+    folders: list[str] = []
+    for mode in ordered:
+        this = ((mode.merged or {}).get("services") or {}).get(service) or {}
+        for volume in this.get("volumes") or []:
+            target = Path(str(volume.get("target", "")))
+            at_data = target == data or target.is_relative_to(data) or data.is_relative_to(target)
+            source = str(volume.get("source", ""))
+            if volume.get("type") == "bind" and at_data and source not in folders:
+                folders.append(source)
+    return folders
 
 
 def infer(
@@ -272,6 +332,7 @@ def infer(
     roles: Mapping[str, Any],
     share_data: bool = False,
     jobs: Collection[str] = (),
+    source: Path | None = None,
 ) -> Companions:
     """Every companion of the old modes, its data volumes named as each mode x edition named
     them, no volume mounted by two places that did not share it."""
@@ -283,11 +344,18 @@ def infer(
         return found
     app_env = dict(_services(reference).get(app, {}).get("environment") or {})
     chosen: dict[str, Mapping[str, Any]] = {}
-    for name, service in sorted(_services(reference).items()):
+    # A companion of one mode only (dev's database, the prod file holding only the app) too.
+    everywhere = {
+        name: service
+        for mode in (*reversed(dev_others), dev, *reversed(prod_others), prod)
+        for name, service in _services(mode).items()
+    }
+    for name, service in sorted(everywhere.items()):
         if name == app or name in jobs:
             continue
         role = roles.get(name)
-        if role is None or role.kind.value != "companion" or not service.get("image"):
+        image = service.get("image") or built_from(service)
+        if role is None or role.kind.value != "companion" or not image:
             what = role.kind.value if role is not None else "service"
             found.not_carried.append(
                 f"service {name} ({what}): hotmode declares the app and its companions only"
@@ -295,7 +363,10 @@ def infer(
             continue
         chosen[name] = service
     ordered = [m for m in (prod, *prod_others, dev, *dev_others) if m is not None]
-    known = {name: images.known(str(service["image"])) for name, service in chosen.items()}
+    known = {
+        name: images.known(str(service.get("image") or built_from(service)))
+        for name, service in chosen.items()
+    }
     volumes = _volumes(sorted(chosen), ordered, known, found, share_data)
     for name, service in chosen.items():
         spec, secrets, dev_env = _spec(name, service, root, found)
@@ -308,7 +379,20 @@ def infer(
             spec["ports"] = ports
             found.changed.append(f"{name}: ports {', '.join(ports)} bound to 127.0.0.1 (CL-0005)")
         native = spec.pop("native", None)
-        carried = _app_env(name, spec, secrets, app_env, found)
+        named = named_in_source(source, name, spec.get("port")) if source else Named()
+        from_source = {k: v for k, v in named.variables.items() if k not in app_env}
+        carried = _app_env(name, spec, secrets, {**from_source, **app_env}, found)
+        carried.update({v: "{port}" for v in named.ports if v not in app_env and carried})
+        for variable in sorted(set(from_source) & set(carried)):
+            found.changed.append(
+                f"app: {variable} (its settings default it to {name}'s Compose host) is set to "
+                f"where {name} runs, in every mode"
+            )
+        found.not_carried += [
+            f"app: {place} names {name}'s Compose host in a URL that no variable overrides: "
+            f"natively it does not reach {name}; make the app read it from a variable"
+            for place in named.places
+        ]
         if carried:
             spec["app_env"] = carried
         found.tables[name] = spec
@@ -373,7 +457,18 @@ def _app_env(
             continue
         if port:
             text = re.sub(rf"(?<![\w.-]){re.escape(name)}:{port}\b", "{host}:{port}", text)
-        text = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", "{host}", text)
+            # A URL's host with no port (`@db/name`) meant the default port, which is the
+            # companion's own only in Docker: natively it runs wherever a port is free.
+            text = (
+                re.sub(rf"(?<=[@/]){re.escape(name)}(?=[/?]|$)", "{host}:{port}", text)
+                if "://" in text
+                else text
+            )
+        # Not a URL's scheme (`redis://redis:6379`) nor its user (`postgres:pw@postgres`): a
+        # service is often named after its protocol and its default user.
+        text = re.sub(
+            rf"(?<![\w.-]){re.escape(name)}(?![\w.-]|://|(?::[^/@\s]*)?@)", "{host}", text
+        )
         match = _INLINE_PASSWORD.search(text)
         if match:
             password = match.group("password")
@@ -389,3 +484,38 @@ def _app_env(
             )
         carried[key] = text
     return carried
+
+
+def separate_derived(found: Companions, app: str, editions: Sequence[str], default: str) -> None:
+    """A mode that had no volume of its own (prod derived from a lone dev file) gets hotmode's
+    default name, which can be the very name another mode keeps (the old Compose project was
+    the folder, and so is the app's name): that mode then gets a name of its own, said."""
+    from hotmode.services import project_of
+
+    kept = {
+        real
+        for spec in found.tables.values()
+        for volume in (spec.get("volumes") or {}).values()
+        for real in (volume.get("names") or {}).values()
+    }
+    for table, spec in found.tables.items():
+        name, _, mode = table.partition(".")
+        if mode not in ("dev", "prod"):
+            continue
+        for key, volume in (spec.get("volumes") or {}).items():
+            for edition in editions:
+                if edition in (volume.get("names") or {}) or volume.get("shared"):
+                    continue
+                project = project_of(app, mode, edition, default)
+                if f"{project}_{key}" not in kept:
+                    continue
+                own, n = f"{project}-{mode}_{key}", 1
+                while own in kept:
+                    n += 1
+                    own = f"{project}-{mode}{n}_{key}"
+                kept.add(own)
+                volume.setdefault("names", {})[edition] = own
+                found.changed.append(
+                    f"{mode} {edition}: {name}'s volume would be {project}_{key}, the name "
+                    f"another mode keeps its data in; {mode} {edition} gets its own, {own}"
+                )

@@ -120,6 +120,8 @@ def _redis_native(program: str) -> Callable[[Env], dict[str, Any]]:
             "command": [program, "--port", "{port}", "--bind", "127.0.0.1", "--dir", "{data}",
                         "--save", "60 1", "--daemonize", "no", "--protected-mode", "yes"],
             "user": "redis" if program == "redis-server" else "valkey",
+            # It rewrites its process title (and environment) once started.
+            "retitles": True,
         }  # fmt: skip
 
     return native
@@ -183,12 +185,21 @@ _ALIASES = {
 }  # fmt: skip
 
 
+_FAMILIES = ("postgres", "redis", "mariadb", "mysql", "mongo", "rabbitmq")
+_EDITIONS = {"server", "stack", "community", "enterprise", "oss", "ce", "ee"}
+
+
 def known(image: str) -> Known | None:
     """What hotmode knows of `image`'s family, or None (adopted as it was)."""
     name = repository(image)
     name = _ALIASES.get(name, name)
     if name in KNOWN:
         return KNOWN[name]
-    # `postgres:16-alpine`, `bitnami/redis`, `redis/redis-stack-server`: the family's prefix.
-    return next((KNOWN[k] for k in ("postgres", "redis", "mariadb", "mysql", "mongo", "rabbitmq")
-                 if name.startswith(k)), None)  # fmt: skip
+    # `redis/redis-stack-server`, `mysql/mysql-server`: the family's server under another
+    # edition's name. A tool named after the family (redis-commander, mongo-express,
+    # postgres-exporter) is not its server: it keeps its own settings.
+    family, _, rest = name.partition("-")
+    family = _ALIASES.get(family, family)
+    if family in _FAMILIES and rest and set(rest.split("-")) <= _EDITIONS:
+        return KNOWN[family]
+    return None

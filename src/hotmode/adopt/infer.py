@@ -122,6 +122,45 @@ def _edition_variable(
     return "APP_EDITION", "core"
 
 
+def _sets_edition(path: Path, edition: str, app: str) -> bool:
+    """True when the overlay at `path` gives the app a variable whose value is the edition's
+    name (`LG_BACKEND_EDITION: saas`): the evidence that the file is an edition."""
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    env = ((document.get("services") or {}).get(app) or {}).get("environment") or {}
+    pairs = env.items() if isinstance(env, dict) else (str(e).split("=", 1) for e in env)
+    return any(str(value).strip().lower() == edition for _, value in (p for p in pairs if p))
+
+
+def _editions_with_evidence(
+    files: OldFiles, app: str, broken: Collection[Path], notes: list[str]
+) -> OldFiles:
+    """The files whose name reads as an edition (`compose-ha.yml`) and that set no variable to
+    that name are no edition: not adopted, and said, never an invented edition variable."""
+    dropped: list[Path] = []
+    kept: dict[str, dict[str, Path]] = {"editions": {}, "dev_editions": {}}
+    for key, found in (("editions", files.editions), ("dev_editions", files.dev_editions)):
+        for edition, path in found.items():
+            # A dev edition file is stacked on its edition's overlay: that one's evidence holds.
+            if path in broken or edition in kept["editions"] or _sets_edition(path, edition, app):
+                kept[key][edition] = path
+            else:
+                dropped.append(path)
+    for path in dropped:
+        notes.append(
+            f"not adopted: {path.name} (its name reads as an edition, but it gives {app} no "
+            "variable with that value: no evidence it is one; pass the file with -f as the "
+            "team does, or declare the edition)"
+        )
+    if not dropped:
+        return files
+    return dataclasses.replace(
+        files,
+        other=(*files.other, *dropped),
+        editions=kept["editions"],
+        dev_editions=kept["dev_editions"],
+    )
+
+
 def _env(mode: OldMode | None, app: str) -> dict[str, str]:
     if mode is None or mode.merged is None:
         return {}
@@ -223,6 +262,46 @@ def _find_files(folder: Path) -> OldFiles:
     return files
 
 
+def _seed(
+    compose: Compose,
+    files: OldFiles,
+    broken: Mapping[Path, str],
+    folder: Path,
+    named: str | None,
+) -> tuple[OldMode, str, dict[str, Kind]]:
+    """The first file (base, prod, dev, override) that Compose reads and that holds the app,
+    with the app: the app may be only in a second file (`docker-compose.prod.yml` holds the
+    app, `docker-compose.yml` only the database the team's dev runs beside a native app)."""
+    problems: list[str] = []
+    refusal: UsageError | None = None
+    for first in (files.base, files.prod, files.dev, files.override):
+        if first is None or first in broken:
+            continue
+        seed = merge(compose, "prod" if first != files.dev else "dev", "?", (first,), broken)
+        if seed.merged is None:
+            problems.append(f"{first.name}: {seed.problem}")
+            continue
+        services = seed.merged.get("services") or {}
+        if named is not None and named not in services:
+            refusal = refusal or UsageError(f"--app {named}: no such service in {first.name}")
+            continue
+        try:
+            app, annotated = find_app(services, seed.files, named)
+        except UsageError as exc:
+            refusal = refusal or exc
+            continue
+        return seed, app, annotated
+    if refusal is not None and not problems:
+        raise refusal
+    why = "; ".join(problems or list(broken.values()))
+    if refusal is not None:
+        raise UsageError(f"{refusal}; {why}")
+    raise UsageError(
+        f"{why or f'{folder} has no base or dev Compose file'}; nothing can be adopted "
+        "without a base, prod or dev file (docker-compose.yml, docker-compose.dev.yml)"
+    )
+
+
 def adopt(
     root: Path,
     folder: Path,
@@ -244,24 +323,11 @@ def adopt(
     left_out = [f"left out {problem}" for problem in broken.values()]
     notes = [f"not adopted: {path.name} (a site overlay; keep it as docker-compose.local.yml)"
              for path in files.other]  # fmt: skip
-    seed, problems = None, []
-    for first in (files.base, files.prod, files.dev, files.override):
-        if first is None or first in broken:
-            continue
-        seed = merge(compose, "prod" if first != files.dev else "dev", "?", (first,), broken)
-        if seed.merged is not None:
-            break
-        problems.append(f"{first.name}: {seed.problem}")
-    if seed is None or seed.merged is None:
-        why = "; ".join(problems or list(broken.values()))
-        raise UsageError(
-            f"{why or f'{folder} has no base or dev Compose file'}; nothing can be adopted "
-            "without a base, prod or dev file (docker-compose.yml, docker-compose.dev.yml)"
-        )
     given = {k: v for k, v in (given or {}).items() if v}
-    app, annotated = find_app(seed.merged.get("services") or {}, seed.files, given.get("service"))
+    seed, app, annotated = _seed(compose, files, broken, folder, given.get("service"))
+    files = _editions_with_evidence(files, app, broken, notes)
     variable, default = (
-        _edition_variable(files, seed.merged, app, broken)
+        _edition_variable(files, seed.merged or {}, app, broken)
         if files.editions or files.dev_editions
         else ("APP_EDITION", "")
     )
@@ -340,10 +406,26 @@ def adopt(
     from hotmode.adopt import companions as adopt_companions
     from hotmode.audit.roles import classify
 
-    roles = classify((reference.merged or {}).get("services") or {}, app, annotated)
+    # Every mode's services: a companion may be in one mode only (the database of a dev file
+    # beside a prod file that holds only the app).
+    everywhere: dict[str, Any] = {}
+    for mode in (m for m in reversed(modes) if m.merged is not None):
+        everywhere.update((mode.merged or {}).get("services") or {})
+    everywhere.update((reference.merged or {}).get("services") or {})
+    roles = classify(everywhere, app, annotated)
     jobs = app_jobs((reference.merged or {}).get("services") or {}, app, notes)
     companions = adopt_companions.infer(
-        modes, app, root, default or "default", roles=roles, share_data=share_data, jobs=jobs
+        modes,
+        app,
+        root,
+        default or "default",
+        roles=roles,
+        share_data=share_data,
+        jobs=jobs,
+        source=source,
+    )
+    adopt_companions.separate_derived(
+        companions, name, list(editions) or ["default"], default or "default"
     )
     # A companion's URL that dev gave with dev's own password is the companion's `app_env`
     # with dev's secret: carried there, never inline in [dev] env.
@@ -353,7 +435,10 @@ def adopt(
             url = adopt_companions.dev_url(template, table, spec.get("port"), dev_secrets)
             if dev_env.get(key) == url:
                 del dev_env[key]
-    dev_table: dict[str, Any] = {"env": dev_env} if dev_env else {}
+    # The team's own dev variables, and none of hotmode's guesses (DEBUG, LOG_LEVEL).
+    dev_table: dict[str, Any] = {"defaults": False}
+    if dev_env:
+        dev_table["env"] = dev_env
     if dev_facts.get("log_level"):
         dev_table["log_level"] = dev_facts["log_level"]
     for table, spec in companions.tables.items():

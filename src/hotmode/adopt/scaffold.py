@@ -21,6 +21,7 @@ from hotmode.adopt.targets import CONSTRUCTED
 from hotmode.atomic import write_atomic
 from hotmode.config import DECLARATION, DEFAULT_PORT, load_config
 from hotmode.errors import ConfigError, StateError, UsageError
+from hotmode.pyproject import declares_dependencies
 
 _ENTRY_FILES = ("main.py", "app.py", "asgi.py", "server.py")
 _SOURCE_DIRS = (".", "backend", "app", "src", "api", "server", "service")
@@ -169,6 +170,9 @@ def infer(root: Path) -> Inferred:
         name = root.resolve().name
         notes.append(f"name from the folder ({name})")
     requirements = next((r for r in _REQUIREMENTS if (folder / r).is_file()), "")
+    if not requirements and declares_dependencies(folder / "pyproject.toml"):
+        requirements = "pyproject.toml"
+        notes.append("requirements: the dependencies pyproject.toml declares (pinned by its lock)")
     return Inferred(
         name=slug(name),
         source=source,

@@ -39,6 +39,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "check": ("hotmode.cli.check", "check", "Lint each mode's merged configuration."),
     "verify": ("hotmode.cli.verify", "verify", "Prove the running prod container is the commit."),
     "deploy": ("hotmode.cli.deploy", "deploy", "Deploy prod to Docker Swarm (--swarm)."),
+    "requirements": (
+        "hotmode.cli.requirements",
+        "requirements",
+        "Print or install the dependencies a pyproject.toml and its lock pin.",
+    ),
 }
 
 

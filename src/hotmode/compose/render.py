@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from hotmode.compose import companions, layout
 from hotmode.compose.jobs import job_services, waits_for_jobs
 from hotmode.config import Config, Edition
 from hotmode.modes import Selection
+from hotmode.pyproject import is_pyproject, requirement_lines
 
 APP_DIR = "/app"
 HOTMODE_DIR = "/opt/hotmode"
@@ -344,8 +346,17 @@ def dev_edition_document(config: Config, edition: Edition) -> dict[str, Any]:
     }
 
 
-def dockerfile(config: Config) -> str:
-    """The multi-stage Dockerfile: `deps`, `dev` (dependencies baked in) and `prod`."""
+def _requirements_stage(config: Config) -> tuple[str, str]:
+    """The Dockerfile lines that put the requirements file into the deps stage, and its path
+    there. A pyproject.toml's are its lock's pins, written out: the image installs what the team
+    installs, and `render --check` sees a lock that changed."""
+    if is_pyproject(config.requirements):
+        lines = requirement_lines(config.source / config.requirements)
+        listed = " \\\n    ".join(shlex.quote(line) for line in lines)
+        source = f"# {config.requirements}'s dependencies, as its lock pins them.\n"
+        source += f"RUN mkdir -p /tmp/requirements && printf '%s\\n' \\\n    {listed} \\\n"
+        source += "    > /tmp/requirements/requirements.txt"
+        return source, "/tmp/requirements/requirements.txt"
     requirements_dir = Path(config.requirements).parent.as_posix()
     copy_requirements = (
         f"COPY {config.requirements} /tmp/requirements/{Path(config.requirements).name}"
@@ -353,7 +364,12 @@ def dockerfile(config: Config) -> str:
         else f"COPY {requirements_dir}/ /tmp/requirements/"
     )
     # A path inside the image's build stage, not on the host.
-    requirements = f"/tmp/requirements/{Path(config.requirements).name}"
+    return copy_requirements, f"/tmp/requirements/{Path(config.requirements).name}"
+
+
+def dockerfile(config: Config) -> str:
+    """The multi-stage Dockerfile: `deps`, `dev` (dependencies baked in) and `prod`."""
+    copy_requirements, requirements = _requirements_stage(config)
     return f"""\
 ARG BASE_IMAGE={config.base_image}
 

@@ -25,6 +25,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -316,6 +317,11 @@ def _start_process(
     companion_record.write(config.root, [*recorded, entry])
     first_start = _prepare_folder(companion, folder, values, env, user, log, say)
     argv = _fill(native.command, values)
+    if native.retitles:
+        # The keeper (hotmode's user) holds the proof; it runs the server as `user`.
+        keeper = [sys.executable, "-m", "hotmode.native.keeper"]
+        argv = [*keeper, *(["--user", user.pw_name] if user else []), *argv]
+    runs_as = user if not native.retitles else None
     with _open_log(log) as output:
         process = subprocess.Popen(  # noqa: S603 - the declared command
             argv,
@@ -323,9 +329,9 @@ def _start_process(
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
-            user=user.pw_uid if user else None,
-            group=user.pw_gid if user else None,
-            extra_groups=[] if user else None,
+            user=runs_as.pw_uid if runs_as else None,
+            group=runs_as.pw_gid if runs_as else None,
+            extra_groups=[] if runs_as else None,
             cwd="/",
             start_new_session=True,
         )
@@ -440,6 +446,14 @@ def start(
                 program = companion.native.command[0] if companion.native else companion.name
                 why = f"no Docker engine and no `{program}`"
                 env.update(_embedded(config, selection, companion, why, say))
+                continue
+            elif not companion.spec(selection.mode).app_env:
+                # Nothing of the app's settings names it (an admin UI beside the database):
+                # the app runs without it, said once.
+                say(
+                    f"hotmode: note: {companion.name} is not started: no Docker engine answers "
+                    "and it has no native command; the app's settings do not name it"
+                )
                 continue
             else:
                 command = companion.native.command[0] if companion.native else None

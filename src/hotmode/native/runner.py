@@ -102,6 +102,11 @@ def check_free(config: Config, host: str, port: int) -> None:
 
 def _base_env(config: Config, selection: Selection) -> dict[str, str]:
     env = dict(os.environ)
+    # The interpreter that serves the app (its venv) first on PATH, so that `python`,
+    # `alembic` or `flask` in a job or `hotmode exec` are the app's, as in its image.
+    scripts = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([scripts, *(p for p in env.get("PATH", "").split(os.pathsep)
+                                              if p and p != scripts)])  # fmt: skip
     env.update(read_env_file(config.deployment / ".env"))
     edition = config.edition(selection.edition)
     if edition.env_file:

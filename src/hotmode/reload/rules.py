@@ -86,9 +86,9 @@ def _ignored_dir_name(name: str) -> bool:
 
 
 def is_dependency_file(relative: PurePath) -> bool:
-    """requirements*.txt anywhere, requirements/*.txt, and pyproject.toml."""
+    """requirements*.txt anywhere, requirements/*.txt, pyproject.toml and its lock."""
     name = relative.name
-    if name == "pyproject.toml":
+    if name in ("pyproject.toml", "poetry.lock", "uv.lock"):
         return True
     if name.endswith(".txt"):
         return name.startswith("requirements") or (
