@@ -11,8 +11,8 @@ import yaml
 from audit.audit_support import counted
 from hotmode.audit import checker, commands
 from hotmode.audit.catalog import load_rules
-from hotmode.audit.prod import RUNS
 from hotmode.audit.model import Kind, Report
+from hotmode.audit.prod import RUNS
 from hotmode.audit.roles import classify
 
 # Every form of "reloads on change" people use, as a service: command (and environment).
