@@ -120,3 +120,29 @@ def test_files_copied_together_into_a_folder_land_by_their_own_names() -> None:
     assert copy.source_of("/entrypoint-uwsgi.sh") == "docker/entrypoint-uwsgi.sh"
     assert copy.source_of("/entrypoint-beat.sh") == "docker/entrypoint-beat.sh"
     assert Copy(("config",), "/etc/app/").source_of("/etc/app/a.ini") == "config/a.ini"
+
+
+def test_a_script_run_from_the_mounted_source_is_read_from_the_repository(tmp_path: Path) -> None:
+    """Ghostwriter's dev: `command: /bin/sh /app/compose/django/start` with `.:/app`: the mount,
+    not the image, holds the script."""
+    (tmp_path / "Dockerfile").write_text("FROM python:3.12-slim\nUSER 1000\n")
+    (tmp_path / "compose/django").mkdir(parents=True)
+    (tmp_path / "compose/django/start").write_text(UVICORN_RELOAD)
+    service = {
+        "build": {"context": "."},
+        "command": "/bin/sh /app/compose/django/start",
+        "volumes": [".:/app:z"],
+    }
+    path = tmp_path / "local.yml"
+    path.write_text(yaml.safe_dump({"services": {"django": service}}))
+    dev = checker.check([checker.file_stack([path], "dev")])
+    assert _reload(_said(dev, "HM-D01")) == []
+    prod = checker.check([checker.file_stack([path], "prod")])
+    ((message, unknown),) = _said(prod, "HM-P02")
+    assert not unknown and "compose/django/start" in message
+    # Mounted from outside the build context, it is not read.
+    service["volumes"] = [f"{tmp_path.parent}:/app"]
+    path.write_text(yaml.safe_dump({"services": {"django": service}}))
+    dev = checker.check([checker.file_stack([path], "dev")])
+    ((message, unknown),) = _reload(_said(dev, "HM-D01"))
+    assert unknown and "cannot see the command" in message

@@ -119,7 +119,7 @@ def unseen_reload(context: Context, name: str, service: dict[str, Any], ask: str
     if not argv:
         return Hit(f"no command is set, so the image decides: {ask}", path, unknown=True)
     # A script the build copies in (`/start`) is read: the server it starts is seen.
-    argv = resolve(argv, context.build(service))[0]
+    argv = resolve(argv, context.build(service), service)[0]
     if server(argv) is None and worker(argv) is None:
         shown = " ".join(argv)
         shown = shown if len(shown) <= 60 else shown[:57] + "..."

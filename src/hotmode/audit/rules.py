@@ -96,7 +96,7 @@ class Context:
         """The scripts the service's command runs that its build copies into the image, read
         from the repository (see `scripts`)."""
         seen = self.command(name, service)
-        return scripts.read_scripts(seen[0], self.build(service)) if seen else []
+        return scripts.read_scripts(seen[0], self.build(service), service) if seen else []
 
     def environment(self, name: str, service: Mapping[str, Any]) -> dict[str, Setting]:
         """The service's variables: its env files' values under its `environment:`, each with

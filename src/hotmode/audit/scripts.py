@@ -223,10 +223,34 @@ class Script:
         return f"{self.word} ({self.source})"
 
 
-def read_scripts(argv: list[str], build: Mapping[str, Any] | None) -> list[Script]:
-    """The scripts a command runs that its build copies into the image, read from the build
-    context, and the scripts those run, a few levels deep; a script that dispatches on its
-    arguments is left out (what it runs depends on them)."""
+def mounted_script(service: Mapping[str, Any], context: Path, word: str) -> str | None:
+    """The context path of a script the service runs from a folder of the build context it
+    bind-mounts (`command: /bin/sh /app/compose/local/django/start` with `.:/app`): the mount
+    hides what the image copied there."""
+    if not word.startswith("/"):
+        return None
+    for mount in reversed(service.get("volumes") or []):
+        if not isinstance(mount, Mapping) or mount.get("type") != "bind":
+            continue
+        source, target = mount.get("source"), mount.get("target")
+        if not isinstance(source, str) or not isinstance(target, str):
+            continue
+        try:
+            folder = PurePosixPath(Path(source).relative_to(context).as_posix())
+            rest = PurePosixPath(word).relative_to(target)
+        except ValueError:
+            continue
+        return str(folder / rest) if str(rest) != "." else None
+    return None
+
+
+def read_scripts(
+    argv: list[str], build: Mapping[str, Any] | None, service: Mapping[str, Any] | None = None
+) -> list[Script]:
+    """The scripts a command runs that its build copies into the image (or that the service
+    mounts from the build context), read from the build context, and the scripts those run, a
+    few levels deep; a script that dispatches on its arguments is left out (what it runs
+    depends on them)."""
     if build is None or not argv:
         return []
     dockerfile = read_dockerfile(build)
@@ -241,7 +265,9 @@ def read_scripts(argv: list[str], build: Mapping[str, Any] | None) -> list[Scrip
         for word in pending:
             if not _looks_like_script(word) or any(r.word == word for r in read):
                 continue
-            source = copied_script(dockerfile, target, word)
+            source = mounted_script(service or {}, Path(context), word) or copied_script(
+                dockerfile, target, word
+            )
             text = _read(Path(context), source) if source else None
             if source is None or text is None:
                 continue
@@ -262,10 +288,13 @@ def read_scripts(argv: list[str], build: Mapping[str, Any] | None) -> list[Scrip
     return read
 
 
-def resolve(argv: list[str], build: Mapping[str, Any] | None) -> tuple[list[str], list[str]]:
-    """The command's words with the scripts it runs, copied in by the build, read and added
-    after them; and the scripts read, as `image path <- context path`."""
-    read = read_scripts(argv, build)
+def resolve(
+    argv: list[str], build: Mapping[str, Any] | None, service: Mapping[str, Any] | None = None
+) -> tuple[list[str], list[str]]:
+    """The command's words with the scripts it runs, copied in by the build (or mounted from
+    its context), read and added after them; and the scripts read, as `image path <- context
+    path`."""
+    read = read_scripts(argv, build, service)
     passed = {script.word for script in read if script.passes}
     words = [w for w in argv if w not in passed]
     for script in read:
