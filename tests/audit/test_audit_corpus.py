@@ -128,3 +128,32 @@ def test_the_evidence_that_decided_is_named(monkeypatch: pytest.MonkeyPatch) -> 
     assert "taiga-back" in judged["taiga-async"].reason
     (judged,) = _check(_corpus1("14-prod"), monkeypatch).roles.values()
     assert "in front of backend" in judged["proxy"].reason
+
+
+# The start scripts real projects copy into their images, as the reload rules read them:
+# nothing to say (the script's server reloads in dev, or does not in prod), or open (the
+# script's branches disagree, and which runs depends on its variables).
+SCRIPTED = [
+    ("corpus3/04-dev", "squarelet_django", "HM-D01", "quiet"),  # runserver_plus in /start
+    ("corpus3/04-prod", "django", "HM-P02", "quiet"),  # gunicorn in /start
+    ("corpus3/06-prod", "django", "HM-P02", "quiet"),  # gunicorn in /start
+    ("corpus3/06-dev", "django", "HM-D01", "open"),  # gunicorn --reload, or not, by variables
+    ("corpus2/01-dev", "uwsgi", "HM-D01", "quiet"),  # uwsgi --py-autoreload, past wait-for-it
+    ("corpus2/01-prod", "uwsgi", "HM-P02", "quiet"),  # uwsgi, copied with seven other scripts
+]
+
+
+@pytest.mark.parametrize(("name", "service", "rule", "said"), SCRIPTED)
+def test_the_reload_rules_read_the_start_script_the_image_copies(
+    name: str, service: str, rule: str, said: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if name not in RUNS:
+        pytest.skip(f"{name} is not in this copy of the corpora")
+    report = _check(RUNS[name], monkeypatch)
+    hits = [f.message for f in report.findings if f.rule_id == rule and f.service == service]
+    unknowns = [u.reason for u in report.unknowns if u.rule_id == rule and u.service == service]
+    if said == "quiet":
+        assert hits == [] and unknowns == [], (hits, unknowns)
+    else:
+        (reason,) = unknowns
+        assert hits == [] and "/start (" in reason and "some of its branches only" in reason

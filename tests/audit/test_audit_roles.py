@@ -10,7 +10,9 @@ import yaml
 
 from audit.audit_support import counted
 from hotmode.audit import checker, commands
+from hotmode.audit.catalog import load_rules
 from hotmode.audit.model import Kind, Report
+from hotmode.audit.prod import RUNS
 from hotmode.audit.roles import classify
 
 # Every form of "reloads on change" people use, as a service: command (and environment).
@@ -186,3 +188,83 @@ def test_a_worker_under_a_watcher_is_a_worker_that_reloads() -> None:
     argv = commands.words("watchmedo auto-restart -d . -p '*.py' -- celery -A proj worker")
     assert commands.worker(argv) == "celery worker"
     assert commands.reloading(argv) == "watchmedo watches files"
+
+
+def _stack(tmp_path: Path, mode: str, services: dict[str, dict[str, Any]]) -> Report:
+    path = tmp_path / "compose.yaml"
+    path.write_text(yaml.safe_dump({"services": services}, sort_keys=False))
+    return checker.check([checker.file_stack([path], mode)])
+
+
+# A project where every service restarts but one tool, run by hand, and a monitoring UI: the
+# tool is a job ("on demand"), the UI other. Both carry what app rules look for (DEBUG=true, a
+# writable root, no source mount); only the app may be told about it.
+ON_DEMAND: dict[str, dict[str, Any]] = {
+    "web": {
+        "image": "acme/api:1",
+        "command": "gunicorn shop.wsgi",
+        "restart": "always",
+        "ports": ["8000:8000"],
+        "environment": {"DEBUG": "true"},
+    },
+    "db": {"image": "postgres:16", "restart": "always"},
+    "redis": {"image": "redis:7", "restart": "always"},
+    "flower": {
+        "image": "acme/api:1",
+        "command": "celery -A shop flower",
+        "restart": "always",
+        "environment": {"DEBUG": "true"},
+    },
+    "backup": {"image": "acme/backup:2", "environment": {"DEBUG": "true"}},
+}
+
+
+@pytest.mark.parametrize("mode", ["prod", "dev"])
+def test_app_rules_never_run_on_a_job_or_an_other(tmp_path: Path, mode: str) -> None:
+    report = _stack(tmp_path, mode, ON_DEMAND)
+    (roles,) = report.roles.values()
+    assert roles["backup"].kind is Kind.JOB and "on demand" in roles["backup"].reason
+    assert roles["flower"].kind is Kind.OTHER and roles["web"].kind is Kind.APP
+    rules = load_rules()
+    findings = [f for f in counted(report) if f.service]
+    for finding in findings:
+        registered = rules.get(finding.rule_id)  # compose-lint's rules are about every service
+        if registered is not None and registered.service_check is not None:
+            assert roles[finding.service or ""].kind in registered.kinds, finding
+    app_rules = {i for i, r in rules.items() if r.service_check and r.kinds <= RUNS}
+    by_service = {(f.rule_id, f.service) for f in findings if f.rule_id in app_rules}
+    # The same evidence on the app is found: the rules ran, and the gate kept them off the rest.
+    expected = {("HM-P04", "web"), ("HM-P07", "web")} if mode == "prod" else {("HM-D01", "web")}
+    assert expected <= by_service
+    assert not {s for _, s in by_service} & {"backup", "flower"}
+
+
+def _restarting(app: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """An app with no restart policy and no published port beside services that all restart."""
+    return {
+        "app": app,
+        "db": {"image": "postgres:16", "restart": "always"},
+        "redis": {"image": "redis:7", "restart": "unless-stopped"},
+        "proxy": {"image": "nginx:1.27", "restart": "always", "ports": ["80:80"]},
+    }
+
+
+def test_running_on_demand_never_makes_the_app_a_job(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "app" / "Dockerfile"
+    dockerfile.parent.mkdir()
+    dockerfile.write_text('FROM python:3.12-slim\nCMD ["uvicorn", "main:app"]\n')
+    for app, evidence in [
+        ({"image": "acme/api:1", "command": "gunicorn shop.wsgi"}, "command"),
+        ({"build": {"context": str(dockerfile.parent)}}, "command"),
+        ({"build": {"context": str(tmp_path / "absent")}}, "only build"),
+        ({"image": "ghcr.io/acme/shop:1"}, "own image"),
+    ]:
+        roles = classify(_restarting(app), repository="acme/shop")
+        assert roles["app"].kind is Kind.APP and roles["app"].evidence == evidence, roles["app"]
+    # The same service beside an app whose command says so is the tool run by hand.
+    services = _restarting({"image": "acme/backup:2"})
+    services["web"] = {"image": "acme/api:1", "command": "gunicorn shop.wsgi", "restart": "always"}
+    assert classify(services)["app"].kind is Kind.JOB
+    # One alone without a restart policy beside a single other service is not "every other".
+    lone = {"tool": {"image": "acme/backup:2"}, "web": services["web"]}
+    assert classify(lone)["tool"].kind is Kind.OTHER

@@ -142,16 +142,18 @@ class Copy:
     def source_of(self, path: str) -> str | None:
         """The context path that lands at `path` in the image through this copy, if one does."""
         target = PurePosixPath(path)
-        destination = PurePosixPath(self.destination)
+        # POSIX keeps a leading `//` apart from `/` (`COPY a b /` is written `//` here).
+        destination = PurePosixPath(re.sub(r"^/+", "/", self.destination))
         folder = self.destination.endswith("/") or len(self.sources) > 1
-        for source in self.sources:
-            if "*" in source or "?" in source:
-                continue
-            if not folder and target == destination:
-                return source
-            # A file copied into a folder, or a folder's content copied over one.
+        sources = [s for s in self.sources if "*" not in s and "?" not in s]
+        if not folder and target == destination and sources:
+            return sources[0]
+        # A file copied into a folder (by its name, first: `COPY a.sh b.sh /` puts b.sh at
+        # /b.sh, not a's content), or a folder's content copied over one.
+        for source in sources:
             if target.parent == destination and PurePosixPath(source).name == target.name:
                 return source
+        for source in sources:
             if destination in target.parents:
                 return str(PurePosixPath(source, target.relative_to(destination)))
         return None

@@ -30,6 +30,7 @@ from hotmode.audit.rules import (
     split_image,
     table,
 )
+from hotmode.audit.scripts import resolve
 from hotmode.audit.sources import SourceFile, find_key
 
 DEV = ("dev",)
@@ -85,15 +86,21 @@ def mounted_and_reloading(context: Context, name: str, service: dict[str, Any]) 
         yield Hit(why, ("services", name, "volumes", mount.index), unknown=True)
     elif not found:
         yield Hit("the source is not mounted: edits need a rebuild", ("services", name, "volumes"))
-    if reload_in(context, name, service) is not None:
+    ask = "check it reloads on change"
+    hit = reload_in(context, name, service, ask)
+    if hit is not None:
+        if hit.unknown:
+            yield hit
         return
-    hidden = unseen_reload(context, name, service, "check it reloads on change")
+    hidden = unseen_reload(context, name, service, ask)
     if hidden is not None:
         yield hidden
         return
     seen = context.command(name, service)
     where = seen[1] if seen else "command"
-    yield Hit("the server does not reload on change", ("services", name, where))
+    read = [s.shown for s in context.scripts(name, service) if s.ends]
+    by = f" ({', '.join(read)} starts it)" if read else ""
+    yield Hit(f"the server does not reload on change{by}", ("services", name, where))
 
 
 def unseen_reload(context: Context, name: str, service: dict[str, Any], ask: str) -> Hit | None:
@@ -111,6 +118,8 @@ def unseen_reload(context: Context, name: str, service: dict[str, Any], ask: str
     path: tuple[str, ...] = ("services", name, where if where != "Dockerfile" else "build")
     if not argv:
         return Hit(f"no command is set, so the image decides: {ask}", path, unknown=True)
+    # A script the build copies in (`/start`) is read: the server it starts is seen.
+    argv = resolve(argv, context.build(service), service)[0]
     if server(argv) is None and worker(argv) is None:
         shown = " ".join(argv)
         shown = shown if len(shown) <= 60 else shown[:57] + "..."

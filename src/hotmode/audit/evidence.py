@@ -130,7 +130,8 @@ def resolved_command(
 ) -> list[str]:
     """What a service runs, with the scripts its build copies into the image read in (see
     `scripts`): `/start-celeryworker` and the `celery ... worker` it runs."""
-    return scripts.resolve(service_command(service, services), build_of(service, services))[0]
+    argv = service_command(service, services)
+    return scripts.resolve(argv, build_of(service, services), service)[0]
 
 
 def overrides_command(service: Mapping[str, Any]) -> bool:

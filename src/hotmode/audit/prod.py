@@ -76,9 +76,10 @@ def no_source_mount(context: Context, name: str, service: dict[str, Any]) -> Ite
     kinds=RUNS,
 )
 def no_reload(context: Context, name: str, service: dict[str, Any]) -> Iterator[Hit]:
-    hit = reload_in(context, name, service)
+    ask = "check it does not reload in prod"
+    hit = reload_in(context, name, service, ask)
     if hit is None:
-        hit = unseen_reload(context, name, service, "check it does not reload in prod")
+        hit = unseen_reload(context, name, service, ask)
     if hit is not None:
         yield hit
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hotmode.audit import origin
+from hotmode.audit import origin, scripts
 from hotmode.audit.build import Dockerfile, read_dockerfile, unread
-from hotmode.audit.commands import command_words, reloading
+from hotmode.audit.commands import command_words, reloading, server, worker
 from hotmode.audit.evidence import build_of, holds_python, service_command
 from hotmode.audit.inputs import Prepared
 from hotmode.audit.model import Kind, Location, Role, Rule, Severity, Stack
@@ -91,6 +91,12 @@ class Context:
         if self.dockerfile(name, service) is not None:
             return argv, "Dockerfile"
         return None
+
+    def scripts(self, name: str, service: Mapping[str, Any]) -> list[scripts.Script]:
+        """The scripts the service's command runs that its build copies into the image, read
+        from the repository (see `scripts`)."""
+        seen = self.command(name, service)
+        return scripts.read_scripts(seen[0], self.build(service), service) if seen else []
 
     def environment(self, name: str, service: Mapping[str, Any]) -> dict[str, Setting]:
         """The service's variables: its env files' values under its `environment:`, each with
@@ -227,15 +233,16 @@ def command_text(service: Mapping[str, Any], key: str) -> str:
     return str(value) if value is not None else ""
 
 
-def reload_in(context: Context, name: str, service: Mapping[str, Any]) -> Hit | None:
-    """Why the service reloads on change, as a hit at what makes it reload, if it does."""
+def reload_in(context: Context, name: str, service: Mapping[str, Any], ask: str) -> Hit | None:
+    """Why the service reloads on change, as a hit at what makes it reload, if it does; as an
+    unknown (ending in `ask`) when a script it runs reloads in some of its branches only."""
     settings = context.environment(name, service)
     env = {variable: setting.value for variable, setting in settings.items()}
     found = context.command(name, service)
     argv, where = found if found else ([], "command")
     why = reloading(argv, env)
     if why is None:
-        return None
+        return _script_reload(context, name, service, env, ask)
     # Reasons from a variable start with its name: `UVICORN_RELOAD=true`.
     named = why.split("=")[0].split(" ")[0]
     variable = named if named in settings else None
@@ -248,6 +255,38 @@ def reload_in(context: Context, name: str, service: Mapping[str, Any]) -> Hit | 
         return Hit(f"the Dockerfile's command reloads ({why})", location=location)
     text = " ".join(argv)
     return Hit(f"the {where} reloads ({why}): {text[:80]!r}", ("services", name, where))
+
+
+def _script_reload(
+    context: Context, name: str, service: Mapping[str, Any], env: Mapping[str, str], ask: str
+) -> Hit | None:
+    """Whether the script that starts the server (`/start`, copied in by the build) reloads:
+    in every branch that runs a server (a hit), in some only (an unknown: which branch runs
+    depends on the script's variables, and hotmode does not guess them), or in none (None)."""
+    found = context.command(name, service)
+    where = found[1] if found else "command"
+    path: tuple[Segment, ...] = ("services", name, where if where != "Dockerfile" else "build")
+    for script in context.scripts(name, service):
+        runs = [list(end) for end in script.ends if server(list(end)) or worker(list(end))]
+        if not runs:
+            continue
+        whys = [reloading(end, env) for end in runs]
+        reloads = [why for why in whys if why]
+        if not reloads:
+            return None
+        if len(reloads) == len(runs):
+            return Hit(f"the {where} runs {script.shown}, which reloads ({reloads[0]})", path)
+        steady = next(
+            server(end) or worker(end) for end, why in zip(runs, whys, strict=True) if not why
+        )
+        return Hit(
+            f"the {where} runs {script.shown}, which reloads in some of its branches only "
+            f"({reloads[0]}; another runs {steady} without reloading), and which one runs "
+            f"depends on its variables: {ask}",
+            path,
+            unknown=True,
+        )
+    return None
 
 
 @dataclass(frozen=True)
