@@ -34,12 +34,17 @@ def k8s_companion_options() -> list[Callable[[F], F]]:
             help="With --k8s: this companion as a StatefulSet (UID:GID if its user is a name).",
         ),
         click.option(
-            "--managed", multiple=True, metavar="NAME=HOST",
-            help="With --k8s: this companion is a managed database at HOST.",
+            "--managed", multiple=True, metavar="NAME[@EDITION]=DNS[:PORT]",
+            help="With --k8s: this companion is a managed database at DNS name (and port), "
+            "in every edition or in EDITION.",
         ),
         click.option(
             "--storage-class", default=None, metavar="NAME",
             help="With --k8s: the storage class of the StatefulSets' claims.",
+        ),
+        click.option(
+            "--claim-size", default=None, metavar="SIZE",
+            help="With --k8s: the size of each StatefulSet claim (default 1Gi), e.g. 20Gi.",
         ),
     ]  # fmt: skip
 
@@ -52,9 +57,23 @@ def k8s_options(
     managed: tuple[str, ...],
     registry: str | None,
     storage_class: str | None,
+    claim_size: str | None = None,
 ) -> Any:
     """The Kubernetes render's options from the command line's."""
     from hotmode.orchestrate import k8s as kube
+    from hotmode.orchestrate.k8s_pod import CLAIM_SIZE
+    from hotmode.orchestrate.k8s_policy import parse_managed
+
+    if claim_size is not None and not _QUANTITY.match(claim_size):
+        raise UsageError(f"--claim-size {claim_size!r} is not a size; e.g. 20Gi or 500Mi")
+    managed_by = parse_managed(managed)
+    editions = {edition.name for edition in config.editions}
+    for name, edition in managed_by:
+        if edition is not None and edition not in editions:
+            raise UsageError(
+                f"--managed {name}@{edition}: no edition {edition!r}; the editions are "
+                + ", ".join(sorted(editions))
+            )
 
     users = {}
     for given in stateful:
@@ -64,11 +83,12 @@ def k8s_options(
     return kube.K8sOptions(
         revision=revision(config, allow_dirty),
         stateful=frozenset(given.partition("=")[0] for given in stateful),
-        managed=_managed(managed),
+        managed=managed_by,
         users=users,
         ports={c.name: c.prod.port for c in config.services if c.prod.port},
         registry=registry,
         storage_class=storage_class,
+        claim_size=claim_size or CLAIM_SIZE,
     )
 
 
@@ -131,18 +151,7 @@ def revision(config: Config, allow_dirty: bool) -> str:
     )
 
 
-def _managed(pairs: tuple[str, ...]) -> dict[str, str]:
-    found = {}
-    for pair in pairs:
-        name, _, host = pair.partition("=")
-        if not name or not host:
-            raise UsageError(
-                f"--managed {pair!r} is not NAME=HOST; e.g. --managed postgres=db.internal"
-            )
-        found[name] = host
-    return found
-
-
+_QUANTITY = re.compile(r"^[1-9][0-9]*(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _REGISTRY = re.compile(r"^[A-Za-z0-9.-]+(:\d+)?(/[a-z0-9._/-]+)?$")
 
@@ -177,6 +186,7 @@ def render_orchestrator(
     managed: tuple[str, ...],
     storage_class: str | None,
     allow_dirty: bool,
+    claim_size: str | None = None,
 ) -> None:
     """Render (or with `check`, compare) the Kubernetes manifests or the Swarm stack file."""
     from hotmode.compose.render import remove_leftovers, stale_files, write_files
@@ -188,7 +198,7 @@ def render_orchestrator(
 
         options = k8s_options(
             config, allow_dirty=allow_dirty, stateful=stateful, managed=managed,
-            registry=registry, storage_class=storage_class,
+            registry=registry, storage_class=storage_class, claim_size=claim_size,
         )  # fmt: skip
         rendered = kube.render_files(config, options)
         leftovers = kube.leftover_files(config, rendered)
@@ -232,6 +242,7 @@ def orchestrator_report(
     managed: tuple[str, ...] = (),
     registry: str | None = None,
     storage_class: str | None = None,
+    claim_size: str | None = None,
 ) -> Report:
     """`check --k8s | --swarm`: the prod rules on what the orchestrator is given."""
     from hotmode.audit.model import Stack
@@ -244,7 +255,7 @@ def orchestrator_report(
 
         options = k8s_options(
             config, allow_dirty=True, stateful=stateful, managed=managed,
-            registry=registry, storage_class=storage_class,
+            registry=registry, storage_class=storage_class, claim_size=claim_size,
         )  # fmt: skip
         folder = config.deployment / kube.FOLDER
         if not folder.is_dir():
