@@ -338,10 +338,13 @@ def deploy(
             f"{done.service} serves {done.running_revision or 'nothing'}, not {done.revision} "
             f"(update state {done.state}); see `hotmode status --swarm`"
         )
-    if done.outage is not None:
+    if done.outages:
+        slots = ", ".join(f"slot {o.slot} on node {o.node} {o.seconds:.2f}s" for o in done.outages)
+        total = sum(o.seconds for o in done.outages)
         click.echo(
-            f"host network: this update was stop-first, {done.outage:.1f}s from the old task's "
-            "stop to the new one's first passing healthcheck without an answer on the port",
+            f"host network: this update was stop-first, each slot without an answer on its "
+            f"node's port from the old task's stop to the new one's first passing healthcheck: "
+            f"{slots}; total {total:.2f}s",
             err=True,
         )
     click.echo(f"deployed: {done.service} serves {done.revision} (update {done.state})")
@@ -369,6 +372,7 @@ def swarm_status(config: Config, stack_name: str | None) -> None:
 
     name, document = _stack_services(config, stack_name)
     services = [f"{name}_{service}" for service in document.get("services") or {}]
+    stack.require_manager()
     found = stack.inspect_services(services)
     if not found:
         raise StateError(f"no Swarm service of stack {name}; deploy with `hotmode deploy --swarm`")
@@ -392,20 +396,34 @@ def swarm_status(config: Config, stack_name: str | None) -> None:
             )
 
 
-def swarm_verify(config: Config, stack_name: str | None) -> None:
+def swarm_verify(
+    config: Config, stack_name: str | None, node_engines: tuple[str, ...] = ()
+) -> None:
     """`verify --swarm`: every service is as rendered, hardened, and the app's tasks are HEAD."""
-    from hotmode.orchestrate import swarm_verify
+    from hotmode.orchestrate import stack, swarm_verify
 
+    engines = {}
+    for given in node_engines:
+        node, _, host = given.partition("=")
+        if not node or not host:
+            raise UsageError(
+                f"--node-engine {given!r} is not NODE=HOST, e.g. worker-1=ssh://worker-1"
+            )
+        engines[node] = host
     name, document = _stack_services(config, stack_name)
+    stack.require_manager()
     head = source.revision(config.source)
     result = swarm_verify.verify_stack(
         name, document, config.service, head,
         source.source_digest(config.source), source.committed_blobs(config.source),
+        engines=swarm_verify.node_engines(engines),
     )  # fmt: skip
     for note in result.waived:
         click.echo(f"- waived: {note}")
     for note in result.elsewhere:
         click.echo(f"- checked by its spec only: {note}")
+    for note in result.unread:
+        click.echo(f"- not read: {note}")
     if result.problems:
         for problem in result.problems:
             click.echo(f"- {problem}")
@@ -413,6 +431,8 @@ def swarm_verify(config: Config, stack_name: str | None) -> None:
             f"stack {name} is not what was rendered: {len(result.problems)} problem(s)"
         )
     remote = f"; {len(result.elsewhere)} on other nodes by spec" if result.elsewhere else ""
+    if result.remote:
+        remote = f"; {result.remote} through other nodes' engines{remote}"
     click.echo(
         f"verified: stack {name} ({result.inside} task(s) read inside{remote}) is as rendered; "
         f"{config.service} serves {head}, read-only, non-root, no reload, tmpfs /tmp; "

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hotmode.audit.prod import SECRET_NAME
+from hotmode.compose.jobs import job_names
 from hotmode.compose.prod import EnvFile, ProdConfig
 from hotmode.errors import UsageError
 from hotmode.orchestrate.k8s_pod import (
@@ -90,15 +91,6 @@ def env_file_secret(project: str, reference: EnvFile) -> str:
     """The Secret that stands for an env file (`kubectl create secret generic NAME
     --from-env-file=FILE`)."""
     return name_of(project, Path(reference.path).name.lstrip(".").replace(".", "-"))
-
-
-def job_names(app: Mapping[str, Any]) -> set[str]:
-    """The services the app waits for to finish with exit 0: its declared jobs."""
-    return {
-        str(name)
-        for name, needs in (app.get("depends_on") or {}).items()
-        if isinstance(needs, dict) and needs.get("condition") == "service_completed_successfully"
-    }
 
 
 def labels_of(app: str, component: str, edition: str) -> dict[str, str]:
@@ -367,7 +359,7 @@ def edition(app: str, service_name: str, prod: ProdConfig, options: K8sOptions) 
     if unknown:
         raise UsageError(f"no companion named {sorted(unknown)[0]!r} in the prod configuration")
     app_service = services[service_name]
-    jobs = job_names(app_service)
+    jobs = job_names({service_name: app_service})
     if not app_service.get("image"):
         raise UsageError(
             f"{where(service_name, 'image')} is missing; a cluster runs images by name"
