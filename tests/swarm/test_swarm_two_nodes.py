@@ -254,12 +254,15 @@ def test_two_nodes_pull_from_the_registry_and_the_database_stays_with_its_volume
         assert served(engine, port)["revision"] == v2
 
     # v3 crashes at import on the worker only: the cause is read from the worker's task.
+    main = root / "backend" / "main.py"
+    served_v2 = main.read_text()
     _change(root, f'\nimport os\nif os.environ.get("HOTMODE_NODE") == "{worker_id}":\n'
                   '    raise RuntimeError("broken v3 on the worker")\n', "v3")  # fmt: skip
     _rolled_back(
-        root, cluster, worker_id, v2, "last log line: RuntimeError: broken v3 on the worker"
+        root, cluster, worker_id, v2, "last log line: RuntimeError: broken v3 on the worker", port
     )
     # v4's health fails on the worker: the cause is the health check's, not "no suitable node".
+    main.write_text(served_v2)
     _change(root, SICK.format(node=worker_id), "v4")
     _rolled_back(root, cluster, worker_id, v2, "", port)
 
@@ -345,4 +348,12 @@ def _rolled_back(
     assert "no suitable node" not in last, last
     assert cause in last, last
     for engine in (cluster.manager, cluster.worker):
-        assert served(engine, port)["revision"] == serving
+        wait_until(lambda engine=engine: _serving(engine, port) == serving, timeout=60)
+
+
+def _serving(engine: Engine, port: int) -> str | None:
+    """The revision the node's port serves, or None while nothing answers there."""
+    try:
+        return served(engine, port)["revision"]
+    except AssertionError:
+        return None
