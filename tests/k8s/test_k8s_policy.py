@@ -4,7 +4,12 @@ with the command that creates them, and pods that roll when their settings chang
 
 from __future__ import annotations
 
+import http.server
 import re
+import socket
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -230,3 +235,31 @@ def test_the_overlay_says_how_to_create_its_secrets_and_to_apply_after_jobs(
     code, out, _ = run_cli("check", "--k8s", "--stateful", "postgres", "--registry", "r.test",
                            cwd=gateway)  # fmt: skip
     assert code == 0, out
+
+
+def test_the_readiness_command_fails_while_a_companion_does_not_answer() -> None:
+    """The rendered readiness command, run for real against sockets on 127.0.0.1: it passes
+    when the health path and the companion answer, and fails when the companion does not."""
+    objects = _objects(_prod(web=_app(), postgres={"image": "postgres:16"}),
+                       managed={("postgres", None): Managed("db.internal")},
+                       ports={"postgres": 5432})  # fmt: skip
+    container = _one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    command = container["readinessProbe"]["exec"]["command"]
+    assert command[0] == "python" and command[-1] == "postgres:5432"
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    database = socket.create_server(("127.0.0.1", 0))
+    closed = socket.create_server(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        for target, code in ((f"127.0.0.1:{database.getsockname()[1]}", 0),
+                             (f"127.0.0.1:{closed_port}", 1)):  # fmt: skip
+            argv = [sys.executable, *command[1:3], url, target]
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+            assert result.returncode == code, result.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+        database.close()
