@@ -264,7 +264,7 @@ def test_two_nodes_pull_from_the_registry_and_the_database_stays_with_its_volume
     # v4's health fails on the worker: the cause is the health check's, not "no suitable node".
     main.write_text(served_v2)
     _change(root, SICK.format(node=worker_id), "v4")
-    _rolled_back(root, cluster, worker_id, v2, "", port)
+    _rolled_back(root, cluster, worker_id, v2, "health", port)
 
     # A job that fails stops the deploy, named; the app is not updated.
     toml = root / "hotmode.toml"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -56,6 +57,8 @@ class Verdict:
     service: str
     state: str
     reason: str = ""
+    # The task Swarm's update message blamed while the update ran, if any.
+    blamed: str = ""
 
     @property
     def failed(self) -> bool:
@@ -222,12 +225,19 @@ def task_logs(task_id: str, lines: int = 20) -> subprocess.CompletedProcess[str]
     )  # fmt: skip
 
 
+def blamed_task(update: Mapping[str, Any]) -> str | None:
+    """The task Swarm's update message blames ("... failure or early termination of task ID");
+    the message is replaced once the rollback completes, so it is read while it runs."""
+    found = re.search(r"\btask ([a-z0-9]{10,})", str(update.get("Message") or ""))
+    return found.group(1) if found else None
+
+
 def _ran(task: Mapping[str, Any]) -> bool:
     """A task that had a container (it ran, and failed): not a rejection for want of a node."""
     return bool(((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID"))
 
 
-def failure(name: str, image: str | None = None) -> str:
+def failure(name: str, image: str | None = None, blamed: str | None = None) -> str:
     """Why the newest failed task (of `image`, if given) failed.
 
     Swarm's error, the output of its last failing health probe (read where its engine is this
@@ -235,25 +245,33 @@ def failure(name: str, image: str | None = None) -> str:
     manager wherever it ran (a crash's traceback ends with the exception). A task that ran is
     preferred to one rejected for want of a node, which says only that the slot was taken.
     """
-    failed = [
+    pool = [
         t for t in tasks(name)
-        if (not image or str(t["Spec"]["ContainerSpec"]["Image"]).split("@")[0] == image)
-        and ((t.get("Status") or {}).get("Err")
-             or (t.get("Status") or {}).get("State") in ("failed", "rejected"))
+        if not image or str(t["Spec"]["ContainerSpec"]["Image"]).split("@")[0] == image
     ]  # fmt: skip
+    failed = [t for t in pool if (t.get("Status") or {}).get("Err")
+              or (t.get("Status") or {}).get("State") in ("failed", "rejected")]  # fmt: skip
+    named = [t for t in pool if blamed and str(t["ID"]).startswith(blamed)]
+    # A task that never became healthy is stopped by the rollback without an error of its own:
+    # the one Swarm's update message named comes first.
+    failed = named or failed
     if not failed:
         return ""
     task = next((t for t in failed if _ran(t)), failed[0])
     status = task.get("Status") or {}
     node = str(task.get("NodeID") or "")[:12]
-    parts = [f"task {task['ID'][:12]} on node {node}: {status.get('Err') or status.get('State')}"]
+    what = status.get("Err") or (
+        f"did not become healthy before the rollback stopped it ({status.get('State')})"
+        if _ran(task) else status.get("State")
+    )  # fmt: skip
+    parts = [f"task {task['ID'][:12]} on node {node}: {what}"]
     state = container_state(task)
     probes = [p for p in ((state or {}).get("Health") or {}).get("Log") or [] if p]
     failing = [p for p in probes if p.get("ExitCode") != 0]
     if failing:
         output = _last_line(str(failing[-1].get("Output") or ""))
         parts.append(f"health: {output or 'exit ' + str(failing[-1].get('ExitCode'))}")
-    elif _ran(task) and state is None and "unhealthy" in str(status.get("Err")):
+    elif _ran(task) and state is None and "non-zero exit" not in str(status.get("Err")):
         parts.append(f"health: its probe's output is on node {node}'s engine, not read here")
     if _ran(task):
         logs = task_logs(str(task["ID"]))
@@ -331,6 +349,7 @@ def wait_for_verdicts(
     }  # fmt: skip
     verdicts: dict[str, Verdict] = {}
     rolling_back: set[str] = set()
+    blamed: dict[str, str] = {}
     while len(verdicts) < len(services):
         now = inspect_services([n for n in services if n not in verdicts])
         for name, service in services.items():
@@ -350,6 +369,7 @@ def wait_for_verdicts(
                     verdicts[name] = found
             elif previous is not None and update and update != previous.get("UpdateStatus"):
                 state = str(update.get("State"))
+                blamed[name] = blamed_task(update) or blamed.get(name, "")
                 if state == "rollback_started" and name not in rolling_back:
                     # The rollback is watched like the update was: exit 1 only once it is done.
                     rolling_back.add(name)
@@ -359,7 +379,7 @@ def wait_for_verdicts(
                 # started is still passing its first healthcheck: wait until it runs.
                 settled = state not in ("completed", "rollback_completed")
                 if state in _VERDICTS and (settled or late or _converged(name, replicas)):
-                    verdicts[name] = Verdict(name, state)
+                    verdicts[name] = Verdict(name, state, blamed=blamed.get(name, ""))
             elif previous is not None and _template(previous) == _template(current):
                 if _converged(name, replicas):
                     verdicts[name] = Verdict(name, "unchanged")
@@ -484,7 +504,7 @@ def deploy(
     images = {f"{stack}_{n}": str(s.get("image")) for n, s in document["services"].items()}
     for key, verdict in verdicts.items():
         if verdict.failed:
-            why = failure(key, images.get(key)) or verdict.reason
+            why = failure(key, images.get(key), verdict.blamed or None) or verdict.reason
             verdicts[key] = Verdict(key, verdict.state, why or verdict.state)
     app = verdicts.get(name) or Verdict(name, "failed", f"no service {name} in the stack file")
     gaps: tuple[Outage, ...] = ()
