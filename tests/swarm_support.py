@@ -168,7 +168,7 @@ class Engine:
         label = f"label=com.docker.stack.namespace={stack}"
         for node in (self, *others):
             if node.process is not None and node.process.poll() is None:
-                wait_until(lambda n=node: node_is_clear(n, label), timeout=90)
+                wait_until(lambda n=node: node_is_clear(n, label, prune=True), timeout=90)
 
     def in_namespace(self) -> list[str]:
         assert self.process is not None
@@ -193,14 +193,18 @@ def gateway(
     site: tuple[tuple[str, str], ...] = (),
     env: str = "",
     with_database: bool = True,
+    declaration: str = "",
 ) -> Path:
     """A committed copy of the gateway for `engine`: its images loaded, its site overlay and
     `.env` for host networking on loopback (`site`: replacements in the overlay's text; `env`:
-    lines for the `.env`), a database password."""
+    lines for the `.env`; `declaration`: text added to hotmode.toml), a database password."""
     shutil.copytree(
         EXAMPLE, root, ignore=shutil.ignore_patterns("__pycache__", "logs", ".env", "*.local.yml")
     )
     deployment = root / "deployment"
+    if declaration:
+        toml = root / "hotmode.toml"
+        toml.write_text(toml.read_text() + declaration)
     rendered = run_hotmode(root, "render", "--force")
     assert rendered.returncode == 0, rendered.stderr
     wheels = engine.folder / "wheelhouse"
@@ -274,7 +278,13 @@ def outages(samples: list[tuple[float, bool]]) -> list[float]:
     return outages
 
 
-def node_is_clear(node: Engine, label: str) -> bool:
+def node_is_clear(node: Engine, label: str, *, prune: bool = False) -> bool:
+    """No container of the stack is left on the node; with `prune`, exited ones are removed
+    first (`stack rm` leaves a finished job's container behind)."""
+    if prune:
+        exited = node.docker("ps", "-aq", "--filter", label, "--filter", "status=exited")
+        for container in exited.stdout.split():
+            node.docker("rm", container, check=False)
     return not node.docker("ps", "-aq", "--filter", label).stdout.strip()
 
 

@@ -38,7 +38,7 @@ GOOD = k8s.edition_objects(
         },
         {},
     ),
-    k8s.K8sOptions(revision="abc"),
+    k8s.K8sOptions(revision="abc", registry="registry.test:5000"),
 )
 
 
@@ -65,11 +65,13 @@ BREAKS = {
     "HM-K02": lambda d: _container(d)["securityContext"].update(readOnlyRootFilesystem=False),
     "HM-K03": lambda d: _container(d)["securityContext"].pop("allowPrivilegeEscalation"),
     "HM-K04": lambda d: _container(d)["args"].append("--reload"),
-    "HM-K05": lambda d: _container(d).update(image="shop:latest"),
+    "HM-K05": lambda d: _container(d).update(image="registry.test:5000/shop:latest"),
     "HM-K06": lambda d: _container(d).pop("livenessProbe"),
     "HM-K07": lambda d: _container(d).update(env=[{"name": "DB_PASSWORD", "value": "x"}]),
     "HM-K08": lambda d: d[0]["spec"].update(strategy={"type": "Recreate"}),
     "HM-K09": lambda d: d[1]["data"].update(LOG_LEVEL="debug"),
+    # What `render --k8s` without --registry gives: a name no node can place.
+    "HM-K11": lambda d: _container(d).update(image="shop:abc"),
 }
 
 

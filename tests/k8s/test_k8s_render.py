@@ -23,11 +23,12 @@ from hotmode.compose.prod import EnvFile, ProdConfig, merge
 from hotmode.config import load_config
 from hotmode.errors import UsageError
 from hotmode.orchestrate import k8s, units
+from hotmode.orchestrate.k8s_policy import Managed
 
 VERSION = kubernetes_validate.latest_version()
 # The gateway's database as a StatefulSet; its user is a name, so its uid is given.
 GATEWAY = ("--stateful", "postgres=999:999", "--registry", "registry.test:5000",
-           "--storage-class", "fast")  # fmt: skip
+           "--storage-class", "fast", "--claim-size", "20Gi")  # fmt: skip
 
 
 def gateway_options(revision: str) -> k8s.K8sOptions:
@@ -35,6 +36,7 @@ def gateway_options(revision: str) -> k8s.K8sOptions:
     return k8s.K8sOptions(
         revision=revision, stateful=frozenset({"postgres"}), users={"postgres": "999:999"},
         ports={"postgres": 5432}, registry="registry.test:5000", storage_class="fast",
+        claim_size="20Gi",
     )  # fmt: skip
 
 
@@ -93,10 +95,17 @@ def test_render_k8s_writes_valid_manifests_for_every_edition(
     }
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     assert {"name": "tmp", "emptyDir": {"medium": "Memory"}} in pod["spec"]["volumes"]
-    # Probes on the health path, the start period in a startup probe of its own.
+    # Liveness and the start on the health path, the start period in a startup probe of its
+    # own; readiness also reaches the database, so a pod whose database does not answer takes
+    # no traffic (and is not restarted for it).
     health = {"httpGet": {"path": "/health", "port": 7778}}
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+    for probe in ("livenessProbe", "startupProbe"):
         assert {k: container[probe][k] for k in health} == health
+    ready = container["readinessProbe"]["exec"]["command"]
+    assert ready[:2] == ["python", "-c"] and ready[3:] == [
+        "http://127.0.0.1:7778/health",
+        "postgres:5432",
+    ]
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 20
     assert container["resources"]["limits"] == {"cpu": "1", "memory": "512Mi"}
@@ -104,8 +113,8 @@ def test_render_k8s_writes_valid_manifests_for_every_edition(
     assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
     assert pod["spec"]["terminationGracePeriodSeconds"] >= 15
     assert all("subPath" not in mount for mount in container["volumeMounts"])
-    budget = _load_all(folder / "base" / "linkedin-gateway.poddisruptionbudget.yaml")[0]
-    assert budget["spec"]["maxUnavailable"] == 1
+    # One replica: a disruption budget would protect nothing, and there is none.
+    assert not (folder / "base" / "linkedin-gateway.poddisruptionbudget.yaml").exists()
     # The database: a StatefulSet whose headless Service is the one it names, on its port,
     # its data in a subdirectory of a claim of the storage class given.
     database = _load_all(folder / "base" / "linkedin-gateway-postgres.statefulset.yaml")[0]
@@ -115,10 +124,21 @@ def test_render_k8s_writes_valid_manifests_for_every_edition(
     assert headless["spec"]["ports"][0]["port"] == 5432
     db = database["spec"]["template"]["spec"]["containers"][0]
     assert db["ports"][0]["containerPort"] == 5432
+    assert db["image"] == "docker.io/library/postgres:16-bookworm"
+    # The claim mounted whole; the database's data in a subfolder it makes itself
+    # (tests/k8s/test_k8s_data_path.py starts PostgreSQL on it).
     data = next(m for m in db["volumeMounts"] if m["name"] == "pgdata")
-    assert data == {"name": "pgdata", "mountPath": "/var/lib/postgresql/data", "subPath": "data"}
+    assert data == {"name": "pgdata", "mountPath": "/var/lib/postgresql/data"}
+    db_env = _load_all(folder / "base" / "linkedin-gateway-postgres-env.configmap.yaml")[0]
+    assert db_env["data"]["PGDATA"] == "/var/lib/postgresql/data/pgdata"
+    assert database["spec"]["template"]["spec"]["securityContext"]["fsGroupChangePolicy"] == (
+        "OnRootMismatch"
+    )
+    assert k8s.REVISION_ANNOTATION not in database["spec"]["template"]["metadata"]["annotations"]
+    assert k8s.REVISION_ANNOTATION not in database["metadata"].get("annotations", {})
     claim = database["spec"]["volumeClaimTemplates"][0]["spec"]
     assert claim["storageClassName"] == "fast"
+    assert claim["resources"]["requests"]["storage"] == "20Gi"
     init = _load_all(folder / "base" / "linkedin-gateway-postgres-files.configmap.yaml")[0]
     assert "create table" in next(iter(init["data"].values())).lower()
     # Every edition, as its overlay builds it, validates too.
@@ -164,6 +184,11 @@ def _by_name(node: Any) -> Any:
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (its Kustomize) is absent")
 def test_each_overlay_builds_to_its_edition(committed: Path, run_cli: RunCli) -> None:
+    # With a job: its Job's template takes the edition's label like every other template.
+    toml = committed / "hotmode.toml"
+    toml.write_text(toml.read_text() + '\n[jobs.migrate]\ncommand = ["python", "-c", "pass"]\n')
+    assert run_cli("render", cwd=committed)[0] == 0
+    commit(committed, "a job")
     code, _, err = run_cli("render", "--k8s", *GATEWAY, cwd=committed)
     assert code == 0, err
     config = load_config(committed / "hotmode.toml")
@@ -184,6 +209,7 @@ def test_each_overlay_builds_to_its_edition(committed: Path, run_cli: RunCli) ->
             config.name, config.service, merge(config, edition.name), options
         )
         assert _normalise(documents) == _normalise(expected), edition.name
+        assert {d["kind"] for d in documents} >= {"Job", "NetworkPolicy", "StatefulSet"}
 
 
 def test_render_k8s_is_deterministic_and_keeps_hand_edits(committed: Path, run_cli: RunCli) -> None:
@@ -292,7 +318,7 @@ def test_a_companion_is_a_managed_database_by_default_or_a_statefulset() -> None
     prod = _prod({"web": _app(), "postgres": _postgres()})
     with pytest.raises(UsageError, match="--managed postgres=HOST"):
         k8s.edition_objects("shop", "web", prod, OPTIONS)
-    named = k8s.K8sOptions(revision="0123abc", managed={"postgres": "db.internal"})
+    named = k8s.K8sOptions(revision="0123abc", managed={("postgres", None): Managed("db.internal")})
     service = next(
         d
         for d in k8s.edition_objects("shop", "web", prod, named)
@@ -306,7 +332,7 @@ def test_a_companion_is_a_managed_database_by_default_or_a_statefulset() -> None
     workload = next(d for d in objects if d["kind"] == "StatefulSet")
     assert workload["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "pgdata"
     container = workload["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "postgres:16-bookworm"
+    assert container["image"] == "docker.io/library/postgres:16-bookworm"
     assert container["securityContext"]["runAsUser"] == 999
     assert {"name": "secrets", "mountPath": "/run/secrets", "readOnly": True} in container[
         "volumeMounts"

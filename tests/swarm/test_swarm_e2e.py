@@ -142,7 +142,7 @@ def test_deploy_update_rotate_and_rollback_on_a_real_swarm(engine: Engine, tmp_p
     gaps = outages(samples)
     refused = sum(1 for _, ok in samples if not ok)
     worst = max(gaps, default=0.0)
-    said = re.search(r"host network: this update was stop-first, ([\d.]+)s", result.stderr)
+    said = re.search(r"host network: this update was stop-first.*; total ([\d.]+)s", result.stderr)
     assert said, result.stderr
     print(f"swarm stop-first update (host network): {len(gaps)} outage(s), worst "
           f"{worst:.2f}s, {refused} refused of {len(samples)} requests; hotmode said "

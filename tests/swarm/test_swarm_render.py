@@ -228,12 +228,7 @@ def test_render_swarm_resolves_the_deployment_env(gateway: Path, run_cli: RunCli
     assert code == 0, err
     if shutil.which("docker"):
         # Docker's own loader (client side, no engine) takes the file as it is.
-        loaded = subprocess.run(
-            ["docker", "stack", "config", "--compose-file", str(path)],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert loaded.returncode == 0, loaded.stderr
-        assert "type: tmpfs" in loaded.stdout
+        assert "type: tmpfs" in _loaded(path)
     code, out, _ = run_cli("check", "--swarm", cwd=gateway)
     assert code == 0, out
     assert "HM-S01" in out
@@ -248,3 +243,39 @@ def test_render_swarm_resolves_the_deployment_env(gateway: Path, run_cli: RunCli
 def test_deploy_needs_an_engine_flag(gateway: Path, run_cli: RunCli) -> None:
     code, _, err = run_cli("deploy", cwd=gateway)
     assert code == 2 and "--swarm" in err
+
+
+def test_a_declared_job_is_a_replicated_job_of_the_apps_image(
+    gateway: Path, run_cli: RunCli
+) -> None:
+    toml = gateway / "hotmode.toml"
+    toml.write_text(toml.read_text() + '\n[jobs.migrate]\ncommand = ["python", "-m", "migrate"]\n')
+    assert run_cli("render", cwd=gateway)[0] == 0
+    (gateway / "deployment" / ".env").write_text("PORT=7999\n")
+    git(gateway, "init", "-q")
+    head = commit(gateway, "the gateway, with a migration")
+    code, _, err = run_cli("render", "--swarm", "--host-network", cwd=gateway)
+    assert code == 0, err
+    path = gateway / "deployment" / "docker-stack.yml"
+    document = yaml.safe_load(path.read_text())
+    job = document["services"]["migrate"]
+    assert job["image"] == document["services"]["backend"]["image"] == f"linkedin-gateway:{head}"
+    assert job["deploy"]["mode"] == "replicated-job" and job["deploy"]["replicas"] == 1
+    assert job["deploy"]["restart_policy"] == {"condition": "none"}
+    assert "update_config" not in job["deploy"] and "placement" not in job["deploy"]
+    assert "pull_policy" not in job and "healthcheck" not in job
+    assert "migrate: keeps its data" not in path.read_text()
+    code, out, _ = run_cli("check", "--swarm", cwd=gateway)
+    assert code == 0, out
+    if shutil.which("docker"):
+        assert "mode: replicated-job" in _loaded(path)
+
+
+def _loaded(path: Path) -> str:
+    """The stack file as Docker's own loader (client side, no engine) reads it."""
+    loaded = subprocess.run(
+        ["docker", "stack", "config", "--compose-file", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    return loaded.stdout

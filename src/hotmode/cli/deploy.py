@@ -34,12 +34,17 @@ def k8s_companion_options() -> list[Callable[[F], F]]:
             help="With --k8s: this companion as a StatefulSet (UID:GID if its user is a name).",
         ),
         click.option(
-            "--managed", multiple=True, metavar="NAME=HOST",
-            help="With --k8s: this companion is a managed database at HOST.",
+            "--managed", multiple=True, metavar="NAME[@EDITION]=DNS[:PORT]",
+            help="With --k8s: this companion is a managed database at DNS name (and port), "
+            "in every edition or in EDITION.",
         ),
         click.option(
             "--storage-class", default=None, metavar="NAME",
             help="With --k8s: the storage class of the StatefulSets' claims.",
+        ),
+        click.option(
+            "--claim-size", default=None, metavar="SIZE",
+            help="With --k8s: the size of each StatefulSet claim (default 1Gi), e.g. 20Gi.",
         ),
     ]  # fmt: skip
 
@@ -52,9 +57,23 @@ def k8s_options(
     managed: tuple[str, ...],
     registry: str | None,
     storage_class: str | None,
+    claim_size: str | None = None,
 ) -> Any:
     """The Kubernetes render's options from the command line's."""
     from hotmode.orchestrate import k8s as kube
+    from hotmode.orchestrate.k8s_pod import CLAIM_SIZE
+    from hotmode.orchestrate.k8s_policy import parse_managed
+
+    if claim_size is not None and not _QUANTITY.match(claim_size):
+        raise UsageError(f"--claim-size {claim_size!r} is not a size; e.g. 20Gi or 500Mi")
+    managed_by = parse_managed(managed)
+    editions = {edition.name for edition in config.editions}
+    for name, edition in managed_by:
+        if edition is not None and edition not in editions:
+            raise UsageError(
+                f"--managed {name}@{edition}: no edition {edition!r}; the editions are "
+                + ", ".join(sorted(editions))
+            )
 
     users = {}
     for given in stateful:
@@ -64,11 +83,12 @@ def k8s_options(
     return kube.K8sOptions(
         revision=revision(config, allow_dirty),
         stateful=frozenset(given.partition("=")[0] for given in stateful),
-        managed=_managed(managed),
+        managed=managed_by,
         users=users,
         ports={c.name: c.prod.port for c in config.services if c.prod.port},
         registry=registry,
         storage_class=storage_class,
+        claim_size=claim_size or CLAIM_SIZE,
     )
 
 
@@ -131,18 +151,7 @@ def revision(config: Config, allow_dirty: bool) -> str:
     )
 
 
-def _managed(pairs: tuple[str, ...]) -> dict[str, str]:
-    found = {}
-    for pair in pairs:
-        name, _, host = pair.partition("=")
-        if not name or not host:
-            raise UsageError(
-                f"--managed {pair!r} is not NAME=HOST; e.g. --managed postgres=db.internal"
-            )
-        found[name] = host
-    return found
-
-
+_QUANTITY = re.compile(r"^[1-9][0-9]*(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _REGISTRY = re.compile(r"^[A-Za-z0-9.-]+(:\d+)?(/[a-z0-9._/-]+)?$")
 
@@ -177,6 +186,7 @@ def render_orchestrator(
     managed: tuple[str, ...],
     storage_class: str | None,
     allow_dirty: bool,
+    claim_size: str | None = None,
 ) -> None:
     """Render (or with `check`, compare) the Kubernetes manifests or the Swarm stack file."""
     from hotmode.compose.render import remove_leftovers, stale_files, write_files
@@ -188,7 +198,7 @@ def render_orchestrator(
 
         options = k8s_options(
             config, allow_dirty=allow_dirty, stateful=stateful, managed=managed,
-            registry=registry, storage_class=storage_class,
+            registry=registry, storage_class=storage_class, claim_size=claim_size,
         )  # fmt: skip
         rendered = kube.render_files(config, options)
         leftovers = kube.leftover_files(config, rendered)
@@ -232,6 +242,7 @@ def orchestrator_report(
     managed: tuple[str, ...] = (),
     registry: str | None = None,
     storage_class: str | None = None,
+    claim_size: str | None = None,
 ) -> Report:
     """`check --k8s | --swarm`: the prod rules on what the orchestrator is given."""
     from hotmode.audit.model import Stack
@@ -244,7 +255,7 @@ def orchestrator_report(
 
         options = k8s_options(
             config, allow_dirty=True, stateful=stateful, managed=managed,
-            registry=registry, storage_class=storage_class,
+            registry=registry, storage_class=storage_class, claim_size=claim_size,
         )  # fmt: skip
         folder = config.deployment / kube.FOLDER
         if not folder.is_dir():
@@ -327,10 +338,13 @@ def deploy(
             f"{done.service} serves {done.running_revision or 'nothing'}, not {done.revision} "
             f"(update state {done.state}); see `hotmode status --swarm`"
         )
-    if done.outage is not None:
+    if done.outages:
+        slots = ", ".join(f"slot {o.slot} on node {o.node} {o.seconds:.2f}s" for o in done.outages)
+        total = sum(o.seconds for o in done.outages)
         click.echo(
-            f"host network: this update was stop-first, {done.outage:.1f}s from the old task's "
-            "stop to the new one's first passing healthcheck without an answer on the port",
+            f"host network: this update was stop-first, each slot without an answer on its "
+            f"node's port from the old task's stop to the new one's first passing healthcheck: "
+            f"{slots}; total {total:.2f}s",
             err=True,
         )
     click.echo(f"deployed: {done.service} serves {done.revision} (update {done.state})")
@@ -358,6 +372,7 @@ def swarm_status(config: Config, stack_name: str | None) -> None:
 
     name, document = _stack_services(config, stack_name)
     services = [f"{name}_{service}" for service in document.get("services") or {}]
+    stack.require_manager()
     found = stack.inspect_services(services)
     if not found:
         raise StateError(f"no Swarm service of stack {name}; deploy with `hotmode deploy --swarm`")
@@ -381,20 +396,34 @@ def swarm_status(config: Config, stack_name: str | None) -> None:
             )
 
 
-def swarm_verify(config: Config, stack_name: str | None) -> None:
+def swarm_verify(
+    config: Config, stack_name: str | None, node_engines: tuple[str, ...] = ()
+) -> None:
     """`verify --swarm`: every service is as rendered, hardened, and the app's tasks are HEAD."""
-    from hotmode.orchestrate import swarm_verify
+    from hotmode.orchestrate import stack, swarm_verify
 
+    engines = {}
+    for given in node_engines:
+        node, _, host = given.partition("=")
+        if not node or not host:
+            raise UsageError(
+                f"--node-engine {given!r} is not NODE=HOST, e.g. worker-1=ssh://worker-1"
+            )
+        engines[node] = host
     name, document = _stack_services(config, stack_name)
+    stack.require_manager()
     head = source.revision(config.source)
     result = swarm_verify.verify_stack(
         name, document, config.service, head,
         source.source_digest(config.source), source.committed_blobs(config.source),
+        engines=swarm_verify.node_engines(engines),
     )  # fmt: skip
     for note in result.waived:
         click.echo(f"- waived: {note}")
     for note in result.elsewhere:
         click.echo(f"- checked by its spec only: {note}")
+    for note in result.unread:
+        click.echo(f"- not read: {note}")
     if result.problems:
         for problem in result.problems:
             click.echo(f"- {problem}")
@@ -402,6 +431,8 @@ def swarm_verify(config: Config, stack_name: str | None) -> None:
             f"stack {name} is not what was rendered: {len(result.problems)} problem(s)"
         )
     remote = f"; {len(result.elsewhere)} on other nodes by spec" if result.elsewhere else ""
+    if result.remote:
+        remote = f"; {result.remote} through other nodes' engines{remote}"
     click.echo(
         f"verified: stack {name} ({result.inside} task(s) read inside{remote}) is as rendered; "
         f"{config.service} serves {head}, read-only, non-root, no reload, tmpfs /tmp; "

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from hotmode.cli.options import config_option, load, overlay_option
-from hotmode.errors import AuditFailed
+from hotmode.errors import AuditFailed, UsageError
 
 
 @click.command()
@@ -17,8 +17,17 @@ from hotmode.errors import AuditFailed
 @click.option(
     "--stack", "stack_name", default=None, metavar="NAME", help="With --swarm: the stack."
 )
+@click.option(
+    "--node-engine", "node_engines", multiple=True, metavar="NODE=HOST",
+    help="With --swarm: the engine of another node (its ID or host name), to read inside its "
+    "tasks; e.g. worker-1=ssh://admin@worker-1.",
+)  # fmt: skip
 def verify(
-    config_path: Path | None, overlays: tuple[Path, ...], swarm: bool, stack_name: str | None
+    config_path: Path | None,
+    overlays: tuple[Path, ...],
+    swarm: bool,
+    stack_name: str | None,
+    node_engines: tuple[str, ...],
 ) -> None:
     """Check the running prod container against the repository; exit 1 listing what differs.
 
@@ -32,8 +41,10 @@ def verify(
     if swarm:
         from hotmode.cli.deploy import swarm_verify
 
-        swarm_verify(config, stack_name)
+        swarm_verify(config, stack_name, node_engines)
         return
+    if node_engines:
+        raise UsageError("--node-engine goes with --swarm")
     verdict = run_verify(config, overlays)
     if verdict.problems:
         for problem in verdict.problems:

@@ -39,3 +39,14 @@ def job_services(config: Config, app: Mapping[str, Any], *, whole: bool) -> dict
 def waits_for_jobs(config: Config) -> dict[str, dict[str, str]]:
     """The app's `depends_on` entries: every job, finished with exit 0."""
     return {job.name: {"condition": "service_completed_successfully"} for job in config.jobs}
+
+
+def job_names(services: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """The services another waits for to finish with exit 0: the declared jobs, as a merged
+    prod configuration (or a stack built from it) shows them."""
+    return {
+        str(name)
+        for service in services.values()
+        for name, needs in (service.get("depends_on") or {}).items()
+        if isinstance(needs, dict) and needs.get("condition") == "service_completed_successfully"
+    }

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from hotmode.audit.model import Finding, Severity, findings_of
-from hotmode.orchestrate.k8s import is_credential
+from hotmode.orchestrate.k8s_pod import is_qualified
+from hotmode.orchestrate.k8s_workload import REVISION_ANNOTATION, is_credential
 
 _RELOADERS = ("--reload", "watchfiles", "hupper", "watchgod")
 _DEBUG = {"debug", "trace"}
-REVISION_ANNOTATION = "hotmode.dev/revision"
 
 # id -> (severity, title, fix)
 RULES: dict[str, tuple[Severity, str, str]] = {
@@ -42,6 +42,10 @@ RULES: dict[str, tuple[Severity, str, str]] = {
                "Remove DEBUG=true and debug/trace log levels from prod."),
     "HM-K10": (Severity.HIGH, "The files on disk are what was checked",
                "Run `hotmode render --k8s` (or move hand edits into the declaration)."),
+    "HM-K11": (Severity.MEDIUM, "Every image names its registry",
+               "Render with --registry HOST[:PORT] (the app) and write companions' images in "
+               "full (docker.io/library/postgres:16): a node's short-name policy must not "
+               "decide where an image comes from."),
 }  # fmt: skip
 
 Hit = tuple[str, str]
@@ -64,8 +68,13 @@ def _pod_hits(workload: Mapping[str, Any]) -> Iterator[Hit]:
                 f"volume {volume['name']} is a hostPath ({volume['hostPath'].get('path')})",
             )
     annotation = (pod.get("metadata") or {}).get("annotations", {}).get(REVISION_ANNOTATION)
-    if not annotation:
+    # The app's release (its Deployment and its jobs) carries the revision; a companion's
+    # StatefulSet does not, or every release would restart the database.
+    released = workload["kind"] in ("Deployment", "Job")
+    if released and not annotation:
         yield "HM-K05", f"the pod template has no {REVISION_ANNOTATION} annotation"
+    if workload["kind"] == "StatefulSet" and annotation:
+        yield "HM-K05", f"the StatefulSet's pod template carries {REVISION_ANNOTATION}"
     for container in _containers(pod):
         name = container.get("name", "?")
         context = {**pod_context, **(container.get("securityContext") or {})}
@@ -91,13 +100,15 @@ def _pod_hits(workload: Mapping[str, Any]) -> Iterator[Hit]:
         if level and level.group(1).lower() in _DEBUG:
             yield "HM-K09", f"container {name} asks for debug output"
         image = str(container.get("image", ""))
-        if annotation and workload["kind"] == "Deployment" and not image.endswith(f":{annotation}"):
+        if not is_qualified(image):
+            yield "HM-K11", f"container {name}'s image {image} names no registry"
+        if annotation and released and not image.endswith(f":{annotation}"):
             yield (
                 "HM-K05",
                 f"container {name}'s image {image} is not tagged with the revision {annotation}",
             )
         for probe in ("readinessProbe", "livenessProbe"):
-            if probe not in container:
+            if probe not in container and workload["kind"] != "Job":
                 yield "HM-K06", f"container {name} has no {probe}"
         resources = container.get("resources") or {}
         for kind in ("requests", "limits"):
@@ -117,7 +128,7 @@ def _pod_hits(workload: Mapping[str, Any]) -> Iterator[Hit]:
 
 def _document_hits(document: Mapping[str, Any]) -> Iterator[Hit]:
     kind = document.get("kind")
-    if kind in ("Deployment", "StatefulSet", "DaemonSet"):
+    if kind in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
         yield from _pod_hits(document)
     if kind == "ConfigMap":
         for key, value in (document.get("data") or {}).items():

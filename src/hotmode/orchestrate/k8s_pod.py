@@ -5,8 +5,12 @@ loopback becomes `httpGet` probes on its path, with a startup probe for the star
 liveness never kills a slow start. Requests sit below limits (a quarter of the CPU, half of the
 memory, unless reservations say otherwise). Secrets are projected into their folder, never with
 `subPath`, which would freeze them at the pod's start and hide a rotation. A read-only bind
-mount becomes a ConfigMap of its files; a claim is mounted on a subdirectory of its volume, so
-a data folder never holds the volume's own `lost+found`.
+mount becomes a ConfigMap of its files. A claim is mounted whole, never with `subPath` (the
+kubelet makes a subPath folder owned by root, where a database running as its own uid cannot
+create its files); where the image names its data folder by a variable (PostgreSQL's `PGDATA`),
+the data folder is a subfolder of the mount that the database creates itself, so it never holds
+the volume's own `lost+found` and has the modes the database asks for, not the volume's
+group-writable ones.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 import copy
 import math
 import re
-from collections.abc import Mapping
+import shlex
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -25,8 +30,13 @@ from hotmode.orchestrate.units import cpu_quantity, duration_seconds, memory_qua
 SECRETS_DIR = "/run/secrets"
 # The seconds a stopping pod keeps serving while endpoints drop it, before SIGTERM.
 PRE_STOP_SECONDS = 5
-# A claim's data lives in this subdirectory of its volume.
-DATA_SUBPATH = "data"
+# The claim's size when none is given.
+CLAIM_SIZE = "1Gi"
+# The variable that an official image reads its data folder from, and that folder by default
+# (the image's own Dockerfile): its evidence, like `_OFFICIAL_USERS`.
+_DATA_VARIABLES = {"postgres": ("PGDATA", "/var/lib/postgresql/data")}
+# The subfolder of the mount the database keeps its data in.
+DATA_FOLDER = "pgdata"
 _HTTP = re.compile(
     r"https?://(?:127\.0\.0\.1|localhost)(?::(?P<port>\d+))?[^/'\"\s]*(?P<path>/[^'\"\s%]*)"
 )
@@ -59,16 +69,55 @@ _OFFICIAL_USERS = {
 }
 
 
-def _official_ids(service: Mapping[str, Any], user: str) -> str | None:
-    """`uid:gid` of a named user in an official library image by its Debian-based tag, else
-    None (another registry, an Alpine tag, or a user the table does not know)."""
+def _official(service: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The official library image's name and tag, else None (another registry or owner)."""
     image = str(service.get("image") or "")
     name, _, tag = image.partition("@")[0].partition(":")
     for prefix in ("docker.io/library/", "library/"):
         name = name.removeprefix(prefix)
-    if "/" in name or "alpine" in tag:
+    return None if "/" in name else (name, tag)
+
+
+def _official_ids(service: Mapping[str, Any], user: str) -> str | None:
+    """`uid:gid` of a named user in an official library image by its Debian-based tag, else
+    None (another registry, an Alpine tag, or a user the table does not know)."""
+    official = _official(service)
+    if official is None or "alpine" in official[1]:
         return None
-    return _OFFICIAL_USERS.get((name, user))
+    return _OFFICIAL_USERS.get((official[0], user))
+
+
+def data_variable(service: Mapping[str, Any], mount: str) -> tuple[str, str] | None:
+    """`(VARIABLE, folder)` that puts the data of a claim mounted at `mount` in a subfolder of
+    it, or None when the image names its data folder by no variable hotmode knows.
+
+    The service's own value is kept where it is already below the mount.
+    """
+    official = _official(service)
+    known = _DATA_VARIABLES.get(official[0]) if official else None
+    if known is None:
+        return None
+    variable, default = known
+    given = str((service.get("environment") or {}).get(variable) or default)
+    if PurePosixPath(mount) in PurePosixPath(given).parents:
+        return variable, given
+    if PurePosixPath(given) != PurePosixPath(mount):
+        return None
+    return variable, str(PurePosixPath(mount) / DATA_FOLDER)
+
+
+def qualified(image: str) -> str:
+    """`image` with the registry Docker resolves a short name to (`postgres:16` is
+    `docker.io/library/postgres:16`), so that no node's short-name policy decides."""
+    if is_qualified(image):
+        return image
+    return f"docker.io/{image if '/' in image else 'library/' + image}"
+
+
+def is_qualified(image: str) -> bool:
+    """Whether an image names its registry (`host[:port]/...`)."""
+    first = image.split("/", 1)[0]
+    return "/" in image and ("." in first or ":" in first or first == "localhost")
 
 
 def user_ids(name: str, service: Mapping[str, Any], given: str | None = None) -> tuple[int, int]:
@@ -89,13 +138,18 @@ def user_ids(name: str, service: Mapping[str, Any], given: str | None = None) ->
 
 
 def probes(
-    name: str, service: Mapping[str, Any], port: int | None
+    name: str,
+    service: Mapping[str, Any],
+    port: int | None,
+    reaches: Sequence[tuple[str, int]] = (),
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Readiness, liveness and startup probes from the healthcheck.
 
     A check that fetches `http://127.0.0.1[:PORT]/PATH` is an `httpGet` on PATH (no interpreter
     in the probe); any other is an `exec` of the same command. The startup probe allows the
-    start period; liveness and readiness begin after it.
+    start period; liveness and readiness begin after it. With `reaches` (the companions' hosts
+    and ports), readiness also opens a connection to each: a pod whose database does not
+    answer takes no traffic, while liveness, the declared check alone, does not restart it.
     """
     check = service.get("healthcheck") or {}
     test = check.get("test")
@@ -120,8 +174,10 @@ def probes(
     timeout = seconds(check.get("timeout"), 30)
     retries = int(check.get("retries") or 3)
     start = seconds(check.get("start_period"), 0) if check.get("start_period") else 0
-    readiness = {**action, "periodSeconds": period, "timeoutSeconds": timeout,
-                 "failureThreshold": retries}  # fmt: skip
+    liveness = {**action, "periodSeconds": period, "timeoutSeconds": timeout,
+                "failureThreshold": retries}  # fmt: skip
+    readiness = {**_reaching(action, reaches), "periodSeconds": period,
+                 "timeoutSeconds": timeout, "failureThreshold": retries}  # fmt: skip
     startup_period = min(period, 5)
     startup = {
         **copy.deepcopy(action),
@@ -129,7 +185,34 @@ def probes(
         "timeoutSeconds": timeout,
         "failureThreshold": max(retries, math.ceil((start + period * retries) / startup_period)),
     }
-    return readiness, copy.deepcopy(readiness), startup
+    return readiness, liveness, startup
+
+
+# Readiness with the companions: the declared HTTP check (if any), then a TCP connection to
+# each `host:port`; the app's own interpreter runs it (every image hotmode builds has one).
+_REACH = (
+    "import socket, sys, urllib.request\n"
+    "url, *targets = sys.argv[1:]\n"
+    "if url:\n"
+    "    urllib.request.urlopen(url, timeout=5)\n"
+    "for target in targets:\n"
+    "    host, _, port = target.rpartition(':')\n"
+    "    socket.create_connection((host, int(port)), timeout=5).close()\n"
+)
+
+
+def _reaching(action: Mapping[str, Any], reaches: Sequence[tuple[str, int]]) -> dict[str, Any]:
+    """The readiness action: `action`, and with companions, each of them reached."""
+    if not reaches:
+        return copy.deepcopy(dict(action))
+    targets = [f"{host}:{port}" for host, port in reaches]
+    if "httpGet" in action:
+        get = action["httpGet"]
+        url = f"http://127.0.0.1:{get['port']}{get['path']}"
+        return {"exec": {"command": ["python", "-c", _REACH, url, *targets]}}
+    command = shlex.join(action["exec"]["command"])
+    reach = shlex.join(["python", "-c", _REACH, "", *targets])
+    return {"exec": {"command": ["/bin/sh", "-c", f"{command} && {reach}"]}}
 
 
 def _fraction(quantity: str, share: Decimal, cpu: bool) -> str:
@@ -194,6 +277,7 @@ def volumes(
     *,
     resource: str,
     storage_class: str | None,
+    claim_size: str = CLAIM_SIZE,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
     """Pod volumes, container mounts, claim templates, and the files of its ConfigMap."""
     pod: list[dict[str, Any]] = []
@@ -213,10 +297,9 @@ def volumes(
             if volume.get("read_only"):
                 mount["readOnly"] = True
             if stateful:
-                mount["subPath"] = DATA_SUBPATH
                 claim: dict[str, Any] = {
                     "accessModes": ["ReadWriteOnce"],
-                    "resources": {"requests": {"storage": "1Gi"}},
+                    "resources": {"requests": {"storage": claim_size}},
                 }
                 if storage_class:
                     claim["storageClassName"] = storage_class

@@ -12,6 +12,9 @@ long the stop-first update refused connections.
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
@@ -54,6 +57,8 @@ class Verdict:
     service: str
     state: str
     reason: str = ""
+    # The task Swarm's update message blamed while the update ran, if any.
+    blamed: str = ""
 
     @property
     def failed(self) -> bool:
@@ -69,8 +74,8 @@ class Deployed:
     state: str
     running_revision: str | None
     reason: str = ""
-    # On the host network: seconds from the old task's stop to the new one's first health.
-    outage: float | None = None
+    # On the host network: per slot, from the old task's stop to the new one's first health.
+    outages: tuple[Outage, ...] = ()
     others: tuple[Verdict, ...] = field(default_factory=tuple)
 
     @property
@@ -125,6 +130,28 @@ def build(
                     f"registry {registry} up, and does this engine trust it?"
                 )
     return sorted(tags.values())
+
+
+def require_manager() -> None:
+    """Raise `StateError` naming the problem when the engine asked is not a reachable Swarm
+    manager: an engine that does not answer is not a stack that is "not deployed"."""
+    where = os.environ.get("DOCKER_HOST") or "the default socket"
+    result = docker.docker(
+        "info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
+        timeout=30, check=False,
+    )  # fmt: skip
+    lines = (result.stderr or "").strip().splitlines()
+    if result.returncode != 0 or not result.stdout.strip():
+        raise StateError(
+            f"cannot reach the Swarm manager's engine at {where}: "
+            f"{lines[-1] if lines else 'no answer'}; start it, or point DOCKER_HOST at a manager"
+        )
+    state, _, control = result.stdout.strip().partition(" ")
+    if state != "active" or control != "true":
+        raise StateError(
+            f"the engine at {where} is not a Swarm manager (swarm {state or 'inactive'}); "
+            "point DOCKER_HOST at a manager"
+        )
 
 
 def inspect_services(names: list[str]) -> dict[str, dict[str, Any]]:
@@ -189,33 +216,69 @@ def _last_line(text: str) -> str:
     return lines[-1][:200] if lines else ""
 
 
-def failure(name: str, image: str | None = None) -> str:
+def task_logs(task_id: str, lines: int = 20) -> subprocess.CompletedProcess[str]:
+    """The task's last output lines, through the manager, on whichever node it ran
+    (`docker logs` reaches only this engine's containers: "No such container" elsewhere)."""
+    return docker.docker(
+        "service", "logs", "--raw", "--no-task-ids", "--tail", str(lines), task_id,
+        timeout=30, check=False,
+    )  # fmt: skip
+
+
+def blamed_task(update: Mapping[str, Any]) -> str | None:
+    """The task Swarm's update message blames ("... failure or early termination of task ID");
+    the message is replaced once the rollback completes, so it is read while it runs."""
+    found = re.search(r"\btask ([a-z0-9]{10,})", str(update.get("Message") or ""))
+    return found.group(1) if found else None
+
+
+def _ran(task: Mapping[str, Any]) -> bool:
+    """A task that had a container (it ran, and failed): not a rejection for want of a node."""
+    return bool(((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID"))
+
+
+def failure(name: str, image: str | None = None, blamed: str | None = None) -> str:
     """Why the newest failed task (of `image`, if given) failed.
 
-    Swarm's error, the output of its last failing health probe and the last line its process
-    wrote (a crash's traceback ends on stderr with the exception).
+    Swarm's error, the output of its last failing health probe (read where its engine is this
+    one; said as unread on another node) and the last line its process wrote, read through the
+    manager wherever it ran (a crash's traceback ends with the exception). A task that ran is
+    preferred to one rejected for want of a node, which says only that the slot was taken.
     """
-    for task in tasks(name):
-        status = task.get("Status") or {}
-        if image and str(task["Spec"]["ContainerSpec"]["Image"]).split("@")[0] != image:
-            continue
-        if not (status.get("Err") or status.get("State") in ("failed", "rejected")):
-            continue
-        parts = [f"task {task['ID'][:12]}: {status.get('Err') or status.get('State')}"]
-        state = container_state(task)
-        probes = [p for p in ((state or {}).get("Health") or {}).get("Log") or [] if p]
-        failing = [p for p in probes if p.get("ExitCode") != 0]
-        if failing:
-            output = _last_line(str(failing[-1].get("Output") or ""))
-            parts.append(f"health: {output or 'exit ' + str(failing[-1].get('ExitCode'))}")
-        container = (status.get("ContainerStatus") or {}).get("ContainerID")
-        if container:
-            logs = docker.docker("logs", "--tail", "20", container, check=False)
-            line = _last_line(logs.stderr) or _last_line(logs.stdout)
-            if line:
-                parts.append(f"last log line: {line}")
-        return "; ".join(parts)
-    return ""
+    pool = [
+        t for t in tasks(name)
+        if not image or str(t["Spec"]["ContainerSpec"]["Image"]).split("@")[0] == image
+    ]  # fmt: skip
+    failed = [t for t in pool if (t.get("Status") or {}).get("Err")
+              or (t.get("Status") or {}).get("State") in ("failed", "rejected")]  # fmt: skip
+    named = [t for t in pool if blamed and str(t["ID"]).startswith(blamed)]
+    # A task that never became healthy is stopped by the rollback without an error of its own:
+    # the one Swarm's update message named comes first.
+    failed = named or failed
+    if not failed:
+        return ""
+    task = next((t for t in failed if _ran(t)), failed[0])
+    status = task.get("Status") or {}
+    node = str(task.get("NodeID") or "")[:12]
+    what = status.get("Err") or (
+        f"did not become healthy before the rollback stopped it ({status.get('State')})"
+        if _ran(task) else status.get("State")
+    )  # fmt: skip
+    parts = [f"task {task['ID'][:12]} on node {node}: {what}"]
+    state = container_state(task)
+    probes = [p for p in ((state or {}).get("Health") or {}).get("Log") or [] if p]
+    failing = [p for p in probes if p.get("ExitCode") != 0]
+    if failing:
+        output = _last_line(str(failing[-1].get("Output") or ""))
+        parts.append(f"health: {output or 'exit ' + str(failing[-1].get('ExitCode'))}")
+    elif _ran(task) and state is None and "non-zero exit" not in str(status.get("Err")):
+        parts.append(f"health: its probe's output is on node {node}'s engine, not read here")
+    if _ran(task):
+        logs = task_logs(str(task["ID"]))
+        line = _last_line(logs.stdout) or _last_line(logs.stderr)
+        if line and logs.returncode == 0:
+            parts.append(f"last log line: {line}")
+    return "; ".join(parts)
 
 
 def _moment(text: str) -> datetime:
@@ -226,27 +289,37 @@ def _moment(text: str) -> datetime:
     return datetime.fromisoformat(f"{head}.{(digits + '000000')[:6]}{zone.replace('Z', '+00:00')}")
 
 
-def outage_seconds(name: str) -> float | None:
-    """From the old task's stop to the new task's first health (Swarm's `running`), in seconds.
+@dataclass(frozen=True)
+class Outage:
+    """One slot's gap in a stop-first update: the node it ran on and the seconds it was dark."""
 
-    On the host network an update is stop-first: nothing answers in between. None when there
-    was no replacement to measure.
+    slot: int
+    node: str
+    seconds: float
+
+
+def outages(name: str) -> tuple[Outage, ...]:
+    """Per slot, from the old task's stop to the new task's first health (Swarm's `running`).
+
+    On the host network an update is stop-first: nothing answers on that node's port in
+    between. Slots are replaced one after the other, each on its own node, so each has its own
+    gap; none is the whole story alone. Empty when there was no replacement to measure.
     """
     found = tasks(name)
-    running = [t for t in found if t["Status"]["State"] == "running"]
-    if not running:
-        return None
-    new = running[0]
-    old = [
-        t for t in found
-        if t.get("Slot") == new.get("Slot") and t["ID"] != new["ID"]
-        and t["Status"]["State"] in ("shutdown", "complete")
-        and _moment(t["Status"]["Timestamp"]) <= _moment(new["Status"]["Timestamp"])
-    ]  # fmt: skip
-    if not old:
-        return None
-    stopped = max(_moment(t["Status"]["Timestamp"]) for t in old)
-    return max(0.0, (_moment(new["Status"]["Timestamp"]) - stopped).total_seconds())
+    gaps = []
+    for new in (t for t in found if t["Status"]["State"] == "running"):
+        old = [
+            t for t in found
+            if t.get("Slot") == new.get("Slot") and t["ID"] != new["ID"]
+            and t["Status"]["State"] in ("shutdown", "complete")
+            and _moment(t["Status"]["Timestamp"]) <= _moment(new["Status"]["Timestamp"])
+        ]  # fmt: skip
+        if not old:
+            continue
+        stopped = max(_moment(t["Status"]["Timestamp"]) for t in old)
+        seconds = max(0.0, (_moment(new["Status"]["Timestamp"]) - stopped).total_seconds())
+        gaps.append(Outage(int(new.get("Slot") or 0), str(new.get("NodeID") or "")[:12], seconds))
+    return tuple(sorted(gaps, key=lambda gap: gap.slot))
 
 
 def _converged(name: str, replicas: int) -> bool:
@@ -271,9 +344,12 @@ def wait_for_verdicts(
     services = {f"{stack}_{name}": s for name, s in (document.get("services") or {}).items()}
     start = time.monotonic()
     deadlines = {
-        name: start + 2 * monitor_seconds(service) + _SLACK for name, service in services.items()
-    }
+        name: start + (DEPLOY_TIMEOUT if is_job(service) else 2 * monitor_seconds(service))
+        + _SLACK for name, service in services.items()
+    }  # fmt: skip
     verdicts: dict[str, Verdict] = {}
+    rolling_back: set[str] = set()
+    blamed: dict[str, str] = {}
     while len(verdicts) < len(services):
         now = inspect_services([n for n in services if n not in verdicts])
         for name, service in services.items():
@@ -287,13 +363,23 @@ def wait_for_verdicts(
             previous = before.get(name)
             replicas = int((service.get("deploy") or {}).get("replicas") or 1)
             late = time.monotonic() > deadlines[name]
-            if previous is not None and update and update != previous.get("UpdateStatus"):
+            if is_job(service):
+                found = _job_verdict(name, current)
+                if found is not None:
+                    verdicts[name] = found
+            elif previous is not None and update and update != previous.get("UpdateStatus"):
                 state = str(update.get("State"))
+                blamed[name] = blamed_task(update) or blamed.get(name, "")
+                if state == "rollback_started" and name not in rolling_back:
+                    # The rollback is watched like the update was: exit 1 only once it is done.
+                    rolling_back.add(name)
+                    deadlines[name] = max(deadlines[name], time.monotonic()
+                                          + 2 * monitor_seconds(service) + _SLACK)  # fmt: skip
                 # Swarm may say `completed` (or `rollback_completed`) while the task it
                 # started is still passing its first healthcheck: wait until it runs.
                 settled = state not in ("completed", "rollback_completed")
                 if state in _VERDICTS and (settled or late or _converged(name, replicas)):
-                    verdicts[name] = Verdict(name, state)
+                    verdicts[name] = Verdict(name, state, blamed=blamed.get(name, ""))
             elif previous is not None and _template(previous) == _template(current):
                 if _converged(name, replicas):
                     verdicts[name] = Verdict(name, "unchanged")
@@ -304,6 +390,70 @@ def wait_for_verdicts(
         if len(verdicts) < len(services):
             time.sleep(_POLL)
     return verdicts
+
+
+def is_job(service: Mapping[str, Any]) -> bool:
+    """A stack service that runs to completion (`replicated-job`, `global-job`)."""
+    return str((service.get("deploy") or {}).get("mode") or "").endswith("-job")
+
+
+def _job_verdict(name: str, current: Mapping[str, Any]) -> Verdict | None:
+    """`completed` once every task of the job's current run has exited 0, `failed` as soon as
+    one has not; None while it runs."""
+    iteration = ((current.get("JobStatus") or {}).get("JobIteration") or {}).get("Index")
+    found = [t for t in tasks(name) if (t.get("JobIteration") or {}).get("Index") == iteration]
+    states = [str(t["Status"]["State"]) for t in found]
+    if any(state in ("failed", "rejected", "shutdown", "orphaned") for state in states):
+        return Verdict(name, "failed")
+    if states and all(state == "complete" for state in states):
+        return Verdict(name, "completed")
+    return None
+
+
+def _stack_deploy(path: Path, stack: str, registry: str | None) -> None:
+    result = docker.docker(
+        "stack", "deploy", "--resolve-image", "never", "--detach=true",
+        *(["--with-registry-auth"] if registry else []),
+        "--compose-file", str(path), stack,
+        timeout=DEPLOY_TIMEOUT, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        raise StateError(f"docker stack deploy failed: {lines[-1] if lines else 'no message'}")
+
+
+def _released(service: Mapping[str, Any]) -> bool:
+    """A service built here (its image carries the revision): the app, and its jobs."""
+    return REVISION_LABEL in ((service.get("deploy") or {}).get("labels") or {})
+
+
+def run_jobs(document: Mapping[str, Any], stack: str, registry: str | None) -> None:
+    """Before the app's update: the companions as rendered, then every job to completion.
+
+    Each step is the stack file with fewer services (`stack deploy` without `--prune` leaves
+    the others as they are). A companion that does not come up, or a job that does not exit 0,
+    stops the deploy there, named, with its cause; the app is left as it was.
+    """
+    services = document.get("services") or {}
+    jobs = sorted(name for name, service in services.items() if is_job(service))
+    if not jobs:
+        return
+    companions = sorted(name for name, service in services.items() if not _released(service))
+    for step, names in (("companion", companions), ("job", [*companions, *jobs])):
+        part = {**document, "services": {name: services[name] for name in names}}
+        keys = [f"{stack}_{name}" for name in names]
+        before = inspect_services(keys)
+        with tempfile.TemporaryDirectory(prefix="hotmode-swarm-") as folder:
+            path = Path(folder) / f"{step}s.yml"
+            path.write_text(yaml.safe_dump(part, sort_keys=False), encoding="utf-8")
+            _stack_deploy(path, stack, registry)
+        verdicts = wait_for_verdicts(before, part, stack)
+        for key in keys:
+            verdict = verdicts[key]
+            if verdict.failed and (step == "job") == (key.removeprefix(f"{stack}_") in jobs):
+                why = failure(key) or verdict.reason or verdict.state
+                name = key.removeprefix(f"{stack}_")
+                raise AuditFailed(f"{step} {name} failed: {why}; the app was not updated")
 
 
 def _label_data_nodes(document: Mapping[str, Any]) -> None:
@@ -346,35 +496,29 @@ def deploy(
     names = [f"{stack}_{name}" for name in document.get("services") or {}]
     before = inspect_services(names)
     _label_data_nodes(document)
-    result = docker.docker(
-        "stack", "deploy", "--resolve-image", "never", "--detach=true",
-        *(["--with-registry-auth"] if target.registry else []),
-        "--compose-file", str(stack_file), stack,
-        timeout=DEPLOY_TIMEOUT, check=False,
-    )  # fmt: skip
-    if result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines()
-        raise StateError(f"docker stack deploy failed: {lines[-1] if lines else 'no message'}")
+    run_jobs(document, stack, target.registry)
+    before = inspect_services(names)
+    _stack_deploy(stack_file, stack, target.registry)
     verdicts = wait_for_verdicts(before, document, stack)
     name = service_name(stack, config)
     images = {f"{stack}_{n}": str(s.get("image")) for n, s in document["services"].items()}
     for key, verdict in verdicts.items():
         if verdict.failed:
-            why = failure(key, images.get(key)) or verdict.reason
+            why = failure(key, images.get(key), verdict.blamed or None) or verdict.reason
             verdicts[key] = Verdict(key, verdict.state, why or verdict.state)
     app = verdicts.get(name) or Verdict(name, "failed", f"no service {name} in the stack file")
-    outage = None
+    gaps: tuple[Outage, ...] = ()
     if app.state == "completed" and "hostnet" in (
         document["services"].get(config.service) or {}
     ).get("networks", []):
-        outage = outage_seconds(name)
+        gaps = outages(name)
     return Deployed(
         name,
         env["HOTMODE_REVISION"],
         app.state,
         running_revision(name),
         app.reason if app.failed else "",
-        outage,
+        gaps,
         tuple(v for k, v in sorted(verdicts.items()) if k != name),
     )
 

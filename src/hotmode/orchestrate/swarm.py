@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from hotmode import source
+from hotmode.compose.jobs import job_names
 from hotmode.compose.prod import ProdConfig, merge
 from hotmode.compose.render import with_header
 from hotmode.config import Config
@@ -46,7 +47,7 @@ _KEPT = (
 # Keys hotmode translates or drops on purpose, saying so in the file.
 _HANDLED = {
     "image", "build", "container_name", "restart", "tmpfs", "security_opt", "volumes",
-    "ports", "networks", "deploy", "depends_on", "secrets", "network_mode",
+    "ports", "networks", "deploy", "depends_on", "secrets", "network_mode", "pull_policy",
 }  # fmt: skip
 HOST_NETWORK_OUTAGE = (
     "host network: one task holds the port, so each update is stop-first and refuses "
@@ -217,6 +218,7 @@ def service_document(
     host_network: bool,
     notes: list[str],
     configs: list[tuple[str, Path, str]],
+    job: bool = False,
 ) -> dict[str, Any]:
     """One service of the stack file; refuses (by key) what Swarm cannot carry."""
     for key in service:
@@ -265,7 +267,7 @@ def service_document(
     if host_network:
         out["networks"] = ["hostnet"]
     out["deploy"] = _deploy(stack, name, service, host_network)
-    if stateful(service):
+    if stateful(service) and not job:
         notes.append(
             f"{name}: keeps its data in a local volume: pinned to the node labelled "
             f"{data_label(stack, name)}=true (deploy labels the deploying node if none is)"
@@ -286,6 +288,27 @@ def service_document(
     return out
 
 
+def job_document(
+    name: str, out: dict[str, Any], image: str, revision: str, notes: list[str]
+) -> dict[str, Any]:
+    """A declared job as a `replicated-job`: the app's image, run once to completion, never
+    restarted (a failed migration is reported, not retried over a half-changed database)."""
+    out["image"] = image
+    resources = out["deploy"].get("resources")
+    out["deploy"] = {
+        "mode": "replicated-job",
+        "replicas": 1,
+        "restart_policy": {"condition": "none"},
+        **({"resources": resources} if resources else {}),
+        "labels": {REVISION_LABEL: revision},
+    }
+    notes.append(
+        f"{name}: a job, run to completion by `hotmode deploy --swarm` after the companions "
+        "and before the app's update; a failed job stops the deploy"
+    )
+    return out
+
+
 def stack_document(
     prod: ProdConfig,
     *,
@@ -299,6 +322,9 @@ def stack_document(
     notes: list[str] = []
     configs: list[tuple[str, Path, str]] = []
     services = {}
+    jobs = job_names(prod.services)
+    waiters = {job: name for name, service in prod.services.items()
+               for job in job_names({name: service})}  # fmt: skip
     for name, service in sorted(prod.services.items()):
         env_files = []
         for reference in prod.env_files.get(name, ()):
@@ -311,8 +337,12 @@ def stack_document(
                 notes.append(f"{name}: env_file {reference.path} is optional and absent: left out")
         services[name] = service_document(
             name, service, stack=stack, revision=revision, registry=registry, env_files=env_files,
-            host_network=host_network, notes=notes, configs=configs,
+            host_network=host_network, notes=notes, configs=configs, job=name in jobs,
         )  # fmt: skip
+        if name in jobs:
+            waiter = waiters[name]
+            image = _image(waiter, prod.services[waiter], revision, registry)
+            services[name] = job_document(name, services[name], image, revision, notes)
     document: dict[str, Any] = {"version": "3.9", "services": services}
     volumes = {
         # An external volume keeps the name it was given; the stack's own follow the stack.

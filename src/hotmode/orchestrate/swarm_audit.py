@@ -56,7 +56,10 @@ def _service_hits(name: str, service: Mapping[str, Any]) -> Iterator[tuple[str, 
             yield "HM-S03", f"{name}: {key}: is ignored by stack deploy"
     deploy = service.get("deploy") or {}
     update = deploy.get("update_config") or {}
-    if not service.get("healthcheck"):
+    if str(deploy.get("mode", "")).endswith("-job"):
+        # A job runs to completion before the update and is never updated in place.
+        pass
+    elif not service.get("healthcheck"):
         yield "HM-S04", f"{name}: no healthcheck, so an update cannot wait for health"
     elif update.get("failure_action") != "rollback":
         yield "HM-S04", f"{name}: a failed update is not rolled back (failure_action)"

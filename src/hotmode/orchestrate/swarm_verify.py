@@ -1,8 +1,10 @@
 """`verify --swarm`: what runs on the Swarm is what was rendered, committed and hardened.
 
 Every service of the rendered stack file is compared with its live spec (image, environment,
-mounts, secrets and configs, user, read-only root, capabilities): an out-of-band
-`docker service update --env-add` is drift. Inside every running task, `NoNewPrivs` is read from
+mounts, secrets and configs, user, read-only root, capabilities, and every field of
+`hotmode.orchestrate.swarm_spec`: command, health check, resources, restart, placement, mode
+and replicas, update and rollback configuration): an out-of-band `docker service update` is
+drift. Inside every running task, `NoNewPrivs` is read from
 the kernel; Swarm has no per-service no-new-privileges, so only the engine's setting gives it,
 and a task without it fails unless the service waives HM-S01. The app's tasks are also held to
 prod's promise: the image's revision and source digest are HEAD's, no reload, tmpfs at /tmp, no
@@ -21,7 +23,9 @@ from hotmode.compose import docker
 from hotmode.compose.docker import DIGEST_LABEL, REVISION_LABEL
 from hotmode.compose.render import APP_DIR
 from hotmode.compose.verify import _served_files, file_problems
+from hotmode.errors import UsageError
 from hotmode.orchestrate import stack
+from hotmode.orchestrate.swarm_spec import field_drift
 
 _RELOADERS = ("--reload", "watchfiles", "hupper", "watchgod")
 
@@ -159,11 +163,18 @@ def spec_drift(
     return problems
 
 
-def no_new_privs(container: str) -> str | None:
+def no_new_privs(container: str, host: str | None = None) -> str | None:
     """`NoNewPrivs` of a container's first process (`1`, `0`), or None if it cannot be read.
 
-    Read from this host's /proc when the engine is local, else with `docker exec`.
+    Read from this host's /proc when the engine is local, else with `docker exec`; `host` is
+    another node's engine (`docker -H`), read only with `docker exec`.
     """
+    if host is not None:
+        status = docker.docker(
+            "-H", host, "exec", container, "cat", "/proc/1/status", check=False
+        ).stdout
+        return next((line.split(":", 1)[1].strip() for line in status.splitlines()
+                     if line.startswith("NoNewPrivs:")), None)  # fmt: skip
     inspected = docker.docker("inspect", "--format", "{{.State.Pid}}", container, check=False)
     status = ""
     pid = inspected.stdout.strip()
@@ -180,9 +191,11 @@ def no_new_privs(container: str) -> str | None:
     return None
 
 
-def privilege_problem(container: str, waivers: Mapping[str, str]) -> tuple[str, bool] | None:
+def privilege_problem(
+    container: str, waivers: Mapping[str, str], host: str | None = None
+) -> tuple[str, bool] | None:
     """(problem, waived) when a task's process may gain privileges; None when it cannot."""
-    value = no_new_privs(container)
+    value = no_new_privs(container, host)
     if value == "1":
         return None
     what = (
@@ -198,11 +211,12 @@ def privilege_problem(container: str, waivers: Mapping[str, str]) -> tuple[str, 
 
 
 def live_spec(name: str) -> dict[str, Any] | None:
-    """The container spec a service's new tasks get, or None if there is no such service."""
+    """A service's spec (its task template, mode, update and rollback configuration), or None
+    if there is no such service."""
     result = docker.docker("service", "inspect", name, check=False)
     if result.returncode != 0:
         return None
-    spec: dict[str, Any] = json.loads(result.stdout)[0]["Spec"]["TaskTemplate"]["ContainerSpec"]
+    spec: dict[str, Any] = json.loads(result.stdout)[0]["Spec"]
     return spec
 
 
@@ -212,9 +226,30 @@ class Verified:
 
     problems: list[str] = field(default_factory=list)
     waived: list[str] = field(default_factory=list)
-    # Tasks read from inside (on this engine's node), and those elsewhere, checked by spec.
+    # Tasks read from inside (on this engine's node), through another node's engine, and
+    # those elsewhere, checked by spec.
     inside: int = 0
+    remote: int = 0
     elsewhere: list[str] = field(default_factory=list)
+    # What was not read in tasks read through another node's engine.
+    unread: list[str] = field(default_factory=list)
+
+
+def node_engines(given: Mapping[str, str]) -> dict[str, str]:
+    """Node ID -> engine, from `--node-engine NODE=HOST` where NODE is an ID (or its start) or
+    a host name; a NODE that names no node, or several, is refused."""
+    listed = docker.docker("node", "ls", "--format", "{{.ID}} {{.Hostname}}", check=False)
+    nodes = [line.split(" ", 1) for line in listed.stdout.splitlines() if " " in line]
+    found = {}
+    for node, host in given.items():
+        matches = [n for n, name in nodes if n.startswith(node) or name == node]
+        if len(matches) != 1:
+            raise UsageError(
+                f"--node-engine {node}: {'no node' if not matches else 'several nodes'} of this "
+                "swarm go by that ID or host name; see `docker node ls`"
+            )
+        found[matches[0]] = host
+    return found
 
 
 def _local_node() -> str:
@@ -228,6 +263,7 @@ def verify_stack(
     head: str | None,
     digest: str | None,
     committed: Mapping[str, str] | None,
+    engines: Mapping[str, str] | None = None,
 ) -> Verified:
     """Every service of the stack against its rendered form; every running task against prod.
 
@@ -238,11 +274,16 @@ def verify_stack(
     node = _local_node()
     for key, rendered in (document.get("services") or {}).items():
         service = f"{name}_{key}"
-        spec = live_spec(service)
-        if spec is None:
+        whole = live_spec(service)
+        if whole is None:
             result.problems.append(f"{service}: not deployed")
             continue
+        spec = whole["TaskTemplate"]["ContainerSpec"]
         result.problems += [f"{service}: {p}" for p in spec_drift(rendered, spec, document)]
+        result.problems += [f"{service}: {p}" for p in field_drift(rendered, whole)]
+        if stack.is_job(rendered):
+            # A job's tasks have run to completion; there is nothing running to look inside.
+            continue
         running = [t for t in stack.tasks(service) if t["Status"]["State"] == "running"]
         if not running:
             result.problems.append(f"{service}: no running task")
@@ -253,10 +294,24 @@ def verify_stack(
             if key == app:
                 labels = stack.image_labels(task)
                 found += task_problems(task["Spec"]["ContainerSpec"], labels, head, digest)
+            host = (engines or {}).get(str(task.get("NodeID")))
+            if task.get("NodeID") != node and host is not None:
+                # Another node's engine, given: its task's NoNewPrivs is read there.
+                result.remote += 1
+                container = (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
+                remote = privilege_problem(container, waivers, host) if container else None
+                if remote is not None:
+                    (result.waived if remote[1] else found).append(remote[0])
+                if key == app:
+                    result.unread.append(
+                        f"{where} on node {str(task.get('NodeID'))[:12]}: its served files"
+                    )
+                result.problems += [f"{where}: {p}" for p in found]
+                continue
             if task.get("NodeID") != node:
                 result.elsewhere.append(
                     f"{where} runs on node {str(task.get('NodeID'))[:12]}: its NoNewPrivs and "
-                    "served files were not read"
+                    "served files were not read (give its engine with --node-engine)"
                 )
                 result.problems += [f"{where}: {p}" for p in found]
                 continue
