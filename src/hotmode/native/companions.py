@@ -422,7 +422,9 @@ def start(
                 started.append(Entry(companion.name, "docker", "starting", "starting in Docker"))
                 companion_record.write(config.root, started)
                 port = _native_port(companion, selection, say, docker=True)
-                started[-1] = companion_docker.start(config, selection, companion, run_id, port)
+                started[-1] = companion_docker.start(
+                    config, selection, companion, run_id, port, say
+                )
             elif _has_command(companion):
                 try:
                     started.append(
@@ -455,7 +457,7 @@ def start(
             run = started[-1]
             companion_record.write(config.root, started)
             say(f"hotmode: {companion.name} {run.detail}")
-            env.update(_told(config, selection, companion, run.port, process=run.how == "process"))
+            env.update(_told(config, selection, companion, run.port))
     except BaseException:
         stop(config)
         raise
@@ -507,26 +509,17 @@ def stop_project(root: Path) -> companion_record.Stopped:
     return companion_record.stop(root, companion_docker.remove_containers)
 
 
-def _told(
-    config: Config, selection: Selection, companion: Companion, port: int, *, process: bool
-) -> dict[str, str]:
-    """What the native app is told about a companion on 127.0.0.1:`port`, secrets filled: a
-    local process's are the mode's generated ones (`secret_store`), a container's the files
-    its Compose file names."""
-    if process:
-        folder = str(secret_store.folder(config.root, selection.mode, selection.edition))
-        told = rendered.companion_environment(companion, selection.mode, "127.0.0.1", port, folder)
-        return rendered.fill_url_secrets(
-            told,
-            lambda n: secret_store.read(
-                config.root, selection.mode, selection.edition, n, create=False
-            ),
-        )
-    secrets = rendered.DEV_SECRETS if selection.dev else "secrets"
-    told = rendered.companion_environment(
-        companion, selection.mode, "127.0.0.1", port, str(config.deployment / secrets)
+def _told(config: Config, selection: Selection, companion: Companion, port: int) -> dict[str, str]:
+    """What the native app is told about a companion on 127.0.0.1:`port`, secrets filled with
+    the mode's generated ones (`secret_store`), whether it runs as a process or in Docker."""
+    folder = str(secret_store.folder(config.root, selection.mode, selection.edition))
+    told = rendered.companion_environment(companion, selection.mode, "127.0.0.1", port, folder)
+    return rendered.fill_url_secrets(
+        told,
+        lambda n: secret_store.read(
+            config.root, selection.mode, selection.edition, n, create=False
+        ),
     )
-    return rendered.fill_url_secrets(told, lambda n: _secret(config, selection, n))
 
 
 def running_environment(config: Config, selection: Selection) -> dict[str, str]:
@@ -538,22 +531,11 @@ def running_environment(config: Config, selection: Selection) -> dict[str, str]:
     for companion in config.services:
         if companion.name in running:
             run = running[companion.name]
-            env.update(_told(config, selection, companion, run.port, process=run.how == "process"))
+            env.update(_told(config, selection, companion, run.port))
         elif companion.embedded:
             folder = data_home.data_folder(config, selection, companion)
             env.update({k: v.replace("{data}", str(folder)) for k, v in companion.embedded.items()})
     return env
-
-
-def _secret(config: Config, selection: Selection, name: str) -> str:
-    path = rendered.secret_file(config, selection.mode, name)
-    try:
-        return path.read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError:
-        raise StateError(
-            f"{path} does not exist; write the secret {name} there, or run `hotmode render` "
-            "for a dev-only one"
-        ) from None
 
 
 def describe(config: Config) -> list[dict[str, Any]]:
