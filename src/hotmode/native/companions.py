@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import subprocess
 import time
 import uuid
@@ -33,7 +34,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from hotmode import procs, safefs
-from hotmode.atomic import write_atomic
 from hotmode.compose import companions as rendered
 from hotmode.config import Config
 from hotmode.errors import StateError
@@ -199,6 +199,7 @@ def _companion_env(
 
 def _prepare_folder(
     companion: Companion,
+    trusted_base: Path,
     folder: Path,
     values: Mapping[str, str],
     env: Mapping[str, str],
@@ -217,24 +218,26 @@ def _prepare_folder(
     native = companion.native
     assert native is not None  # noqa: S101 - the caller checked it
     marker = folder.with_name(f"{folder.name}.initialising")
-    half = marker.is_file() and folder.is_dir() and any(folder.iterdir())
+    # The folder `data_home.place` proved, walked again from its base at each step, never
+    # through a link: one put there since the proof is refused, not chowned or chmodded.
+    base = trusted_base
+    marked = safefs.entry(base, marker)
+    half = (
+        marked is not None and stat.S_ISREG(marked.st_mode) and safefs.holds_anything(base, folder)
+    )
     if half:
         aside = folder.with_name(f"{folder.name}.interrupted-{time.strftime('%Y%m%d-%H%M%S')}")
-        folder.rename(aside)
+        safefs.rename(base, folder, aside.name)
         say(
             f"hotmode: note: {companion.name}: {folder} was left half-initialised by an "
             f"interrupted start (or init scripts that failed), before the app ever ran on it; "
             f"moved it to {aside} (delete it when you like) "
             "and initialising it again"
         )
-    if folder.is_dir() and any(folder.iterdir()):
+    if safefs.holds_anything(base, folder):
         return None
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(marker, "init under way; removed once it is done\n")
-    folder.mkdir(exist_ok=True)
-    if user is not None:
-        os.chown(folder, user.pw_uid, user.pw_gid)
-    folder.chmod(0o700)
+    safefs.write_atomic(base, marker, "init under way; removed once it is done\n")
+    safefs.private_folder(base, folder, (user.pw_uid, user.pw_gid) if user else None)
     if native.init:
         _run(_fill(native.init, values), env, user, READY_TIMEOUT, log)
     return marker
@@ -314,7 +317,9 @@ def _start_process(
         uid=user.pw_uid if user else getattr(os, "geteuid", lambda: -1)(),
     )
     companion_record.write(config.root, [*recorded, entry])
-    first_start = _prepare_folder(companion, folder, values, env, user, log, say)
+    # The folder's base: the project, or its own folder in the data home `place` proved.
+    base = config.root if folder.is_relative_to(config.root) else folder.parents[1]
+    first_start = _prepare_folder(companion, base, folder, values, env, user, log, say)
     argv = _fill(native.command, values)
     with _open_log(log) as output:
         process = subprocess.Popen(  # noqa: S603 - the declared command
@@ -346,7 +351,7 @@ def _start_process(
             _run(_fill(command, values), env, user, READY_TIMEOUT, log)
         if first_start is not None:
             _run_init_scripts(companion, values, env, user, log, say)
-            first_start.unlink()
+            safefs.unlink(base, first_start)
     except BaseException:
         companion_record.stop_process(found, STOP_TIMEOUT)
         with contextlib.suppress(subprocess.TimeoutExpired):
