@@ -124,3 +124,13 @@ def corpus() -> Path:
         allow_module_level=True,
     )
     raise AssertionError("unreachable")
+
+
+def as_nobody(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`argv` run as the local user nobody (root and setpriv needed), with a plain environment."""
+    base = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "HOME": "/nonexistent"}
+    return subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *argv],
+        env={**base, **(env or {})}, cwd="/", capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip

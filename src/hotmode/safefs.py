@@ -32,7 +32,7 @@ _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 # Descriptor-relative calls, as Linux and macOS have them.
-_AT = {os.open, os.mkdir, os.unlink, os.rmdir, os.lstat, os.rename}
+_AT = {os.open, os.mkdir, os.unlink, os.rmdir, os.lstat, os.rename, os.symlink}
 AT_CALLS = bool(_NOFOLLOW and _DIRECTORY) and _AT.issubset(os.supports_dir_fd)
 
 
@@ -136,6 +136,71 @@ def open_file(root: Path, path: Path, flags: int, mode: int = 0o644) -> int:
         raise UsageError(f"{path} is not a regular file, where hotmode keeps one; move it away")
     os.set_blocking(fd, True)
     return fd
+
+
+def entry(root: Path, path: Path) -> os.stat_result | None:
+    """`path` under `root` as `lstat` sees it (a link is a link), walked without following one on
+    the way; None if it is missing."""
+    try:
+        with folder(root, path.parent) as parent:
+            at = parent if AT_CALLS else None
+            return os.lstat(path.name if AT_CALLS else path, dir_fd=at)
+    except FileNotFoundError:
+        return None
+
+
+def holds_anything(root: Path, path: Path) -> bool:
+    """Whether the folder `path` under `root` has anything in it (False if missing); a link at
+    `path` or on the way is refused, never listed through."""
+    try:
+        with folder(root, path) as fd:
+            return bool(os.listdir(fd if AT_CALLS else path))
+    except FileNotFoundError:
+        return False
+
+
+def rename(root: Path, path: Path, new_name: str) -> None:
+    """Rename `path` under `root` to `new_name` in the same folder (a link is renamed as one)."""
+    with folder(root, path.parent) as parent:
+        at = parent if AT_CALLS else None
+        old, new = (path.name, new_name) if AT_CALLS else (path, path.with_name(new_name))
+        os.rename(old, new, src_dir_fd=at, dst_dir_fd=at)
+
+
+def private_folder(root: Path, path: Path, owner: tuple[int, int] | None = None) -> None:
+    """Make the folder `path` under `root` (its parents with the usual mode), then give it to
+    `owner` (uid, gid) and mode 700 through its own descriptor: a link put in its place
+    meanwhile is refused, never chowned or chmodded through."""
+    with folder(root, path.parent, create=True) as parent:
+        at = parent if AT_CALLS else None
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path.name if AT_CALLS else path, 0o700, dir_fd=at)
+    with folder(root, path) as fd:
+        if not AT_CALLS:
+            if owner is not None:
+                os.chown(path, *owner)
+            path.chmod(0o700)
+            return
+        if owner is not None:
+            os.fchown(fd, *owner)
+        os.fchmod(fd, 0o700)
+
+
+def symlink(root: Path, path: Path, target: Path) -> None:
+    """Make `path` under `root` a link to `target` in one step (a temporary link renamed over
+    it); an empty folder there goes first. The folder it is made in is held throughout."""
+    with folder(root, path.parent, create=True) as parent:
+        at = parent if AT_CALLS else None
+        name = path.name if AT_CALLS else str(path)
+        pending = f".{path.name}.link" if AT_CALLS else str(path.with_name(f".{path.name}.link"))
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            info = os.lstat(name, dir_fd=at)
+            if stat.S_ISDIR(info.st_mode):
+                os.rmdir(name, dir_fd=at)  # empty, or refused: nothing is lost
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pending, dir_fd=at)
+        os.symlink(target, pending, target_is_directory=True, dir_fd=at)
+        os.replace(pending, name, src_dir_fd=at, dst_dir_fd=at)
 
 
 def open_append(root: Path, path: Path) -> BinaryIO:

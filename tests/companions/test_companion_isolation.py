@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from companion_support import NATIVE, Project, needs_postgres, postgres_pids
-from helpers import commit, get_json
+from helpers import as_nobody, commit, get_json
 from namespace import in_namespace
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -41,16 +41,6 @@ def environ(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes()
     pairs = (item.decode().partition("=") for item in raw.split(b"\0") if item)
     return {name: value for name, _, value in pairs}
-
-
-def as_nobody(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`argv` run as the local user nobody, with a plain environment of its own."""
-    base = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "HOME": "/nonexistent"}
-    return subprocess.run(
-        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *argv],
-        env={**base, **(env or {})}, cwd="/", capture_output=True, text=True, timeout=60,
-        check=False,
-    )  # fmt: skip
 
 
 @needs_postgres

@@ -169,12 +169,19 @@ def _spec(
         spec["cap_add"] = list(known.cap_add)
     if known.why:
         spec["waivers"] = dict(known.why)
-    if known.native is not None:
-        spec["native"] = known.native(env)
+    native = known.native(env) if known.native is not None else None
+    if native is not None:
+        spec["native"] = native
     found.changed.append(
         f"{name}: hardened as {known.family} starts: user {user or 'the image default'}, tmpfs "
         f"{', '.join(spec['tmpfs'])}"
-        + (", a native command from Debian's packages" if known.native else "")
+        + (", a native command from Debian's packages" if native else "")
+        + (
+            " (no native command: it declares no password secret, and natively any local "
+            "user would get in)"
+            if known.native is not None and native is None
+            else ""
+        )
     )
     return spec, secrets, dev_env
 

@@ -33,7 +33,7 @@ class Known:
     user: str | None = None
     tmpfs: tuple[str, ...] = (TMP,)
     healthcheck: Callable[[Env], list[str]] | None = None
-    native: Callable[[Env], dict[str, Any]] | None = None
+    native: Callable[[Env], dict[str, Any] | None] | None = None
     # The image reads NAME_FILE for a secret NAME (the official images' `file_env` convention).
     secret_files: bool = False
     read_only: bool = True
@@ -93,21 +93,62 @@ def _postgres_native(env: Env) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _mariadb_native(env: Env) -> dict[str, Any]:
+def _secret_of(env: Env, *names: str) -> str:
+    """The secret a `NAME_FILE = "{secrets}/SECRET"` of the first of `names` declared reads."""
+    for name in names:
+        head, found, secret = (env.get(f"{name}_FILE") or "").rpartition("{secrets}/")
+        if found and not head and secret and "/" not in secret:
+            return secret
+    return ""
+
+
+def _sql_quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "''")
+
+
+def _mariadb_native(env: Env) -> dict[str, Any] | None:
+    """The image's contract natively, with grant tables: root has the mode's generated password
+    (the declared root secret, else the app user's), set offline before the server ever
+    listens; the app's user, when declared, its own. No other local user gets in. Without a
+    password secret there is no native command: any local user would get in (None)."""
     database = env.get("MARIADB_DATABASE") or env.get("MYSQL_DATABASE")
+    user = env.get("MARIADB_USER") or env.get("MYSQL_USER")
+    password = _secret_of(env, "MARIADB_PASSWORD", "MYSQL_PASSWORD")
+    root = _secret_of(env, "MARIADB_ROOT_PASSWORD", "MYSQL_ROOT_PASSWORD") or password
+    if not root:
+        return None
     socket = "--socket={data}/mysqld.sock"
-    first = [
-        ["mariadb", socket, "--user=root", "-e", f"CREATE DATABASE IF NOT EXISTS `{database}`"]
-    ]
+    # The clients read MYSQL_PWD: the password is in no command line, only in the environment.
+    secrets = {"MYSQL_PWD": f"{{secret:{root}}}"}
+    init = (
+        'mariadb-install-db --datadir="$1" --skip-test-db --auth-root-authentication-method=normal '
+        ">/dev/null && printf \"FLUSH PRIVILEGES;\\nALTER USER 'root'@'localhost' IDENTIFIED BY "
+        '\'%s\';\\n" "$MYSQL_PWD" | mariadbd --bootstrap --datadir="$1" --skip-networking '
+        '--log-error="$1/bootstrap.err"'
+    )
+    setup: list[list[str]] = []
+    if database:
+        setup.append(["mariadb", socket, "--user=root", "-e",
+                      f"CREATE DATABASE IF NOT EXISTS `{database}`"])  # fmt: skip
+    if user and password:
+        secrets["MARIADB_PASSWORD"] = f"{{secret:{password}}}"
+        name = _sql_quote(user)
+        grant = f"GRANT ALL ON `{database}`.* TO '{name}'@'%';" if database else ""
+        sql = (
+            f"CREATE USER IF NOT EXISTS '{name}'@'%' IDENTIFIED BY '%s'; "
+            f"ALTER USER '{name}'@'%' IDENTIFIED BY '%s'; {grant}\\n"
+        ).replace("'%'", "'%%'")
+        # The statements as an argument (no secret in them), the password from the environment.
+        pipe = 'printf "$2" "$MARIADB_PASSWORD" "$MARIADB_PASSWORD" | mariadb --socket="$1" -uroot'
+        setup.append(["sh", "-c", pipe, "sh", "{data}/mysqld.sock", sql])
     return {
         "path": ["/usr/sbin", "/usr/bin"],
-        "init": ["mariadb-install-db", "--datadir={data}", "--skip-test-db",
-                 "--auth-root-authentication-method=normal"],
-        # No grant tables: any user and password of the app's URL is let in, on 127.0.0.1 only.
+        "env": secrets,
+        "init": ["sh", "-c", init, "sh", "{data}"],
         "command": ["mariadbd", "--datadir={data}", "--port={port}", "--bind-address=127.0.0.1",
-                    socket, "--skip-grant-tables", "--pid-file={data}/mysqld.pid"],
+                    socket, "--pid-file={data}/mysqld.pid"],
         "ready": ["mariadb-admin", socket, "--user=root", "ping"],
-        "setup": first if database else [],
+        "setup": setup,
         "init_scripts": ["mariadb", socket, "--user=root", *([database] if database else [])],
         "user": "mysql",
     }  # fmt: skip

@@ -1,12 +1,17 @@
 """A native app's companion in Docker: its mode's own container, published on 127.0.0.1.
 
 The container carries this project's folder, the run and the companion as labels; `down` acts on
-those labels, never on a record. Its data volume is the mode's own and outlives it.
+those labels, never on a record. Its data volume is the mode's own and outlives it. Its secrets
+are the mode's generated ones (`secret_store`), as a local process's are, never the published
+dev-only values: it listens on 127.0.0.1, where every local user can reach it. The engine mounts
+them from a folder no other local user can enter. A data volume found already made that hotmode
+has not seen natively was initialised with another password: said once, in one line.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from hotmode.atomic import write_atomic
@@ -14,7 +19,7 @@ from hotmode.compose import companions as rendered
 from hotmode.config import Config
 from hotmode.errors import ComposeError, StateError
 from hotmode.modes import Selection
-from hotmode.native import companion_record
+from hotmode.native import companion_record, secret_store
 from hotmode.native.companion_record import Entry
 from hotmode.services import Companion
 
@@ -23,7 +28,12 @@ STOP_TIMEOUT = 10.0
 
 
 def start(
-    config: Config, selection: Selection, companion: Companion, run_id: str, port: int
+    config: Config,
+    selection: Selection,
+    companion: Companion,
+    run_id: str,
+    port: int,
+    say: Callable[[str], None],
 ) -> Entry:
     """Start one companion in Docker, published on 127.0.0.1:`port` for the native app."""
     from hotmode.compose import docker, layout
@@ -39,16 +49,26 @@ def start(
         companion_record.RUN_LABEL: run_id,
         companion_record.COMPANION_LABEL: companion.name,
     }
+    mounted = {
+        name: secret_store.container_copy(config.root, selection.mode, selection.edition, name)
+        for name in spec.secrets
+    }
     write_atomic(
         overlay,
         f"services:\n  {companion.name}:\n    ports: !override\n      - {published}\n"
         "    labels:\n"
-        + "".join(f"      {json.dumps(k)}: {json.dumps(v)}\n" for k, v in labels.items()),
+        + "".join(f"      {json.dumps(k)}: {json.dumps(v)}\n" for k, v in labels.items())
+        + ("secrets:\n" if mounted else "")
+        + "".join(
+            f"  {json.dumps(n)}:\n    file: {json.dumps(str(p))}\n" for n, p in mounted.items()
+        ),
         within=config.root,
     )
     files = [*layout.compose_files(config, selection), overlay]
     project = layout.project_name(config, selection)
     docker.companion_secrets(config, selection)
+    names = [volume.real_name(project, selection.edition) for volume in spec.volumes]
+    before = _existing(names)
     compose = find_compose()
     try:
         compose.run(
@@ -65,6 +85,7 @@ def start(
     except ComposeError as exc:
         remove_containers(config.root)
         raise StateError(f"{companion.name} did not start in Docker: {exc}") from exc
+    _check_volumes(config, selection, companion, names, before, say)
     volumes = ", ".join(
         e["name"]
         for e in rendered.volume_names(config, project, selection.mode, selection.edition).values()
@@ -72,6 +93,46 @@ def start(
     return Entry(
         companion.name, "docker", "running", f"in Docker on {published}, data {volumes}", port
     )
+
+
+def _existing(volumes: list[str]) -> set[str]:
+    """Those of these volumes that the engine has."""
+    from hotmode.compose import docker
+
+    listing = docker.docker("volume", "ls", "--format", "{{.Name}}", check=False).stdout.split()
+    return set(volumes) & set(listing)
+
+
+def _check_volumes(
+    config: Config,
+    selection: Selection,
+    companion: Companion,
+    volumes: list[str],
+    before: set[str],
+    say: Callable[[str], None],
+) -> None:
+    """Say, once, which data volume was made before with another password than the mode's
+    generated one (by `hotmode up` in Docker, or an earlier hotmode); remember the others.
+
+    A volume this start found missing was made now, with the mode's secret: hotmode keeps its
+    name (the engine's creation time is the folder's and moves, so it proves nothing). The
+    database in an older one keeps the password it was initialised with, and the app, given the
+    new one, is refused. Nothing is deleted or changed here: the data is the user's."""
+    mode, edition = selection.mode, selection.edition
+    names = list(companion.spec(mode).secrets)
+    if not names:
+        return
+    secrets = ", ".join(str(secret_store.folder(config.root, mode, edition) / n) for n in names)
+    for name in volumes:
+        key = f"volume-{name}"
+        if name in before and secret_store.recall(config.root, mode, edition, key) is None:
+            say(
+                f"hotmode: note: {companion.name}: its data volume {name} was made before with "
+                f"another password, and keeps it; the app is given {secrets}: set that "
+                f"password inside the database to keep its data, or, if the data can go, "
+                f"`docker volume rm {name}` and start again"
+            )
+        secret_store.remember(config.root, mode, edition, key, "made or seen by hotmode")
 
 
 def remove_containers(root: Path) -> list[str]:

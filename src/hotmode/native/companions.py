@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -34,7 +35,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from hotmode import procs, safefs
-from hotmode.atomic import write_atomic
 from hotmode.compose import companions as rendered
 from hotmode.config import Config
 from hotmode.errors import StateError
@@ -200,6 +200,7 @@ def _companion_env(
 
 def _prepare_folder(
     companion: Companion,
+    trusted_base: Path,
     folder: Path,
     values: Mapping[str, str],
     env: Mapping[str, str],
@@ -218,24 +219,26 @@ def _prepare_folder(
     native = companion.native
     assert native is not None  # noqa: S101 - the caller checked it
     marker = folder.with_name(f"{folder.name}.initialising")
-    half = marker.is_file() and folder.is_dir() and any(folder.iterdir())
+    # The folder `data_home.place` proved, walked again from its base at each step, never
+    # through a link: one put there since the proof is refused, not chowned or chmodded.
+    base = trusted_base
+    marked = safefs.entry(base, marker)
+    half = (
+        marked is not None and stat.S_ISREG(marked.st_mode) and safefs.holds_anything(base, folder)
+    )
     if half:
         aside = folder.with_name(f"{folder.name}.interrupted-{time.strftime('%Y%m%d-%H%M%S')}")
-        folder.rename(aside)
+        safefs.rename(base, folder, aside.name)
         say(
             f"hotmode: note: {companion.name}: {folder} was left half-initialised by an "
             f"interrupted start (or init scripts that failed), before the app ever ran on it; "
             f"moved it to {aside} (delete it when you like) "
             "and initialising it again"
         )
-    if folder.is_dir() and any(folder.iterdir()):
+    if safefs.holds_anything(base, folder):
         return None
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(marker, "init under way; removed once it is done\n")
-    folder.mkdir(exist_ok=True)
-    if user is not None:
-        os.chown(folder, user.pw_uid, user.pw_gid)
-    folder.chmod(0o700)
+    safefs.write_atomic(base, marker, "init under way; removed once it is done\n")
+    safefs.private_folder(base, folder, (user.pw_uid, user.pw_gid) if user else None)
     if native.init:
         _run(_fill(native.init, values), env, user, READY_TIMEOUT, log)
     return marker
@@ -315,7 +318,9 @@ def _start_process(
         uid=user.pw_uid if user else getattr(os, "geteuid", lambda: -1)(),
     )
     companion_record.write(config.root, [*recorded, entry])
-    first_start = _prepare_folder(companion, folder, values, env, user, log, say)
+    # The folder's base: the project, or its own folder in the data home `place` proved.
+    base = config.root if folder.is_relative_to(config.root) else folder.parents[1]
+    first_start = _prepare_folder(companion, base, folder, values, env, user, log, say)
     argv = _fill(native.command, values)
     if native.retitles:
         # The keeper (hotmode's user) holds the proof; it runs the server as `user`.
@@ -352,7 +357,7 @@ def _start_process(
             _run(_fill(command, values), env, user, READY_TIMEOUT, log)
         if first_start is not None:
             _run_init_scripts(companion, values, env, user, log, say)
-            first_start.unlink()
+            safefs.unlink(base, first_start)
     except BaseException:
         companion_record.stop_process(found, STOP_TIMEOUT)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -428,7 +433,9 @@ def start(
                 started.append(Entry(companion.name, "docker", "starting", "starting in Docker"))
                 companion_record.write(config.root, started)
                 port = _native_port(companion, selection, say, docker=True)
-                started[-1] = companion_docker.start(config, selection, companion, run_id, port)
+                started[-1] = companion_docker.start(
+                    config, selection, companion, run_id, port, say
+                )
             elif _has_command(companion):
                 try:
                     started.append(
@@ -469,7 +476,7 @@ def start(
             run = started[-1]
             companion_record.write(config.root, started)
             say(f"hotmode: {companion.name} {run.detail}")
-            env.update(_told(config, selection, companion, run.port, process=run.how == "process"))
+            env.update(_told(config, selection, companion, run.port))
     except BaseException:
         stop(config)
         raise
@@ -521,26 +528,17 @@ def stop_project(root: Path) -> companion_record.Stopped:
     return companion_record.stop(root, companion_docker.remove_containers)
 
 
-def _told(
-    config: Config, selection: Selection, companion: Companion, port: int, *, process: bool
-) -> dict[str, str]:
-    """What the native app is told about a companion on 127.0.0.1:`port`, secrets filled: a
-    local process's are the mode's generated ones (`secret_store`), a container's the files
-    its Compose file names."""
-    if process:
-        folder = str(secret_store.folder(config.root, selection.mode, selection.edition))
-        told = rendered.companion_environment(companion, selection.mode, "127.0.0.1", port, folder)
-        return rendered.fill_url_secrets(
-            told,
-            lambda n: secret_store.read(
-                config.root, selection.mode, selection.edition, n, create=False
-            ),
-        )
-    secrets = rendered.DEV_SECRETS if selection.dev else "secrets"
-    told = rendered.companion_environment(
-        companion, selection.mode, "127.0.0.1", port, str(config.deployment / secrets)
+def _told(config: Config, selection: Selection, companion: Companion, port: int) -> dict[str, str]:
+    """What the native app is told about a companion on 127.0.0.1:`port`, secrets filled with
+    the mode's generated ones (`secret_store`), whether it runs as a process or in Docker."""
+    folder = str(secret_store.folder(config.root, selection.mode, selection.edition))
+    told = rendered.companion_environment(companion, selection.mode, "127.0.0.1", port, folder)
+    return rendered.fill_url_secrets(
+        told,
+        lambda n: secret_store.read(
+            config.root, selection.mode, selection.edition, n, create=False
+        ),
     )
-    return rendered.fill_url_secrets(told, lambda n: _secret(config, selection, n))
 
 
 def running_environment(config: Config, selection: Selection) -> dict[str, str]:
@@ -552,22 +550,11 @@ def running_environment(config: Config, selection: Selection) -> dict[str, str]:
     for companion in config.services:
         if companion.name in running:
             run = running[companion.name]
-            env.update(_told(config, selection, companion, run.port, process=run.how == "process"))
+            env.update(_told(config, selection, companion, run.port))
         elif companion.embedded:
             folder = data_home.data_folder(config, selection, companion)
             env.update({k: v.replace("{data}", str(folder)) for k, v in companion.embedded.items()})
     return env
-
-
-def _secret(config: Config, selection: Selection, name: str) -> str:
-    path = rendered.secret_file(config, selection.mode, name)
-    try:
-        return path.read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError:
-        raise StateError(
-            f"{path} does not exist; write the secret {name} there, or run `hotmode render` "
-            "for a dev-only one"
-        ) from None
 
 
 def describe(config: Config) -> list[dict[str, Any]]:

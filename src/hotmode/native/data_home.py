@@ -126,13 +126,20 @@ def delete(config: Config, folder: Path) -> None:
 
 def _tidy(mode_folder: Path) -> None:
     """Remove a shared mode folder left empty, and its project's folder once it holds only the
-    file naming the project: nothing of a project outlives its data there."""
+    file naming the project: nothing of a project outlives its data there. Each step is taken
+    in the project's folder held open from the data home, never through a link."""
     project = mode_folder.parent
-    with contextlib.suppress(OSError):
-        mode_folder.rmdir()
-        if [p.name for p in project.iterdir()] == [OWNER_FILE]:
-            (project / OWNER_FILE).unlink()
-            project.rmdir()
+    # Tidying is for looks: a link found there now is left alone (the data is deleted already).
+    with contextlib.suppress(OSError, LinkError):
+        with safefs.folder(project.parent, project) as fd:
+            at = fd if safefs.AT_CALLS else None
+            os.rmdir(mode_folder.name if at is not None else mode_folder, dir_fd=at)
+            if os.listdir(fd if at is not None else project) != [OWNER_FILE]:
+                return
+            os.unlink(OWNER_FILE if at is not None else project / OWNER_FILE, dir_fd=at)
+        with safefs.folder(project.parent, project.parent) as home:
+            at = home if safefs.AT_CALLS else None
+            os.rmdir(project.name if at is not None else project, dir_fd=at)
 
 
 def private_parent(folder: Path, user: pwd.struct_passwd) -> Path | None:
@@ -206,13 +213,9 @@ def place(
     still = private_parent(target, user)
     if still is not None:
         raise _unreachable(companion, user, target, still)
-    if link.is_dir():
-        link.rmdir()  # empty: nothing is lost
-    safefs.make_folders(config.root, link.parent)
-    pending = link.with_name(f".{link.name}.link")
-    pending.unlink(missing_ok=True)
-    pending.symlink_to(target, target_is_directory=True)
-    pending.replace(link)
+    # Made in the mode's folder held open from the project's, never through a link put on
+    # the way since the checks above (an empty folder in its place goes: nothing is lost).
+    safefs.symlink(config.root, link, target)
     return target, (
         f"hotmode: {companion.name} runs as user {user.pw_name}, who cannot pass through "
         f"{blocked}; its data is in {target} (linked from {link})"

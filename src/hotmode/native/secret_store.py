@@ -23,6 +23,12 @@ from pathlib import Path
 from hotmode.errors import UsageError
 
 FOLDER = "secrets"
+# The copies a container's own user reads (mode 644), in a folder of mode 700: no other local user
+# can enter it, and the engine mounts each file at /run/secrets/NAME, where an image reads it
+# after it dropped root (so a 600 file of the developer's would be refused to it).
+CONTAINERS = "containers"
+# What hotmode knows of the data volumes it made natively (their creation time), in one of 700.
+VOLUMES = "volumes"
 # Windows has none of these flags (nor native companions yet): there they are 0.
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW
@@ -51,6 +57,48 @@ def read(root: Path, mode: str, edition: str, name: str, *, create: bool) -> str
                 ) from None
         _create_file(fd, name, secrets.token_urlsafe(24))
         return _read_file(fd, name, where / name)
+    finally:
+        os.close(fd)
+
+
+def container_copy(root: Path, mode: str, edition: str, name: str) -> Path:
+    """The secret `name` of a mode x edition (generated if new) as a file a container can read:
+    mode 644 in the private folder `containers/` of the mode's secrets, replaced at each call."""
+    value = read(root, mode, edition, name, create=True)
+    where = folder(root, mode, edition) / CONTAINERS
+    fd = _open_private_folder(
+        root, (".hotmode", FOLDER, where.parent.name, CONTAINERS), create=True
+    )
+    try:
+        _replace_file(fd, name, value, 0o644)
+    finally:
+        os.close(fd)
+    return where / name
+
+
+def recall(root: Path, mode: str, edition: str, key: str) -> str | None:
+    """What `remember` kept under `key` for a mode x edition, if anything."""
+    where = folder(root, mode, edition) / VOLUMES
+    try:
+        fd = _open_private_folder(
+            root, (".hotmode", FOLDER, where.parent.name, VOLUMES), create=False
+        )
+    except UsageError:
+        return None
+    try:
+        return _read_file(fd, key, where / key)
+    except FileNotFoundError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def remember(root: Path, mode: str, edition: str, key: str, value: str) -> None:
+    """Keep `value` under `key` for a mode x edition, private to the user."""
+    where = folder(root, mode, edition) / VOLUMES
+    fd = _open_private_folder(root, (".hotmode", FOLDER, where.parent.name, VOLUMES), create=True)
+    try:
+        _replace_file(fd, key, value, 0o600)
     finally:
         os.close(fd)
 
@@ -114,6 +162,25 @@ def _create_file(folder_fd: int, name: str, value: str) -> None:
             os.link(temp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
     finally:
         os.unlink(temp, dir_fd=folder_fd)
+
+
+def _replace_file(folder_fd: int, name: str, value: str, mode: int) -> None:
+    """Write `value` under a temporary name (never through a link, `mode` whatever the umask),
+    then rename it over `name`: a link there is replaced, never written through."""
+    temp = f".{name}.{secrets.token_hex(6)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+    fd = os.open(temp, flags, mode, dir_fd=folder_fd)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(value + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp, dir_fd=folder_fd)
+        raise
 
 
 def _check_private(info: os.stat_result, path: Path) -> None:
