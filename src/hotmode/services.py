@@ -54,8 +54,8 @@ _SPEC_KEYS = {
     "healthcheck": "a command (list), or a table: test, interval, timeout, retries, start_period",
     "user": "the user the service runs as, e.g. 'postgres'",
     "app_env": "a table of the app's environment; {host}, {port} and {secrets} (the folder of "
-    "the secret files) name this service, and user:{secret:NAME}@ in a URL puts the secret "
-    "NAME in as its password",
+    "the secret files) name this service, user:{secret:NAME}@ in a URL puts the secret "
+    "NAME in as its password, and a value {secret:NAME} alone is the secret",
     "secrets": "a list of secret names: files in deployment/secrets/, at /run/secrets/NAME",
     "memory": "the memory limit in prod, e.g. '512M'",
     "cpus": "the CPU limit in prod, e.g. '1.0'",
