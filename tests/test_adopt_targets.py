@@ -219,6 +219,35 @@ def test_uwsgi_ini_and_module(tmp_path: Path) -> None:
     )
 
 
+def test_a_server_started_in_the_code_a_python_command_runs(tmp_path: Path) -> None:
+    # `python -m app` whose __main__.py starts Granian (a FastAPI template), `python serve.py`
+    # calling uvicorn.run: the string the server is given names the app, not the app object's
+    # factory in another module.
+    root = _write(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/__main__.py": (
+                "import granian\n\nif __name__ == '__main__':\n    granian.Granian(\n"
+                '        target="app.application:application",\n        port=8000,\n'
+                "    ).serve()\n"
+            ),
+            "app/application.py": (
+                "from fastapi import FastAPI\n\ndef get_app():\n    return FastAPI()\n\n"
+                "application = get_app()\n"
+            ),
+            "serve.py": "import uvicorn\nuvicorn.run('app.other:api', port=8000)\n",
+        },
+    )
+    found = find_target(root, ["python -m app"])
+    assert found is not None and found.target == "app.application:application"
+    assert "app/__main__.py" in found.said(root)
+    assert find_target(root, ["python serve.py"]).target == "app.other:api"  # type: ignore[union-attr]
+    # A command running code that starts no server names nothing.
+    _write(root, {"app/__main__.py": "print('hello')\n"})
+    assert find_target(root, ["python -m app"]) is None
+
+
 def test_a_module_that_merely_assigns_app_is_not_evidence(tmp_path: Path) -> None:
     root = _write(tmp_path, {"tools/export.py": "from lib import create_app\napp = create_app()\n"})
     assert find_target(root) is None

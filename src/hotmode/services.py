@@ -29,8 +29,16 @@ VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 # Environment names that hold a secret: a literal value for one in prod is refused.
 _SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|PASSPHRASE|PRIVATE_KEY", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"://[^/@:\s]+:[^/@\s]+@")
-# A URL's password named, not written: `user:{secret:NAME}@`, filled from the secret file.
-URL_SECRET = re.compile(r":\{secret:(?P<name>[a-z0-9][a-z0-9_-]*)\}@")
+# A URL's password named, not written: `user:{secret:NAME}@`, filled from the secret file; or
+# the whole value a secret (`DB_PASSWORD = "{secret:NAME}"`, an app that reads its password alone).
+URL_SECRET = re.compile(r"(?:(?P<url>:)|^)\{secret:(?P<name>[a-z0-9][a-z0-9_-]*)\}(?(url)@|$)")
+
+
+def without_secrets(value: str) -> str:
+    """`value` with each secret it names taken out: a URL keeps its `@`, a whole value is empty."""
+    return URL_SECRET.sub(lambda m: "@" if m.group("url") else "", value)
+
+
 MODES = ("dev", "prod")
 
 _SPEC_KEYS = {
@@ -46,8 +54,8 @@ _SPEC_KEYS = {
     "healthcheck": "a command (list), or a table: test, interval, timeout, retries, start_period",
     "user": "the user the service runs as, e.g. 'postgres'",
     "app_env": "a table of the app's environment; {host}, {port} and {secrets} (the folder of "
-    "the secret files) name this service, and user:{secret:NAME}@ in a URL puts the secret "
-    "NAME in as its password",
+    "the secret files) name this service, user:{secret:NAME}@ in a URL puts the secret "
+    "NAME in as its password, and a value {secret:NAME} alone is the secret",
     "secrets": "a list of secret names: files in deployment/secrets/, at /run/secrets/NAME",
     "memory": "the memory limit in prod, e.g. '512M'",
     "cpus": "the CPU limit in prod, e.g. '1.0'",
@@ -477,14 +485,17 @@ def _check_secrets(reader: _Reader, spec: ServiceSpec, at: str) -> None:
     """Prod: no secret in the environment, literal or defaulted; secrets are files."""
     for key in ("environment", "app_env"):
         for name, value in getattr(spec, key).items():
-            for secret in URL_SECRET.findall(value) if key == "app_env" else ():
+            named = list(URL_SECRET.finditer(value)) if key == "app_env" else []
+            for secret in (m.group("name") for m in named):
                 if secret not in spec.secrets:
                     raise reader.fail(
                         f"{at}.{key}.{name}",
                         f"{{secret:{secret}}} names no secret of the service; "
                         f"add {secret!r} to its `secrets`",
                     )
-            value = URL_SECRET.sub("@", value) if key == "app_env" else value
+            if named and not named[0].group("url"):
+                continue  # the whole value is the secret, passed from its file
+            value = without_secrets(value) if key == "app_env" else value
             if _URL_PASSWORD.search(value):
                 raise reader.fail(
                     f"{at}.{key}.{name}",

@@ -390,6 +390,16 @@ def infer(
         from_source = {k: v for k, v in named.variables.items() if k not in app_env}
         carried = _app_env(name, spec, secrets, {**from_source, **app_env}, found)
         carried.update({v: "{port}" for v in named.ports if v not in app_env and carried})
+        for variable, default in sorted(named.passwords.items()):
+            # The app's password setting, defaulted to the companion's: natively the companion
+            # has a generated one, so the app is told it, as it is told the host.
+            secret = next((k for k, v in sorted(secrets.items()) if v == default), None)
+            if secret and carried and variable not in app_env:
+                carried[variable] = f"{{secret:{secret}}}"
+                found.changed.append(
+                    f"app: {variable} (its settings default it to {name}'s password) is the "
+                    f"secret file deployment/secrets/{secret}, in every mode"
+                )
         for variable in sorted(set(from_source) & set(carried)):
             found.changed.append(
                 f"app: {variable} (its settings default it to {name}'s Compose host) is set to "

@@ -23,6 +23,9 @@ _LARGEST = 200_000
 _GETTERS = {"getenv", "get", "config", "env", "str"}
 
 
+_PASSWORD = re.compile(r"PASSWORD|PASSWD|PASS$|PWD$", re.IGNORECASE)
+
+
 @dataclass
 class Named:
     """What the app's source says about one companion's host: the variables that override it
@@ -31,6 +34,8 @@ class Named:
     variables: dict[str, str] = field(default_factory=dict)
     ports: list[str] = field(default_factory=list)
     places: list[str] = field(default_factory=list)
+    # A password field beside the host's (`DB_PASSWORD`), with the value the source defaults it to.
+    passwords: dict[str, str] = field(default_factory=dict)
 
 
 def names_host(text: str, host: str) -> bool:
@@ -149,6 +154,11 @@ def named_in_source(source: Path, host: str, port: object) -> Named:
             for name, default, line in hosts:
                 found.variables.setdefault(name, str(default))
                 overridden.add(line)
+            if hosts:
+                found.passwords.update(
+                    (n, d) for n, d, _ in group
+                    if isinstance(d, str) and d and _PASSWORD.search(n)
+                )  # fmt: skip
             if hosts and port:
                 found.ports += [
                     n for n, d, _ in group

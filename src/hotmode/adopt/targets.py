@@ -5,6 +5,8 @@ Evidence, strongest first:
   they run, the Dockerfile's CMD, a Procfile's `web:`): `gunicorn config.wsgi`,
   `gunicorn 'hello.app:create_app()'`, `uvicorn main:app`, `uwsgi --module x.wsgi` or its ini
   file, `manage.py runserver` (Django), `flask run` (Flask, with FLASK_APP);
+- a server started in the code such a command runs (`python -m app`, `python serve.py`), the
+  app named as a string: `granian.Granian(target="app.main:app")`, `uvicorn.run("main:app")`;
 - Django's own: `manage.py` and the settings module it (or DJANGO_SETTINGS_MODULE) names, whose
   WSGI_APPLICATION names the app (`config.wsgi.application`);
 - Flask's own: FLASK_APP (the service's environment, the Dockerfile's ENV, `.flaskenv`), else
@@ -121,6 +123,12 @@ _FACTORY_CALLED = re.compile(
 )
 _FACTORY_DEFINED = re.compile(
     r"^(?:async\s+)?def\s+(?P<name>create_app|make_app)\s*\(\s*(?:\)|[^)]*=)", re.M
+)
+# A server started from the app's own code names its app as a string, first or as `target=`/`app=`:
+# `uvicorn.run("main:app", ...)`, `granian.Granian(target="app.application:application", ...)`.
+_SERVED_IN_CODE = re.compile(
+    r"\b(?:uvicorn\.run|uvicorn\.Config|Granian|hypercorn\.run)\s*\(\s*"
+    r"(?:(?:target|app)\s*=\s*)?[\"'](?P<target>[\w.]+:[\w.]+(?:\(\))?)[\"']"
 )
 _ENTRY_FILES = ("wsgi.py", "app.py", "main.py", "asgi.py", "server.py", "manage.py")
 
@@ -276,6 +284,10 @@ def from_command(text: str, source: Path, env: Mapping[str, str]) -> Found | Non
             found = flask_target(source, given or env.get("FLASK_APP"))
             if found:
                 return Found(found.target, found.source, f"`flask run`: {found.why}")
+        elif (script := _python_file(program.name, source)) is not None:
+            found = _served_in(script, source)
+            if found:
+                return found
         if found is not None:
             return Found(
                 found.target,
@@ -283,6 +295,32 @@ def from_command(text: str, source: Path, env: Mapping[str, str]) -> Found | Non
                 f"the server command `{program.name}` names {found.target}",
             )
     return None
+
+
+def _python_file(name: str, source: Path) -> Path | None:
+    """The source's file a command runs with Python: `python -m pkg` (its `__main__.py`),
+    `python -m pkg.mod` or `python path/to/script.py`; None for any other program."""
+    if name.endswith(".py"):
+        return _inside(source, name)
+    if not _MODULE.match(name):
+        return None
+    for root in _import_roots(source):
+        package = root.joinpath(*name.split("."))
+        if (package / "__main__.py").is_file():
+            return package / "__main__.py"
+        if (module := _module_file(root, name)) is not None and module.name != "__init__.py":
+            return module
+    return None
+
+
+def _served_in(script: Path, source: Path) -> Found | None:
+    """The target a server started in `script`'s code names (`_SERVED_IN_CODE`)."""
+    match = _SERVED_IN_CODE.search(_read(script))
+    found = _as_target(match.group("target"), source, None) if match else None
+    if found is None:
+        return None
+    why = f"the server started in {_shown(script)} names {found.target}"
+    return Found(found.target, found.source, why)
 
 
 def scripts_named(text: str, source: Path) -> list[Path]:

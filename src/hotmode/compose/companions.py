@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hotmode.config import Config
-from hotmode.services import URL_SECRET, Companion, ServiceSpec
+from hotmode.services import URL_SECRET, Companion, ServiceSpec, without_secrets
 
 WAIVERS = "x-hotmode-waivers"
 LABEL = "hotmode.companion"
@@ -47,15 +47,16 @@ def dev_secret_values(config: Config) -> dict[str, str]:
 
 URL_SECRETS_VARIABLE = "HOTMODE_URL_FILES"
 # Runs before the app's server in Docker: puts each secret file's content, URL-quoted, back into
-# the URL it was taken from, then becomes the server. No password is ever written into a Compose
-# file, and the app reads the complete URL it always read. Plain Python: any image has it.
+# the URL it was taken from (or as the whole value, unquoted), then becomes the server. No
+# password is ever written into a Compose file, and the app reads the complete URL (or password)
+# it always read. Plain Python: any image has it.
 URL_SECRETS_LAUNCHER = (
     "import os, sys, urllib.parse as q\n"
     f"for item in os.environ.pop('{URL_SECRETS_VARIABLE}', '').split():\n"
     "    key, name = item.split('=')\n"
-    "    head, tail = os.environ[key].split('@', 1)\n"
     f"    secret = open('{SECRETS_DIR}/' + name).read().rstrip('\\r\\n')\n"
-    "    os.environ[key] = head + ':' + q.quote(secret, safe='') + '@' + tail\n"
+    "    head, at, tail = os.environ.get(key, '').partition('@')\n"
+    "    os.environ[key] = head + ':' + q.quote(secret, safe='') + '@' + tail if at else secret\n"
     "os.execvp(sys.argv[1], sys.argv[1:])\n"
 )
 
@@ -69,7 +70,7 @@ def split_url_secrets(env: Mapping[str, str]) -> tuple[dict[str, str], str]:
         match = URL_SECRET.search(value)
         if match:
             wanted.append(f"{key}={match.group('name')}")
-            value = URL_SECRET.sub("@", value, count=1)
+            value = without_secrets(value)
         plain[key] = value
     return plain, " ".join(wanted)
 
@@ -79,7 +80,12 @@ def fill_url_secrets(env: Mapping[str, str], read: Callable[[str], str]) -> dict
     (a native app reads its files here, on the host)."""
     return {
         key: URL_SECRET.sub(
-            lambda m: ":" + urllib.parse.quote(read(m.group("name")), safe="") + "@", value
+            lambda m: (
+                ":" + urllib.parse.quote(read(m.group("name")), safe="") + "@"
+                if m.group("url")
+                else read(m.group("name"))
+            ),
+            value,
         )
         for key, value in env.items()
     }
