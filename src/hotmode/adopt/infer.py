@@ -377,7 +377,7 @@ def adopt(
                    if k != variable and (k not in base_env or base_env[k] != v)}  # fmt: skip
             if env and overlay.mode == "prod":
                 spec["env"] = env
-            if (folder / f".env.prod.{edition}").is_file() or edition == "saas":
+            if (folder / f".env.prod.{edition}").is_file():
                 spec["env_file"] = f".env.prod.{edition}"
             editions[edition] = spec
     dev_env = {k: v for k, v in _env(dev, app).items()
