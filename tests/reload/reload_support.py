@@ -42,6 +42,15 @@ async def app(scope, receive, send):
             if message["type"] == "websocket.disconnect":
                 return
             await send({"type": "websocket.send", "text": VERSION + ": " + message["text"]})
+    if scope["path"] == "/download":  # a streamed download: 60 lines over about 3 s
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        for i in range(60):
+            line = VERSION.encode() + b" " + str(i).encode() + b"\\n"
+            await send({"type": "http.response.body", "body": line, "more_body": True})
+            await asyncio.sleep(0.05)
+        await send({"type": "http.response.body", "body": b""})
+        return
     if scope["path"] in ("/stream", "/events"):
         kind = b"text/event-stream" if scope["path"] == "/events" else b"text/plain"
         await send({"type": "http.response.start", "status": 200,

@@ -175,6 +175,25 @@ def test_sigkill_of_the_supervisor_leaves_no_process(app_dir: Path, servers: lis
     wait_until(lambda: not any(alive(pid) for pid in tree), timeout=8)
 
 
+def test_a_streamed_download_in_flight_finishes_whole_on_the_old_code(
+    app_dir: Path, servers: list[Server]
+) -> None:
+    # Only an event stream is ended at a reload (its client reconnects); a download cut short
+    # with a last chunk would look complete to its client while missing its end.
+    server = Server(app_dir, "--reload", env={"HOTMODE_DRAIN_TIMEOUT": "20"})
+    servers.append(server)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request("GET", "/download")
+    response = connection.getresponse()
+    assert response.readline() == b"v1 0\n"
+    write_version(app_dir, "v2")
+    server.wait_version("v2", timeout=5)  # the new code serves while the download runs on
+    rest = response.read().decode().splitlines()
+    assert rest == [f"v1 {i}" for i in range(1, 60)]
+    connection.close()
+    assert server.stop() == 143
+
+
 def test_a_long_stream_does_not_hold_a_reload_hostage(app_dir: Path, servers: list[Server]) -> None:
     server = Server(app_dir, "--reload", env={"HOTMODE_DRAIN_TIMEOUT": "1"})
     servers.append(server)

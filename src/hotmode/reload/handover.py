@@ -5,7 +5,7 @@ keep-alive HTTP connection (no request in progress, nothing buffered, nothing le
 the supervisor as a file descriptor (SCM_RIGHTS), which passes it on to the new worker. Bytes the
 client sends meanwhile wait in the kernel and are read by the new code. A connection in the middle
 of a request stops reading once its request is in, finishes it on the old code, and is handed
-over once idle. A streaming response (SSE) is ended properly (its last chunk) so the client
+over once idle. An event stream (SSE) is ended properly (its last chunk) so the client
 reconnects; WebSockets get uvicorn's own shutdown, a close with 1012 ("service restart").
 
 The new worker *adopts* what it is given: asyncio's `connect_accepted_socket` with uvicorn's own
@@ -51,21 +51,27 @@ class Stream:
         self._send = send
         self.started = False
         self.sized = False
+        self.events = False
         self.complete = False
 
     async def send(self, message: Any) -> None:
         kind = message["type"]
         if kind == "http.response.start":
             self.started = True
-            self.sized = any(name.lower() == b"content-length" for name, _ in message["headers"])
+            headers = {bytes(name).lower(): bytes(value) for name, value in message["headers"]}
+            self.sized = b"content-length" in headers
+            self.events = headers.get(b"content-type", b"").lower().startswith(b"text/event-stream")
         elif kind == "http.response.body" and not message.get("more_body", False):
             self.complete = True
         await self._send(message)
 
     @property
     def endable(self) -> bool:
-        """A chunked response under way: ending it now is a valid, complete response."""
-        return self.started and not self.sized and not self.complete
+        """An event stream under way: ending it now is a valid response that its client (an
+        EventSource) reconnects from, to the new code. Any other response (a streamed download)
+        is a request in flight: it finishes on the old worker within the drain bound, and is
+        never cut short into a response that looks complete."""
+        return self.started and self.events and not self.sized and not self.complete
 
     async def end(self) -> None:
         """Send the last chunk, then tell the app its client is gone (its sends are dropped)."""
