@@ -28,6 +28,7 @@ from hotmode.adopt.app import (
     health_probe,
     server_facts,
 )
+from hotmode.adopt.migrations import migration_jobs
 from hotmode.adopt.old import (
     OldFiles,
     OldMode,
@@ -342,6 +343,11 @@ def adopt(
 
     roles = classify((reference.merged or {}).get("services") or {}, app, annotated)
     jobs = app_jobs((reference.merged or {}).get("services") or {}, app, notes)
+    proposed, said = migration_jobs(
+        [command_text(s) for s in services if s], source, taken=jobs.values()
+    )
+    jobs.update({name: command for name, command in proposed.items() if name not in jobs})
+    notes += said
     companions = adopt_companions.infer(
         modes, app, root, default or "default", roles=roles, share_data=share_data, jobs=jobs
     )
