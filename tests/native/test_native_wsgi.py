@@ -16,7 +16,7 @@ import pytest
 
 from helpers import commit, free_port, git, run_hotmode, wait_until
 from native_support import pid_alive
-from reload.wsgi_support import django_project
+from reload.wsgi_support import FLASK_PACKAGE, django_project
 
 pytestmark = pytest.mark.e2e
 
@@ -152,22 +152,6 @@ def test_a_django_project_with_migrate_as_a_job_and_through_exec(tmp_path: Path)
     finally:
         down = run_hotmode(root, "down", "--native")
     assert down.returncode == 0, down.stderr
-
-
-FLASK_PACKAGE = """\
-import os
-from flask import Flask
-
-
-def create_app():
-    app = Flask(__name__)
-
-    @app.get("/")
-    def index():
-        return {"version": "v1", "mode": os.environ["HOTMODE_MODE"]}
-
-    return app
-"""
 
 
 def _server_pid(root: Path) -> int:
