@@ -15,6 +15,7 @@ import pytest
 
 from helpers import run_hotmode
 from hotmode.adopt.app import app_target
+from hotmode.adopt.migrations import migration_jobs
 from hotmode.adopt.targets import find_target
 
 
@@ -266,3 +267,35 @@ def test_init_writes_a_django_projects_target(tmp_path: Path) -> None:
     assert "target config.wsgi:application: Django: WSGI_APPLICATION in config/settings.py" in (
         result.stdout
     )
+
+
+@pytest.mark.skipif(not SURVEYS.is_dir(), reason="../shared/apps is not here")
+def test_flask_db_upgrade_in_the_entrypoint_script_is_proposed_as_a_job() -> None:
+    jobs, notes = migration_jobs(["/code/entrypoint-dev.sh"], SURVEYS / "src")
+    assert jobs == {"db-upgrade": ["python", "-m", "flask", "db", "upgrade"]}
+    assert notes == [
+        "[jobs.db-upgrade]: entrypoint-dev.sh runs `python -m flask db upgrade` before the app: "
+        "a job, before the app in every mode"
+    ]
+
+
+def test_django_migrate_is_proposed_from_evidence_only(tmp_path: Path) -> None:
+    root = _write(
+        tmp_path,
+        {
+            "manage.py": "",
+            "docker/entrypoint.sh": "#!/bin/sh\nset -e\npython manage.py migrate --noinput\n"
+            "exec gunicorn config.wsgi:application\n",
+        },
+    )
+    jobs, _ = migration_jobs(["/app/docker/entrypoint.sh", "gunicorn config.wsgi"], root)
+    assert jobs == {"migrate": ["python", "manage.py", "migrate", "--noinput"]}
+    jobs, _ = migration_jobs(
+        ["sh -c 'python manage.py migrate && python manage.py runserver'"], root
+    )
+    assert jobs == {"migrate": ["python", "manage.py", "migrate"]}
+    # A Django project whose commands only serve: no job, whatever the framework does.
+    assert migration_jobs(["python manage.py runserver 0.0.0.0:8000"], root) == ({}, [])
+    # A migrate service the app waits for is its job already: not proposed twice.
+    taken = [["python", "manage.py", "migrate"]]
+    assert migration_jobs(["/app/docker/entrypoint.sh"], root, taken=taken) == ({}, [])

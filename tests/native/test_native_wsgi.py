@@ -1,7 +1,9 @@
 """`hotmode up --native --dev` with WSGI apps and their database: a Flask app (a factory, its
 SQLite tables made by a declared job, `flask init-db`) and a Django project (laid out by
 startproject, `manage.py migrate` as a declared job and through `hotmode exec`): a save served,
-a broken save leaving the last good version serving, `down` leaving nothing."""
+a broken save leaving the last good version serving, `down` leaving nothing. And native prod: a
+Flask factory in a package and a Django project served by prod's uvicorn through its WSGI
+interface, from `up --native --prod` and from `switch --prod` out of dev, with no reloader."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pytest
 
 from helpers import commit, free_port, git, run_hotmode, wait_until
 from native_support import pid_alive
-from reload.wsgi_support import django_project
+from reload.wsgi_support import FLASK_PACKAGE, django_project
 
 pytestmark = pytest.mark.e2e
 
@@ -45,19 +47,24 @@ def create_app():
     return app
 """
 
-DECLARATION = """\
+PROD_DECLARATION = """\
 name = "{name}"
 source = "app"
 target = "{target}"
 port = {port}
 requirements = "requirements.txt"
+"""
 
+DECLARATION = (
+    PROD_DECLARATION
+    + """
 [dev]
 env = {{ DEBUG = "true", {env} }}
 
 [jobs.{job}]
 command = {command}
 """
+)
 
 
 def _get(port: int) -> dict[str, object] | None:
@@ -69,9 +76,9 @@ def _get(port: int) -> dict[str, object] | None:
         return None
 
 
-def _declare(root: Path, port: int, **values: str) -> None:
+def _declare(root: Path, port: int, declaration: str = DECLARATION, **values: str) -> None:
     (root / "app" / "requirements.txt").write_text("flask\ndjango\n")
-    (root / "hotmode.toml").write_text(DECLARATION.format(port=port, **values))
+    (root / "hotmode.toml").write_text(declaration.format(port=port, **values))
     git(root, "init", "-q")
     commit(root, "init")
 
@@ -145,3 +152,57 @@ def test_a_django_project_with_migrate_as_a_job_and_through_exec(tmp_path: Path)
     finally:
         down = run_hotmode(root, "down", "--native")
     assert down.returncode == 0, down.stderr
+
+
+def _server_pid(root: Path) -> int:
+    return int(json.loads((root / ".hotmode" / "state.json").read_text())["server"]["pid"])
+
+
+def _down(root: Path, pid: int | None) -> None:
+    down = run_hotmode(root, "down", "--native")
+    assert down.returncode == 0, down.stderr
+    if pid is not None:
+        wait_until(lambda: not pid_alive(pid), 10)
+
+
+def _served_in_prod(root: Path, port: int) -> dict[str, object]:
+    served = wait_until(lambda: _get(port), 60)
+    assert isinstance(served, dict)
+    state = json.loads((root / ".hotmode" / "state.json").read_text())
+    assert state["mode"] == "prod"
+    argv = Path(f"/proc/{state['server']['pid']}/cmdline").read_bytes().split(b"\0")
+    assert b"--reload" not in argv and b"wsgi" in argv  # uvicorn's WSGI interface, no reloader
+    return served
+
+
+def test_a_flask_factory_in_a_package_serves_in_native_prod(tmp_path: Path) -> None:
+    root, port = tmp_path / "notes", free_port()
+    (root / "app" / "notes").mkdir(parents=True)
+    (root / "app" / "notes" / "__init__.py").write_text(FLASK_PACKAGE)
+    _declare(root, port, PROD_DECLARATION, name="flask-prod", target="notes:create_app()")
+    pid = None
+    try:
+        up = run_hotmode(root, "up", "--native", "--prod", "--detach", timeout=180)
+        assert up.returncode == 0, up.stdout + up.stderr
+        pid = _server_pid(root)
+        assert _served_in_prod(root, port) == {"version": "v1", "mode": "prod"}
+    finally:
+        _down(root, pid)
+
+
+def test_a_django_project_switched_from_dev_to_prod_serves(tmp_path: Path) -> None:
+    root, port = tmp_path / "site", free_port()
+    django_project(root / "app")
+    _declare(root, port, PROD_DECLARATION, name="django-prod", target="config.wsgi:application")
+    pid = None
+    try:
+        up = run_hotmode(root, "up", "--native", "--dev", "--detach", timeout=180)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert (wait_until(lambda: _get(port), 60) or {}).get("version") == "v1"
+        switched = run_hotmode(root, "switch", "--native", "--prod", timeout=180)
+        assert switched.returncode == 0, switched.stdout + switched.stderr
+        pid = _server_pid(root)
+        served = _served_in_prod(root, port)
+        assert served["version"] == "v1" and served["notes"] == 0
+    finally:
+        _down(root, pid)

@@ -89,6 +89,23 @@ def write_flask_app(folder: Path, version: str = "v1") -> Path:
     return folder
 
 
+# A Flask factory in a package, as prod serves it (`notes:create_app()`).
+FLASK_PACKAGE = """\
+import os
+from flask import Flask
+
+
+def create_app():
+    app = Flask(__name__)
+
+    @app.get("/")
+    def index():
+        return {"version": "v1", "mode": os.environ["HOTMODE_MODE"]}
+
+    return app
+"""
+
+
 def django_project(folder: Path) -> Path:
     """A project as `django-admin startproject config .` lays it out, with an app `notes` (a
     model, a view, a static file) and its database migrated."""

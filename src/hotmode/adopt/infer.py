@@ -28,6 +28,7 @@ from hotmode.adopt.app import (
     health_probe,
     server_facts,
 )
+from hotmode.adopt.migrations import migration_jobs
 from hotmode.adopt.old import (
     OldFiles,
     OldMode,
@@ -414,6 +415,11 @@ def adopt(
     everywhere.update((reference.merged or {}).get("services") or {})
     roles = classify(everywhere, app, annotated)
     jobs = app_jobs((reference.merged or {}).get("services") or {}, app, notes)
+    proposed, said = migration_jobs(
+        [command_text(s) for s in services if s], source, taken=jobs.values()
+    )
+    jobs.update({name: command for name, command in proposed.items() if name not in jobs})
+    notes += said
     companions = adopt_companions.infer(
         modes,
         app,

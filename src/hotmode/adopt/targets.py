@@ -344,6 +344,11 @@ def _script(text: str) -> str:
     return " ; ".join(lines)
 
 
+def read_script(path: Path) -> str:
+    """A shell script of the source as one command line."""
+    return _script(_read(path))
+
+
 def from_commands(texts: Iterable[str], source: Path, env: Mapping[str, str]) -> Found | None:
     """The first target the command lines name, directly or through the scripts they run."""
     texts = list(texts)
@@ -352,7 +357,7 @@ def from_commands(texts: Iterable[str], source: Path, env: Mapping[str, str]) ->
             return found
     for text in texts:
         for script in scripts_named(text, source):
-            if found := from_command(_script(_read(script)), source, env):
+            if found := from_command(read_script(script), source, env):
                 why = f"{found.why} (in {_shown(script)})"
                 return Found(found.target, found.source, why)
     return None

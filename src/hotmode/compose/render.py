@@ -8,6 +8,7 @@ header (a hand edit) unless forced.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -17,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from hotmode import serving
 from hotmode.atomic import write_atomic
 from hotmode.compose import companions, layout
 from hotmode.compose.jobs import job_services, waits_for_jobs
@@ -109,6 +111,10 @@ def _env_files(edition: Edition) -> list[dict[str, Any]]:
     return [{"path": edition.env_file, "required": False}] if edition.env_file else []
 
 
+def _interface(config: Config) -> str | None:
+    return serving.interface(config.source, config.target)
+
+
 def base_document(config: Config) -> dict[str, Any]:
     """Prod, default edition: the source baked in, read-only, non-root, nothing mounted over it."""
     edition = config.default_edition
@@ -129,7 +135,7 @@ def base_document(config: Config) -> dict[str, Any]:
         },
         "image": layout.image_name(config, "prod"),
         "container_name": names["container"],
-        "command": ["uvicorn", config.target, "--host", _HOST, "--port", port],
+        "command": serving.command(config.target, _interface(config), _HOST, port),
         "environment": {
             **edition.env,
             "PORT": port,
@@ -370,6 +376,9 @@ def _requirements_stage(config: Config) -> tuple[str, str]:
 def dockerfile(config: Config) -> str:
     """The multi-stage Dockerfile: `deps`, `dev` (dependencies baked in) and `prod`."""
     copy_requirements, requirements = _requirements_stage(config)
+    kind = _interface(config)
+    # A WSGI app is served through a2wsgi's adapter, as the reload engine serves it in dev.
+    servers = "uvicorn a2wsgi" if kind == serving.WSGI else "uvicorn"
     return f"""\
 ARG BASE_IMAGE={config.base_image}
 
@@ -385,7 +394,7 @@ RUN python3 -m venv /opt/venv
 {copy_requirements}
 # uvicorn with no version: the app's own pin when it has one, so dev and prod serve with the
 # same server (the reload engine says at start what an older one lacks).
-RUN pip install -r {requirements} && pip install uvicorn
+RUN pip install -r {requirements} && pip install {servers}
 
 # dev: dependencies baked in, so nothing installs at start; the source is mounted at run time.
 FROM deps AS dev
@@ -415,7 +424,7 @@ RUN mkdir -p {APP_DIR}/logs && chown {PROD_UID}:{PROD_UID} {APP_DIR}/logs \\
     && chmod -R a-w,a+rX {APP_DIR} && chmod u+w {APP_DIR}/logs
 USER {PROD_UID}:{PROD_UID}
 EXPOSE {config.port}
-CMD ["uvicorn", "{config.target}", "--host", "0.0.0.0", "--port", "{config.port}"]
+CMD {json.dumps(serving.command(config.target, kind, "0.0.0.0", str(config.port)))}
 """
 
 

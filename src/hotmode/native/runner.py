@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hotmode import procs, safefs, source
+from hotmode import procs, safefs, serving, source
 from hotmode.config import Config
 from hotmode.envfile import read_env_file
 from hotmode.errors import StateError
@@ -157,8 +157,9 @@ def build_command(
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     safefs.make_folders(config.root, logs)
     env["LOG_DIR"] = str(logs)
-    argv = [sys.executable, "-m", "uvicorn", config.target, "--app-dir", str(folder)]
-    argv += ["--host", host, "--port", str(port)]
+    kind = serving.interface(folder, config.target)
+    argv = [sys.executable, "-m", *serving.command(config.target, kind, host, str(port))]
+    argv += ["--app-dir", str(folder)]
     return argv, env, served, folder
 
 

@@ -29,8 +29,9 @@ class Node:
 
 
 def parse_imports(source: str, name: str, is_package: bool) -> tuple[set[str], bool]:
-    """The absolute names a module's source imports (for `from a import b`: `a` and `a.b`), and
-    whether it imports by name at run time. Raises SyntaxError."""
+    """The absolute names a module's source imports (`import a.b`: `a` and `a.b`; `from a.b
+    import c`: `a.b` and `a.b.c`), and whether it imports by name at run time. Raises
+    SyntaxError."""
     import ast
 
     tree = ast.parse(source)
@@ -49,8 +50,11 @@ def parse_imports(source: str, name: str, is_package: bool) -> tuple[set[str], b
                 anchor = anchor[: len(anchor) - (node.level - 1)] if node.level > 1 else anchor
                 base = ".".join([*anchor, *([base] if base else [])])
             if base:
-                parts = base.split(".")
-                found.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+                # `base` only, not the packages above it: `from shop.models import User` binds
+                # what shop.models holds, and a save that re-runs shop/__init__.py (where a
+                # factory lives) leaves shop.models as it was (the worker binds it on the new
+                # package). `import a.b` keeps them: it binds `a` and reaches `b` through it.
+                found.add(base)
             found.update(f"{base}.{alias.name}" if base else alias.name for alias in node.names)
         elif isinstance(node, ast.Call):
             func = node.func

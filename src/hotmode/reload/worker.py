@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from types import FrameType
 from typing import Any
 
@@ -29,6 +29,7 @@ from hotmode.reload.apps import TargetError
 from hotmode.reload.handover import Release, Stream, adopt
 from hotmode.reload.lifeline import bind_to_parent
 from hotmode.reload.protocol import StatusWriter, WorkerSpec, receive_message, send_message
+from hotmode.reload.reimport import forget
 from hotmode.reload.rules import is_app_file
 
 # uvicorn's own code for a failed lifespan startup.
@@ -69,17 +70,6 @@ def preloadable_modules(roots: tuple[str, ...]) -> list[str]:
         if not is_app_file(os.path.abspath(filename), roots):
             names.append(name)
     return names
-
-
-def forget(names: Iterable[str]) -> None:
-    """Unload modules, so that importing them runs their code again: out of sys.modules, and off
-    their package (`from package import module` takes the package's attribute if it is there)."""
-    for name in names:
-        module = sys.modules.pop(name, None)
-        parent, _, child = name.rpartition(".")
-        package = sys.modules.get(parent) if parent else None
-        if module is not None and getattr(package, child, None) is module:
-            delattr(package, child)
 
 
 def app_modules(roots: tuple[str, ...], preloaded: set[str]) -> dict[str, Any]:
